@@ -1,0 +1,3 @@
+"""tminus: executable release and migration runbooks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The runbook spec: models, loading with source positions, templating, validation, schema."""

@@ -1,0 +1,86 @@
+"""A loaded runbook: the validated model plus where it came from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tminus.errors import Location
+from tminus.spec.models import Runbook, Step
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class SourceMap:
+    """Maps a path inside the document (('phases', 0, 'steps', 2, 'run')) to its position."""
+
+    file: str
+    positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # 1-based line, column
+
+    def locate(self, path: PathKey) -> Location:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.positions:
+                line, col = self.positions[p]
+                return Location(self.file, line, col)
+            p = p[:-1]
+        return Location(self.file, 1, 1)
+
+
+@dataclass
+class RunbookDocument:
+    """What the loader returns and the engine consumes."""
+
+    runbook: Runbook
+    path: Path
+    text: str
+    source: SourceMap
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def locate(self, step: Step, *rest: str | int) -> Location:
+        return self.source.locate((*step.path, *rest))
+
+    def step_by_key(self) -> dict[str, Step]:
+        return {s.key: s for s in self.runbook.all_steps()}
+
+
+def path_to_str(path: PathKey) -> str:
+    """('phases', 0, 'steps', 2) -> 'phases[0].steps[2]'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def assign_keys(runbook: Runbook) -> None:
+    """Give every step its path and key (the path as text), so positions and ledger rows agree."""
+
+    def visit_one(s: Step, p: PathKey) -> None:
+        s._path = p
+        s._key = path_to_str(p)
+        if s.wait is not None:
+            visit_one(s.wait.check, (*p, "wait", "check"))
+        if s.undo:
+            visit(s.undo, (*p, "undo"))
+
+    def visit(steps: list[Step], base: PathKey) -> None:
+        for i, s in enumerate(steps):
+            visit_one(s, (*base, i))
+
+    for gi, g in enumerate(runbook.gates):
+        visit(g.checks, ("gates", gi, "checks"))
+    for pi, ph in enumerate(runbook.phases):
+        visit(ph.steps, ("phases", pi, "steps"))
+        visit(ph.undo, ("phases", pi, "undo"))
+    visit(runbook.verify, ("verify",))
+    visit(runbook.rollback, ("rollback",))

@@ -1,0 +1,345 @@
+"""The runbook format, version 1, as pydantic models.
+
+The spec describes *what* a runbook asks for; it never imports the code that executes it
+(tminus.kinds, tminus.engine). Every step is a mapping with common fields (defined once, on
+`Step`) and exactly one key naming its kind (`run`, `http`, `sql`, ...), whose value is that
+kind's configuration model below.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from tminus.durations import parse_duration
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda v: v, return_type=float),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: 500ms, 30s, 5m, 1h30m, or a number of seconds.",
+        }
+    ),
+]
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+OnFailure = Literal["rollback", "abort", "continue"]
+
+
+class Spec(BaseModel):
+    """Base of every spec model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Retry(Spec):
+    """Retry a failing step. Every attempt is recorded in the ledger."""
+
+    attempts: int = Field(3, ge=1, description="Total attempts, the first included.")
+    interval: Duration = Field(1.0, description="Wait before the second attempt.")
+    backoff: float = Field(1.0, ge=1.0, description="Multiply the interval by this after each attempt.")
+    max_interval: Duration | None = Field(None, description="Upper bound of the interval.")
+    timeout: Duration | None = Field(None, description="Give up when all attempts together exceed this.")
+
+
+# --- kind configurations ---------------------------------------------------------------
+
+
+class RunSpec(Spec):
+    """A shell command. Outputs: stdout, stderr, exit_code."""
+
+    command: str
+    shell: str = Field("/bin/sh", description="Interpreter invoked as SHELL -c COMMAND.")
+    cwd: str | None = Field(None, description="Working directory, relative to the runbook's folder.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    stdin: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"command": data} if isinstance(data, str) else data
+
+
+class HttpSpec(Spec):
+    """An HTTP request. Outputs: status, headers, json, body."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_body: Any = Field(None, alias="json", description="A JSON body (sets Content-Type).")
+    follow_redirects: bool = False
+    verify_tls: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpSpec:
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give either 'body' or 'json', not both")
+        return self
+
+
+class SqlSpec(Spec):
+    """A SQL query through SQLAlchemy. Outputs: rows, scalar, rowcount."""
+
+    url: str = Field(description="SQLAlchemy URL: sqlite:///path.db, postgresql+psycopg://user@host/db")
+    query: str | None = None
+    file: str | None = Field(None, description="A .sql file, relative to the runbook's folder.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Bound parameters (:name).")
+    write: bool = Field(
+        False,
+        description="false: run in a read-only transaction (a check); true: commit changes (an action).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SqlSpec:
+        if (self.query is None) == (self.file is None):
+            raise ValueError("give exactly one of 'query' or 'file'")
+        return self
+
+
+class FileSpec(Spec):
+    """Files by path or glob (** recurses), and whether they contain a text or pattern."""
+
+    path: str = Field(description="A path or glob, relative to the runbook's folder.")
+    exists: bool | None = Field(None, description="true: at least one file matches; false: none does.")
+    contains: str | None = Field(None, description="Every matched file contains this.")
+    not_contains: str | None = Field(None, description="No matched file contains this.")
+    regex: bool = Field(False, description="Treat contains/not_contains as regular expressions.")
+
+
+class TcpSpec(Spec):
+    """A TCP port is open (accepts a connection) or closed."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    state: Literal["open", "closed"] = "open"
+
+
+class EnvSpec(Spec):
+    """Environment variables present, absent, equal or not equal to a value."""
+
+    present: list[str] = Field(default_factory=list)
+    absent: list[str] = Field(default_factory=list)
+    equals: dict[str, str] = Field(default_factory=dict)
+    not_equal: dict[str, str | list[str]] = Field(default_factory=dict)
+
+
+class ManualSpec(Spec):
+    """An operator confirms something only a person can do."""
+
+    prompt: str
+    instructions: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"prompt": data} if isinstance(data, str) else data
+
+
+class WaitSpec(Spec):
+    """Repeat a nested check every `interval` until it passes or the step's timeout passes."""
+
+    check: Step
+    interval: Duration = 1.0
+
+
+# The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
+# model here and a module under tminus/kinds registering an executor for the same name.
+KIND_FIELDS: tuple[str, ...] = ("run", "http", "sql", "file", "tcp", "env", "wait", "manual")
+
+
+class Step(Spec):
+    """One step: common fields plus exactly one kind key."""
+
+    name: str | None = Field(None, description="What the step does, in words.")
+    id: Identifier | None = Field(None, description="Refer to outputs as steps.<id>.<output>.")
+    timeout: Duration | None = Field(None, description="Kill the step after this long.")
+    retry: Retry | None = None
+    when: str | None = Field(None, description="A Jinja2 expression; the step is skipped when false.")
+    on_failure: OnFailure | None = Field(
+        None, description="rollback (default in phases), abort (stop, no undo), or continue."
+    )
+    idempotent: bool | None = Field(None, description="Safe to run again after a crash (checks are).")
+    expect: list[str] | None = Field(None, description="Expectations, e.g. 'status == 200'.")
+    undo: list[Step] | None = Field(None, description="Steps that reverse this one.")
+    after_rollback: bool = Field(True, description="Verify checks only: run again after a rollback.")
+    secret_output: bool = Field(False, description="Mask this step's outputs everywhere.")
+
+    run: RunSpec | None = None
+    http: HttpSpec | None = None
+    sql: SqlSpec | None = None
+    file: FileSpec | None = None
+    tcp: TcpSpec | None = None
+    env: EnvSpec | None = None
+    wait: WaitSpec | None = None
+    manual: ManualSpec | None = None
+
+    # Set by the loader after validation: the step's place in the runbook.
+    _key: str = PrivateAttr("")
+    _path: tuple[str | int, ...] = PrivateAttr(())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            kinds = [k for k in KIND_FIELDS if k in data]
+            if not kinds:
+                raise ValueError(
+                    "a step needs exactly one kind key: " + ", ".join(KIND_FIELDS)
+                )
+            if len(kinds) > 1:
+                raise ValueError(f"a step has exactly one kind key, found {len(kinds)}: {', '.join(kinds)}")
+        return data
+
+    @property
+    def kind(self) -> str:
+        for k in KIND_FIELDS:
+            if getattr(self, k) is not None:
+                return k
+        raise AssertionError("validated step without a kind")
+
+    @property
+    def is_check(self) -> bool:
+        """A check has no side effects: safe to repeat after a crash, needs no undo."""
+        kind = self.kind
+        if kind in ("file", "tcp", "env", "wait"):
+            return True
+        if kind == "http":
+            assert self.http is not None
+            return self.http.method.upper() in ("GET", "HEAD", "OPTIONS")
+        if kind == "sql":
+            assert self.sql is not None
+            return not self.sql.write
+        return False  # run, manual: they change the world or depend on a person
+
+    @property
+    def config(self) -> Spec:
+        cfg = getattr(self, self.kind)
+        assert isinstance(cfg, Spec)
+        return cfg
+
+    @property
+    def key(self) -> str:
+        """Stable address of the step in the runbook, e.g. `phase:migrate/2` or `gate:build/0`."""
+        return self._key
+
+    @property
+    def path(self) -> tuple[str | int, ...]:
+        return self._path
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id or f"{self.kind} step"
+
+
+WaitSpec.model_rebuild()
+
+
+class Gate(Spec):
+    """A named group of checks; every gate must pass before anything changes."""
+
+    name: str
+    description: str | None = None
+    checks: list[Step] = Field(min_length=1)
+
+
+class Phase(Spec):
+    """Steps performed in order, with undo steps that reverse the phase."""
+
+    name: str
+    id: Identifier | None = None
+    description: str | None = None
+    budget: Duration | None = Field(None, description="Planned duration; the T+ timeline adds these up.")
+    steps: list[Step] = Field(min_length=1)
+    undo: list[Step] = Field(default_factory=list, description="Run in order when the phase is rolled back.")
+
+
+class EnvManifest(Spec):
+    """Environment variables an environment requires, and values it forbids."""
+
+    required: list[str] = Field(default_factory=list)
+    forbidden: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="NAME: value (or list of values) that must not be set."
+    )
+
+
+class Environment(Spec):
+    """Per-environment overrides."""
+
+    description: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    env: EnvManifest = Field(default_factory=EnvManifest)
+
+
+class Decision(Spec):
+    """Go/no-go after verify: `auto` decides from the checks, `manual` asks an operator."""
+
+    mode: Literal["auto", "manual"] = "auto"
+    timeout: Duration | None = Field(None, description="manual: silence for this long means no-go.")
+    prompt: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"mode": data} if isinstance(data, str) else data
+
+
+class Runbook(Spec):
+    """A runbook, version 1."""
+
+    version: Literal[1] = 1
+    name: str
+    description: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    secrets: list[str] = Field(
+        default_factory=list, description="Environment variables whose values are masked."
+    )
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    gates: list[Gate] = Field(default_factory=list)
+    phases: list[Phase] = Field(default_factory=list)
+    verify: list[Step] = Field(default_factory=list)
+    decision: Decision = Field(default_factory=lambda: Decision())
+    rollback: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+
+    def all_steps(self) -> list[Step]:
+        """Every step in document order, nested undo and wait checks included."""
+        out: list[Step] = []
+
+        def visit(steps: list[Step]) -> None:
+            for s in steps:
+                out.append(s)
+                if s.wait is not None:
+                    visit([s.wait.check])
+                if s.undo:
+                    visit(s.undo)
+
+        for g in self.gates:
+            visit(g.checks)
+        for p in self.phases:
+            visit(p.steps)
+            visit(p.undo)
+        visit(self.verify)
+        visit(self.rollback)
+        return out
