@@ -1,0 +1,148 @@
+"""`http`: one request through a per-run, thread-safe httpx client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.registry import register
+from tminus.spec.models import HttpSpec
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_TIMEOUT = 30.0
+BODY_EXCERPT = 2000
+# Credentials often travel in headers that are not declared as runbook secrets: never record them.
+_SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"}
+)
+_client_lock = threading.Lock()  # gate checks run concurrently and may race to create the client
+
+
+@register(
+    "http",
+    default_expect=("status < 400",),
+    queries=("status", "headers", "body", "json", "duration"),
+)
+def execute(config: HttpSpec, ctx: StepContext) -> Observation:
+    import httpx
+
+    method = config.method.upper()
+    evidence: dict[str, Any] = {
+        "method": method,
+        "url": config.url,
+        "request_headers": _redact(config.headers),
+    }
+    if ctx.cancel.is_set():
+        return Observation(error="interrupted before the request (the run was cancelled)", evidence=evidence)
+    timeout = ctx.timeout or DEFAULT_TIMEOUT
+    client = client_for(ctx.shared, verify=config.verify_tls)
+    start = time.perf_counter()
+    try:
+        response = client.request(
+            method,
+            config.url,
+            headers=config.headers,
+            content=config.body,
+            json=config.json_body,
+            follow_redirects=config.follow_redirects,
+            timeout=timeout,
+        )
+    except httpx.TimeoutException as exc:
+        return Observation(
+            error=f"{method} {config.url} timed out after {timeout:.1f}s ({type(exc).__name__})",
+            timed_out=True,
+            evidence=evidence,
+        )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return Observation(error=f"{method} {config.url} failed: {_describe(exc)}", evidence=evidence)
+    duration_ms = (time.perf_counter() - start) * 1000.0
+
+    body = response.text
+    # items() merges repeated headers into one comma-separated value.
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    values: dict[str, Any] = {
+        "status": response.status_code,
+        "headers": headers,
+        "body": body,
+        "duration": duration_ms,
+    }
+    outputs: dict[str, Any] = {"status": response.status_code, "headers": headers, "body": body}
+    parsed = _parse_json(body, headers.get("content-type", ""))
+    if parsed is not _NOT_JSON:
+        values["json"] = parsed
+        outputs["json"] = parsed
+    evidence.update(
+        status=response.status_code,
+        response_headers=_redact(headers),
+        body=_excerpt(body),
+        duration_ms=round(duration_ms, 1),
+    )
+    if str(response.url) != config.url:
+        evidence["final_url"] = str(response.url)
+    return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def client_for(shared: dict[str, Any], *, verify: bool) -> httpx.Client:
+    """The run's client; a second one only for steps that disable TLS verification,
+    since httpx fixes `verify` per client."""
+    key = "http.client" if verify else "http.client.insecure"
+    client = shared.get(key)
+    if client is None:
+        with _client_lock:
+            client = shared.get(key)
+            if client is None:
+                import httpx
+
+                client = httpx.Client(verify=verify, timeout=DEFAULT_TIMEOUT)
+                shared[key] = client
+    return client
+
+
+def close_shared(shared: dict[str, Any]) -> None:
+    """Close the run's clients (the engine calls this when the run ends)."""
+    for key in ("http.client", "http.client.insecure"):
+        client = shared.pop(key, None)
+        if client is not None:
+            client.close()
+
+
+def _describe(exc: Exception) -> str:
+    """The root cause, e.g. 'connection refused ([Errno 111] Connection refused)'."""
+    import httpx
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in text.lower():
+            return f"connection refused ({text}); is the service listening?"
+        return f"could not connect ({text})"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return f"invalid URL ({text}); expected http(s)://host[:port]/path"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _redact(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("***" if k.lower() in _SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+def _excerpt(body: str) -> str:
+    if len(body) <= BODY_EXCERPT:
+        return body
+    return body[:BODY_EXCERPT] + f"\n[... {len(body) - BODY_EXCERPT} characters truncated ...]"
+
+
+_NOT_JSON = object()
+
+
+def _parse_json(body: str, content_type: str) -> Any:
+    stripped = body.lstrip()
+    if "json" not in content_type and not stripped.startswith(("{", "[")):
+        return _NOT_JSON
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _NOT_JSON

@@ -1,0 +1,289 @@
+"""`sql`: statements through SQLAlchemy, read-only and rolled back unless `write: true`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.registry import register
+from tminus.spec.models import SqlSpec
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+STATEMENT_EXCERPT = 2000
+EVIDENCE_ROWS = 20
+_engines_lock = threading.Lock()
+
+
+@register("sql", queries=("rows", "count", "scalar", "rowcount"))
+def execute(config: SqlSpec, ctx: StepContext) -> Observation:
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+    if config.file is not None:
+        try:
+            source = (ctx.base_dir / config.file).read_text(encoding="utf-8")
+        except OSError as exc:
+            return Observation(error=f"cannot read SQL file {config.file}: {exc.strerror or exc}")
+    else:
+        source = config.query or ""
+    try:
+        engine = engine_for(ctx.shared, config.url, ctx.base_dir, write=config.write)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        return Observation(error=f"bad database URL {config.url!r}: {exc}")
+    evidence: dict[str, Any] = {
+        "url": engine.url.render_as_string(hide_password=True),
+        "statement": source[:STATEMENT_EXCERPT],
+    }
+    statements = split_statements(source, sqlite=engine.dialect.name == "sqlite")
+    if not statements:
+        return Observation(error="the SQL is empty; give a statement in 'query' or 'file'", evidence=evidence)
+
+    guard = _Guard(ctx, write=config.write)
+    start = time.perf_counter()
+    try:
+        rows, rowcount = _run(engine, statements, config, guard)
+    except (_Stopped, SQLAlchemyError) as exc:
+        evidence["duration_ms"] = round((time.perf_counter() - start) * 1000.0, 1)
+        cause = str(exc.orig).strip() if isinstance(exc, DBAPIError) else str(exc)
+        if guard.stopped == "timeout" or "statement timeout" in cause:
+            waited = ctx.timeout if ctx.timeout is not None else evidence["duration_ms"] / 1000
+            return Observation(error=f"timed out after {waited:.1f}s", timed_out=True, evidence=evidence)
+        if guard.stopped == "cancel":
+            return Observation(error="interrupted (the run was cancelled)", evidence=evidence)
+        return Observation(error=f"database error: {cause}", evidence=evidence)
+    duration_ms = (time.perf_counter() - start) * 1000.0
+
+    values: dict[str, Any] = {"rows": rows, "count": len(rows), "rowcount": rowcount}
+    outputs: dict[str, Any] = {"rows": rows, "rowcount": rowcount, "scalar": None}
+    if rows:
+        values["scalar"] = outputs["scalar"] = next(iter(rows[0].values()), None)
+    evidence.update(rows=rows[:EVIDENCE_ROWS], rowcount=rowcount, duration_ms=round(duration_ms, 1))
+    if len(rows) > EVIDENCE_ROWS:
+        evidence["rows_total"] = len(rows)
+    return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def _run(engine: Engine, statements: list[str], config: SqlSpec, guard: _Guard) -> tuple[list[dict[str, Any]], int]:
+    """Execute every statement in one transaction. Rows come from the last statement that
+    returns rows; rowcount adds up rows affected (DML) or returned (queries)."""
+    from sqlalchemy import text
+
+    rows: list[dict[str, Any]] = []
+    rowcount = 0
+    with engine.connect() as conn, guard.watch(conn):
+        plain = conn.execution_options(no_parameters=True)
+        for stmt in statements:
+            guard.check()
+            if config.params:
+                result = conn.execute(text(_escape_literal_colons(stmt)), config.params)
+            else:
+                # No text(): a colon inside a literal ('{"a":1}') must not become a parameter.
+                result = plain.exec_driver_sql(stmt)
+            if result.returns_rows:
+                rows = [{str(k): _json_safe(v) for k, v in r._mapping.items()} for r in result]
+                rowcount += len(rows)
+            else:
+                rowcount += max(result.rowcount, 0)
+        if config.write:
+            conn.commit()
+        else:
+            conn.rollback()
+    return rows, rowcount
+
+
+class _Stopped(Exception):
+    """Raised between statements when the step is cancelled or out of time."""
+
+
+class _Guard:
+    """Enforces read-only mode, the step timeout and cancel on one connection."""
+
+    def __init__(self, ctx: StepContext, *, write: bool):
+        self.cancel = ctx.cancel
+        self.timeout = ctx.timeout
+        self.deadline = time.monotonic() + ctx.timeout if ctx.timeout is not None else None
+        self.write = write
+        self.stopped: str | None = None
+
+    def check(self) -> None:
+        """Between statements: stop when cancelled or out of time."""
+        if self._interrupted():
+            raise _Stopped(self.stopped)
+
+    def _interrupted(self) -> bool:
+        if self.cancel.is_set():
+            self.stopped = "cancel"
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped = "timeout"
+        return self.stopped is not None
+
+    @contextmanager
+    def watch(self, conn: Connection) -> Iterator[None]:
+        raw: Any = conn.connection.dbapi_connection
+        if conn.dialect.name == "sqlite":
+            # The progress handler aborts a running statement without a watcher thread.
+            raw.set_progress_handler(self._interrupted, 10_000)
+            if not self.write:
+                conn.exec_driver_sql("PRAGMA query_only = ON")
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, 10_000)
+                if not self.write:
+                    conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection is pooled
+            return
+        if conn.dialect.name == "postgresql":
+            if not self.write:
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if self.timeout is not None:
+                ms = max(1, int(self.timeout * 1000))
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            with _cancel_watcher(self, lambda: raw.cancel_safe()):
+                yield
+            return
+        yield  # other databases: rollback is the only read-only guarantee
+
+
+@contextmanager
+def _cancel_watcher(guard: _Guard, cancel_query: Callable[[], None]) -> Iterator[None]:
+    """Cancel the running PostgreSQL statement when the run is interrupted."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if guard.cancel.is_set():
+                guard.stopped = "cancel"
+                cancel_query()
+                return
+
+    thread = threading.Thread(target=watch, name="tminus-sql-cancel", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool = True) -> Engine:
+    """The run's engine for `url`; relative SQLite paths are relative to the runbook's folder."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database or ""
+        if db and db != ":memory:" and not db.startswith("file:"):
+            path = Path(db) if Path(db).is_absolute() else base_dir / db
+            if not write and not path.exists():
+                # A read-only check must not create an empty database by accident.
+                raise ValueError(f"SQLite database {path} does not exist; check the path")
+            parsed = parsed.set(database=str(path))
+    key = parsed.render_as_string(hide_password=False)
+    with _engines_lock:
+        engines: dict[str, Engine] = shared.setdefault("sql.engines", {})
+        engine = engines.get(key)
+        if engine is None:
+            if parsed.get_backend_name() == "sqlite":
+                engine = create_engine(parsed)
+                # pysqlite skips BEGIN before DDL; emit our own so a file is one transaction.
+                event.listen(engine, "connect", _sqlite_autocommit_off)
+                event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            elif parsed.get_backend_name() == "postgresql":
+                engine = create_engine(parsed, connect_args={"connect_timeout": 10})
+            else:
+                engine = create_engine(parsed)
+            engines[key] = engine
+    return engine
+
+
+def _sqlite_autocommit_off(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+
+
+def close_shared(shared: dict[str, Any]) -> None:
+    """Dispose the run's engines (the engine calls this when the run ends)."""
+    for engine in shared.pop("sql.engines", {}).values():
+        engine.dispose()
+
+
+# --- statements ---------------------------------------------------------------------------
+
+# Quoted strings and identifiers, comments and PostgreSQL dollar-quoted bodies, so a `;` inside
+# them does not split a statement.
+_TOKEN = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|/\*.*?\*/"""
+    r"""|(?<!\w)\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$|;""",
+    re.DOTALL,
+)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def split_statements(sql: str, *, sqlite: bool = False) -> list[str]:
+    """Split a script on top-level semicolons. For SQLite, pieces are joined back until
+    sqlite3 calls them complete (a trigger body holds `;` between BEGIN and END)."""
+    pieces: list[str] = []
+    start = 0
+    for m in _TOKEN.finditer(sql):
+        if m.group() == ";":
+            pieces.append(sql[start : m.start()])
+            start = m.end()
+    pieces.append(sql[start:])
+    if sqlite:
+        merged: list[str] = []
+        pending = ""
+        for piece in pieces:
+            pending = f"{pending};{piece}" if pending else piece
+            if sqlite3.complete_statement(pending + ";"):
+                merged.append(pending)
+                pending = ""
+        if pending:
+            merged.append(pending)
+        pieces = merged
+    return [p.strip() for p in pieces if _COMMENT.sub("", p).strip()]
+
+
+def _escape_literal_colons(stmt: str) -> str:
+    """text() treats every `:name` as a parameter, even inside quotes; escape those."""
+
+    def esc(m: re.Match[str]) -> str:
+        tok = m.group()
+        return tok if tok == ";" else tok.replace(":", "\\:")
+
+    return _TOKEN.sub(esc, stmt)
+
+
+def _json_safe(value: Any) -> Any:
+    """Database values as JSON: ledger evidence and expectations need plain types."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    return str(value)
