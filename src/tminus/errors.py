@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tminus.ledger.records import LeaseRecord
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,16 @@ class ExpectationSyntaxError(TminusError):
 
 
 class LockHeld(TminusError):
-    """Another run holds the lease for this runbook and environment."""
+    """Another run holds the lease for this runbook and environment.
+
+    `holder` is the tminus.ledger.LeaseRecord found; `stale` is True when that holder is gone
+    (dead process or no heartbeat), which still needs `tminus unlock`, never a silent takeover.
+    """
+
+    def __init__(self, message: str, *, holder: LeaseRecord | None = None, stale: bool = False):
+        self.holder = holder
+        self.stale = stale
+        super().__init__(message)
 
 
 class LedgerError(TminusError):

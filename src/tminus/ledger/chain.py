@@ -1,0 +1,137 @@
+"""The hash chain: how events are hashed, and how a run's chain is checked. Pure functions, no database.
+
+Each run's chain starts from a genesis hash over the run's own details (runbook, text, environment,
+operator, host, start time), so editing the run row is detected like editing an event. Event n
+carries prev_hash (event n-1's hash, or the genesis) and
+hash = sha256(prev_hash + canonical JSON of [run_id, seq, type, step_key, at, data]), an
+HMAC-SHA256 when the ledger is keyed: without the key nobody can rewrite a whole chain consistently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+_KEY_CHECK = "tminus-ledger-key-check"
+
+
+def canonical(value: Any) -> str:
+    """One text per value: sorted keys, no whitespace, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)  # Path, Decimal, UUID, enums: their text is the evidence
+
+
+def normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], str]:
+    """Event data as plain JSON (what is stored and hashed) and its canonical text.
+
+    Going through json once makes what we hash exactly what a later reader loads back
+    (tuples become lists, non-string keys become strings, unknown types become text).
+    """
+    plain: dict[str, Any] = json.loads(json.dumps(dict(data), default=_fallback))
+    return plain, canonical(plain)
+
+
+@dataclass(frozen=True)
+class Hasher:
+    key: bytes | None = None
+
+    def digest(self, text: str) -> str:
+        raw = text.encode()
+        if self.key is None:
+            return hashlib.sha256(raw).hexdigest()
+        return hmac.new(self.key, raw, hashlib.sha256).hexdigest()
+
+    def key_check(self) -> str:
+        """Stored in meta so a wrong key is reported as such, not as a chain of mismatches."""
+        return self.digest(_KEY_CHECK)
+
+    def genesis(self, run: Mapping[str, Any]) -> str:
+        text_hash = hashlib.sha256((run["runbook_text"] or "").encode()).hexdigest()
+        identity = [
+            run["id"], run["runbook_name"], run["runbook_path"], run["content_hash"], text_hash,
+            run["environment"], run["operator"], run["host"], run["pid"], run["kind"],
+            run["parent_run_id"], run["started_at"],
+        ]
+        return self.digest("run:" + canonical(identity))
+
+    def event(
+        self, prev_hash: str, run_id: str, seq: int, type_: str, step_key: str | None, at: str, data_text: str
+    ) -> str:
+        # Equal to prev_hash + canonical([run_id, seq, type, step_key, at, data]) for canonical
+        # data_text, without serialising the data a second time on the hot path.
+        head = canonical([run_id, seq, type_, step_key, at])
+        return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    type: str
+    step_key: str | None
+    at: str
+    data_text: str
+    prev_hash: str
+    hash: str
+
+
+def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[StoredEvent]) -> list[str]:
+    """Problems in one run's chain, in human words; [] when intact. `events` in seq order."""
+    rid = run["id"]
+    problems: list[str] = []
+    genesis = hasher.genesis(run)
+    prev_seq, prev_hash = 0, genesis
+    for e in events:
+        label = f"run {rid}: event {e.seq} ({e.type})"
+        if e.seq != prev_seq + 1:
+            gap = f"event {prev_seq + 1}" if e.seq == prev_seq + 2 else f"events {prev_seq + 1}-{e.seq - 1}"
+            problems.append(f"run {rid}: {gap} missing - deleted from the ledger after being written")
+        elif e.prev_hash != prev_hash:
+            if prev_seq == 0:
+                problems.append(
+                    f"{label} does not link to the run's recorded details - the run's runbook, text, "
+                    "environment, operator, host or start time, or this event's prev_hash, was changed"
+                )
+            else:
+                problems.append(
+                    f"{label} does not link to event {prev_seq}: its prev_hash was changed, "
+                    "or events were replaced or reordered"
+                )
+        try:
+            data_text = canonical(json.loads(e.data_text))
+        except ValueError:
+            problems.append(f"{label} data is not valid JSON - the event was changed after it was written")
+        else:
+            if hasher.event(e.prev_hash, rid, e.seq, e.type, e.step_key, e.at, data_text) != e.hash:
+                problems.append(f"{label} hash mismatch - the event was changed after it was written")
+        prev_seq, prev_hash = e.seq, e.hash
+
+    count, head = run["event_count"], run["head_hash"]
+    if prev_seq < count:
+        missing = f"event {count}" if prev_seq + 1 == count else f"events {prev_seq + 1}-{count}"
+        problems.append(
+            f"run {rid}: {missing} missing at the end - the run records {count} events "
+            f"but the ledger holds {prev_seq}; they were deleted"
+        )
+    elif prev_seq > count:
+        problems.append(
+            f"run {rid}: {prev_seq - count} event(s) after the run's recorded last event {count} - "
+            "added outside tminus, or the run's event count was changed"
+        )
+    elif prev_hash != head:
+        what = "its recorded details were changed" if count == 0 else "the last event was replaced"
+        problems.append(f"run {rid}: the run's head hash does not match its chain - {what}")
+    return problems

@@ -1,0 +1,116 @@
+"""What the ledger hands out: frozen, JSON-safe records. No SQLAlchemy here (start-up stays light)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now_iso() -> str:
+    """UTC timestamp with microseconds, so runs started within one millisecond still sort."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def iso_from_epoch(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def epoch_from_iso(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 checks without signalling)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists but belongs to another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunRecord(_Record):
+    id: str
+    runbook_name: str
+    runbook_path: str
+    content_hash: str
+    runbook_text: str
+    environment: str
+    operator: str
+    host: str
+    pid: int
+    kind: str
+    parent_run_id: str | None
+    status: str
+    exit_code: int | None
+    reason: str | None
+    started_at: str
+    finished_at: str | None
+    event_count: int
+    head_hash: str
+
+
+@dataclass(frozen=True)
+class EventRecord(_Record):
+    run_id: str
+    seq: int
+    type: str
+    step_key: str | None
+    at: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ApprovalRecord(_Record):
+    id: int
+    run_id: str
+    step_key: str | None
+    approved: bool
+    by: str
+    host: str
+    reason: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class LeaseRecord(_Record):
+    key: str
+    run_id: str
+    operator: str
+    host: str
+    pid: int
+    acquired_at: str  # ISO UTC
+    heartbeat_at: str  # ISO UTC; renewed every ttl/3 while the run lives
+    ttl: float  # seconds without a heartbeat after which the holder counts as gone
+
+    def stale_reason(self, now: datetime | None = None) -> str | None:
+        """Why the holder is gone, or None while it looks alive.
+
+        Heartbeats are compared with this machine's clock: hosts sharing a PostgreSQL ledger
+        must keep their clocks in sync (NTP) to within a fraction of the ttl.
+        """
+        if self.host == socket.gethostname() and not pid_alive(self.pid):
+            return f"process {self.pid} on {self.host} is no longer running"
+        current = (now or datetime.now(UTC)).timestamp()
+        silent = current - epoch_from_iso(self.heartbeat_at)
+        if silent > self.ttl:
+            return f"no heartbeat for {silent:.0f}s (ttl {self.ttl:g}s)"
+        return None
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        return self.stale_reason(now) is not None
