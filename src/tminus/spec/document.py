@@ -18,6 +18,8 @@ class SourceMap:
 
     file: str
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # 1-based line, column
+    # Strings written in quotes: their text starts one column after their position.
+    quoted: set[PathKey] = field(default_factory=set)
 
     def locate(self, path: PathKey) -> Location:
         """The position of `path`, or of its nearest ancestor that has one."""

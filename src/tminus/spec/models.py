@@ -18,6 +18,7 @@ from pydantic import (
     PlainSerializer,
     PrivateAttr,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -133,8 +134,22 @@ class TcpSpec(Spec):
     """A TCP port is open (accepts a connection) or closed."""
 
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    port: int | str = Field(description="1-65535, or a template such as '{{ vars.port }}'.")
     state: Literal["open", "closed"] = "open"
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | str) -> int | str:
+        # A template is rendered (and this check repeated) just before the step runs.
+        if isinstance(value, str) and "{{" in value:
+            return value
+        try:
+            port = int(value)
+        except ValueError:
+            raise ValueError(f"expected a port number (1-65535) or a template, got '{value}'") from None
+        if not 1 <= port <= 65535:
+            raise ValueError(f"a port is between 1 and 65535, got {port}")
+        return port
 
 
 class EnvSpec(Spec):
@@ -211,6 +226,8 @@ class Step(Spec):
                 )
             if len(kinds) > 1:
                 raise ValueError(f"a step has exactly one kind key, found {len(kinds)}: {', '.join(kinds)}")
+            if data[kinds[0]] is None:  # `manual:` with nothing after it: a step without a kind
+                raise ValueError(f"the kind key '{kinds[0]}' has no value")
         return data
 
     @property

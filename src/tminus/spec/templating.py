@@ -1,0 +1,293 @@
+"""Rendering `{{ ... }}` templates in step configurations, expectations and `when:` expressions.
+
+Context names: `vars`, `env` (the process environment), `steps` (id -> outputs of steps that
+ran), `run` (facts about this run) and `secrets` (NAME -> value of a declared secret). Undefined
+names are errors, never empty strings: a typo must not turn `rm -rf {{ vars.dir }}/` into
+`rm -rf /`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.parser import Parser
+from pydantic import BaseModel, ValidationError
+
+from tminus.errors import TemplateError
+
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+MIN_SECRET_LENGTH = 3  # shorter values would mask innocent text everywhere ("1", "on")
+MASK = "***"
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "none", "null"})
+
+
+def has_template(text: str) -> bool:
+    return any(m in text for m in TEMPLATE_MARKERS)
+
+
+def when_expression(text: str) -> str:
+    """`when:` is an expression; accept the common `{{ expr }}` spelling too."""
+    stripped = text.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+        return stripped[2:-2].strip()
+    return stripped
+
+
+class Masker:
+    """Replaces secret values by `***` in any text or structure before it is shown or stored."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for v in values:
+            self.add(v)
+
+    def add(self, value: str) -> None:
+        if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH or value in self._values:
+            return
+        self._values.add(value)
+        # Longest first, so a secret containing another is masked whole.
+        ordered = sorted(self._values, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def mask(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def mask_obj(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return self.mask(obj)
+        if isinstance(obj, Mapping):
+            return {self.mask_obj(k): self.mask_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.mask_obj(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self.mask_obj(v) for v in obj)
+        return obj
+
+
+class _Named(dict[str, Any]):
+    """A context mapping that knows its dotted name, so errors say `vars.prot`, not `dict object`."""
+
+    def __init__(self, label: str, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self.label = label
+
+
+class _Pending:
+    """Plan mode: a value only known at run time (a step output). Shown, never invented."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __getattr__(self, name: str) -> _Pending:
+        if name.startswith("_"):  # dunder probes (__html__, copy, ...) must not see a value
+            raise AttributeError(name)
+        return _Pending(f"{self._label}.{name}")
+
+    def __getitem__(self, key: Any) -> _Pending:
+        return _Pending(f"{self._label}[{key!r}]")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __str__(self) -> str:
+        return f"⟨{self._label}⟩"
+
+    __repr__ = __str__
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """Fails on any use, naming the full dotted path that was undefined."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        obj, name = self._undefined_obj, self._undefined_name
+        if self._undefined_hint:
+            return self._undefined_hint
+        if obj is jinja2.utils.missing:
+            return f"undefined name {name} (known: vars, env, steps, run, secrets)"
+        if isinstance(obj, _Named):
+            message = f"undefined name {obj.label}.{name}"
+            if obj.label == "env":
+                message += f" (the environment variable {name} is not set)"
+            elif obj.label == "secrets":
+                message += f" (list it under secrets: and set the environment variable {name})"
+            elif obj.label == "steps":
+                message += " (no step with this id has run successfully before this one)"
+            return message
+        return super()._undefined_message
+
+
+class _Environment(jinja2.Environment):
+    """Prefers keys over dict methods (a var named `items` is the var) and labels nested dicts."""
+
+    plan_mode: bool = False
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, _Named) and attribute in obj:
+            return self._child(obj, attribute, obj[attribute])
+        return self._child(obj, attribute, super().getattr(obj, attribute))
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        return self._child(obj, argument, super().getitem(obj, argument))
+
+    def _child(self, parent: Any, key: Any, value: Any) -> Any:
+        if not isinstance(parent, _Named):
+            return value
+        if isinstance(value, jinja2.Undefined) and self.plan_mode:
+            if parent.label == "steps":
+                return _Pending(f"steps.{key}")
+            if parent.label == "env":
+                return f"⟨env.{key} unset⟩"
+        if type(value) is dict:
+            return _Named(f"{parent.label}.{key}", value)
+        return value
+
+
+def _tojson(value: Any) -> str:
+    # Jinja's own tojson escapes <, >, & for HTML; runbooks feed shells and APIs, not browsers.
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _shquote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def new_environment(plan_mode: bool = False) -> jinja2.Environment:
+    """The Jinja2 environment every runbook string is rendered (and validated) with."""
+    env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+    env.plan_mode = plan_mode
+    env.filters.update(shquote=_shquote, sh=_shquote, tojson=_tojson)
+    return env
+
+
+def parse_expression(env: jinja2.Environment, source: str) -> nodes.Expr:
+    """Parse a Jinja2 expression (as `Environment.compile_expression` does), for validation."""
+    parser = Parser(env, source, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        raise jinja2.TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
+    return expr
+
+
+class Templater:
+    """Renders runbook strings for one run (or one plan) with a fixed vars/env/run context."""
+
+    def __init__(
+        self,
+        *,
+        vars: Mapping[str, Any],
+        environ: Mapping[str, str],
+        secrets: Sequence[str],
+        run: Mapping[str, Any] | None = None,
+        plan_mode: bool = False,
+    ) -> None:
+        self.plan_mode = plan_mode
+        self.masker = Masker(environ[name] for name in secrets if name in environ)
+        self._env = new_environment(plan_mode)
+        secret_names = set(secrets)
+        if plan_mode:
+            environ = {k: MASK if k in secret_names else v for k, v in environ.items()}
+            secret_values = {n: MASK if n in environ else f"⟨secret {n} unset⟩" for n in secrets}
+        else:
+            secret_values = {n: environ[n] for n in secrets if n in environ}
+        self._context: dict[str, Any] = {
+            "vars": _Named("vars", vars),
+            "env": _Named("env", environ),
+            "run": _Named("run", run or {}),
+            "secrets": _Named("secrets", secret_values),
+        }
+        self._templates: dict[str, jinja2.Template] = {}
+        self._expressions: dict[str, jinja2.environment.TemplateExpression] = {}
+
+    def _with_steps(self, steps: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+        outputs = {k: _Named(f"steps.{k}", v) for k, v in (steps or {}).items()}
+        return {**self._context, "steps": _Named("steps", outputs)}
+
+    def render(self, text: str, steps: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+        if not has_template(text):
+            return text
+        template = self._templates.get(text)
+        if template is None:
+            try:
+                template = self._env.from_string(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(f"template syntax error in {text!r}: {exc.message}") from None
+            self._templates[text] = template
+        try:
+            return template.render(self._with_steps(steps))
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(str(exc)) from None
+        except Exception as exc:  # a filter or operator failed on the values it got
+            raise TemplateError(f"cannot render {text!r}: {type(exc).__name__}: {exc}") from None
+
+    def render_obj(self, obj: Any, steps: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+        if isinstance(obj, str):
+            return self.render(obj, steps)
+        if isinstance(obj, dict):
+            return {k: self.render_obj(v, steps) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.render_obj(v, steps) for v in obj]
+        return obj
+
+    def render_config(
+        self, config: BaseModel, steps: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> BaseModel:
+        """A copy of `config` with every string rendered, validated again (so "8080" -> 8080).
+
+        Nested models (a `wait` step's check) are kept as they are: they render when they run.
+        """
+        model = type(config)
+        data: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            value = getattr(config, name)
+            data[info.alias or name] = value if isinstance(value, BaseModel) else self.render_obj(value, steps)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            if self.plan_mode:
+                # A run-time value (⟨steps.x.port⟩) cannot pass validation yet; show it anyway.
+                return model.model_construct(**{n: data[i.alias or n] for n, i in model.model_fields.items()})
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e['input']!r})" for e in exc.errors()
+            )
+            raise TemplateError(f"the rendered {model.__name__} is invalid: {problems}") from None
+
+    def truthy(self, expr: str, steps: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
+        """Evaluate a `when:` expression. Strings like "false", "no", "0" and "" are false,
+        because environment variables and rendered values are always text."""
+        source = when_expression(expr)
+        compiled = self._expressions.get(source)
+        if compiled is None:
+            try:
+                compiled = self._env.compile_expression(source, undefined_to_none=False)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(f"expression syntax error in {source!r}: {exc.message}") from None
+            self._expressions[source] = compiled
+        if self.plan_mode and "steps" in _names(self._env, source):
+            return True  # depends on run-time outputs: the plan shows the step as conditional
+        try:
+            value = compiled(**self._with_steps(steps))
+            if isinstance(value, str):
+                return value.strip().lower() not in _FALSE_WORDS
+            return bool(value)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(str(exc)) from None
+        except Exception as exc:
+            raise TemplateError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _names(env: jinja2.Environment, source: str) -> set[str]:
+    """Top-level names an expression reads."""
+    expr = parse_expression(env, source)
+    return {n.name for n in expr.find_all(nodes.Name) if n.ctx == "load"}

@@ -1,0 +1,313 @@
+"""Checks that need the whole runbook: unique names and ids, template references, expectations.
+
+Runs after the model validated, so every step has a kind; positions come from the source map.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from pydantic import BaseModel
+
+from tminus.errors import ExpectationSyntaxError, Location, Problem
+from tminus.spec.document import PathKey, SourceMap, path_to_str
+from tminus.spec.models import Runbook, Step
+from tminus.spec.templating import has_template, new_environment, parse_expression, when_expression
+
+CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHECK_KINDS = "file, tcp, env, wait, http with GET/HEAD/OPTIONS, or sql without write: true"
+
+
+def semantic_problems(runbook: Runbook, source: SourceMap) -> list[Problem]:
+    return _Validator(runbook, source).run()
+
+
+def closest(word: str, choices: list[str]) -> str | None:
+    """A hint naming the closest known word, if any is close."""
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def expect_placeholders(text: str) -> tuple[str, list[int]]:
+    """Replace each `{{ ... }}` so an expectation can be parsed before its values are known.
+
+    Inside double quotes the template becomes same-length text; elsewhere it stands for a value
+    and becomes `0`. Returns the new text and, for each of its offsets (and its end), the offset
+    in `text` it came from, so syntax errors point at the character the user wrote.
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    i, quoted = 0, False
+    while i < len(text):
+        if text.startswith("{{", i):
+            end = text.find("}}", i + 2)
+            end = len(text) if end < 0 else end + 2
+            if quoted:
+                out.append("x" * (end - i))
+                origin.extend(range(i, end))
+            else:
+                out.append("0")
+                origin.append(i)
+            i = end
+            continue
+        ch = text[i]
+        if quoted and ch == "\\" and i + 1 < len(text):
+            out.append(text[i : i + 2])
+            origin.extend((i, i + 1))
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        out.append(ch)
+        origin.append(i)
+        i += 1
+    origin.append(len(text))
+    return "".join(out), origin
+
+
+class _Validator:
+    def __init__(self, runbook: Runbook, source: SourceMap) -> None:
+        self.rb = runbook
+        self.source = source
+        self.problems: list[Problem] = []
+        self.env = new_environment()
+        self.known_names = set(CONTEXT_NAMES) | set(self.env.globals)
+        self.all_vars = set(runbook.vars).union(*(e.vars for e in runbook.environments.values()))
+        self.first_id: dict[str, Step] = {}
+
+    def run(self) -> list[Problem]:
+        self._unique_names()
+        self._step_ids()
+        self._checks_only()
+        self._env_names()
+        self._references()
+        return self.problems
+
+    def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
+        path = self.yaml_path(path)
+        location = self.source.locate(path)
+        if column_offset is not None and location.column is not None and path in self.source.positions:
+            quote = 1 if path in self.source.quoted else 0
+            location = Location(location.file, location.line, location.column + quote + column_offset)
+        self.problems.append(Problem(message, location, hint, path_to_str(path)))
+
+    def yaml_path(self, path: PathKey) -> PathKey:
+        """The part of a model path written in the file (`run: "cmd"` has no `command` key)."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.source.positions:
+                return path[:end]
+        return tuple(path)
+
+    def where(self, path: PathKey) -> str:
+        loc = self.source.locate(path)
+        return f"line {loc.line}, column {loc.column}"
+
+    # --- uniqueness ----------------------------------------------------------------------
+
+    def _unique_names(self) -> None:
+        sections = (("gate", [g.name for g in self.rb.gates]), ("phase", [p.name for p in self.rb.phases]))
+        for section, names in sections:
+            seen: dict[str, int] = {}
+            for i, name in enumerate(names):
+                if name in seen:
+                    first = self.where((f"{section}s", seen[name], "name"))
+                    self.add(
+                        f"duplicate {section} name '{name}' (first used at {first})",
+                        (f"{section}s", i, "name"),
+                        f"give each {section} its own name; the ledger and reports refer to {section}s by name",
+                    )
+                else:
+                    seen[name] = i
+
+    def _step_ids(self) -> None:
+        for step in self.rb.all_steps():
+            if step.id is None:
+                continue
+            first = self.first_id.setdefault(step.id, step)
+            if first is not step:
+                self.add(
+                    f"duplicate step id '{step.id}' (first used at {self.where((*first.path, 'id'))})",
+                    (*step.path, "id"),
+                    "step ids must be unique: later steps read outputs as steps.<id>.<output>",
+                )
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def _checks_only(self) -> None:
+        checks = [(s, "gate check") for g in self.rb.gates for s in g.checks]
+        checks += [(s, "verify check") for s in self.rb.verify]
+        checks += [(s.wait.check, "wait check") for s in self.rb.all_steps() if s.wait is not None]
+        for step, what in checks:
+            if step.undo:
+                self.add(
+                    f"a {what} cannot have undo: a check changes nothing, so there is nothing to undo",
+                    (*step.path, "undo"),
+                    "remove 'undo:', or move the step into a phase if it changes something",
+                )
+        for step in self.rb.all_steps():
+            if step.wait is not None and not step.wait.check.is_check:
+                self.add(
+                    f"a wait check must be a check, not a '{step.wait.check.kind}' step: "
+                    "wait repeats it until it passes",
+                    step.wait.check.path,
+                    f"use a step without side effects: {_CHECK_KINDS}",
+                )
+
+    def _env_names(self) -> None:
+        names: list[tuple[str, PathKey]] = [(n, ("secrets", i)) for i, n in enumerate(self.rb.secrets)]
+        for env_name, env in self.rb.environments.items():
+            base = ("environments", env_name, "env")
+            names += [(n, (*base, "required", i)) for i, n in enumerate(env.env.required)]
+            names += [(n, (*base, "forbidden", n)) for n in env.env.forbidden]
+        for name, path in names:
+            if not ENV_NAME.match(name):
+                self.add(
+                    f"'{name}' is not an environment variable name",
+                    path,
+                    "use letters, digits and underscores, not starting with a digit, e.g. DATABASE_URL",
+                )
+
+    # --- templates and expectations ----------------------------------------------------------
+
+    def _references(self) -> None:
+        """Check every template against the step ids defined before it in execution order."""
+        main: set[str] = set()
+        for gate in self.rb.gates:
+            self._walk(gate.checks, main)
+        for phase in self.rb.phases:
+            self._walk(phase.steps, main)
+            self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
+        self._walk(self.rb.verify, main)
+        self._walk(self.rb.rollback, main)
+
+    def _walk(self, steps: list[Step], visible: set[str]) -> None:
+        for step in steps:
+            self._step_templates(step, frozenset(visible))
+            nested = step
+            while nested.wait is not None:  # a wait's check sees what the wait step sees
+                nested = nested.wait.check
+                self._step_templates(nested, frozenset(visible))
+            if step.id:
+                visible.add(step.id)
+            if step.undo:
+                self._walk(step.undo, set(visible))  # a step's undo may use the step's own outputs
+
+    def _step_templates(self, step: Step, visible: frozenset[str]) -> None:
+        if step.when is not None:
+            self._expression(step.when, (*step.path, "when"), visible)
+        for i, text in enumerate(step.expect or []):
+            path = (*step.path, "expect", i)
+            if self._template(text, path, visible):
+                self._expectation(text, path)
+        for text, path in _strings(step.config, (*step.path, step.kind)):
+            self._template(text, path, visible)
+
+    def _template(self, text: str, path: PathKey, visible: frozenset[str]) -> bool:
+        """Check one template string; False when it cannot even be parsed."""
+        if not has_template(text):
+            return True
+        try:
+            ast = self.env.parse(text)
+        except jinja2.TemplateSyntaxError as exc:
+            self.add(f"template syntax error: {exc.message} (line {exc.lineno} of the text)", path,
+                     "templates look like {{ vars.name }}; check the braces and quotes")
+            return False
+        self._names(ast, path, visible)
+        return True
+
+    def _expression(self, text: str, path: PathKey, visible: frozenset[str]) -> None:
+        try:
+            expr = parse_expression(self.env, when_expression(text))
+        except jinja2.TemplateSyntaxError as exc:
+            hint = "'when' is a Jinja2 expression, e.g. vars.env == 'prod' or steps.check.exit_code == 0"
+            if "{{" in when_expression(text):
+                hint += "; write names without {{ }} inside it"
+            self.add(f"expression syntax error in when: {exc.message}", path, hint)
+            return
+        template = nodes.Template([nodes.Output([expr])])
+        template.set_environment(self.env)
+        self._names(template, path, visible)
+
+    def _names(self, ast: nodes.Template, path: PathKey, visible: frozenset[str]) -> None:
+        for name in sorted(meta.find_undeclared_variables(ast) - self.known_names):
+            self.add(f"undefined template name '{name}'", path,
+                     closest(name, list(CONTEXT_NAMES)) or f"known names: {', '.join(CONTEXT_NAMES)}")
+        seen: set[tuple[str, str]] = set()
+        for root, key in _attributes(ast):
+            if (root, key) in seen:
+                continue
+            seen.add((root, key))
+            if root == "vars" and key not in self.all_vars:
+                hint = closest(key, sorted(self.all_vars)) or f"define '{key}' under vars: (or an environment's vars:)"
+                self.add(f"undefined variable vars.{key}", path, hint)
+            elif root == "secrets" and key not in self.rb.secrets:
+                self.add(f"secrets.{key} is not declared", path,
+                         closest(key, self.rb.secrets) or f"add {key} to the runbook's secrets: list")
+            elif root == "steps" and key not in visible:
+                self._unknown_step(key, path, visible)
+
+    def _unknown_step(self, key: str, path: PathKey, visible: frozenset[str]) -> None:
+        step = self.first_id.get(key)
+        if step is not None:
+            self.add(
+                f"steps.{key} refers to a step that does not run before this one "
+                f"(id '{key}' at {self.where((*step.path, 'id'))})",
+                path,
+                "a step can only use outputs of steps that ran before it "
+                "(order: gates, phases, verify, rollback; a step's undo may use the step itself)",
+            )
+            return
+        known = sorted(visible)
+        hint = closest(key, known) or (
+            f"ids of earlier steps: {', '.join(known)}" if known else "give the step an id: to refer to it"
+        )
+        self.add(f"steps.{key}: no step has the id '{key}'", path, hint)
+
+    def _expectation(self, text: str, path: PathKey) -> None:
+        from tminus.expect import parse  # the spec package may use the grammar, not the engine
+
+        placeheld, origin = expect_placeholders(text)
+        try:
+            parse(placeheld)
+        except ExpectationSyntaxError as exc:
+            offset = origin[min(max(exc.column, 0), len(origin) - 1)]
+            message = str(exc).splitlines()[0]
+            self.add(f"invalid expectation '{text}': {message}", path,
+                     "expectations read like: status == 200, stdout contains \"done\", jsonpath \"$.ok\" == true",
+                     column_offset=offset)
+
+
+def _attributes(ast: nodes.Node) -> Iterator[tuple[str, str]]:
+    """(root, key) for every `vars.x`, `steps['x']`, ... read directly from a context name."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.ctx == "load" and base.name in CONTEXT_NAMES):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield base.name, node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield base.name, node.arg.value
+
+
+def _strings(value: Any, path: PathKey) -> Iterator[tuple[str, PathKey]]:
+    """Every string a kind's configuration holds, with its YAML path; nested steps excluded."""
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            child = getattr(value, name)
+            if not isinstance(child, BaseModel):
+                yield from _strings(child, (*path, info.alias or name))
+    elif isinstance(value, str):
+        yield value, path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))

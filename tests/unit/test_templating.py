@@ -1,0 +1,227 @@
+"""The templater the engine renders every runbook string with, and the masker."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from typing import Any
+
+import pytest
+
+from tminus.errors import TemplateError
+from tminus.spec.models import HttpSpec, RunSpec, Step, TcpSpec, WaitSpec
+from tminus.spec.templating import Masker, Templater
+
+SECRET = "hunter2-s3cr3t"
+
+
+def templater(plan_mode: bool = False, **vars: Any) -> Templater:
+    return Templater(
+        vars={"port": 8080, "db": {"host": "db1"}, "items": 3, **vars},
+        environ={"HOME": "/home/op", "DB_PASSWORD": SECRET},
+        secrets=["DB_PASSWORD", "API_TOKEN"],
+        run={"id": "r-1", "environment": "prod"},
+        plan_mode=plan_mode,
+    )
+
+
+# --- Masker -------------------------------------------------------------------------------
+
+
+def test_masker_masks_longest_first_and_ignores_short_values() -> None:
+    m = Masker(["abc", "abcdef", "", "xy"])
+    assert m.mask("abcdef abc xy") == "*** *** xy"
+
+
+def test_masker_masks_structures() -> None:
+    m = Masker([SECRET])
+    data = {"cmd": f"login {SECRET}", SECRET: [SECRET, (1, f"x{SECRET}")], "n": 5}
+    assert m.mask_obj(data) == {"cmd": "login ***", "***": ["***", (1, "x***")], "n": 5}
+
+
+def test_masker_escapes_regex_characters() -> None:
+    m = Masker()
+    m.add("a.c*d")
+    assert m.mask("abcd a.c*d") == "abcd ***"
+
+
+def test_secret_values_never_survive_masking_of_rendered_output() -> None:
+    t = templater()
+    out = t.render("psql -p {{ env.DB_PASSWORD }} {{ secrets.DB_PASSWORD | shquote }} {{ secrets | tojson }}")
+    assert SECRET in out  # the command itself needs the value...
+    assert SECRET not in t.masker.mask(out)  # ...but nothing shown or stored does
+    assert t.masker.mask(out).count("***") == 3
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def test_render_context() -> None:
+    t = templater()
+    text = "{{ vars.port }} {{ vars.db.host }} {{ env.HOME }} {{ run.id }} {{ steps.b.path }}"
+    assert t.render(text, {"b": {"path": "/tmp/x"}}) == "8080 db1 /home/op r-1 /tmp/x"
+
+
+def test_keys_win_over_dict_methods() -> None:
+    assert templater().render("{{ vars.items }}") == "3"
+
+
+def test_fast_path_leaves_plain_strings_alone() -> None:
+    t = templater()
+    for text in ("echo }} {", "awk '{print $1}'", ""):
+        assert t.render(text) == text
+    assert t._templates == {}  # Jinja was never involved
+
+
+def test_cache_does_not_bake_in_outputs() -> None:
+    t = templater()
+    assert t.render("{{ steps.a.n }}", {"a": {"n": 1}}) == "1"
+    assert t.render("{{ steps.a.n }}", {"a": {"n": 2}}) == "2"
+
+
+def test_trailing_newline_is_kept() -> None:
+    assert templater().render("echo {{ vars.port }}\n") == "echo 8080\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ vars.prot }}", "undefined name vars.prot"),
+        ("{{ vars.db.hots }}", "undefined name vars.db.hots"),
+        ("{{ env.NOPE }}", "undefined name env.NOPE (the environment variable NOPE is not set)"),
+        ("{{ steps.backup.path }}", "undefined name steps.backup"),
+        ("{{ secrets.API_TOKEN }}", "undefined name secrets.API_TOKEN"),
+        ("{{ foo }}", "undefined name foo"),
+    ],
+)
+def test_undefined_names_are_errors(text: str, message: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        templater().render(text)
+    assert str(info.value).startswith(message)
+
+
+def test_undefined_output_of_a_known_step() -> None:
+    with pytest.raises(TemplateError, match=r"^undefined name steps\.a\.nope$"):
+        templater().render("{{ steps.a.nope }}", {"a": {"path": "x"}})
+
+
+def test_is_defined_still_works() -> None:
+    assert templater().render("{{ 'y' if vars.nope is defined else 'n' }}") == "n"
+
+
+def test_syntax_and_runtime_errors_are_template_errors() -> None:
+    t = templater()
+    with pytest.raises(TemplateError, match="template syntax error"):
+        t.render("{{ vars.port")
+    with pytest.raises(TemplateError, match="TypeError"):
+        t.render("{{ vars.port + 'a' }}")
+
+
+def test_shquote_survives_the_shell() -> None:
+    nasty = "it's $(rm -rf /) `x` \"q\""
+    t = templater(name=nasty)
+    for f in ("shquote", "sh"):
+        cmd = t.render(f"printf %s {{{{ vars.name | {f} }}}}")
+        assert cmd == f"printf %s {shlex.quote(nasty)}"
+        assert subprocess.run(cmd, shell=True, capture_output=True, text=True, check=True).stdout == nasty
+
+
+def test_tojson_does_not_html_escape() -> None:
+    assert templater(x={"a": "<&>"}).render("{{ vars.x | tojson }}") == '{"a": "<&>"}'
+
+
+def test_render_obj() -> None:
+    t = templater()
+    got = t.render_obj({"a": ["{{ vars.port }}", 1, None], "b": {"c": "{{ run.environment }}"}, "d": True})
+    assert got == {"a": ["8080", 1, None], "b": {"c": "prod"}, "d": True}
+
+
+# --- render_config --------------------------------------------------------------------------
+
+
+def test_render_config_revalidates() -> None:
+    t = templater()
+    cfg = t.render_config(TcpSpec.model_validate({"port": "{{ vars.port }}", "host": "{{ vars.db.host }}"}))
+    assert isinstance(cfg, TcpSpec) and cfg.port == 8080 and cfg.host == "db1"
+
+
+def test_render_config_rejects_invalid_results() -> None:
+    t = templater(port="not-a-port")
+    with pytest.raises(TemplateError, match="the rendered TcpSpec is invalid: port"):
+        t.render_config(TcpSpec.model_validate({"port": "{{ vars.port }}"}))
+
+
+def test_render_config_keeps_aliases_and_nested_structures() -> None:
+    cfg = HttpSpec.model_validate({"url": "http://x", "json": {"n": "{{ vars.port }}"}, "method": "POST"})
+    out = templater().render_config(cfg)
+    assert isinstance(out, HttpSpec) and out.json_body == {"n": "8080"} and out.method == "POST"
+
+
+def test_render_config_leaves_a_wait_check_for_later() -> None:
+    check = Step.model_validate({"http": "{{ steps.deploy.url }}"})
+    check._key = "verify[0].wait.check"
+    cfg = WaitSpec(check=check, interval=0.5)
+    out = templater().render_config(cfg)  # steps.deploy is unknown: it would fail if rendered
+    assert isinstance(out, WaitSpec) and out.check is check and out.check.key == "verify[0].wait.check"
+
+
+def test_render_config_of_shorthand() -> None:
+    out = templater().render_config(RunSpec.model_validate("echo {{ vars.port }}"))
+    assert isinstance(out, RunSpec) and out.command == "echo 8080" and out.shell == "/bin/sh"
+
+
+# --- truthy -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("vars.port == 8080", True),
+        ("vars.port > 9000", False),
+        ("{{ run.environment == 'prod' }}", True),
+        ("'false'", False),
+        ("'No'", False),
+        ("env.HOME", True),
+        ("steps.a.code == 0", True),
+    ],
+)
+def test_truthy(expr: str, expected: bool) -> None:
+    assert templater().truthy(expr, {"a": {"code": 0}}) is expected
+
+
+def test_truthy_errors() -> None:
+    t = templater()
+    with pytest.raises(TemplateError, match=r"^undefined name vars\.nope$"):
+        t.truthy("vars.nope")
+    with pytest.raises(TemplateError, match="expression syntax error"):
+        t.truthy("a ===")
+
+
+# --- plan mode ----------------------------------------------------------------------------
+
+
+def test_plan_mode_placeholders() -> None:
+    t = templater(plan_mode=True)
+    text = (
+        "{{ steps.backup.path }}|{{ steps.backup.path | shquote }}|{{ env.UNSET }}|"
+        "{{ secrets.DB_PASSWORD }}|{{ env.DB_PASSWORD }}|{{ secrets.API_TOKEN }}|{{ vars.port }}"
+    )
+    assert t.render(text) == (
+        "⟨steps.backup.path⟩|'⟨steps.backup.path⟩'|⟨env.UNSET unset⟩|***|***|⟨secret API_TOKEN unset⟩|8080"
+    )
+
+
+def test_plan_mode_still_reports_undefined_vars() -> None:
+    with pytest.raises(TemplateError, match=r"^undefined name vars\.nope$"):
+        templater(plan_mode=True).render("{{ vars.nope }}")
+
+
+def test_plan_mode_truthy() -> None:
+    t = templater(plan_mode=True)
+    assert t.truthy("steps.check.exit_code != 0") is True  # unknown until run time: conditional
+    assert t.truthy("vars.port == 1") is False  # known now: evaluated
+
+
+def test_plan_mode_config_with_run_time_port() -> None:
+    cfg = templater(plan_mode=True).render_config(TcpSpec.model_validate({"port": "{{ steps.up.port }}"}))
+    assert isinstance(cfg, TcpSpec) and str(cfg.port) == "⟨steps.up.port⟩"
