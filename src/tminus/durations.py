@@ -44,3 +44,9 @@ def format_tplus(seconds: float) -> str:
     """A T+ clock: T+0:05 for five minutes, T+1:30 for ninety."""
     minutes = int(seconds // 60)
     return f"T+{minutes // 60}:{minutes % 60:02d}"
+
+
+def format_clock(seconds: float) -> str:
+    """A running T+ clock with seconds: T+0:03:07."""
+    whole = int(seconds)
+    return f"T+{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -163,8 +163,9 @@ def _held(key: str, holder: LeaseRecord, stale: str | None, waited: float = 0.0)
     else:
         runbook, _, env = key.rpartition("@")
         message = (
-            f"{who}, but the holder is gone: {stale}. tminus does not take over a lease silently, since "
-            f"that run may have stopped half way.\n    hint: `tminus resume {holder.run_id}` continues it; "
+            f"{who}, but the lease is stale: the holder is gone ({stale}). "
+            "tminus does not take over a lease silently, since that run may have stopped half way.\n"
+            f"    hint: `tminus resume {holder.run_id}` continues it; "
             f"or, once you are sure nothing still runs, `tminus unlock {runbook or key} -e {env or '?'} "
             '--reason "..."` breaks the lease'
         )

@@ -1,0 +1,3 @@
+from tminus.cli import main
+
+main()

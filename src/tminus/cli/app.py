@@ -1,0 +1,312 @@
+"""`tminus` commands that read or run a runbook."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+import click
+
+from tminus import __version__
+from tminus.cli.common import (
+    default_operator,
+    emit_json,
+    env_options,
+    fail,
+    find_run,
+    json_option,
+    ledger_option,
+    load_document,
+    open_ledger_or_fail,
+    operator_option,
+    parse_vars,
+)
+from tminus.engine.exitcodes import Exit
+
+EXIT_CODES_HELP = """\b
+Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
+11 rolled back · 12 rollback failed · 13 aborted · 14 locked · 15 needs an operator ·
+78 invalid runbook · 130 interrupted (resumable)."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "-V", "--version", prog_name="tminus")
+def cli() -> None:
+    """Executable release and migration runbooks: gates, phases with undo, verify, go/no-go,
+    automatic rollback, and a ledger of every step with its evidence."""
+
+
+# --- authoring -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@json_option
+def validate(file: str, as_json: bool) -> None:
+    """Check a runbook and report every problem with file:line:column and a hint."""
+    from tminus.errors import RunbookError
+    from tminus.spec.loader import load_runbook
+
+    try:
+        doc = load_runbook(file)
+    except RunbookError as exc:
+        if as_json:
+            emit_json({"valid": False, "problems": [
+                {"message": p.message, "location": str(p.location) if p.location else None,
+                 "path": p.path, "hint": p.hint} for p in exc.problems]})
+        else:
+            click.echo(f"{file}: {len(exc.problems)} problem(s):", err=True)
+            for p in exc.problems:
+                click.echo(p.render(), err=True)
+        sys.exit(int(Exit.INVALID_RUNBOOK))
+    rb = doc.runbook
+    summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
+               "steps": len(rb.all_steps()), "environments": list(rb.environments)}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
+                   f"{summary['steps']} steps")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of runbooks (for editor completion and validation)."""
+    import json
+
+    from tminus.spec.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@env_options
+@operator_option
+@json_option
+def plan(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
+         as_json: bool) -> None:
+    """Show the T+ timeline, every step rendered (secrets masked), undo coverage and the point of
+    no return. Runs nothing."""
+    from tminus.cli.render import print_plan
+    from tminus.engine.plan import build_plan
+
+    doc = load_document(file)
+    opts = _options(doc, environment, var_items, operator)
+    p = build_plan(doc, opts)
+    if as_json:
+        emit_json(p.to_dict())
+    else:
+        print_plan(p)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,
+             **kw: Any) -> Any:
+    from tminus.engine.session import Options, resolve_environment
+    from tminus.errors import TminusError
+
+    try:
+        env = resolve_environment(doc, environment)
+    except TminusError as exc:
+        fail(str(exc), Exit.USAGE)
+    return Options(environment=env, overrides=parse_vars(var_items),
+                   operator=operator or default_operator(), **kw)
+
+
+def run_options(fn: Any) -> Any:
+    fn = click.option("--yes", "-y", is_flag=True, help="Approve every manual step and a manual go/no-go.")(fn)
+    fn = click.option("--no-input", is_flag=True,
+                      help="Never wait for an operator: manual steps fail at once.")(fn)
+    fn = click.option("--lock-wait", default="0s", metavar="DURATION",
+                      help="Wait this long for another run of the same runbook and environment.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, help="Also print each step as it starts.")(fn)
+    return fn
+
+
+def _drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool, action: Any) -> None:
+    from tminus.cli.display import make_display
+    from tminus.engine.session import Session
+    from tminus.errors import LockHeld, ResumeRefused
+
+    ledger = open_ledger_or_fail(ledger_url)
+    display = make_display(verbose=verbose)
+    session = Session(doc, ledger, opts, [display], pause_display=display.pause)
+    try:
+        result = action(session)
+    except LockHeld as exc:
+        display.close()
+        fail(str(exc), Exit.LOCKED)
+    except ResumeRefused as exc:
+        display.close()
+        fail(str(exc), Exit.NEEDS_OPERATOR)
+    finally:
+        display.close()
+    if as_json:
+        emit_json({"run_id": session.run_id, "status": result.status, "exit_code": int(result.exit),
+                   "reason": result.reason, "failures": result.failures, "ledger": ledger.url})
+    else:
+        click.echo(f"\n{result.status.upper().replace('_', ' ')}: {result.reason}", err=True)
+        click.echo(f"run {session.run_id} · ledger {ledger.url} · details: tminus show {session.run_id}",
+                   err=True)
+    ledger.close()
+    sys.exit(int(result.exit))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@env_options
+@operator_option
+@ledger_option
+@json_option
+@click.option("-v", "--verbose", is_flag=True, help="Also print each check as it starts.")
+def gate(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
+         ledger_url: str | None, as_json: bool, verbose: bool) -> None:
+    """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked."""
+    doc = load_document(file)
+    opts = _options(doc, environment, var_items, operator, no_input=True)
+    _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@env_options
+@run_options
+@operator_option
+@ledger_option
+@json_option
+def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: bool, no_input: bool,
+        lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None, as_json: bool) -> None:
+    """Run a runbook: gates, phases, verify, decision; roll back on failure."""
+    from tminus.durations import parse_duration
+
+    doc = load_document(file)
+    opts = _options(doc, environment, var_items, operator, yes=yes, no_input=no_input,
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+    _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--retry", "choice", flag_value="retry", help="Run the interrupted step again.")
+@click.option("--skip", "choice", flag_value="skip", help="Take the interrupted step as done (needs --reason).")
+@click.option("--rollback", "choice", flag_value="rollback", help="Roll back instead of going on.")
+@click.option("--reason", help="Why (recorded): required with --skip and --allow-changed.")
+@click.option("--allow-changed", is_flag=True, help="Resume although the runbook file changed (needs --reason).")
+@run_options
+@operator_option
+@ledger_option
+@json_option
+def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: bool, yes: bool,
+           no_input: bool, lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None,
+           as_json: bool) -> None:
+    """Continue an interrupted run: completed steps are not run again."""
+    import hashlib
+    from pathlib import Path
+
+    from tminus.durations import parse_duration
+
+    ledger = open_ledger_or_fail(ledger_url)
+    record = find_run(ledger, run_id)
+    path = Path(record.runbook_path)
+    text = path.read_text(encoding="utf-8") if path.exists() else record.runbook_text
+    if hashlib.sha256(text.encode()).hexdigest() != record.content_hash:
+        if not allow_changed:
+            fail(f"the runbook {path} changed since run {record.id} started (content hash differs)",
+                 Exit.NEEDS_OPERATOR,
+                 hint="review the change; resume anyway with --allow-changed --reason '...'")
+        if not reason:
+            fail("--allow-changed needs --reason", Exit.USAGE)
+    doc = load_document(str(path), text=text)
+    opts = _options(doc, record.environment, (), operator, yes=yes, no_input=no_input,
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+    ledger.close()
+    _drive(doc, opts, ledger_url, as_json, verbose,
+           lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--reason", required=True, help="Why the completed run is rolled back (recorded).")
+@run_options
+@operator_option
+@ledger_option
+@json_option
+def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str, verbose: bool,
+             operator: str | None, ledger_url: str | None, as_json: bool) -> None:
+    """Undo a completed run: its undo steps newest first, the rollback steps, then verify."""
+    from tminus.durations import parse_duration
+
+    ledger = open_ledger_or_fail(ledger_url)
+    record = find_run(ledger, run_id)
+    doc = load_document(record.runbook_path, text=record.runbook_text)
+    opts = _options(doc, record.environment, (), operator, yes=yes, no_input=no_input,
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+    ledger.close()
+    _drive(doc, opts, ledger_url, as_json, verbose,
+           lambda s: s.rollback(find_run(s.ledger, record.id), reason=reason))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--step", "step_key", help="The step waiting for approval (default: the only one waiting).")
+@click.option("--no-go", "refuse", is_flag=True, help="Refuse instead of approving.")
+@click.option("--reason", help="Why (recorded).")
+@operator_option
+@ledger_option
+def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None, operator: str | None,
+            ledger_url: str | None) -> None:
+    """Approve (or refuse with --no-go) a manual step or go/no-go a run is waiting for."""
+    from tminus.cli.render import pending_approvals
+
+    ledger = open_ledger_or_fail(ledger_url)
+    record = find_run(ledger, run_id)
+    pending = pending_approvals(ledger.events(record.id))
+    if step_key is None:
+        if len(pending) != 1:
+            waiting = ", ".join(pending) or "nothing"
+            fail(f"run {record.id} is waiting for {waiting}", Exit.USAGE,
+                 hint="name the step with --step KEY" if pending else None)
+        step_key = pending[0]
+    elif step_key not in pending:
+        fail(f"run {record.id} is not waiting for an approval of '{step_key}' "
+             f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
+    who = operator or default_operator()
+    ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
+                           reason=reason)
+    click.echo(f"{'refused' if refuse else 'approved'} {step_key} of run {record.id} as {who}")
+
+
+@cli.command()
+@click.argument("runbook")
+@click.option("-e", "--env", "environment", required=True, help="Environment of the lease.")
+@click.option("--reason", required=True, help="Why the lease is broken (recorded in the holder's run).")
+@operator_option
+@ledger_option
+def unlock(runbook: str, environment: str, reason: str, operator: str | None, ledger_url: str | None) -> None:
+    """Break the lease of RUNBOOK (a file or a runbook name) in an environment."""
+    from pathlib import Path
+
+    name = load_document(runbook).runbook.name if Path(runbook).is_file() else runbook
+    ledger = open_ledger_or_fail(ledger_url)
+    key = f"{name}@{environment}"
+    broken = ledger.break_lease(key, by=operator or default_operator(), reason=reason)
+    if broken is None:
+        fail(f"no lease on {key}")
+    click.echo(f"broke the lease on {key} held by run {broken.run_id} ({broken.operator}@{broken.host}, "
+               f"pid {broken.pid}); `tminus resume {broken.run_id}` continues that run")
+
+
+from tminus.cli import inspect as _inspect  # noqa: E402  (registers status/history/show/ledger)
+
+_inspect.register(cli)

@@ -1,0 +1,110 @@
+"""Helpers shared by the commands: loading runbooks with clear errors, options, exits."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from tminus.engine.exitcodes import Exit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: Exit = Exit.FAILED, hint: str | None = None) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+    sys.exit(int(code))
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def default_operator() -> str:
+    try:
+        return os.environ.get("TMINUS_OPERATOR") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def ledger_option(fn: F) -> F:
+    return click.option(
+        "--ledger", "ledger_url", envvar="TMINUS_LEDGER", default=None, metavar="URL",
+        help="Ledger URL (SQLAlchemy). Default: sqlite:///.tminus/ledger.db [env: TMINUS_LEDGER]",
+    )(fn)
+
+
+def operator_option(fn: F) -> F:
+    return click.option(
+        "--operator", default=None, envvar="TMINUS_OPERATOR",
+        help="Who is running this (recorded in the ledger). Default: the login name [env: TMINUS_OPERATOR]",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(fn)
+
+
+def env_options(fn: F) -> F:
+    fn = click.option(
+        "--var", "var_items", multiple=True, metavar="KEY=VALUE",
+        help="Override a runbook variable (repeatable). Values are parsed as JSON when they parse.",
+    )(fn)
+    return click.option("-e", "--env", "environment", default=None, metavar="ENV",
+                        help="Environment defined in the runbook.")(fn)
+
+
+def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--var {item!r} is not KEY=VALUE", Exit.USAGE)
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def load_document(path: str, text: str | None = None) -> Any:
+    """Load and validate a runbook; on problems print them all and exit 78."""
+    from tminus.errors import RunbookError
+    from tminus.spec.loader import load_runbook
+
+    try:
+        return load_runbook(path, text=text)
+    except RunbookError as exc:
+        click.echo(f"{path}: {len(exc.problems)} problem(s):", err=True)
+        for p in exc.problems:
+            click.echo(p.render(), err=True)
+        sys.exit(int(Exit.INVALID_RUNBOOK))
+
+
+def open_ledger_or_fail(url: str | None) -> Any:
+    from tminus.errors import LedgerError
+    from tminus.ledger import open_ledger
+
+    try:
+        return open_ledger(url)
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+def find_run(ledger: Any, run_id: str) -> Any:
+    from tminus.errors import LedgerError
+
+    try:
+        run = ledger.get_run(run_id)
+    except LedgerError as exc:  # an ambiguous prefix
+        fail(str(exc), Exit.USAGE)
+    if run is None:
+        fail(f"no run '{run_id}' in the ledger at {ledger.url}", hint="`tminus history` lists the runs")
+    return run

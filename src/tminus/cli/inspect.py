@@ -1,0 +1,104 @@
+"""Read commands: status, history, show, ledger verify. Each has --json."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tminus.cli.common import emit_json, fail, find_run, json_option, ledger_option, open_ledger_or_fail
+from tminus.engine.exitcodes import Exit
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(status)
+    cli.add_command(history)
+    cli.add_command(show)
+    cli.add_command(ledger)
+
+
+@click.command()
+@ledger_option
+@json_option
+def status(ledger_url: str | None, as_json: bool) -> None:
+    """Active runs and their leases; interrupted runs that can be resumed."""
+    from tminus.cli.render import print_status, status_rows
+
+    ledger = open_ledger_or_fail(ledger_url)
+    rows = status_rows(ledger)
+    if as_json:
+        emit_json(rows)
+    else:
+        print_status(rows, ledger.url)
+
+
+@click.command()
+@click.option("--runbook", help="Only runs of this runbook (by name).")
+@click.option("-e", "--env", "environment", help="Only runs in this environment.")
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
+@ledger_option
+@json_option
+def history(runbook: str | None, environment: str | None, limit: int, ledger_url: str | None,
+            as_json: bool) -> None:
+    """Past runs, newest first."""
+    from tminus.cli.render import print_history
+
+    ledger = open_ledger_or_fail(ledger_url)
+    runs = ledger.list_runs(runbook=runbook, environment=environment, limit=limit)
+    if as_json:
+        emit_json([_run_dict(r) for r in runs])
+    else:
+        print_history(runs)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--evidence/--no-evidence", default=True, help="Show each step's evidence.")
+@ledger_option
+@json_option
+def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> None:
+    """One run: timeline with planned vs actual durations, evidence, and why it ended as it did."""
+    from tminus.cli.render import print_show
+
+    ledger = open_ledger_or_fail(ledger_url)
+    run = find_run(ledger, run_id)
+    events = ledger.events(run.id)
+    if as_json:
+        emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events]})
+    else:
+        print_show(run, events, evidence=evidence)
+
+
+@click.group()
+def ledger() -> None:
+    """Ledger maintenance."""
+
+
+@ledger.command("verify")
+@click.argument("run_id", required=False)
+@ledger_option
+@json_option
+def ledger_verify(run_id: str | None, ledger_url: str | None, as_json: bool) -> None:
+    """Recompute the hash chains; exit 1 if anything was changed or removed."""
+    store = open_ledger_or_fail(ledger_url)
+    if run_id:
+        run_id = find_run(store, run_id).id
+    problems = store.verify(run_id)
+    if as_json:
+        emit_json({"intact": not problems, "problems": problems, "ledger": store.url})
+    elif problems:
+        for p in problems:
+            click.echo(f"TAMPERED: {p}", err=True)
+    else:
+        click.echo(f"ledger {store.url}: intact")
+    if problems:
+        sys.exit(int(Exit.FAILED))
+
+
+def _run_dict(run: object) -> dict[str, object]:
+    d = run.to_dict()  # type: ignore[attr-defined]
+    d.pop("runbook_text", None)
+    return d
+
+
+__all__ = ["fail", "register"]

@@ -1,0 +1,266 @@
+"""Human-readable rendering of plans, runs and the ledger (Rich on stdout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tminus.durations import format_duration, format_tplus
+from tminus.engine import events as ev
+
+# Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _dur(seconds: float | None) -> str:
+    return format_duration(seconds) if seconds is not None else "-"
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+def print_plan(p: Any) -> None:
+    console.print(f"[bold]Plan: {p.runbook}[/bold] in [bold]{p.environment}[/bold]")
+    if p.vars:
+        console.print("vars: " + ", ".join(f"{k}={v}" for k, v in p.vars.items()), markup=False)
+    if p.manifest["required"] or p.manifest["forbidden"]:
+        console.print(f"environment manifest: requires {p.manifest['required']}, "
+                      f"forbids values of {p.manifest['forbidden']}", markup=False)
+    console.print("\n[bold]Gates[/bold] (all must pass; nothing changes before)")
+    for g in p.gates:
+        console.print(f"  {g['name']}", markup=False)
+        for c in g["checks"]:
+            _plan_step(c, "    ")
+    console.print("\n[bold]Timeline[/bold]")
+    ponr_key = p.point_of_no_return["key"] if p.point_of_no_return else None
+    for ph in p.phases:
+        budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
+        console.print(f"  [cyan]{ph.tplus:>7}[/cyan]  [bold]{ph.name}[/bold] ({budget})")
+        for s in ph.steps:
+            if s.key == ponr_key:
+                console.print("           [red]──── point of no return ────[/red]")
+            _plan_step(s, "           ")
+        for u in ph.undo:
+            console.print(f"           undo: {u.summary}", markup=False)
+    if p.total_budget is not None:
+        console.print(f"  [cyan]{format_tplus(p.total_budget):>7}[/cyan]  end of phases")
+    console.print("\n[bold]Verify[/bold]")
+    for s in p.verify:
+        _plan_step(s, "  ")
+    console.print(f"\n[bold]Decision[/bold]: {p.decision['mode']}"
+                  + (f" (no answer in {_dur(p.decision['timeout'])} = no-go)" if p.decision["timeout"] else ""))
+    if p.rollback:
+        console.print("\n[bold]Rollback[/bold] (after the undo steps)")
+        for s in p.rollback:
+            _plan_step(s, "  ")
+    console.print()
+    if p.point_of_no_return:
+        r = p.point_of_no_return
+        console.print(f"[red]Point of no return[/red]: {r['step']} ({r['location']}, phase {r['phase']}, "
+                      f"{r['tplus']})", markup=False)
+        console.print(f"  {r['meaning']}", markup=False)
+    else:
+        console.print("[green]No point of no return[/green]: every step is a check or has undo.")
+
+
+def _plan_step(s: Any, pad: str) -> None:
+    flags = []
+    if s.check:
+        flags.append("check")
+    elif s.undo:
+        flags.append("undo: " + "; ".join(s.undo))
+    elif s.reversible:
+        flags.append("undone by phase")
+    else:
+        flags.append("NO UNDO")
+    if s.when:
+        flags.append(f"when {s.when}")
+    if s.retry:
+        flags.append(f"retry x{s.retry}")
+    if s.timeout:
+        flags.append(f"timeout {_dur(s.timeout)}")
+    console.print(f"{pad}• {s.title}: {s.summary}  [{', '.join(flags)}]", markup=False)
+    for e in s.expect:
+        console.print(f"{pad}    expect {e}", markup=False)
+
+
+# --- approvals and status -------------------------------------------------------------------------
+
+
+def pending_approvals(events: list[Any]) -> list[str]:
+    waiting: dict[str, bool] = {}
+    for e in events:
+        if e.type == ev.APPROVAL_REQUESTED:
+            waiting[e.step_key] = True
+        elif e.type == ev.APPROVAL_GIVEN:
+            waiting.pop(e.step_key, None)
+        elif e.type == ev.RUN_FINISHED:
+            waiting.clear()
+    return list(waiting)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status_rows(ledger: Any) -> list[dict[str, Any]]:
+    rows = []
+    for run in ledger.list_runs(status="running", limit=100):
+        lease = ledger.get_lease(f"{run.runbook_name}@{run.environment}")
+        held = lease is not None and lease.run_id == run.id
+        stale = (not held) or lease.is_stale()
+        if not held and run.host == socket.gethostname() and _pid_alive(run.pid):
+            stale = False
+        rows.append({
+            "run_id": run.id, "runbook": run.runbook_name, "environment": run.environment,
+            "operator": run.operator, "host": run.host, "pid": run.pid, "started_at": run.started_at,
+            "state": "interrupted (holder gone): resume it" if stale else "running",
+            "lease": lease.to_dict() if held else None,
+            "waiting_for": pending_approvals(ledger.events(run.id)),
+        })
+    return rows
+
+
+def print_status(rows: list[dict[str, Any]], url: str) -> None:
+    if not rows:
+        console.print(f"No active runs (ledger {url}).", markup=False)
+        return
+    t = Table(title=f"Active runs · {url}")
+    for col in ("run", "runbook@env", "operator@host (pid)", "since", "state", "waiting for"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["run_id"], f"{r['runbook']}@{r['environment']}", f"{r['operator']}@{r['host']} ({r['pid']})",
+                  r["started_at"][:19], r["state"], ", ".join(r["waiting_for"]) or "-")
+    console.print(t)
+    for r in rows:
+        if r["state"].startswith("interrupted"):
+            console.print(f"  tminus resume {r['run_id']}", markup=False)
+
+
+def print_history(runs: list[Any]) -> None:
+    if not runs:
+        console.print("No runs yet.")
+        return
+    t = Table()
+    for col in ("run", "kind", "runbook@env", "operator", "started", "took", "status", "exit"):
+        t.add_column(col)
+    for r in runs:
+        t.add_row(r.id, r.kind, f"{r.runbook_name}@{r.environment}", r.operator, r.started_at[:19],
+                  _dur(_elapsed(r.started_at, r.finished_at)), r.status,
+                  "" if r.exit_code is None else str(r.exit_code))
+    console.print(t)
+
+
+def _elapsed(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    a = datetime.fromisoformat(start)
+    b = datetime.fromisoformat(end)
+    if a.tzinfo is None:
+        a = a.replace(tzinfo=UTC)
+    if b.tzinfo is None:
+        b = b.replace(tzinfo=UTC)
+    return (b - a).total_seconds()
+
+
+# --- show -------------------------------------------------------------------------------------------
+
+
+def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
+    console.print(f"[bold]Run {run.id}[/bold]: {run.runbook_name} in {run.environment} · {run.kind}")
+    console.print(f"operator {run.operator}@{run.host} (pid {run.pid}) · runbook {run.runbook_path} "
+                  f"(sha256 {run.content_hash[:12]})", markup=False)
+    took = _elapsed(run.started_at, run.finished_at)
+    console.print(f"started {run.started_at} · finished {run.finished_at or '-'} · took {_dur(took)}",
+                  markup=False)
+    if not events:
+        return
+    t0 = datetime.fromisoformat(events[0].at)
+    console.print()
+    for e in events:
+        line = _show_line(e, (datetime.fromisoformat(e.at) - t0).total_seconds(), evidence)
+        if line:
+            console.print(line, markup=False)
+    style = "green" if run.status == "completed" else "red"
+    console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")
+    if run.reason:
+        console.print(f"Why: {run.reason}", markup=False)
+
+
+def _show_line(e: Any, offset: float, evidence: bool) -> str | None:
+    d = e.data or {}
+    at = f"{format_tplus(offset):>7} +{offset:7.2f}s"
+    if e.type in (ev.RUN_STARTED, ev.RUN_RESUMED):
+        return f"{at}  {e.type} by {d.get('operator')}@{d.get('host')}" + (
+            f" ({d.get('reason')})" if d.get("reason") else "")
+    if e.type == ev.SECTION_STARTED:
+        planned = ""
+        if d.get("budget") is not None:
+            planned = f"  planned start {format_tplus(d.get('planned_start') or 0)}, budget {_dur(d['budget'])}"
+        return f"{at}  ▶ {d.get('section')}{planned}"
+    if e.type == ev.SECTION_FINISHED and d.get("actual") is not None:
+        return f"{at}    {d.get('section')}: actual {_dur(d['actual'])} vs budget {_dur(d.get('budget'))}"
+    if e.type == ev.STEP_FINISHED:
+        mark = {"ok": "✓", "failed": "✗", "skipped": "-"}.get(d.get("status", ""), "?")
+        tries = f", {d.get('attempts')} attempts" if (d.get("attempts") or 0) > 1 else ""
+        out = [f"{at}    {mark} {d.get('name')} [{e.step_key}] {_dur((d.get('duration_ms') or 0) / 1000)}{tries}"]
+        if d.get("status") == "failed" and d.get("message"):
+            out += ["          " + ln for ln in str(d["message"]).splitlines()]
+        if evidence:
+            out += ["          " + ln for ln in _evidence_lines(d)]
+        return "\n".join(out)
+    if e.type == ev.STEP_ATTEMPT:
+        return f"{at}      attempt {d.get('attempt')} failed: {str(d.get('message', '')).splitlines()[:1]}"
+    if e.type == ev.STEP_SKIPPED:
+        return f"{at}    - {d.get('name')} skipped: {d.get('message')}"
+    if e.type == ev.APPROVAL_REQUESTED:
+        return f"{at}    ? approval requested: {d.get('prompt')}"
+    if e.type == ev.APPROVAL_GIVEN:
+        return (f"{at}    {'approved' if d.get('approved') else 'refused'} by {d.get('by')} via {d.get('how')}"
+                + (f": {d['reason']}" if d.get("reason") else ""))
+    if e.type == ev.DECISION:
+        return f"{at}  ◆ decision {d.get('mode')}: {d.get('verdict')}" + (
+            f" by {d['by']}" if d.get("by") else "")
+    if e.type == ev.ROLLBACK_STARTED:
+        return f"{at}  ↺ rollback started: {str(d.get('reason', '')).splitlines()[0]}"
+    if e.type == ev.ROLLBACK_FINISHED:
+        return f"{at}  ↺ rollback {'complete' if d.get('ok') else 'FAILED'}" + (
+            f"\n          {d['state']}" if d.get("state") else "")
+    if e.type == ev.NOTE:
+        return f"{at}    note: {json.dumps(d, default=str)}"
+    if e.type == ev.RUN_FINISHED:
+        return f"{at}  run {d.get('status')} (exit {d.get('exit_code')})"
+    return None
+
+
+def _evidence_lines(d: dict[str, Any]) -> list[str]:
+    evidence = d.get("evidence") or {}
+    lines = []
+    for v in d.get("verdicts") or []:
+        mark = {True: "✓", False: "✗", None: "∅"}.get(v.get("passed"), "?")
+        lines.append(f"{mark} {v.get('message')}")
+    for key, value in evidence.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        text = text.strip()
+        if not text:
+            continue
+        if "\n" in text or len(text) > 160:
+            body = text.splitlines()[-6:]
+            lines.append(f"{key}:")
+            lines += ["  " + ln[:200] for ln in body]
+        else:
+            lines.append(f"{key}: {text}")
+    return lines

@@ -1,0 +1,110 @@
+"""The operator channel: how a manual step or a manual go/no-go gets its answer.
+
+On a TTY the operator is asked; at the same time (and always when not on a TTY) an approval
+recorded in the ledger by `tminus approve RUN_ID` from another terminal answers. `--yes`
+approves everything, `--no-input` refuses at once. Who answered, how and when is recorded.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tminus.engine import events as ev
+from tminus.engine.events import utcnow
+from tminus.kinds.base import Approval
+
+POLL_SECONDS = 0.2
+
+
+class OperatorChannel:
+    def __init__(
+        self,
+        *,
+        ledger: Any,
+        run_id: str,
+        operator: str,
+        emit: Callable[..., None],
+        cancel: Any,
+        yes: bool = False,
+        no_input: bool = False,
+        interactive: bool = False,
+        pause_display: Callable[[], Any] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.operator = operator
+        self.emit = emit
+        self.cancel = cancel
+        self.yes = yes
+        self.no_input = no_input
+        self.interactive = interactive
+        self.pause_display = pause_display
+
+    def request(self, step_key: str, prompt: str, instructions: str | None, timeout: float | None) -> Approval:
+        how_to = f"tminus approve {self.run_id} --step {step_key}"
+        self.emit(ev.APPROVAL_REQUESTED, step_key, prompt=prompt, instructions=instructions,
+                  timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'")
+        approval = self._obtain(step_key, prompt, instructions, timeout)
+        self.emit(ev.APPROVAL_GIVEN, step_key, approved=approval.approved, by=approval.by,
+                  how=approval.how, reason=approval.reason, at=approval.at)
+        return approval
+
+    def _obtain(self, step_key: str, prompt: str, instructions: str | None, timeout: float | None) -> Approval:
+        if self.yes:
+            return Approval(True, self.operator, "--yes", "approved in advance with --yes", utcnow())
+        if self.no_input:
+            return Approval(False, self.operator, "no-input",
+                            "--no-input: nobody can confirm; approve it with --yes or run interactively",
+                            utcnow())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.interactive:
+            self._show_prompt(prompt, instructions, step_key)
+        while True:
+            recorded = self.ledger.approvals(self.run_id, step_key)
+            if recorded:
+                a = recorded[-1]
+                return Approval(a.approved, a.by, "approve-command", a.reason, a.at)
+            if self.interactive:
+                answer = _read_line(POLL_SECONDS)
+                if answer is not None:
+                    decided = self._interpret(answer)
+                    if decided is not None:
+                        return decided
+                    print("Please answer yes or no: ", end="", flush=True)
+            elif self.cancel.wait(POLL_SECONDS):
+                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow())
+            if self.cancel.is_set():
+                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow())
+            if deadline is not None and time.monotonic() > deadline:
+                return Approval(False, "nobody", "timeout",
+                                f"no answer within {timeout:g}s: silence counts as no", utcnow())
+
+    def _show_prompt(self, prompt: str, instructions: str | None, step_key: str) -> None:
+        if self.pause_display:
+            self.pause_display()
+        print(f"\n>>> {prompt}", flush=True)
+        if instructions:
+            print(instructions, flush=True)
+        print(f"(or from another terminal: tminus approve {self.run_id} --step {step_key})")
+        print("Confirm? [yes/no]: ", end="", flush=True)
+
+    def _interpret(self, answer: str) -> Approval | None:
+        word = answer.strip().lower()
+        if word in ("y", "yes"):
+            return Approval(True, self.operator, "tty", None, utcnow())
+        if word in ("n", "no"):
+            return Approval(False, self.operator, "tty", "refused at the prompt", utcnow())
+        return None
+
+
+def _read_line(wait: float) -> str | None:
+    """A line from stdin if one arrives within `wait` seconds (POSIX select on a TTY)."""
+    ready, _, _ = select.select([sys.stdin], [], [], wait)
+    if not ready:
+        return None
+    line = sys.stdin.readline()
+    return line if line else "no"  # EOF: nobody is there to say yes

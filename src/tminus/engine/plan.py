@@ -1,0 +1,165 @@
+"""`tminus plan`: the T+ timeline, every step rendered (secrets masked), undo coverage and the
+point of no return. Pure: nothing is executed, values known only at run time stay placeholders."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tminus.durations import format_duration, format_tplus
+from tminus.engine.session import Options, build_templater, effective_vars
+from tminus.errors import TemplateError
+from tminus.spec.document import RunbookDocument
+from tminus.spec.models import Step
+from tminus.spec.templating import Templater
+
+
+@dataclass
+class PlannedStep:
+    key: str
+    title: str
+    kind: str
+    summary: str
+    check: bool
+    location: str
+    reversible: bool = True
+    undo: list[str] = field(default_factory=list)
+    when: str | None = None
+    timeout: float | None = None
+    retry: int | None = None
+    expect: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlannedPhase:
+    name: str
+    budget: float | None
+    starts_at: float | None  # seconds from T+0; None when an earlier phase has no budget
+    tplus: str
+    steps: list[PlannedStep]
+    undo: list[PlannedStep]
+
+
+@dataclass
+class Plan:
+    runbook: str
+    environment: str
+    vars: dict[str, Any]
+    manifest: dict[str, Any]
+    gates: list[dict[str, Any]]
+    phases: list[PlannedPhase]
+    verify: list[PlannedStep]
+    decision: dict[str, Any]
+    rollback: list[PlannedStep]
+    total_budget: float | None
+    point_of_no_return: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
+    rb = doc.runbook
+    facts = {"id": "⟨run.id⟩", "environment": opts.environment, "operator": opts.operator,
+             "runbook": rb.name, "host": "⟨run.host⟩"}
+    t = build_templater(doc, opts, facts, plan_mode=True)
+
+    def planned(step: Step, phase_undo: bool = False) -> PlannedStep:
+        return PlannedStep(
+            key=step.key,
+            title=step.title,
+            kind=step.kind,
+            summary=describe(step, t),
+            check=step.is_check,
+            location=str(doc.locate(step)),
+            reversible=step.is_check or bool(step.undo) or phase_undo,
+            undo=[describe(u, t) for u in step.undo or []],
+            when=step.when,
+            timeout=step.timeout,
+            retry=step.retry.attempts if step.retry else None,
+            expect=[_render(t, e) for e in step.expect or []],
+        )
+
+    phases: list[PlannedPhase] = []
+    clock: float | None = 0.0
+    ponr: dict[str, Any] | None = None
+    for index, phase in enumerate(rb.phases):
+        steps = [planned(s, phase_undo=bool(phase.undo)) for s in phase.steps]
+        phases.append(PlannedPhase(
+            name=phase.name, budget=phase.budget, starts_at=clock,
+            tplus=format_tplus(clock) if clock is not None else "T+?",
+            steps=steps, undo=[planned(u) for u in phase.undo],
+        ))
+        for s in steps:
+            if ponr is None and not s.reversible:
+                ponr = {
+                    "phase": phase.name, "step": s.title, "key": s.key, "location": s.location,
+                    "tplus": phases[-1].tplus,
+                    "meaning": (
+                        f"'{s.title}' has no undo: once it has run, a rollback cannot reverse it. "
+                        f"The undo steps of the phases up to '{phase.name}' and the rollback steps "
+                        "still run, but the effects of this step remain."
+                    ),
+                }
+        clock = None if clock is None or phase.budget is None else clock + phase.budget
+        del index
+    env = rb.environments.get(opts.environment)
+    return Plan(
+        runbook=rb.name,
+        environment=opts.environment,
+        vars=t.masker.mask_obj(effective_vars(doc, opts.environment, opts.overrides)),
+        manifest={
+            "required": list(env.env.required) if env else [],
+            "forbidden": sorted(env.env.forbidden) if env else [],
+        },
+        gates=[{"name": g.name, "description": g.description, "checks": [planned(c) for c in g.checks]}
+               for g in rb.gates],
+        phases=phases,
+        verify=[planned(s) for s in rb.verify],
+        decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout},
+        rollback=[planned(s) for s in rb.rollback],
+        total_budget=clock,
+        point_of_no_return=ponr,
+    )
+
+
+def _render(t: Templater, text: str) -> str:
+    try:
+        return t.render(text)
+    except TemplateError as exc:
+        return f"{text}  ⟨cannot render: {exc}⟩"
+
+
+def describe(step: Step, t: Templater) -> str:
+    """One line saying what the step will do, rendered in plan mode."""
+    try:
+        c: Any = t.render_config(step.config)
+    except TemplateError as exc:
+        return f"{step.kind}: ⟨cannot render: {exc}⟩"
+    kind = step.kind
+    if kind == "run":
+        return f"$ {c.command.strip()}"
+    if kind == "http":
+        return f"{c.method.upper()} {c.url}"
+    if kind == "sql":
+        what = c.query.strip().splitlines()[0] if c.query else f"file {c.file}"
+        return f"sql{' (write)' if c.write else ''}: {what}"
+    if kind == "file":
+        cond = [f"exists={c.exists}"] if c.exists is not None else []
+        cond += [f"contains {c.contains!r}"] if c.contains else []
+        cond += [f"not contains {c.not_contains!r}"] if c.not_contains else []
+        return f"file {c.path} {' '.join(cond)}".rstrip()
+    if kind == "tcp":
+        return f"tcp {c.host}:{c.port} is {c.state}"
+    if kind == "env":
+        parts = [f"present {c.present}"] if c.present else []
+        parts += [f"absent {c.absent}"] if c.absent else []
+        parts += [f"{k} not in forbidden values" for k in c.not_equal]
+        parts += [f"{k} equals expected" for k in c.equals]
+        return "env " + "; ".join(parts)
+    if kind == "wait":
+        limit = format_duration(step.timeout) if step.timeout else "60s"
+        return f"every {format_duration(c.interval)} up to {limit}: {describe(c.check, t)}"
+    if kind == "manual":
+        return f"operator confirms: {c.prompt}"
+    return kind

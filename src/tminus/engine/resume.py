@@ -1,0 +1,58 @@
+"""Rebuild what a run had done from its ledger events, so it can continue after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tminus.engine import events as ev
+from tminus.engine.runner import Prior
+from tminus.engine.steps import SKIPPED, StepOutcome
+
+
+@dataclass
+class History:
+    prior: Prior
+    interrupted: list[str] = field(default_factory=list)  # keys started but never finished
+    finished: bool = False
+
+
+def history_from_events(events: Iterable[Any]) -> History:
+    """`events` are ledger EventRecords (type, step_key, data) in order."""
+    prior = Prior()
+    started: dict[str, Any] = {}
+    finished = False
+    for e in events:
+        data = e.data or {}
+        if e.type == ev.STEP_STARTED:
+            started[e.step_key] = e
+        elif e.type == ev.STEP_FINISHED:
+            started.pop(e.step_key, None)
+            prior.done[e.step_key] = StepOutcome(
+                e.step_key,
+                data.get("status", "failed"),
+                attempts=data.get("attempts", 0),
+                duration=data.get("duration_ms", 0) / 1000,
+                message=data.get("message", ""),
+                verdicts=data.get("verdicts", []),
+                outputs=data.get("outputs", {}),
+                evidence=data.get("evidence", {}),
+            )
+        elif e.type == ev.STEP_SKIPPED:
+            started.pop(e.step_key, None)
+            prior.done[e.step_key] = StepOutcome(e.step_key, SKIPPED, message=data.get("message", ""))
+        elif e.type == ev.SECTION_FINISHED and data.get("section") == "gates":
+            prior.gates_passed = bool(data.get("ok"))
+        elif e.type == ev.SECTION_FINISHED and data.get("section") == "verify":
+            prior.verify_passed = bool(data.get("ok"))
+        elif e.type == ev.ROLLBACK_STARTED:
+            prior.in_rollback = True
+            prior.rollback_reason = data.get("reason", "")
+        elif e.type == ev.ROLLBACK_FINISHED and data.get("ok"):
+            prior.in_rollback = False
+        elif e.type == ev.RUN_FINISHED:
+            finished = data.get("status") not in ("interrupted", "rollback_failed", "needs_operator")
+        elif e.type == ev.RUN_RESUMED:
+            finished = False
+    return History(prior, list(started), finished)

@@ -1,0 +1,306 @@
+"""The run: gates, phases, verify, decision; on failure the undo path, rollback steps, verify again.
+
+The runner only decides *what* runs next. Executing a step is `StepRunner`'s job; recording
+is the ledger's, which subscribes to the event bus like the display does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tminus.engine import events as ev
+from tminus.engine.exitcodes import Exit
+from tminus.engine.steps import FAILED, OK, StepOutcome, StepRunner
+from tminus.spec.models import Phase, Step
+
+DECISION_KEY = "decision"
+
+
+@dataclass
+class Prior:
+    """What an interrupted run had already done, rebuilt from its ledger events (see resume.py)."""
+
+    done: dict[str, StepOutcome] = field(default_factory=dict)
+    gates_passed: bool = False
+    in_rollback: bool = False
+    rollback_reason: str = ""
+    verify_passed: bool = False
+    # key of the step that started but never finished -> "retry" | "skip" | "rollback"
+    interrupted: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | blocked | rolled_back | rollback_failed | aborted | interrupted | needs_operator
+    exit: Exit
+    reason: str
+    failures: list[str] = field(default_factory=list)
+
+
+class Interrupted(Exception):
+    """The operator or a signal stopped the run; it can be resumed."""
+
+
+class Runner:
+    def __init__(self, steps: StepRunner, environment: str, prior: Prior | None = None) -> None:
+        self.steps = steps
+        self.environment = environment
+        self.doc = steps.doc
+        self.rb = steps.doc.runbook
+        self.prior = prior or Prior()
+        self.done: dict[str, StepOutcome] = dict(self.prior.done)
+        for outcome in self.done.values():
+            step = self.doc.step_by_key().get(outcome.key)
+            if step is not None and step.id and outcome.status == OK:
+                self.steps.outputs[step.id] = outcome.outputs
+        self.started_phases: list[int] = [
+            i for i, p in enumerate(self.rb.phases) if any(self._touched(s) for s in p.steps)
+        ]
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def run(self, *, gates_only: bool = False) -> RunResult:
+        try:
+            if self.prior.in_rollback:
+                return self.rollback(self.prior.rollback_reason or "resumed rollback")
+            if not self.prior.gates_passed:
+                failures = self.gates()
+                if failures:
+                    return RunResult("blocked", Exit.BLOCKED, "a gate failed: nothing was changed", failures)
+            if gates_only:
+                return RunResult("completed", Exit.COMPLETED, "every gate passed")
+            result = self.phases()
+            if result is not None:
+                return result
+            if not self.prior.verify_passed:
+                failures = self.verify(section="verify")
+                if failures:
+                    return self.rollback("verify failed:\n" + "\n".join(failures))
+            return self.decide()
+        except Interrupted as exc:
+            return RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
+
+    # --- gates ----------------------------------------------------------------------------
+
+    def gates(self) -> list[str]:
+        """Every gate's checks, concurrently within a gate; every failure reported."""
+        self.steps.emit(ev.SECTION_STARTED, section="gates", gates=[g.name for g in self.rb.gates])
+        failures = self.manifest_problems()
+        for problem in failures:
+            self.steps.emit(ev.NOTE, "environment", action="manifest", message=problem)
+        for gate in self.rb.gates:
+            outcomes = self._concurrently(gate.checks, f"gate:{gate.name}")
+            failures.extend(f"gate '{gate.name}': {o.message}" for o in outcomes if not o.ok)
+        self.steps.emit(ev.SECTION_FINISHED, section="gates", ok=not failures, failures=failures)
+        self._check_cancel()
+        return failures
+
+    def manifest_problems(self) -> list[str]:
+        """The environment's variable manifest: required names set, forbidden values absent."""
+        env_name = self.environment
+        spec = self.rb.environments.get(env_name)
+        if spec is None:
+            return []
+        environ = self.steps.environ
+        out = [
+            f"environment variable {n} is required in '{env_name}' but is not set"
+            for n in spec.env.required
+            if not environ.get(n)
+        ]
+        for name, forbidden in spec.env.forbidden.items():
+            values = [forbidden] if isinstance(forbidden, str) else forbidden
+            if name in environ and environ[name] in values:
+                # never print the value itself: it may be a secret
+                out.append(f"environment variable {name} is set to a value forbidden in '{env_name}'")
+        return out
+
+    def _concurrently(self, checks: list[Step], section: str) -> list[StepOutcome]:
+        if len(checks) == 1:
+            return [self._run_step(checks[0], section)]
+        with ThreadPoolExecutor(max_workers=min(16, len(checks))) as pool:
+            return list(pool.map(lambda s: self._run_step(s, section), checks))
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def phases(self) -> RunResult | None:
+        elapsed_budget = 0.0
+        for index, phase in enumerate(self.rb.phases):
+            if all(self._finished_ok(s) for s in phase.steps):
+                elapsed_budget += phase.budget or 0.0
+                continue
+            if index not in self.started_phases:
+                self.started_phases.append(index)
+            self.steps.emit(
+                ev.SECTION_STARTED,
+                section=f"phase:{phase.name}",
+                phase=phase.name,
+                index=index,
+                budget=phase.budget,
+                planned_start=elapsed_budget,
+            )
+            phase_started = time.monotonic()
+            for step in phase.steps:
+                if self._finished_ok(step):
+                    continue
+                outcome = self._run_step(step, f"phase:{phase.name}")
+                if outcome.ok:
+                    continue
+                policy = step.on_failure or "rollback"
+                self.steps.emit(
+                    ev.SECTION_FINISHED, section=f"phase:{phase.name}", ok=False, failed_step=step.key
+                )
+                if policy == "continue":
+                    continue
+                reason = f"step '{step.title}' in phase '{phase.name}' failed:\n{outcome.message}"
+                if policy == "abort":
+                    return RunResult("aborted", Exit.ABORTED, reason + "\n(on_failure: abort: nothing undone)")
+                return self.rollback(reason)
+            self.steps.emit(
+                ev.SECTION_FINISHED,
+                section=f"phase:{phase.name}",
+                ok=True,
+                actual=round(time.monotonic() - phase_started, 3),
+                budget=phase.budget,
+            )
+            elapsed_budget += phase.budget or 0.0
+        return None
+
+    # --- verify and decision --------------------------------------------------------------
+
+    def verify(self, *, section: str, after_rollback: bool = False) -> list[str]:
+        checks = [s for s in self.rb.verify if s.after_rollback or not after_rollback]
+        if not checks:
+            return []
+        self.steps.emit(ev.SECTION_STARTED, section=section)
+        failures = []
+        for step in checks:
+            outcome = self.steps.run(step, section)
+            self.done[step.key] = outcome
+            if not outcome.ok:
+                failures.append(f"verify '{step.title}': {outcome.message}")
+        self.steps.emit(ev.SECTION_FINISHED, section=section, ok=not failures, failures=failures)
+        self._check_cancel()
+        return failures
+
+    def decide(self) -> RunResult:
+        decision = self.rb.decision
+        criteria = [
+            {
+                "check": self.doc.step_by_key()[k].title,
+                "key": k,
+                "verdict": "pass" if o.ok else "fail",
+                "evidence": [v.get("message") for v in o.verdicts],
+            }
+            for k, o in self.done.items()
+            if k.startswith("verify")
+        ]
+        if decision.mode == "auto":
+            self.steps.emit(ev.DECISION, DECISION_KEY, mode="auto", verdict="go", criteria=criteria,
+                            reason="every verify check passed")
+            return RunResult("completed", Exit.COMPLETED, "every verify check passed; decision: go")
+        approvals = self.steps.approvals
+        if approvals is None:
+            return RunResult("needs_operator", Exit.NEEDS_OPERATOR, "a manual decision needs an operator")
+        prompt = decision.prompt or f"Go/no-go for '{self.rb.name}': keep the new state?"
+        approval = approvals.request(DECISION_KEY, prompt, _criteria_text(criteria), decision.timeout)
+        verdict = "go" if approval.approved else "no-go"
+        self.steps.emit(
+            ev.DECISION, DECISION_KEY, mode="manual", verdict=verdict, criteria=criteria,
+            by=approval.by, how=approval.how, reason=approval.reason,
+        )
+        if approval.approved:
+            return RunResult("completed", Exit.COMPLETED, f"decision: go (by {approval.by}, {approval.how})")
+        self._check_cancel()
+        why = f"decision: no-go by {approval.by} ({approval.how})"
+        if approval.reason:
+            why += f": {approval.reason}"
+        return self.rollback(why)
+
+    # --- rollback -------------------------------------------------------------------------
+
+    def rollback(self, reason: str) -> RunResult:
+        """Undo what was done, newest first, then the rollback steps, then verify again."""
+        plan = list(self.undo_plan())
+        self.steps.emit(
+            ev.ROLLBACK_STARTED, section="rollback", reason=reason,
+            steps=[{"key": s.key, "name": s.title} for s, _ in plan],
+        )
+        completed: list[str] = []
+        for step, section in plan:
+            if self._finished_ok(step):
+                completed.append(step.key)
+                continue  # resumed rollback: this undo step already ran
+            outcome = self._run_step(step, section)
+            if outcome.ok or step.on_failure == "continue":
+                completed.append(step.key)
+                continue
+            remaining = [s.title for s, _ in plan[plan.index((step, section)) + 1 :]]
+            state = (
+                f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
+                f"undone so far: {', '.join(completed) or 'nothing'}\n"
+                f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
+                f"fix the cause, then `tminus resume {self.steps.run_id}` continues the rollback"
+            )
+            self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
+            return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{state}")
+        failures = self.verify(section="verify-after-rollback", after_rollback=True)
+        if failures:
+            state = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)
+            self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
+            return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{state}", failures)
+        self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=True, undone=completed)
+        return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
+
+    def undo_plan(self) -> Iterable[tuple[Step, str]]:
+        """Undo steps of every started phase, newest phase first; inside a phase, the undo of each
+        touched step (newest first), then the phase's own undo steps; then the rollback section."""
+        for index in sorted(set(self.started_phases), reverse=True):
+            phase: Phase = self.rb.phases[index]
+            section = f"undo:{phase.name}"
+            for step in reversed(phase.steps):
+                if step.undo and self._touched(step):
+                    for undo in step.undo:
+                        yield undo, section
+            for undo in phase.undo:
+                yield undo, section
+        for step in self.rb.rollback:
+            yield step, "rollback"
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _run_step(self, step: Step, section: str) -> StepOutcome:
+        self._check_cancel()
+        choice = self.prior.interrupted.get(step.key)
+        if choice == "skip":
+            outcome = StepOutcome(step.key, "skipped", message="skipped on resume by the operator")
+            self.steps.emit(ev.STEP_SKIPPED, step.key, name=step.title, section=section,
+                            message=outcome.message)
+        else:
+            outcome = self.steps.run(step, section)
+        self.done[step.key] = outcome
+        self._check_cancel()
+        return outcome
+
+    def _touched(self, step: Step) -> bool:
+        """Started, even if it failed: its undo must run because it may have half-acted."""
+        return step.key in self.done or step.key in self.prior.interrupted
+
+    def _finished_ok(self, step: Step) -> bool:
+        outcome = self.done.get(step.key)
+        return outcome is not None and outcome.ok
+
+    def _check_cancel(self) -> None:
+        if self.steps.cancel.is_set():
+            raise Interrupted("interrupted by a signal; `tminus resume` continues")
+
+
+def _criteria_text(criteria: list[dict[str, Any]]) -> str:
+    lines = [f"  [{c['verdict']}] {c['check']}" for c in criteria]
+    return "Criteria:\n" + "\n".join(lines) if lines else "No verify checks."
+
+
+__all__ = ["DECISION_KEY", "FAILED", "Interrupted", "Prior", "RunResult", "Runner"]

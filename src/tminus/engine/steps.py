@@ -1,0 +1,266 @@
+"""Executing one step: condition, rendering, attempts with retry and timeout, judging, events.
+
+A step's verdict is explained: each expectation's message carries the runbook file:line of the
+assertion, what was expected, and the actual value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tminus.engine import events as ev
+from tminus.engine.events import Event, EventBus
+from tminus.errors import ExpectationSyntaxError, TemplateError
+from tminus.kinds import registry
+from tminus.kinds.base import Approvals, Observation, StepContext
+from tminus.spec.document import RunbookDocument
+from tminus.spec.models import Step
+from tminus.spec.templating import Templater
+
+OK = "ok"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+
+@dataclass
+class StepOutcome:
+    """How one step ended. `outputs` feed later templates; the rest is evidence."""
+
+    key: str
+    status: str  # ok | failed | skipped
+    attempts: int = 0
+    duration: float = 0.0  # seconds, all attempts
+    message: str = ""  # why it failed (or was skipped), in one or a few lines
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (OK, SKIPPED)
+
+    def to_event_data(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "duration_ms": round(self.duration * 1000, 3),
+            "message": self.message,
+            "verdicts": self.verdicts,
+            "outputs": self.outputs,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class Judgement:
+    passed: bool
+    message: str
+    verdicts: list[dict[str, Any]]
+
+
+class StepRunner:
+    """Runs steps for one run. Shared by gates, phases, verify, undo and rollback."""
+
+    def __init__(
+        self,
+        doc: RunbookDocument,
+        templater: Templater,
+        bus: EventBus,
+        run_id: str,
+        *,
+        environ: Mapping[str, str],
+        approvals: Approvals | None,
+        cancel: Any,
+    ) -> None:
+        self.doc = doc
+        self.templater = templater
+        self.bus = bus
+        self.run_id = run_id
+        self.environ = environ
+        self.approvals = approvals
+        self.cancel = cancel
+        self.shared: dict[str, Any] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
+
+    # --- events -------------------------------------------------------------------------
+
+    def emit(self, type_: str, step_key: str | None = None, **data: Any) -> None:
+        """Every event passes the masker: secret values never reach a subscriber."""
+        masked = self.templater.masker.mask_obj(data)
+        self.bus.emit(Event(type_, self.run_id, masked, step_key))
+
+    # --- one step -----------------------------------------------------------------------
+
+    def run(self, step: Step, section: str, *, emit_start: bool = True) -> StepOutcome:
+        base = {"name": step.title, "kind": step.kind, "section": section}
+        if step.when is not None:
+            try:
+                go = self.templater.truthy(step.when, self.outputs)
+            except TemplateError as exc:
+                return self._finish(step, base, StepOutcome(step.key, FAILED, message=f"when: {exc}"))
+            if not go:
+                outcome = StepOutcome(step.key, SKIPPED, message=f"when: {step.when} is false")
+                self.emit(ev.STEP_SKIPPED, step.key, **base, message=outcome.message)
+                return outcome
+        try:
+            config = self.templater.render_config(step.config, self.outputs)
+        except TemplateError as exc:
+            outcome = StepOutcome(step.key, FAILED, message=f"{self.doc.locate(step)}: {exc}")
+            return self._finish(step, base, outcome)
+        if emit_start:
+            # The intent is recorded before anything acts: a crash from here on is resumable.
+            self.emit(
+                ev.STEP_STARTED,
+                step.key,
+                **base,
+                location=str(self.doc.locate(step)),
+                config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
+                check=step.is_check,
+                idempotent=self.is_rerunnable(step),
+            )
+        outcome = self._attempts(step, config)
+        return self._finish(step, base, outcome)
+
+    @staticmethod
+    def is_rerunnable(step: Step) -> bool:
+        return step.is_check if step.idempotent is None else step.idempotent
+
+    def _finish(self, step: Step, base: dict[str, Any], outcome: StepOutcome) -> StepOutcome:
+        if step.secret_output:
+            for value in outcome.outputs.values():
+                if isinstance(value, str):
+                    self.templater.masker.add(value.strip())
+        if step.id and outcome.status == OK:
+            self.outputs[step.id] = outcome.outputs
+        self.emit(ev.STEP_FINISHED, step.key, **base, **outcome.to_event_data())
+        return outcome
+
+    def _attempts(self, step: Step, config: Any) -> StepOutcome:
+        retry = step.retry
+        attempts = retry.attempts if retry else 1
+        interval = retry.interval if retry else 0.0
+        overall = retry.timeout if retry else None
+        started = time.monotonic()
+        outcome = StepOutcome(step.key, FAILED)
+        for attempt in range(1, attempts + 1):
+            timeout = step.timeout
+            if overall is not None:
+                left = overall - (time.monotonic() - started)
+                if left <= 0:
+                    outcome.message += f"\nretry timeout {overall:g}s reached after {attempt - 1} attempts"
+                    break
+                timeout = left if timeout is None else min(timeout, left)
+            obs, judgement = self.observe(step, config, timeout)
+            outcome = StepOutcome(
+                step.key,
+                OK if judgement.passed else FAILED,
+                attempts=attempt,
+                duration=time.monotonic() - started,
+                message=judgement.message,
+                verdicts=judgement.verdicts,
+                outputs=obs.outputs,
+                evidence=obs.evidence,
+            )
+            if judgement.passed or self.cancel.is_set():
+                break
+            if attempt < attempts:
+                self.emit(
+                    ev.STEP_ATTEMPT,
+                    step.key,
+                    attempt=attempt,
+                    message=judgement.message,
+                    verdicts=judgement.verdicts,
+                    evidence=obs.evidence,
+                )
+                wait = interval
+                if retry and retry.max_interval is not None:
+                    wait = min(wait, retry.max_interval)
+                if self.cancel.wait(wait):
+                    break
+                interval *= retry.backoff if retry else 1.0
+        outcome.duration = time.monotonic() - started
+        return outcome
+
+    # --- observing and judging ------------------------------------------------------------
+
+    def observe(self, step: Step, config: Any, timeout: float | None) -> tuple[Observation, Judgement]:
+        kind = registry.get(step.kind)
+        ctx = StepContext(
+            step=step,
+            base_dir=self.doc.base_dir,
+            timeout=timeout,
+            cancel=self.cancel,
+            environ=self.environ,
+            approvals=self.approvals,
+            run_nested=self._run_nested,
+            shared=self.shared,
+        )
+        try:
+            obs = kind.execute(config, ctx)
+        except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
+            obs = Observation(error=f"{type(exc).__name__}: {exc}")
+        return obs, self.judge(step, obs, kind.default_expect)
+
+    def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
+        from tminus.expect import parse
+
+        where = self.doc.locate(step)
+        problems: list[str] = []
+        if obs.error:
+            problems.append(f"{where}: {obs.error}")
+        problems.extend(f"{where}: {f}" for f in obs.failures)
+        verdicts: list[dict[str, Any]] = []
+        texts = step.expect if step.expect is not None else list(default_expect)
+        for i, text in enumerate(texts):
+            loc = self.doc.locate(step, "expect", i) if step.expect is not None else where
+            try:
+                assertion = parse(self.templater.render(text, self.outputs))
+            except (TemplateError, ExpectationSyntaxError) as exc:
+                problems.append(f"{loc}: {text}: {exc}")
+                continue
+            if obs.error:
+                continue  # nothing was observed; the error already explains the failure
+            verdict = assertion.evaluate(obs.values)
+            data = verdict.to_dict()
+            data["location"] = str(loc)
+            verdicts.append(data)
+            if verdict.passed is None:
+                problems.append(f"{loc}: no data: {verdict.message}")
+            elif not verdict.passed:
+                problems.append(f"{loc}: {verdict.message}")
+        if problems:
+            raw = _raw_excerpt(obs)
+            if raw:
+                problems.append(raw)
+        return Judgement(not problems, "\n".join(problems), verdicts)
+
+    def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
+        try:
+            config = self.templater.render_config(step.config, self.outputs)
+        except TemplateError as exc:
+            return False, str(exc), Observation(error=str(exc))
+        if step.timeout is not None:
+            timeout = step.timeout if timeout is None else min(step.timeout, timeout)
+        obs, judgement = self.observe(step, config, timeout)
+        summary = "passed" if judgement.passed else judgement.message.splitlines()[0]
+        return judgement.passed, summary, obs
+
+
+def _raw_excerpt(obs: Observation) -> str:
+    """The raw output behind a failed verdict, always shown (truncated)."""
+    ev_ = obs.evidence
+    parts = []
+    for key in ("stdout", "stderr", "body"):
+        text = ev_.get(key)
+        if isinstance(text, str) and text.strip():
+            text = text.strip()
+            if len(text) > 600:
+                text = "..." + text[-600:]
+            parts.append(f"{key}: {text}")
+    return "\n".join(parts)
+
+
+Emit = Callable[..., None]
