@@ -37,29 +37,29 @@ def print_plan(p: Any) -> None:
     for g in p.gates:
         console.print(f"  {g['name']}", markup=False)
         for c in g["checks"]:
-            _plan_step(c, "    ")
+            _plan_step(c, "    ", undo_matters=False)
     console.print("\n[bold]Timeline[/bold]")
     ponr_key = p.point_of_no_return["key"] if p.point_of_no_return else None
     for ph in p.phases:
         budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
-        console.print(f"  [cyan]{ph.tplus:>7}[/cyan]  [bold]{ph.name}[/bold] ({budget})")
+        console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{ph.name}[/bold] ({budget})")
         for s in ph.steps:
             if s.key == ponr_key:
                 console.print("           [red]──── point of no return ────[/red]")
             _plan_step(s, "           ")
         for u in ph.undo:
             console.print(f"           undo: {u.summary}", markup=False)
-    if p.total_budget is not None:
-        console.print(f"  [cyan]{format_tplus(p.total_budget):>7}[/cyan]  end of phases")
+    if p.end_tplus is not None:
+        console.print(f"  [cyan]{p.end_tplus:>9}[/cyan]  end of phases")
     console.print("\n[bold]Verify[/bold]")
     for s in p.verify:
-        _plan_step(s, "  ")
+        _plan_step(s, "  ", undo_matters=False)
     console.print(f"\n[bold]Decision[/bold]: {p.decision['mode']}"
                   + (f" (no answer in {_dur(p.decision['timeout'])} = no-go)" if p.decision["timeout"] else ""))
     if p.rollback:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
-            _plan_step(s, "  ")
+            _plan_step(s, "  ", undo_matters=False)
     console.print()
     if p.point_of_no_return:
         r = p.point_of_no_return
@@ -70,10 +70,13 @@ def print_plan(p: Any) -> None:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
 
 
-def _plan_step(s: Any, pad: str) -> None:
+def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:
+    """Undo coverage only matters in phases: gates and verify must not change anything anyway."""
     flags = []
     if s.check:
         flags.append("check")
+    elif not undo_matters:
+        flags.append(s.kind)
     elif s.undo:
         flags.append("undo: " + "; ".join(s.undo))
     elif s.reversible:

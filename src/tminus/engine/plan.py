@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tminus.durations import format_duration, format_tplus
+from tminus.durations import format_clock, format_duration, format_tplus
 from tminus.engine.session import Options, build_templater, effective_vars
 from tminus.errors import TemplateError
 from tminus.spec.document import RunbookDocument
@@ -52,6 +52,7 @@ class Plan:
     decision: dict[str, Any]
     rollback: list[PlannedStep]
     total_budget: float | None
+    end_tplus: str | None
     point_of_no_return: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,12 +83,14 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
 
     phases: list[PlannedPhase] = []
     clock: float | None = 0.0
+    # T+h:mm reads best for real cutovers; budgets under a minute need seconds to be distinct
+    tplus = format_tplus if all((p.budget or 0) % 60 == 0 for p in rb.phases) else format_clock
     ponr: dict[str, Any] | None = None
     for index, phase in enumerate(rb.phases):
         steps = [planned(s, phase_undo=bool(phase.undo)) for s in phase.steps]
         phases.append(PlannedPhase(
             name=phase.name, budget=phase.budget, starts_at=clock,
-            tplus=format_tplus(clock) if clock is not None else "T+?",
+            tplus=tplus(clock) if clock is not None else "T+?",
             steps=steps, undo=[planned(u) for u in phase.undo],
         ))
         for s in steps:
@@ -119,6 +122,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout},
         rollback=[planned(s) for s in rb.rollback],
         total_budget=clock,
+        end_tplus=tplus(clock) if clock is not None else None,
         point_of_no_return=ponr,
     )
 
