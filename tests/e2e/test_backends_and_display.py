@@ -33,7 +33,7 @@ def test_run_with_the_ledger_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert result["ledger"].startswith("postgresql")
     code, shown = run_json("show", result["run_id"], cwd=tmp_path, env=env)
     assert shown["run"]["status"] == "completed"
-    assert [e["type"] for e in shown["events"]][0] == "run.started"
+    assert shown["events"][0]["type"] == "run.started"
     assert tminus("ledger", "verify", cwd=tmp_path, env=env).returncode == 0
     assert not (tmp_path / ".tminus").exists()  # nothing fell back to SQLite
 

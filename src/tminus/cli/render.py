@@ -120,17 +120,25 @@ def _pid_alive(pid: int) -> bool:
 
 
 def status_rows(ledger: Any) -> list[dict[str, Any]]:
+    from tminus.engine.session import RESUMABLE
+
+    runs = [r for status in RESUMABLE for r in ledger.list_runs(status=status, limit=100)]
     rows = []
-    for run in ledger.list_runs(status="running", limit=100):
+    for run in sorted(runs, key=lambda r: r.started_at, reverse=True):
         lease = ledger.get_lease(f"{run.runbook_name}@{run.environment}")
         held = lease is not None and lease.run_id == run.id
-        stale = (not held) or lease.is_stale()
-        if not held and run.host == socket.gethostname() and _pid_alive(run.pid):
-            stale = False
+        if run.status != "running":
+            state = f"{run.status.replace('_', ' ')}: resume it"
+        elif (held and not lease.is_stale()) or (
+            not held and run.host == socket.gethostname() and _pid_alive(run.pid)
+        ):
+            state = "running"
+        else:
+            state = "interrupted (holder gone): resume it"
         rows.append({
             "run_id": run.id, "runbook": run.runbook_name, "environment": run.environment,
             "operator": run.operator, "host": run.host, "pid": run.pid, "started_at": run.started_at,
-            "state": "interrupted (holder gone): resume it" if stale else "running",
+            "state": state,
             "lease": lease.to_dict() if held else None,
             "waiting_for": pending_approvals(ledger.events(run.id)),
         })
@@ -149,7 +157,7 @@ def print_status(rows: list[dict[str, Any]], url: str) -> None:
                   r["started_at"][:19], r["state"], ", ".join(r["waiting_for"]) or "-")
     console.print(t)
     for r in rows:
-        if r["state"].startswith("interrupted"):
+        if r["state"] != "running":
             console.print(f"  tminus resume {r['run_id']}", markup=False)
 
 
