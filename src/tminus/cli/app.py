@@ -310,3 +310,7 @@ def unlock(runbook: str, environment: str, reason: str, operator: str | None, le
 from tminus.cli import inspect as _inspect  # noqa: E402  (registers status/history/show/ledger)
 
 _inspect.register(cli)
+
+from tminus.cli import db as _db  # noqa: E402
+
+_db.register(cli)

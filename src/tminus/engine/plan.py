@@ -73,7 +73,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             summary=describe(step, t),
             check=step.is_check,
             location=str(doc.locate(step)),
-            reversible=step.is_check or bool(step.undo) or phase_undo,
+            reversible=not step.needs_undo or bool(step.undo) or phase_undo,
             undo=[describe(u, t) for u in step.undo or []],
             when=step.when,
             timeout=step.timeout,

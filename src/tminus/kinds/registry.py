@@ -19,6 +19,11 @@ MODULES: dict[str, str] = {
     "env": "tminus.kinds.env",
     "wait": "tminus.kinds.wait",
     "manual": "tminus.kinds.manual",
+    "migrate": "tminus.kinds.migrate",
+    "backup": "tminus.kinds.backup",
+    "restore": "tminus.kinds.restore",
+    "fingerprint": "tminus.kinds.fingerprint",
+    "migration_lint": "tminus.kinds.migration_lint",
 }
 
 

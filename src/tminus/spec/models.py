@@ -180,9 +180,70 @@ class WaitSpec(Spec):
     interval: Duration = 1.0
 
 
+class MigrateSpec(Spec):
+    """Apply ordered SQL migrations (NNNN_name.sql, optional .down.sql and .verify.sql) tracked in a
+    table, or drive an Alembic configuration. Outputs: before, after, applied."""
+
+    url: str = Field(description="SQLAlchemy URL of the database to migrate.")
+    dir: str | None = Field(None, description="Directory of NNNN_name.sql files, relative to the runbook.")
+    alembic: str | None = Field(None, description="Path to an alembic.ini (instead of dir).")
+    to: str | None = Field(None, description="Target version (default: the latest).")
+    revert_to: str | None = Field(None, description="Revert down to this version instead of applying.")
+    table: str = Field("schema_migrations", description="Tracking table.")
+    lock_timeout: Duration = Field(5.0, description="PostgreSQL lock_timeout for each statement.")
+    statement_timeout: Duration | None = Field(None, description="PostgreSQL statement_timeout.")
+    lock_retries: int = Field(3, ge=0, description="Retries of a statement that lost a lock wait.")
+    lock_wait: Duration = Field(60.0, description="How long to wait for another migrator's advisory lock.")
+    dry_run: bool = Field(False, description="Show what would run; change nothing.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MigrateSpec:
+        if (self.dir is None) == (self.alembic is None):
+            raise ValueError("give exactly one of 'dir' or 'alembic'")
+        return self
+
+
+class BackupSpec(Spec):
+    """Back up a database (pg_dump custom format, or SQLite's online backup), checksum it, check it is
+    readable, optionally restore it into a scratch database (drill). Outputs: path, sha256, bytes."""
+
+    url: str
+    dir: str = Field(description="Where backups go, relative to the runbook.")
+    keep: int | None = Field(None, ge=1, description="Keep this many backups; never the newest verified.")
+    drill: bool = Field(False, description="Restore into a scratch database and check it there.")
+    label: str | None = Field(None, description="Name part of the file (default: the run's environment).")
+
+
+class RestoreSpec(Spec):
+    """Restore a backup made by `backup` after checking its checksum; all or nothing."""
+
+    url: str
+    file: str = Field(description="The backup file, e.g. '{{ steps.backup.path }}'.")
+    sha256: str | None = Field(None, description="Expected checksum (default: the .sha256 file beside it).")
+
+
+class FingerprintSpec(Spec):
+    """Per table: row count and an order-independent content checksum. Outputs: fingerprint.
+    With `compare_to`, fails when the database differs from that fingerprint."""
+
+    url: str
+    tables: list[str] | None = Field(None, description="Tables to include (default: all user tables).")
+    compare_to: Any = Field(None, description="A fingerprint to compare with, e.g. '{{ steps.before.fingerprint }}'.")
+
+
+class MigrationLintSpec(Spec):
+    """Flag risky migration statements (long locks, table rewrites, breaking changes)."""
+
+    dir: str = Field(description="Directory of migration files, relative to the runbook.")
+    ignore: list[str] = Field(default_factory=list, description="Rule ids to ignore.")
+
+
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
 # model here and a module under tminus/kinds registering an executor for the same name.
-KIND_FIELDS: tuple[str, ...] = ("run", "http", "sql", "file", "tcp", "env", "wait", "manual")
+KIND_FIELDS: tuple[str, ...] = (
+    "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
+    "migrate", "backup", "restore", "fingerprint", "migration_lint",
+)
 
 
 class Step(Spec):
@@ -210,6 +271,11 @@ class Step(Spec):
     env: EnvSpec | None = None
     wait: WaitSpec | None = None
     manual: ManualSpec | None = None
+    migrate: MigrateSpec | None = None
+    backup: BackupSpec | None = None
+    restore: RestoreSpec | None = None
+    fingerprint: FingerprintSpec | None = None
+    migration_lint: MigrationLintSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -241,7 +307,7 @@ class Step(Spec):
     def is_check(self) -> bool:
         """A check has no side effects: safe to repeat after a crash, needs no undo."""
         kind = self.kind
-        if kind in ("file", "tcp", "env", "wait"):
+        if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint"):
             return True
         if kind == "http":
             assert self.http is not None
@@ -250,6 +316,12 @@ class Step(Spec):
             assert self.sql is not None
             return not self.sql.write
         return False  # run, manual: they change the world or depend on a person
+
+    @property
+    def needs_undo(self) -> bool:
+        """Whether a rollback must reverse this step: not checks, not additive steps (a backup adds a
+        file and changes nothing), not `migrate` (its undo is an automatic revert)."""
+        return not self.is_check and self.kind not in ("backup", "migrate")
 
     @property
     def config(self) -> Spec:
