@@ -262,13 +262,34 @@ class Runner:
             phase: Phase = self.rb.phases[index]
             section = f"undo:{phase.name}"
             for step in reversed(phase.steps):
-                if step.undo and self._touched(step):
+                if not self._touched(step):
+                    continue
+                if step.undo:
                     for undo in step.undo:
                         yield undo, section
+                elif step.kind == "migrate":
+                    auto = self._auto_revert(step)
+                    if auto is not None:
+                        yield auto, section
             for undo in phase.undo:
                 yield undo, section
         for step in self.rb.rollback:
             yield step, "rollback"
+
+    def _auto_revert(self, step: Step) -> Step | None:
+        """A `migrate` step's undo is implicit: revert to the version it found before it ran."""
+        outcome = self.done.get(step.key)
+        before = outcome.outputs.get("before") if outcome else None
+        if before is None:  # it never reported where it started: nothing safe to revert to
+            return None
+        assert step.migrate is not None
+        config = step.migrate.model_dump(mode="json", exclude_none=True)
+        config.update({"revert_to": before or "0", "dry_run": False})
+        config.pop("to", None)
+        undo = Step.model_validate({"name": f"revert: {step.title}", "migrate": config, "timeout": step.timeout})
+        undo._path = step.path
+        undo._key = f"{step.key}.undo[auto]"
+        return undo
 
     # --- helpers --------------------------------------------------------------------------
 

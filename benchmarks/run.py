@@ -1,0 +1,571 @@
+"""tminus performance benchmark: run it with `.venv/bin/python benchmarks/run.py` from the repo root.
+
+It measures engine overhead per step, HTTP checks against a local server, CLI start-up and the
+ledger's append cost, prints the results as Markdown and writes them into docs/performance.md
+between the `<!-- results:start -->` and `<!-- results:end -->` markers (the prose around them is
+kept). Options: `--reps N` (repetitions of each whole-process measurement, default 5) and
+`--no-write` (print only).
+
+Everything it starts listens on 127.0.0.1 only, lives in a temporary directory, and is bounded in
+count (the repetitions) and in time (a timeout on every subprocess and an overall deadline).
+Internal: `run.py --serve` is the local HTTP server, started as a separate process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
+START_MARK = "<!-- results:start -->"
+END_MARK = "<!-- results:end -->"
+
+PYTHON = sys.executable
+_SCRIPT = Path(PYTHON).parent / "tminus"
+TMINUS: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "tminus"]
+
+STEPS = 200  # steps per runbook (parts 1 and 2)
+APPENDS = 2000  # ledger appends per repetition (part 4)
+LEDGER_REPS = 3
+STARTUP_REPS = 20  # `tminus --version` / `--help` runs
+PROC_TIMEOUT = 120.0  # seconds, any one subprocess
+TOTAL_BUDGET = 600.0  # seconds, the whole benchmark (it normally needs about one minute)
+SERVER_LIFETIME = 600.0  # seconds: the HTTP server exits by itself after this, whatever happens
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+IMPORT_FLOOR = "import tminus.cli.app, httpx, sqlalchemy, pydantic, jinja2, ruamel.yaml"
+
+# Targets (seconds, or seconds per unit).
+TARGET_STEP_OVERHEAD = 0.002
+TARGET_HTTP_200 = 0.5
+TARGET_STARTUP = 0.150
+
+_deadline = time.monotonic() + TOTAL_BUDGET
+
+
+def check_deadline() -> None:
+    if time.monotonic() > _deadline:
+        raise SystemExit(f"benchmark: over its {TOTAL_BUDGET:.0f}s budget, stopping")
+
+
+# --- statistics and formatting -------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """Several measurements of one thing, in seconds."""
+
+    values: list[float] = field(default_factory=list)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+
+def fmt(seconds: float, unit: str = "ms") -> str:
+    if unit == "us":
+        return f"{seconds * 1e6:.0f} µs"
+    if unit == "s":
+        return f"{seconds:.2f} s"
+    value = seconds * 1e3
+    return f"{value:.2f} ms" if abs(value) < 10 else f"{value:.0f} ms"
+
+
+def row(name: str, s: Series, unit: str = "ms", target: float | None = None, note: str = "") -> str:
+    spread = f"{fmt(s.low, unit)} .. {fmt(s.high, unit)}"
+    if target is None:
+        goal, met = "", ""
+    else:
+        goal = f"< {fmt(target, unit)}"
+        met = "**yes**" if s.median < target else "**no**"
+    return f"| {name} | {fmt(s.median, unit)} | {spread} | {goal} | {met} | {note} |"
+
+
+TABLE_HEAD = "| Measurement | Median | Min .. max | Target | Met | Note |\n|---|---:|---:|---|---|---|"
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def bench_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMINUS_")}
+    env["TMINUS_OPERATOR"] = "bench"
+    return env
+
+
+def timed(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall time of one whole process, from spawn to exit."""
+    check_deadline()
+    start = time.perf_counter()
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=bench_env(), capture_output=True, text=True, timeout=PROC_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start, proc
+
+
+def run_tminus(args: Sequence[str], cwd: Path) -> tuple[float, str]:
+    """Time `tminus ARGS --json`; the run must complete. Returns (seconds, run id)."""
+    elapsed, proc = timed([*TMINUS, *args, "--json"], cwd=cwd)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {}
+    if proc.returncode != 0 or result.get("status") != "completed":
+        raise SystemExit(f"benchmark: `tminus {' '.join(args)}` did not complete (exit {proc.returncode})\n"
+                         f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return elapsed, str(result["run_id"])
+
+
+def ledger_events(cwd: Path, run_id: str) -> list[Any]:
+    """The run's events from the SQLite ledger that `tminus` wrote in `cwd`."""
+    from tminus.ledger import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{cwd / '.tminus' / 'ledger.db'}")
+    try:
+        return list(ledger.events(run_id))
+    finally:
+        ledger.close()
+
+
+def parse_at(at: str) -> float:
+    return datetime.fromisoformat(at).timestamp()
+
+
+def span(events: list[Any], first_type: str, last_type: str, section: str | None = None) -> float:
+    """From the first `first_type` event to the last `last_type` event (of `section` if given)."""
+    def pick(kind: str) -> list[Any]:
+        return [e for e in events if e.type == kind and (section is None or e.data.get("section") == section)]
+
+    return parse_at(pick(last_type)[-1].at) - parse_at(pick(first_type)[0].at)
+
+
+@contextmanager
+def workdir(runbook: str) -> Iterator[Path]:
+    """A fresh temporary directory (so a fresh SQLite ledger) holding runbook.yaml."""
+    with tempfile.TemporaryDirectory(prefix="tminus-bench-") as tmp:
+        path = Path(tmp)
+        (path / "runbook.yaml").write_text(runbook, encoding="utf-8")
+        yield path
+
+
+def phase_runbook(name: str, step: str, count: int) -> str:
+    lines = [f"name: {name}", "phases:", "  - name: p", "    steps:"]
+    lines += [f"      - {step}"] * count
+    return "\n".join(lines) + "\n"
+
+
+def gate_runbook(name: str, check: str, count: int) -> str:
+    lines = [f"name: {name}", "gates:", "  - name: g", "    checks:"]
+    lines += [f"      - {check}"] * count
+    return "\n".join(lines) + "\n"
+
+
+# --- 1. engine overhead per step -----------------------------------------------------------------
+
+
+def bench_engine(reps: int) -> list[str]:
+    whole, phase, first, shell, pyloop, one_whole, one_start = (Series() for _ in range(7))
+    many = phase_runbook("bench-steps", 'run: "true"', STEPS)
+    single = phase_runbook("bench-one-step", 'run: "true"', 1)
+    for _ in range(reps):
+        with workdir(many) as cwd:
+            elapsed, run_id = run_tminus(["run", "runbook.yaml"], cwd)
+            events = ledger_events(cwd, run_id)
+            whole.add(elapsed)
+            phase.add(span(events, "step.started", "step.finished"))
+            first.add(next(e for e in events if e.type == "step.finished").data["duration_ms"] / 1e3)
+        with workdir(single) as cwd:
+            elapsed, run_id = run_tminus(["run", "runbook.yaml"], cwd)
+            events = ledger_events(cwd, run_id)
+            step = next(e for e in events if e.type == "step.finished").data["duration_ms"] / 1e3
+            one_whole.add(elapsed)
+            one_start.add(elapsed - step)
+        elapsed, proc = timed(["bash", "-c", f"for i in $(seq {STEPS}); do /bin/sh -c true; done"])
+        if proc.returncode != 0:
+            raise SystemExit(f"benchmark: the shell loop failed: {proc.stderr}")
+        shell.add(elapsed)
+        check_deadline()
+        start = time.perf_counter()
+        for _ in range(STEPS):
+            subprocess.run(["/bin/sh", "-c", "true"], check=True, timeout=PROC_TIMEOUT)
+        pyloop.add(time.perf_counter() - start)
+    per_step = Series([(p - s) / STEPS for p, s in zip(phase.values, shell.values, strict=True)])
+    per_step_py = Series([(p - s) / STEPS for p, s in zip(phase.values, pyloop.values, strict=True)])
+    return [
+        f"### 1. Engine overhead per step ({STEPS} x `run: \"true\"` in one phase, fresh SQLite ledger)",
+        "",
+        TABLE_HEAD,
+        row("`tminus run`, whole process", whole),
+        row("the phase (first step.started → last step.finished)", phase),
+        row("  of which the first step (warm-up)", first, note="its `duration_ms`"),
+        row(f"shell loop: {STEPS} x `/bin/sh -c true` (bash)", shell),
+        row(f"Python loop: {STEPS} x `subprocess.run` (one process)", pyloop),
+        row("**overhead per step** = (phase - shell loop) / 200", per_step, target=TARGET_STEP_OVERHEAD,
+            note="ledger writes included"),
+        row("overhead per step vs the Python loop", per_step_py, note="(phase - Python loop) / 200"),
+        row("`tminus run` of a 1-step runbook, whole process", one_whole),
+        row("start-up + runbook load + ledger open/close", one_start, note="1-step run minus that step"),
+        "",
+    ]
+
+
+# --- 2. HTTP checks against a local server -------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: httpx reuses the connection
+    disable_nagle_algorithm = True
+    body = b'{"ok": true, "service": "bench"}'
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve() -> None:
+    """The `--serve` mode: print the port, serve until stdin closes or SERVER_LIFETIME passes."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    done = threading.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns when the parent closes the pipe or dies
+        done.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    done.wait(SERVER_LIFETIME)
+    server.shutdown()
+
+
+@contextmanager
+def http_server() -> Iterator[int]:
+    proc = subprocess.Popen(
+        [PYTHON, str(Path(__file__).resolve()), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # EOF (empty) if the server died
+        if not line.strip().isdigit():
+            raise SystemExit("benchmark: the local HTTP server did not start")
+        port = int(line)
+        deadline = time.monotonic() + 10
+        while True:  # bounded: 10 s
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def http_check(port: int) -> str:
+    return (f'{{http: {{url: "http://127.0.0.1:{port}/health"}}, '
+            """expect: ["status == 200", 'jsonpath "$.ok" == true']}""")
+
+
+def bench_http(reps: int, port: int) -> list[str]:
+    seq_whole, seq_phase, gate_whole, gate_section, floor, bare = (Series() for _ in range(6))
+    sequential = phase_runbook("bench-http-seq", http_check(port), STEPS)
+    concurrent = gate_runbook("bench-http-gate", http_check(port), STEPS)
+    for _ in range(reps):
+        with workdir(sequential) as cwd:
+            elapsed, run_id = run_tminus(["run", "runbook.yaml"], cwd)
+            seq_whole.add(elapsed)
+            seq_phase.add(span(ledger_events(cwd, run_id), "step.started", "step.finished"))
+        with workdir(concurrent) as cwd:
+            elapsed, run_id = run_tminus(["gate", "runbook.yaml"], cwd)
+            gate_whole.add(elapsed)
+            gate_section.add(span(ledger_events(cwd, run_id), "section.started", "section.finished", "gates"))
+        for series, code in ((floor, IMPORT_FLOOR), (bare, "pass")):
+            elapsed, proc = timed([PYTHON, "-c", code])
+            if proc.returncode != 0:
+                raise SystemExit(f"benchmark: `python -c {code!r}` failed: {proc.stderr}")
+            series.add(elapsed)
+    return [
+        f"### 2. {STEPS} HTTP checks against a local keep-alive server (127.0.0.1)",
+        "",
+        "Each check: `GET /health` with `expect: [\"status == 200\", 'jsonpath \"$.ok\" == true']`.",
+        "",
+        TABLE_HEAD,
+        row(f"(a) sequential: `tminus run`, one phase of {STEPS} steps, whole process", seq_whole, "s",
+            TARGET_HTTP_200),
+        row("  of which the phase (first step.started → last step.finished)", seq_phase),
+        row(f"(b) concurrent: `tminus gate`, one gate of {STEPS} checks, whole process", gate_whole, "s",
+            TARGET_HTTP_200),
+        row("  of which the gates section (section.started → section.finished)", gate_section),
+        row("import floor: `python -c \"import tminus.cli.app, httpx, sqlalchemy, pydantic, jinja2, "
+            "ruamel.yaml\"`", floor),
+        row("bare interpreter: `python -c pass` (venv, site-packages)", bare),
+        "",
+    ]
+
+
+def import_breakdown(port: int) -> list[str]:
+    """Self import time per top-level package of a real `tminus gate` (HTTP checks), by -X importtime."""
+    with workdir(gate_runbook("bench-imports", http_check(port), 1)) as cwd:
+        _, proc = timed([PYTHON, "-X", "importtime", "-m", "tminus", "gate", "runbook.yaml", "--json"], cwd=cwd)
+    by_root: dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| \s*(\S+)", line)
+        if not m:
+            continue
+        root = m.group(2).split(".")[0]
+        by_root[root] = by_root.get(root, 0) + int(m.group(1))
+    total = sum(by_root.values())
+    top = sorted(by_root.items(), key=lambda kv: kv[1], reverse=True)[:10]
+    lines = [
+        "### Where the import time goes (`python -X importtime -m tminus gate`, 1 HTTP check, one run)",
+        "",
+        f"Total self import time: **{total / 1e3:.0f} ms** (inflated a little by -X importtime itself). "
+        "Self time per top-level package (shared dependencies count for the package that owns them):",
+        "",
+        "| Package | Self import time | Share |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| `{name}` | {us / 1e3:.0f} ms | {100 * us / total:.0f} % |" for name, us in top]
+    lines.append("")
+    return lines
+
+
+# --- 3. CLI start-up -----------------------------------------------------------------------------
+
+
+def bench_startup() -> list[str]:
+    version, helptext = Series(), Series()
+    for _ in range(STARTUP_REPS):
+        for series, arg in ((version, "--version"), (helptext, "--help")):
+            elapsed, proc = timed([*TMINUS, arg])
+            if proc.returncode != 0:
+                raise SystemExit(f"benchmark: `tminus {arg}` failed: {proc.stderr}")
+            series.add(elapsed)
+    return [
+        f"### 3. CLI start-up ({STARTUP_REPS} runs each)",
+        "",
+        TABLE_HEAD,
+        row("`tminus --version`", version, target=TARGET_STARTUP),
+        row("`tminus --help`", helptext, note="no target of its own"),
+        "",
+    ]
+
+
+# --- 4. ledger append cost -----------------------------------------------------------------------
+
+
+def _step_data(i: int) -> dict[str, Any]:
+    """Event data the size and shape of a real step.finished event (about 700 bytes of JSON)."""
+    return {
+        "attempts": 1, "duration_ms": 1.2, "kind": "run", "message": "", "name": "run step",
+        "section": "phase:p", "status": "ok",
+        "evidence": {"command": "true", "duration_ms": 1.1, "exit_code": 0, "pid": 1000 + i, "stderr": "",
+                     "stdout": ""},
+        "outputs": {"exit_code": 0, "stderr": "", "stdout": ""},
+        "verdicts": [{"actual": 0, "assertion": "exit_code == 0", "expected": "== 0",
+                      "location": f"runbook.yaml:{5 + i}:9", "message": "", "ok": True}],
+    }
+
+
+def measure_appends(url: str, reps: int) -> Series:
+    from tminus.engine.events import Event
+    from tminus.ledger import open_ledger
+
+    series = Series()
+    ledger = open_ledger(url)
+    try:
+        for rep in range(reps):
+            check_deadline()
+            run_id = f"bench-{rep}-{secrets.token_hex(4)}"
+            ledger.create_run(
+                run_id=run_id, runbook_name="bench-ledger", runbook_path="runbook.yaml", content_hash="0" * 64,
+                runbook_text="name: bench-ledger\n", environment="default", operator="bench",
+                host=platform.node(), pid=os.getpid(),
+            )
+            events = [Event(type="step.finished", run_id=run_id, data=_step_data(i),
+                            step_key=f"phases[0].steps[{i}]") for i in range(APPENDS)]
+            start = time.perf_counter()
+            for event in events:
+                ledger.append(event)
+            series.add((time.perf_counter() - start) / APPENDS)
+    finally:
+        ledger.close()
+    return series
+
+
+def bench_ledger() -> list[str]:
+    lines = [
+        f"### 4. Ledger append cost in isolation ({APPENDS} appends x {LEDGER_REPS}, in-process)",
+        "",
+        TABLE_HEAD,
+    ]
+    with tempfile.TemporaryDirectory(prefix="tminus-bench-") as tmp:
+        lite = measure_appends(f"sqlite:///{Path(tmp) / 'ledger.db'}", LEDGER_REPS)
+    lines.append(row("SQLite (WAL, synchronous=NORMAL), per event", lite, "us",
+                     note="each append is its own transaction"))
+    pg_row, pg_note = postgres_row()
+    if pg_row:
+        lines.append(pg_row)
+    lines.append("")
+    if pg_note:
+        lines += [pg_note, ""]
+    return lines
+
+
+def postgres_row() -> tuple[str | None, str | None]:
+    try:
+        import psycopg
+    except ImportError:
+        return None, "PostgreSQL: skipped, psycopg is not installed."
+    name = f"tminus_bench_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"PostgreSQL: skipped, not reachable at `{PG_ADMIN_URL}` ({first})."
+    try:
+        version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            pg = measure_appends(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", LEDGER_REPS)
+        finally:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except psycopg.Error:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        admin.close()
+    return row(f"PostgreSQL {version.split()[0]} on 127.0.0.1 (psycopg 3), per event", pg, "us",
+               note="scratch database, dropped afterwards"), None
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def machine_facts() -> list[str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        nproc = str(os.cpu_count())
+    from importlib.metadata import version
+
+    return [
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: `nproc` = {nproc}, CPU: {model}, {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()} ({PYTHON}), SQLite {sqlite3.sqlite_version}, "
+        f"tminus {version('tminus')}",
+    ]
+
+
+def write_doc(results: str) -> None:
+    block = f"{START_MARK}\n{results.rstrip()}\n{END_MARK}"
+    if DOC.exists():
+        text = DOC.read_text(encoding="utf-8")
+    else:
+        text = f"# Performance\n\nRun `.venv/bin/python benchmarks/run.py`.\n\n{START_MARK}\n{END_MARK}\n"
+    if START_MARK in text and END_MARK in text and text.index(START_MARK) < text.index(END_MARK):
+        head, rest = text.split(START_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n## Results\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="tminus performance benchmark")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of each whole-process measurement")
+    parser.add_argument("--no-write", action="store_true", help=f"print only, do not update {DOC.name}")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve()
+        return 0
+    reps = max(1, min(args.reps, 50))
+    started = time.monotonic()
+    for name in [k for k in os.environ if k.startswith("TMINUS_")]:
+        del os.environ[name]  # this process's own ledger opens (part 4): no key, no URL from outside
+    sections: list[str] = [
+        f"_Written by `.venv/bin/python benchmarks/run.py` (whole-process figures: {reps} repetitions; "
+        "median, with min .. max)._",
+        "",
+        *machine_facts(),
+        "",
+    ]
+    print("benchmark: 1. engine overhead per step ...", file=sys.stderr, flush=True)
+    sections += bench_engine(reps)
+    print("benchmark: 2. HTTP checks ...", file=sys.stderr, flush=True)
+    with http_server() as port:
+        sections += bench_http(reps, port)
+        sections += import_breakdown(port)
+    print("benchmark: 3. start-up ...", file=sys.stderr, flush=True)
+    sections += bench_startup()
+    print("benchmark: 4. ledger appends ...", file=sys.stderr, flush=True)
+    sections += bench_ledger()
+    sections.append(f"_The whole benchmark took {time.monotonic() - started:.0f} s._")
+    results = "\n".join(sections)
+    print(results)
+    if not args.no_write:
+        write_doc(results)
+        print(f"\nbenchmark: results written to {DOC.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
