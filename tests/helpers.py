@@ -57,3 +57,19 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> N
 
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+def wait_for_approval_request(cwd: Path, step_key: str | None = None) -> str:
+    """Poll `tminus status` until a run waits for an operator (optionally for `step_key`); its id."""
+    found: list[str] = []
+
+    def asked() -> bool:
+        _code, rows = run_json("status", cwd=cwd)
+        for row in rows:
+            if row["waiting_for"] and (step_key is None or step_key in row["waiting_for"]):
+                found.append(row["run_id"])
+                return True
+        return False
+
+    wait_for(asked)
+    return found[0]

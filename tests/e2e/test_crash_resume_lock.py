@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.helpers import lines, run_json, spawn, tminus, wait_for, write_runbook
+from tests.helpers import lines, run_json, spawn, tminus, wait_for, wait_for_approval_request, write_runbook
 
 SLOW_RUNBOOK = """
     name: slow
@@ -161,17 +161,7 @@ def test_manual_step_no_input_fails_and_approval_from_second_process(tmp_path: P
     assert not (tmp_path / "done").exists()
 
     waiting = spawn("run", "runbook.yaml", cwd=tmp_path)
-    run_id = ""
-
-    def asked() -> bool:
-        nonlocal run_id
-        _code, st = run_json("status", cwd=tmp_path)
-        if st and st[0]["waiting_for"]:
-            run_id = st[0]["run_id"]
-            return True
-        return False
-
-    wait_for(asked)
+    run_id = wait_for_approval_request(tmp_path)
     approve = tminus("approve", run_id, "--reason", "announced on the status page", cwd=tmp_path,
                      env={"TMINUS_OPERATOR": "second-person"})
     assert approve.returncode == 0, approve.stderr
@@ -193,17 +183,7 @@ def test_manual_decision_no_go_rolls_back(tmp_path: Path) -> None:
         decision: {mode: manual, timeout: 20s}
     """)
     waiting = spawn("run", "runbook.yaml", cwd=tmp_path)
-    run_id = ""
-
-    def asked() -> bool:
-        nonlocal run_id
-        _code, st = run_json("status", cwd=tmp_path)
-        if st and "decision" in st[0]["waiting_for"]:
-            run_id = st[0]["run_id"]
-            return True
-        return False
-
-    wait_for(asked)
+    run_id = wait_for_approval_request(tmp_path, "decision")
     assert tminus("approve", run_id, "--no-go", "--reason", "error rate too high", cwd=tmp_path).returncode == 0
     assert waiting.wait(timeout=30) == 11
     assert lines(tmp_path / "log") == ["do", "undo"]

@@ -15,15 +15,7 @@ from tminus.engine.events import Event
 from tminus.errors import LedgerError
 from tminus.ledger import Ledger, RunRecord, open_ledger
 
-
-@pytest.fixture(autouse=True)
-def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TMINUS_LEDGER_KEY", raising=False)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+pytestmark = pytest.mark.usefixtures("_no_key")
 
 
 @pytest.fixture
