@@ -1,0 +1,56 @@
+"""`fingerprint`: per-table row counts and content checksums; with `compare_to`, a check."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.registry import register
+from tminus.spec.models import FingerprintSpec
+
+
+@register("fingerprint", queries=("fingerprint", "tables", "rows"))
+def execute(config: FingerprintSpec, ctx: StepContext) -> Observation:
+    from tminus.db import pgtools
+    from tminus.db.fingerprint import compare, fingerprint
+    from tminus.errors import TminusError
+
+    evidence: dict[str, Any] = {"url": pgtools.mask_url(config.url)}
+    expected, problem = _expected(config.compare_to)
+    if problem:
+        return Observation(error=problem, evidence=evidence)
+    try:
+        fp = fingerprint(pgtools.resolve_url(config.url, ctx.base_dir), config.tables, base_dir=ctx.base_dir)
+    except TminusError as exc:
+        return Observation(error=str(exc), evidence=evidence)
+    values = {"fingerprint": fp, "tables": len(fp), "rows": sum(int(t["rows"]) for t in fp.values())}
+    evidence.update(fingerprint=fp)
+    failures: list[str] = []
+    if expected is not None:
+        failures = compare(expected, fp)
+        evidence["differences"] = failures
+    return Observation(values=values, outputs={"fingerprint": fp}, evidence=evidence, failures=failures)
+
+
+def _expected(compare_to: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """`compare_to` as a fingerprint dict; templates render to strings, so JSON text is parsed."""
+    if compare_to is None or compare_to == "":
+        return None, None
+    value = compare_to
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            try:  # `{{ steps.x.fingerprint }}` without `| tojson` renders as a Python dict literal
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                value = None
+        if value is None:
+            return None, (f"compare_to is not a fingerprint: expected a mapping or its JSON text "
+                          f"(e.g. '{{{{ steps.before.fingerprint | tojson }}}}'), got {compare_to[:80]!r}")
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return None, ("compare_to is not a fingerprint: expected {table: {rows, checksum}} as made by a "
+                      "fingerprint step, e.g. '{{ steps.before.fingerprint | tojson }}'")
+    return value, None
