@@ -60,10 +60,25 @@ def db(request: pytest.FixtureRequest) -> Db:
     return d
 
 
-def pg_databases(prefix: str) -> list[str]:
+def _all_databases(prefix: str = "") -> set[str]:
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                           (prefix + "%",))]
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                           (prefix + "%",))}
+
+
+_existing: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _remember_databases() -> None:
+    """Scratch databases are judged per test: the server is shared with other work."""
+    _existing.clear()
+    _existing.update(_all_databases())
+
+
+def pg_databases(prefix: str) -> list[str]:
+    """Databases with this prefix that appeared during the current test and are still there."""
+    return sorted(_all_databases(prefix) - _existing)
 
 
 def test_backup_destroy_restore_roundtrip(db: Db, tmp_path: Path) -> None:

@@ -187,5 +187,6 @@ def test_semantic_problems_come_after_a_valid_model() -> None:
 def test_document_records_path_and_text() -> None:
     text = "name: a\n"
     doc = load_runbook("some/dir/rb.yaml", text)
-    assert doc.text == text and doc.base_dir == Path("some/dir")
+    # absolute, so kinds resolve relative paths exactly once whatever the working directory
+    assert doc.text == text and doc.base_dir == Path("some/dir").resolve()
     assert doc.source.file == "some/dir/rb.yaml"

@@ -120,8 +120,8 @@ def _options(doc: Any, environment: str | None, var_items: tuple[str, ...], oper
         env = resolve_environment(doc, environment)
     except TminusError as exc:
         fail(str(exc), Exit.USAGE)
-    return Options(environment=env, overrides=parse_vars(var_items),
-                   operator=operator or default_operator(), **kw)
+    kw.setdefault("overrides", parse_vars(var_items))
+    return Options(environment=env, operator=operator or default_operator(), **kw)
 
 
 def run_options(fn: Any) -> Any:
@@ -134,10 +134,27 @@ def run_options(fn: Any) -> Any:
     return fn
 
 
+def _duration(text: str, option: str) -> float:
+    from tminus.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", Exit.USAGE)
+
+
+def _recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
+    """The --var values the run started with, so resume and rollback render the same commands."""
+    for event in ledger.events(run_id):
+        if event.type == "run.started":
+            return dict(event.data.get("overrides") or {})
+    return {}
+
+
 def _drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool, action: Any) -> None:
     from tminus.cli.display import make_display
     from tminus.engine.session import Session
-    from tminus.errors import LockHeld, ResumeRefused
+    from tminus.errors import LedgerError, LockHeld, ResumeRefused
 
     ledger = open_ledger_or_fail(ledger_url)
     display = make_display(verbose=verbose)
@@ -150,6 +167,9 @@ def _drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: 
     except ResumeRefused as exc:
         display.close()
         fail(str(exc), Exit.NEEDS_OPERATOR)
+    except LedgerError as exc:
+        display.close()
+        fail(str(exc))
     finally:
         display.close()
     if as_json:
@@ -188,11 +208,9 @@ def gate(file: str, environment: str | None, var_items: tuple[str, ...], operato
 def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: bool, no_input: bool,
         lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Run a runbook: gates, phases, verify, decision; roll back on failure."""
-    from tminus.durations import parse_duration
-
     doc = load_document(file)
     opts = _options(doc, environment, var_items, operator, yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
     _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
 
 
@@ -214,8 +232,6 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
     import hashlib
     from pathlib import Path
 
-    from tminus.durations import parse_duration
-
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
     path = Path(record.runbook_path)
@@ -228,8 +244,9 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
         if not reason:
             fail("--allow-changed needs --reason", Exit.USAGE)
     doc = load_document(str(path), text=text)
-    opts = _options(doc, record.environment, (), operator, yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+    opts = _options(doc, record.environment, (), operator, overrides=_recorded_overrides(ledger, record.id),
+                    yes=yes, no_input=no_input,
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
     ledger.close()
     _drive(doc, opts, ledger_url, as_json, verbose,
            lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
@@ -245,13 +262,13 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str, verbose: bool,
              operator: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Undo a completed run: its undo steps newest first, the rollback steps, then verify."""
-    from tminus.durations import parse_duration
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
     doc = load_document(record.runbook_path, text=record.runbook_text)
-    opts = _options(doc, record.environment, (), operator, yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=parse_duration(lock_wait))
+    opts = _options(doc, record.environment, (), operator, overrides=_recorded_overrides(ledger, record.id),
+                    yes=yes, no_input=no_input,
+                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
     ledger.close()
     _drive(doc, opts, ledger_url, as_json, verbose,
            lambda s: s.rollback(find_run(s.ledger, record.id), reason=reason))

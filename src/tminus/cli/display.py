@@ -108,7 +108,7 @@ class LiveDisplay(PlainDisplay):
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, emoji=False)
         self.section = ""
         self.step = ""
         self.step_started = 0.0

@@ -83,7 +83,12 @@ def ledger_verify(run_id: str | None, ledger_url: str | None, as_json: bool) -> 
     store = open_ledger_or_fail(ledger_url)
     if run_id:
         run_id = find_run(store, run_id).id
-    problems = store.verify(run_id)
+    from tminus.errors import LedgerError
+
+    try:
+        problems = store.verify(run_id)
+    except LedgerError as exc:  # e.g. a keyed ledger without TMINUS_LEDGER_KEY
+        fail(str(exc))
     if as_json:
         emit_json({"intact": not problems, "problems": problems, "ledger": store.url})
     elif problems:

@@ -16,7 +16,7 @@ from tminus.durations import format_duration, format_tplus
 from tminus.engine import events as ev
 
 # Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _dur(seconds: float | None) -> str:
@@ -79,6 +79,10 @@ def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:
         flags.append(s.kind)
     elif s.undo:
         flags.append("undo: " + "; ".join(s.undo))
+    elif s.kind == "migrate":
+        flags.append("undo: automatic revert")
+    elif s.kind == "backup":
+        flags.append("additive: nothing to undo")
     elif s.reversible:
         flags.append("undone by phase")
     else:

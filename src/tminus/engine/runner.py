@@ -307,8 +307,12 @@ class Runner:
         return outcome
 
     def _touched(self, step: Step) -> bool:
-        """Started, even if it failed: its undo must run because it may have half-acted."""
-        return step.key in self.done or step.key in self.prior.interrupted
+        """Started, even if it failed: its undo must run because it may have half-acted.
+        A step skipped (by `when` or on resume) did nothing here, so it has nothing to undo."""
+        outcome = self.done.get(step.key)
+        if outcome is not None:
+            return outcome.status != "skipped"
+        return step.key in self.prior.interrupted
 
     def _finished_ok(self, step: Step) -> bool:
         outcome = self.done.get(step.key)

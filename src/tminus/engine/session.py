@@ -100,16 +100,18 @@ class Session:
         self.pause_display = pause_display
         self.cancel = threading.Event()
         self.run_id = ""
+        self.lease_lost = False
 
     # --- public operations ------------------------------------------------------------------
 
     def run(self, *, gates_only: bool = False) -> RunResult:
         self.run_id = new_run_id()
-        kind = "gate" if gates_only else "run"
-        self._create_run(kind)
         if gates_only:  # gates change nothing: no lease needed, re-runnable at any time
+            self._create_run("gate")
             return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED)
+        # The lease first: a refused run must not leave a phantom "running" record behind.
         with self._lease():
+            self._create_run("run")
             return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED)
 
     def resume(self, run: Any, *, choice: str | None = None, reason: str | None = None) -> RunResult:
@@ -141,9 +143,10 @@ class Session:
         if "rollback" in decisions.values():
             prior.in_rollback = True
             prior.rollback_reason = "the operator chose to roll back after an interruption"
+        gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
         with self._lease():
             return self._drive(
-                prior, lambda r: r.run(), started=ev.RUN_RESUMED,
+                prior, lambda r: r.run(gates_only=gates_only), started=ev.RUN_RESUMED,
                 extra={"interrupted": decisions, "reason": reason},
             )
 
@@ -186,9 +189,21 @@ class Session:
             wait=self.opts.lock_wait,
         )
         lease.start_heartbeat()
+        done = threading.Event()
+
+        def watch() -> None:
+            # Someone broke our lease (`tminus unlock`): stop before another run acts beside us.
+            while not done.is_set():
+                if lease.lost.wait(0.5):
+                    self.lease_lost = True
+                    self.cancel.set()
+                    return
+
+        threading.Thread(target=watch, name="tminus-lease-watch", daemon=True).start()
         try:
             yield
         finally:
+            done.set()
             lease.release()
 
     def _drive(
@@ -230,6 +245,7 @@ class Session:
             content_hash=self.doc.content_hash,
             vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
             phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
+            overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
             **(extra or {}),
         )
         self.ledger.set_status(self.run_id, "running")
@@ -239,6 +255,8 @@ class Session:
                 result = body(runner)
             finally:
                 _close_shared(steps.shared)
+        if self.lease_lost and result.status == "interrupted":
+            result.reason = f"the lease was broken by `tminus unlock`; the run stopped. {result.reason}"
         # Everything that leaves the session is masked: printed reasons, JSON, the ledger.
         result.reason = templater.masker.mask(result.reason)
         result.failures = templater.masker.mask_obj(result.failures)

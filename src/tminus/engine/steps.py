@@ -6,6 +6,7 @@ assertion, what was expected, and the actual value.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tminus.spec.templating import Templater
 OK = "ok"
 FAILED = "failed"
 SKIPPED = "skipped"
+INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -122,6 +124,11 @@ class StepRunner:
                 idempotent=self.is_rerunnable(step),
             )
         outcome = self._attempts(step, config)
+        if self.cancel.is_set() and outcome.status != OK:
+            # Cut short by a signal: no "finished" event, so `resume` sees it as interrupted and
+            # re-runs it only if it is a check or idempotent (otherwise the operator chooses).
+            outcome.status = INTERRUPTED
+            return outcome
         return self._finish(step, base, outcome)
 
     @staticmethod
@@ -130,9 +137,8 @@ class StepRunner:
 
     def _finish(self, step: Step, base: dict[str, Any], outcome: StepOutcome) -> StepOutcome:
         if step.secret_output:
-            for value in outcome.outputs.values():
-                if isinstance(value, str):
-                    self.templater.masker.add(value.strip())
+            for value in _strings(outcome.outputs):
+                self.templater.masker.add(value.strip())
         if step.id and outcome.status == OK:
             self.outputs[step.id] = outcome.outputs
         self.emit(ev.STEP_FINISHED, step.key, **base, **outcome.to_event_data())
@@ -198,10 +204,13 @@ class StepRunner:
             run_nested=self._run_nested,
             shared=self.shared,
         )
+        started = time.monotonic()
         try:
             obs = kind.execute(config, ctx)
         except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
             obs = Observation(error=f"{type(exc).__name__}: {exc}")
+        # every step can be judged on `duration` (ms), whether or not its kind measures it itself
+        obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
         return obs, self.judge(step, obs, kind.default_expect)
 
     def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
@@ -227,9 +236,7 @@ class StepRunner:
             data = verdict.to_dict()
             data["location"] = str(loc)
             verdicts.append(data)
-            if verdict.passed is None:
-                problems.append(f"{loc}: no data: {verdict.message}")
-            elif not verdict.passed:
+            if verdict.passed is not True:  # a failure, or no data: checks fail closed
                 problems.append(f"{loc}: {verdict.message}")
         if problems:
             raw = _raw_excerpt(obs)
@@ -247,6 +254,24 @@ class StepRunner:
         obs, judgement = self.observe(step, config, timeout)
         summary = "passed" if judgement.passed else judgement.message.splitlines()[0]
         return judgement.passed, summary, obs
+
+
+def _strings(obj: Any) -> list[str]:
+    """Every string inside nested dicts and lists, and inside text that is itself JSON
+    (a command printing credentials as JSON: each value is a secret on its own)."""
+    if isinstance(obj, str):
+        text = obj.strip()
+        if text[:1] in ("{", "["):
+            try:
+                return [obj, *_strings(json.loads(text))]
+            except ValueError:
+                pass
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, list | tuple):
+        return [s for v in obj for s in _strings(v)]
+    return []
 
 
 def _raw_excerpt(obs: Observation) -> str:

@@ -182,6 +182,8 @@ def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool 
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is what tminus ships with
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database or ""
         if db and db != ":memory:" and not db.startswith("file:"):

@@ -47,7 +47,7 @@ class RunbookDocument:
 
     @property
     def base_dir(self) -> Path:
-        return self.path.parent
+        return self.path.resolve().parent
 
     def locate(self, step: Step, *rest: str | int) -> Location:
         return self.source.locate((*step.path, *rest))

@@ -1,0 +1,4 @@
+DROP TABLE event_log;
+DROP TABLE gate;
+DROP TABLE task;
+DROP TABLE project;

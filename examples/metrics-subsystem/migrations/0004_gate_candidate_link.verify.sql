@@ -1,0 +1,1 @@
+SELECT to_regclass('public.gate_candidate_link') IS NOT NULL;

@@ -1,0 +1,2 @@
+-- tminus: no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS ix_event_log_project_cursor;

@@ -1,0 +1,1 @@
+SELECT to_regclass('public.metrics_alert') IS NOT NULL;

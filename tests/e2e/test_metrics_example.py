@@ -1,0 +1,141 @@
+"""examples/metrics-subsystem end to end: the real runbook, service and migrations on a fresh
+PostgreSQL database: cutover, rollback of the completed run, roll forward, a blocked production run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.helpers import run_json, tminus
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "metrics-subsystem"
+RUNBOOK = str(EXAMPLE / "runbook.yaml")
+API_KEY = "sk-tascade-test"
+METRICS_TABLES = {
+    "metrics_summary", "metrics_trend_point", "metrics_breakdown_point", "metrics_drilldown",
+    "metrics_job_checkpoint", "metrics_state_transition_counter", "metrics_job_run", "metrics_alert",
+}
+ENDPOINTS = ("summary", "trends", "breakdown", "drilldown", "jobs", "alerts", "actions")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _query(pg_url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _metrics_tables(pg_url: str) -> set[str]:
+    rows = _query(pg_url, r"SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                          r" AND tablename LIKE 'metrics\_%'")
+    return {r[0] for r in rows}
+
+
+def _versions(pg_url: str) -> list[str]:
+    return [r[0] for r in _query(pg_url, "SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def _get(url: str, token: str | None = API_KEY) -> tuple[int, dict[str, str], dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, dict(resp.headers), json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture
+def service_env(pg_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """What the runbook and the stand-in service read; the service is stopped afterwards."""
+    env = {
+        "TASCADE_DATABASE_URL": pg_url,
+        "TASCADE_API_KEY": API_KEY,
+        "TASCADE_AUTH_DISABLED": "",
+        "TASCADE_PORT": str(_free_port()),
+        "TASCADE_STATE": str(tmp_path / "state"),
+        "TASCADE_PYTHON": sys.executable,
+        "TMINUS_LEDGER": f"sqlite:///{tmp_path / 'ledger.db'}",
+    }
+    try:
+        yield env
+    finally:
+        subprocess.run([sys.executable, str(EXAMPLE / "service" / "svc.py"), "stop", "--state", env["TASCADE_STATE"]],
+                       capture_output=True, timeout=20, check=False)
+
+
+def _events(run_id: str, cwd: Path, env: dict[str, str]) -> list[dict]:
+    code, shown = run_json("show", run_id, cwd=cwd, env=env)
+    assert code == 0, shown
+    return shown["events"]
+
+
+def test_the_runbook_validates(tmp_path: Path) -> None:
+    proc = tminus("validate", RUNBOOK, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "valid" in proc.stdout
+
+
+def test_cutover_rollback_and_roll_forward(pg_url: str, tmp_path: Path, service_env: dict[str, str]) -> None:
+    env, base = service_env, f"http://127.0.0.1:{service_env['TASCADE_PORT']}"
+
+    # the cutover: base schema and 0005-0008 on an empty database, the service deployed, smoke checks pass
+    code, result = run_json("run", RUNBOOK, "-e", "staging", "--yes", cwd=tmp_path, env=env)
+    assert code == 0, result
+    run_id = result["run_id"]
+    assert _metrics_tables(pg_url) == METRICS_TABLES
+    assert _versions(pg_url)[-1] == "0008"
+    verified = {e["data"]["name"]: e["data"]["status"] for e in _events(run_id, tmp_path, env)
+                if e["type"] == "step.finished" and e["data"].get("section") == "verify"}
+    assert {f"GET /v1/metrics/{name}" for name in ENDPOINTS} <= verified.keys()
+    assert set(verified.values()) == {"ok"}, verified
+    status, headers, body = _get(f"{base}/v1/metrics/summary?project_id=demo")
+    assert (status, headers["X-API-Version"], body["summary"]["tasks_total"]) == (200, "1.0", 3)
+    assert _get(f"{base}/v1/metrics/summary?project_id=demo", token=None)[0] == 401  # auth is on
+    assert list((Path(env["TASCADE_STATE"]) / "backups").glob("*-staging-*.dump"))
+
+    # 004 section 8: rolling the completed run back reverts 0008..0005; the base schema stays
+    code, result = run_json("rollback", run_id, "--reason", "test", cwd=tmp_path, env=env)
+    assert code == 11, result
+    assert _metrics_tables(pg_url) == set()
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+    assert _get(f"{base}/health", token=None)[2] == {"status": "ok"}
+    status, headers, body = _get(f"{base}/v1/metrics/alerts?project_id=demo")
+    assert (status, headers["X-API-Version"]) == (503, "1.0"), body
+
+    # and forward again
+    code, result = run_json("run", RUNBOOK, "-e", "staging", "--yes", cwd=tmp_path, env=env)
+    assert code == 0, result
+    assert _metrics_tables(pg_url) == METRICS_TABLES
+    assert _versions(pg_url)[-4:] == ["0005", "0006", "0007", "0008"]
+    for name in ENDPOINTS:
+        status, headers, _ = _get(f"{base}/v1/metrics/{name}?project_id=demo")
+        assert (name, status, headers["X-API-Version"]) == (name, 200, "1.0")
+
+
+def test_production_with_auth_disabled_is_blocked(pg_url: str, tmp_path: Path, service_env: dict[str, str]) -> None:
+    env = {**service_env, "TASCADE_AUTH_DISABLED": "1"}
+    code, result = run_json("run", RUNBOOK, "-e", "production", "--yes", cwd=tmp_path, env=env)
+    assert code == 10, result
+    assert result["status"] == "blocked"
+    events = _events(result["run_id"], tmp_path, env)
+    notes = [e["data"]["message"] for e in events if e["type"] == "note"]
+    assert any("TASCADE_AUTH_DISABLED" in n and "production" in n for n in notes), notes
+    assert all(e["data"].get("section", "").startswith("gate") for e in events if e["type"] == "step.started")
+    # nothing changed: no table, no backup, no service
+    assert _query(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert not (Path(env["TASCADE_STATE"]) / "backups").exists()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(env["TASCADE_PORT"]))) != 0
