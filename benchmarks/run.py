@@ -3,7 +3,7 @@
 It measures engine overhead per step, HTTP checks against a local server, CLI start-up and the
 ledger's append cost, prints the results as Markdown and writes them into docs/performance.md
 between the `<!-- results:start -->` and `<!-- results:end -->` markers (the prose around them is
-kept). Options: `--reps N` (repetitions of each whole-process measurement, default 5) and
+kept). Options: `--reps N` (repetitions of each whole-process measurement, default 7) and
 `--no-write` (print only).
 
 Everything it starts listens on 127.0.0.1 only, lives in a temporary directory, and is bounded in
@@ -14,6 +14,7 @@ Internal: `run.py --serve` is the local HTTP server, started as a separate proce
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -49,7 +50,7 @@ APPENDS = 2000  # ledger appends per repetition (part 4)
 LEDGER_REPS = 3
 STARTUP_REPS = 20  # `tminus --version` / `--help` runs
 PROC_TIMEOUT = 120.0  # seconds, any one subprocess
-TOTAL_BUDGET = 600.0  # seconds, the whole benchmark (it normally needs about one minute)
+TOTAL_BUDGET = 300.0  # seconds, the whole benchmark (it normally needs about one minute)
 SERVER_LIFETIME = 600.0  # seconds: the HTTP server exits by itself after this, whatever happens
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 IMPORT_FLOOR = "import tminus.cli.app, httpx, sqlalchemy, pydantic, jinja2, ruamel.yaml"
@@ -357,17 +358,17 @@ def import_breakdown(port: int) -> list[str]:
     by_root: dict[str, int] = {}
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| \s*(\S+)", line)
-        if not m:
-            continue
-        root = m.group(2).split(".")[0]
-        by_root[root] = by_root.get(root, 0) + int(m.group(1))
+        if m:
+            root = m.group(2).split(".")[0]
+            by_root[root] = by_root.get(root, 0) + int(m.group(1))
     total = sum(by_root.values())
     top = sorted(by_root.items(), key=lambda kv: kv[1], reverse=True)[:10]
     lines = [
-        "### Where the import time goes (`python -X importtime -m tminus gate`, 1 HTTP check, one run)",
+        "#### Imports (`python -X importtime -m tminus gate`, 1 HTTP check, one run)",
         "",
-        f"Total self import time: **{total / 1e3:.0f} ms** (inflated a little by -X importtime itself). "
-        "Self time per top-level package (shared dependencies count for the package that owns them):",
+        f"Total self import time: **{total / 1e3:.0f} ms** (-X importtime inflates it a little). Self time "
+        "per top-level package; a module's own body counts for its package (building tminus's pydantic "
+        "models counts for `tminus`):",
         "",
         "| Package | Self import time | Share |",
         "|---|---:|---:|",
@@ -375,6 +376,93 @@ def import_breakdown(port: int) -> list[str]:
     lines += [f"| `{name}` | {us / 1e3:.0f} ms | {100 * us / total:.0f} % |" for name, us in top]
     lines.append("")
     return lines
+
+
+def bench_load(reps: int, port: int) -> list[str]:
+    """Loading (parse + validate) the 200-step runbooks in this process, modules already imported."""
+    from ruamel.yaml import YAML
+
+    from tminus.spec.loader import load_runbook
+
+    lines = [
+        "#### Runbook load, in-process (modules already imported)",
+        "",
+        TABLE_HEAD,
+    ]
+    for label, text in ((f"{STEPS} x `run: \"true\"` (block style)", phase_runbook("l", 'run: "true"', STEPS)),
+                        (f"{STEPS} x the HTTP check (flow style)", phase_runbook("l", http_check(port), STEPS))):
+        load, parse = Series(), Series()
+        with workdir(text) as cwd:
+            path = cwd / "runbook.yaml"
+            load_runbook(path)  # warm-up
+            for _ in range(reps):
+                check_deadline()
+                gc.collect()  # so neither figure pays for the other's garbage
+                start = time.perf_counter()
+                load_runbook(path)
+                load.add(time.perf_counter() - start)
+                yaml = YAML(typ="rt")
+                yaml.preserve_quotes = True
+                gc.collect()
+                start = time.perf_counter()
+                yaml.load(text)
+                parse.add(time.perf_counter() - start)
+        lines.append(row(f"`load_runbook()`: {label}", load))
+        lines.append(row("  of which the ruamel.yaml round-trip parse alone", parse, note="`YAML(typ=\"rt\")`"))
+    lines.append("")
+    return lines
+
+
+# A child process: import the CLI, run a runbook once (lazy imports happen), then `reps` more times.
+_WARM_CODE = r"""
+import io, json, os, sys, tempfile, time
+from pathlib import Path
+from tminus.cli.app import cli
+
+def once(text):
+    with tempfile.TemporaryDirectory(prefix="tminus-bench-") as tmp:
+        Path(tmp, "runbook.yaml").write_text(text, encoding="utf-8")
+        os.chdir(tmp)
+        out, err = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = io.StringIO()
+        code = None
+        start = time.perf_counter()
+        try:
+            cli(["run", "runbook.yaml", "--json"], prog_name="tminus")
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            elapsed = time.perf_counter() - start
+            sys.stdout, sys.stderr = out, err
+            os.chdir("/")
+        if code not in (0, None):
+            raise SystemExit("warm run failed, exit %s" % code)
+        return elapsed
+
+text, reps = sys.argv[1], int(sys.argv[2])
+first = once(text)
+print(json.dumps({"first": first, "warm": [once(text) for _ in range(reps)]}))
+"""
+
+
+def bench_warm(reps: int) -> list[str]:
+    """What a run costs once every module is imported: the same CLI, called again in one process."""
+    first, warm = Series(), Series()
+    _, proc = timed([PYTHON, "-c", _WARM_CODE, phase_runbook("bench-warm", 'run: "true"', 1), str(reps)])
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: the in-process runs failed: {proc.stderr[-2000:]}")
+    data = json.loads(proc.stdout)
+    first.add(data["first"])
+    for value in data["warm"]:
+        warm.add(value)
+    return [
+        "#### A 1-step run inside one Python process (`tminus.cli.app` imported beforehand)",
+        "",
+        TABLE_HEAD,
+        row("first run (imports the loader, ledger, SQLAlchemy... lazily)", first, note="one run"),
+        row("the same run again: no imports left", warm, note="runbook load, ledger open/close, run"),
+        "",
+    ]
 
 
 # --- 3. CLI start-up -----------------------------------------------------------------------------
@@ -471,8 +559,12 @@ def postgres_row() -> tuple[str | None, str | None]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, f"PostgreSQL: skipped, not reachable at `{PG_ADMIN_URL}` ({first})."
     try:
-        version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-        admin.execute(f'CREATE DATABASE "{name}"')
+        found = admin.execute("SHOW server_version").fetchone()
+        version = str(found[0]) if found else "?"
+        try:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            return None, f"PostgreSQL: skipped, cannot create a scratch database ({type(exc).__name__}: {exc})."
         try:
             pg = measure_appends(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", LEDGER_REPS)
         finally:
@@ -512,6 +604,23 @@ def machine_facts() -> list[str]:
     ]
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time all processes on the machine have used since boot (from /proc/stat), 0 if unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for (tminus, shells, the server)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def write_doc(results: str) -> None:
     block = f"{START_MARK}\n{results.rstrip()}\n{END_MARK}"
     if DOC.exists():
@@ -530,7 +639,7 @@ def write_doc(results: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tminus performance benchmark")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of each whole-process measurement")
+    parser.add_argument("--reps", type=int, default=7, help="repetitions of each whole-process measurement")
     parser.add_argument("--no-write", action="store_true", help=f"print only, do not update {DOC.name}")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -539,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     reps = max(1, min(args.reps, 50))
     started = time.monotonic()
+    cpus = len(os.sched_getaffinity(0))
+    machine_start, own_start = machine_cpu_seconds(), own_cpu_seconds()
     for name in [k for k in os.environ if k.startswith("TMINUS_")]:
         del os.environ[name]  # this process's own ledger opens (part 4): no key, no URL from outside
     sections: list[str] = [
@@ -553,12 +664,26 @@ def main(argv: list[str] | None = None) -> int:
     print("benchmark: 2. HTTP checks ...", file=sys.stderr, flush=True)
     with http_server() as port:
         sections += bench_http(reps, port)
+        print("benchmark: 3. start-up ...", file=sys.stderr, flush=True)
+        sections += bench_startup()
+        print("benchmark: 4. ledger appends ...", file=sys.stderr, flush=True)
+        sections += bench_ledger()
+        print("benchmark: 5. where the time goes ...", file=sys.stderr, flush=True)
+        sections += ["### 5. Where the whole-process time goes", ""]
         sections += import_breakdown(port)
-    print("benchmark: 3. start-up ...", file=sys.stderr, flush=True)
-    sections += bench_startup()
-    print("benchmark: 4. ledger appends ...", file=sys.stderr, flush=True)
-    sections += bench_ledger()
+        sections += bench_load(reps, port)
+        sections += bench_warm(reps)
     sections.append(f"_The whole benchmark took {time.monotonic() - started:.0f} s._")
+    wall = time.monotonic() - started
+    others = (machine_cpu_seconds() - machine_start) - (own_cpu_seconds() - own_start)
+    sections += [
+        "",
+        f"Other processes used {others:.1f} CPU-seconds during the benchmark's {wall:.0f} s "
+        f"({100 * others / (wall * cpus):.0f} % of the {cpus} CPUs; this includes PostgreSQL's work for part 4).",
+    ]
+    if others > 0.1 * wall:
+        sections.append("**Other work was running on this machine meanwhile: these figures are inflated; "
+                        "run the benchmark again on a quiet machine.**")
     results = "\n".join(sections)
     print(results)
     if not args.no_write:
