@@ -24,6 +24,8 @@ MODULES: dict[str, str] = {
     "restore": "tminus.kinds.restore",
     "fingerprint": "tminus.kinds.fingerprint",
     "migration_lint": "tminus.kinds.migration_lint",
+    "notify": "tminus.kinds.notify",
+    "prometheus": "tminus.kinds.prometheus",
 }
 
 
