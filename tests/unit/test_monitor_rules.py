@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from tminus.monitor import Rule, Sample, State, Transition, replay
-from tminus.monitor.spec import AlertRule
+from tminus.spec.monitor import AlertRule
 
 T0 = 36_000.0  # 10:00:00 UTC
 SAT = 'jsonpath "$.database_pool.state.saturation" >= 0.90'
@@ -571,3 +571,13 @@ def test_alert_rule_spec_window_modes() -> None:
 def test_alert_rule_spec_rejects(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         AlertRule.model_validate(data)
+
+
+def test_samples_before_the_cutover_reach_only_a_rule_with_a_baseline() -> None:
+    # The engine probes before the first phase for ratio baselines; a `consecutive` rule must not
+    # judge the old version: it starts counting with the first sample after the cutover.
+    saturated = series(sat, [(0, 0.95), (60, 0.95), (120, 0.95), (300, 0.95), (360, 0.95)])
+    rule = Rule("pool", SAT, consecutive=3)
+    assert run(rule, saturated, cutover_at=200) == [(300, OK, PENDING)]
+    assert Rule("pool", SAT, consecutive=3).uses_baseline is False
+    assert Rule("r", ratio={"query": 'jsonpath "$.x"', "above": 2}).uses_baseline is True

@@ -284,7 +284,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
 def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None, operator: str | None,
             ledger_url: str | None) -> None:
     """Approve (or refuse with --no-go) a manual step or go/no-go a run is waiting for."""
-    from tminus.cli.render import pending_approvals
+    from tminus.cli.render import pending_approvals, pending_requests
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
@@ -299,6 +299,10 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
         fail(f"run {record.id} is not waiting for an approval of '{step_key}' "
              f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
     who = operator or default_operator()
+    asked = pending_requests(ledger.events(record.id)).get(step_key, {})
+    if asked.get("second_person") and asked.get("operator") == who:
+        fail(f"{who} started run {record.id}; its {step_key} needs a second person", Exit.FAILED,
+             hint="someone else runs this command (their --operator or TMINUS_OPERATOR names them)")
     ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
                            reason=reason)
     click.echo(f"{'refused' if refuse else 'approved'} {step_key} of run {record.id} as {who}")
@@ -331,3 +335,11 @@ _inspect.register(cli)
 from tminus.cli import db as _db  # noqa: E402
 
 _db.register(cli)
+
+from tminus.cli import explain as _explain  # noqa: E402  (why, replay)
+
+_explain.register(cli)
+
+from tminus.cli import watch as _watch  # noqa: E402  (monitor)
+
+_watch.register(cli)

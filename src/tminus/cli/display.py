@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from tminus.cli.monitor_view import MonitorBoard, monitor_line
 from tminus.durations import format_clock, format_duration, format_tplus
 from tminus.engine import events as ev
 from tminus.engine.events import Event
@@ -97,7 +98,7 @@ class PlainDisplay:
             return f"{stamp}   note: {d['message']}"
         if e.type == ev.RUN_FINISHED:
             return f"{stamp} run {e.run_id} {d.get('status')} (exit {d.get('exit_code')})"
-        return None
+        return monitor_line(e, stamp, self.verbose)
 
 
 class LiveDisplay(PlainDisplay):
@@ -114,6 +115,7 @@ class LiveDisplay(PlainDisplay):
         self.step_started = 0.0
         self.phase_budget: float | None = None
         self.phase_started = 0.0
+        self.board = MonitorBoard()
         self.live = Live(self, console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
         self.paused = False
@@ -130,6 +132,10 @@ class LiveDisplay(PlainDisplay):
             text.append(f" ({format_duration(now - self.phase_started)} of {format_duration(self.phase_budget)})")
         if self.step:
             text.append(f" · {self.step} {format_duration(now - self.step_started)}", style="yellow")
+        if self.board.active:
+            from rich.console import Group
+
+            return Group(self.board.table(), text)
         return text
 
     def __call__(self, event: Event) -> None:
@@ -142,6 +148,9 @@ class LiveDisplay(PlainDisplay):
             self.step, self.step_started = str(d.get("name", "")), event.monotonic
         elif event.type in (ev.STEP_FINISHED, ev.STEP_SKIPPED):
             self.step = ""
+        self.board.update(event)
+        if event.type == ev.MONITOR_SAMPLE:
+            return  # the table shows samples; a line per probe would flood the screen
         super().__call__(event)
 
     def write(self, text: str) -> None:

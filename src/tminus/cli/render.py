@@ -102,15 +102,20 @@ def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:
 
 
 def pending_approvals(events: list[Any]) -> list[str]:
-    waiting: dict[str, bool] = {}
+    return list(pending_requests(events))
+
+
+def pending_requests(events: list[Any]) -> dict[str, dict[str, Any]]:
+    """Step key -> the data of its approval request, for requests not answered yet."""
+    waiting: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.type == ev.APPROVAL_REQUESTED:
-            waiting[e.step_key] = True
+            waiting[e.step_key] = dict(e.data or {})
         elif e.type == ev.APPROVAL_GIVEN:
             waiting.pop(e.step_key, None)
         elif e.type == ev.RUN_FINISHED:
             waiting.clear()
-    return list(waiting)
+    return waiting
 
 
 def _pid_alive(pid: int) -> bool:

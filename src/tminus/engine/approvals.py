@@ -44,44 +44,81 @@ class OperatorChannel:
         self.interactive = interactive
         self.pause_display = pause_display
 
-    def request(self, step_key: str, prompt: str, instructions: str | None, timeout: float | None) -> Approval:
+    def request(
+        self,
+        step_key: str,
+        prompt: str,
+        instructions: str | None,
+        timeout: float | None,
+        *,
+        second_person_of: str | None = None,
+    ) -> Approval:
+        """Ask and wait. `second_person_of`: the operator who may NOT answer (no self-approval)."""
         how_to = f"tminus approve {self.run_id} --step {step_key}"
+        consumed = self._consumed(step_key)  # answers to earlier requests (a monitor may pause twice)
         self.emit(ev.APPROVAL_REQUESTED, step_key, prompt=prompt, instructions=instructions,
-                  timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'")
-        approval = self._obtain(step_key, prompt, instructions, timeout)
+                  timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'",
+                  second_person=second_person_of is not None, operator=self.operator)
+        approval, record_id = self._obtain(step_key, prompt, instructions, timeout, consumed, second_person_of)
         self.emit(ev.APPROVAL_GIVEN, step_key, approved=approval.approved, by=approval.by,
-                  how=approval.how, reason=approval.reason, at=approval.at)
+                  how=approval.how, reason=approval.reason, at=approval.at, approval_id=record_id)
         return approval
 
-    def _obtain(self, step_key: str, prompt: str, instructions: str | None, timeout: float | None) -> Approval:
-        if self.yes:
-            return Approval(True, self.operator, "--yes", "approved in advance with --yes", utcnow())
+    def _consumed(self, step_key: str) -> set[int]:
+        return {
+            e.data["approval_id"]
+            for e in self.ledger.events(self.run_id)
+            if e.type == ev.APPROVAL_GIVEN and e.step_key == step_key and e.data.get("approval_id") is not None
+        }
+
+    def _obtain(
+        self,
+        step_key: str,
+        prompt: str,
+        instructions: str | None,
+        timeout: float | None,
+        consumed: set[int],
+        second_person_of: str | None,
+    ) -> tuple[Approval, int | None]:
+        second = second_person_of is not None
+        if self.yes and not second:
+            return Approval(True, self.operator, "--yes", "approved in advance with --yes", utcnow()), None
         if self.no_input:
             return Approval(False, self.operator, "no-input",
                             "--no-input: nobody can confirm; approve it with --yes or run interactively",
-                            utcnow())
+                            utcnow()), None
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.interactive:
+        interactive = self.interactive and not second  # the terminal is the operator's own
+        if interactive:
             self._show_prompt(prompt, instructions, step_key)
+        elif second:
+            self._say_second_person(prompt, step_key, second_person_of or "")
+        ignored: set[int] = set()
         while True:
-            recorded = self.ledger.approvals(self.run_id, step_key)
-            if recorded:
-                a = recorded[-1]
-                return Approval(a.approved, a.by, "approve-command", a.reason, a.at)
-            if self.interactive:
+            for a in self.ledger.approvals(self.run_id, step_key):
+                if a.id in consumed or a.id in ignored:
+                    continue
+                if second and a.by == second_person_of:
+                    ignored.add(a.id)
+                    self.emit(ev.NOTE, step_key, action="self-approval-refused", by=a.by,
+                              message=f"{a.by} started this run and cannot answer its go/no-go: "
+                                      "a second person must approve")
+                    continue
+                return Approval(a.approved, a.by, "approve-command", a.reason, a.at), a.id
+            if interactive:
                 answer = _read_line(POLL_SECONDS)
                 if answer is not None:
                     decided = self._interpret(answer)
                     if decided is not None:
-                        return decided
+                        return decided, None
                     print("Please answer yes or no: ", end="", flush=True)
             elif self.cancel.wait(POLL_SECONDS):
-                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow())
+                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow()), None
             if self.cancel.is_set():
-                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow())
+                return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow()), None
             if deadline is not None and time.monotonic() > deadline:
                 return Approval(False, "nobody", "timeout",
-                                f"no answer within {timeout:g}s: silence counts as no", utcnow())
+                                f"no answer within {timeout:g}s: silence counts as no", utcnow()), None
 
     def _show_prompt(self, prompt: str, instructions: str | None, step_key: str) -> None:
         if self.pause_display:
@@ -91,6 +128,12 @@ class OperatorChannel:
             print(instructions, flush=True)
         print(f"(or from another terminal: tminus approve {self.run_id} --step {step_key})")
         print("Confirm? [yes/no]: ", end="", flush=True)
+
+    def _say_second_person(self, prompt: str, step_key: str, operator: str) -> None:
+        if self.pause_display:
+            self.pause_display()
+        print(f"\n>>> {prompt}\nThis decision needs a second person: someone other than {operator} runs\n"
+              f"    tminus approve {self.run_id} --step {step_key} [--no-go --reason '...']", flush=True)
 
     def _interpret(self, answer: str) -> Approval | None:
         word = answer.strip().lower()

@@ -26,6 +26,13 @@ APPROVAL_GIVEN = "approval.given"
 DECISION = "decision"
 ROLLBACK_STARTED = "rollback.started"
 ROLLBACK_FINISHED = "rollback.finished"
+MONITOR_STARTED = "monitor.started"  # the baseline or the watch window begins
+MONITOR_SAMPLE = "monitor.sample"  # one probe's raw values (or its error): replay reads these
+MONITOR_TRANSITION = "monitor.transition"  # a rule changed state (pending, firing, resolved, ...)
+MONITOR_ACTION = "monitor.action"  # what a firing rule did: rollback, abort, pause, notify
+MONITOR_FINISHED = "monitor.finished"
+NOTIFY_SENT = "notify.sent"  # a notification delivered (attempts, status)
+NOTIFY_FAILED = "notify.failed"  # every attempt failed
 RUN_FINISHED = "run.finished"
 NOTE = "note"  # operator notes, unlock reasons, resume choices
 

@@ -46,6 +46,14 @@ def history_from_events(events: Iterable[Any]) -> History:
             prior.gates_passed = bool(data.get("ok"))
         elif e.type == ev.SECTION_FINISHED and data.get("section") == "verify":
             prior.verify_passed = bool(data.get("ok"))
+        elif e.type == ev.SECTION_STARTED and data.get("cutover_at") is not None:
+            prior.cutover_at = float(data["cutover_at"])
+        elif e.type == ev.DECISION:
+            prior.decided_go = data.get("verdict") == "go"
+        elif e.type == ev.MONITOR_SAMPLE and data.get("stage") == "baseline":
+            prior.baseline_samples.append(data)
+        elif e.type == ev.MONITOR_FINISHED and data.get("stage") == "baseline" and data.get("ok"):
+            prior.baseline_done = True
         elif e.type == ev.ROLLBACK_STARTED:
             prior.in_rollback = True
             prior.rollback_reason = data.get("reason", "")

@@ -14,6 +14,7 @@ from typing import Any
 
 from tminus.engine import events as ev
 from tminus.engine.exitcodes import Exit
+from tminus.engine.monitoring import Monitor, WatchResult
 from tminus.engine.steps import FAILED, OK, StepOutcome, StepRunner
 from tminus.spec.models import Phase, Step
 
@@ -31,6 +32,10 @@ class Prior:
     verify_passed: bool = False
     # key of the step that started but never finished -> "retry" | "skip" | "rollback"
     interrupted: dict[str, str] = field(default_factory=dict)
+    decided_go: bool = False  # the go decision was recorded: a resumed run goes on to the monitor
+    baseline_done: bool = False
+    baseline_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage baseline
+    cutover_at: float | None = None  # epoch seconds the first phase began
 
 
 @dataclass
@@ -60,6 +65,12 @@ class Runner:
         self.started_phases: list[int] = [
             i for i, p in enumerate(self.rb.phases) if any(self._touched(s) for s in p.steps)
         ]
+        self.monitor: Monitor | None = None
+        if self.rb.monitor is not None:
+            self.monitor = Monitor(steps, self.rb.monitor, ask=self._ask)
+            self.monitor.learn(self.prior.baseline_samples)
+            if self.prior.cutover_at is not None:
+                self.monitor.begin_cutover(self.prior.cutover_at)
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -73,6 +84,7 @@ class Runner:
                     return RunResult("blocked", Exit.BLOCKED, "a gate failed: nothing was changed", failures)
             if gates_only:
                 return RunResult("completed", Exit.COMPLETED, "every gate passed")
+            self.baseline()
             result = self.phases()
             if result is not None:
                 return result
@@ -134,6 +146,10 @@ class Runner:
                 continue
             if index not in self.started_phases:
                 self.started_phases.append(index)
+            cutover: dict[str, Any] = {}
+            if self.monitor is not None and self.monitor.cutover_at is None:
+                self.monitor.begin_cutover()  # the baseline ends where the first change begins
+                cutover["cutover_at"] = self.monitor.cutover_at
             self.steps.emit(
                 ev.SECTION_STARTED,
                 section=f"phase:{phase.name}",
@@ -141,6 +157,7 @@ class Runner:
                 index=index,
                 budget=phase.budget,
                 planned_start=elapsed_budget,
+                **cutover,
             )
             phase_started = time.monotonic()
             for step in phase.steps:
@@ -187,6 +204,8 @@ class Runner:
         return failures
 
     def decide(self) -> RunResult:
+        if self.prior.decided_go:
+            return self.watch("decision: go (recorded before the run was resumed)")
         decision = self.rb.decision
         criteria = [
             {
@@ -201,24 +220,78 @@ class Runner:
         if decision.mode == "auto":
             self.steps.emit(ev.DECISION, DECISION_KEY, mode="auto", verdict="go", criteria=criteria,
                             reason="every verify check passed")
-            return RunResult("completed", Exit.COMPLETED, "every verify check passed; decision: go")
+            return self.watch("every verify check passed; decision: go")
         approvals = self.steps.approvals
         if approvals is None:
             return RunResult("needs_operator", Exit.NEEDS_OPERATOR, "a manual decision needs an operator")
         prompt = decision.prompt or f"Go/no-go for '{self.rb.name}': keep the new state?"
-        approval = approvals.request(DECISION_KEY, prompt, _criteria_text(criteria), decision.timeout)
+        if decision.require_second_person:  # the one who started the run may not approve it
+            approval = approvals.request(DECISION_KEY, prompt, _criteria_text(criteria), decision.timeout,
+                                         second_person_of=getattr(approvals, "operator", None) or "")
+        else:
+            approval = approvals.request(DECISION_KEY, prompt, _criteria_text(criteria), decision.timeout)
         verdict = "go" if approval.approved else "no-go"
         self.steps.emit(
             ev.DECISION, DECISION_KEY, mode="manual", verdict=verdict, criteria=criteria,
             by=approval.by, how=approval.how, reason=approval.reason,
         )
         if approval.approved:
-            return RunResult("completed", Exit.COMPLETED, f"decision: go (by {approval.by}, {approval.how})")
+            return self.watch(f"decision: go (by {approval.by}, {approval.how})")
         self._check_cancel()
         why = f"decision: no-go by {approval.by} ({approval.how})"
         if approval.reason:
             why += f": {approval.reason}"
         return self.rollback(why)
+
+    # --- monitor --------------------------------------------------------------------------
+
+    def baseline(self, duration: float | None = None) -> None:
+        """Probe before the first phase, so ratio rules compare with how the service was."""
+        monitor = self.monitor
+        if monitor is None or self.prior.baseline_done or self.started_phases:
+            return
+        duration = duration if duration is not None else self.rb.monitor.baseline if self.rb.monitor else None
+        if not duration:
+            return
+        result = monitor.baseline(duration)
+        if result.outcome == "interrupted":
+            raise Interrupted(result.reason)
+
+    def watch(self, go_reason: str, duration: float | None = None) -> RunResult:
+        """The monitoring window after the go decision (none: the run is complete)."""
+        if self.monitor is None:
+            return RunResult("completed", Exit.COMPLETED, go_reason)
+        return self._after_watch(self.monitor.watch(duration), go_reason)
+
+    def watch_only(self, *, baseline: float | None, duration: float | None) -> RunResult:
+        """`tminus monitor`: the monitor section alone, against a service changed by other means."""
+        if self.monitor is None:
+            return RunResult("completed", Exit.COMPLETED, "the runbook has no monitor section")
+        if baseline:
+            result = self.monitor.baseline(baseline)
+            if result.outcome == "interrupted":
+                raise Interrupted(result.reason)
+        return self._after_watch(self.monitor.watch(duration), "watch only")
+
+    def _after_watch(self, result: WatchResult, go_reason: str) -> RunResult:
+        if result.outcome == "passed":
+            return RunResult("completed", Exit.COMPLETED, f"{go_reason}; the monitor window passed ({result.reason})")
+        if result.outcome == "interrupted":
+            raise Interrupted(result.reason)
+        if result.outcome == "abort":
+            return RunResult("aborted", Exit.ABORTED, f"{result.reason}\n(action: abort: nothing undone)")
+        if result.outcome == "needs_operator":
+            return RunResult("needs_operator", Exit.NEEDS_OPERATOR,
+                             f"{result.reason}\n`tminus resume {self.steps.run_id}` watches again")
+        return self.rollback(result.reason)
+
+    def _ask(self, key: str, prompt: str, instructions: str | None, timeout: float | None) -> Any:
+        approvals = self.steps.approvals
+        if approvals is None:
+            from tminus.kinds.base import Approval
+
+            return Approval(False, "nobody", "no-input", "no operator channel")
+        return approvals.request(key, prompt, instructions, timeout)
 
     # --- rollback -------------------------------------------------------------------------
 

@@ -114,6 +114,17 @@ class Session:
             self._create_run("run")
             return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED)
 
+    def watch(self, *, baseline: float | None = None, duration: float | None = None) -> RunResult:
+        """`tminus monitor`: only the monitor section, against a service deployed by other means.
+        It holds the lease: a firing rule may run the rollback steps."""
+        self.run_id = new_run_id()
+        with self._lease():
+            self._create_run("monitor")
+            return self._drive(
+                Prior(), lambda r: r.watch_only(baseline=baseline, duration=duration), started=ev.RUN_STARTED,
+                extra={"action": "monitor", "baseline": baseline, "duration": duration},
+            )
+
     def resume(self, run: Any, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step."""
         if run.status not in RESUMABLE:
@@ -144,11 +155,14 @@ class Session:
             prior.in_rollback = True
             prior.rollback_reason = "the operator chose to roll back after an interruption"
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
+
+        def body(r: Runner) -> RunResult:
+            if run.kind == "monitor" and not prior.in_rollback:
+                return r.watch_only(baseline=None, duration=None)  # a resumed watch watches again
+            return r.run(gates_only=gates_only)
+
         with self._lease():
-            return self._drive(
-                prior, lambda r: r.run(gates_only=gates_only), started=ev.RUN_RESUMED,
-                extra={"interrupted": decisions, "reason": reason},
-            )
+            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"interrupted": decisions, "reason": reason})
 
     def rollback(self, run: Any, *, reason: str) -> RunResult:
         """Undo a completed run: the same undo path an automatic rollback takes."""
@@ -229,6 +243,7 @@ class Session:
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, cancel=self.cancel
         )
+        steps.started_at = _started_epoch(self.ledger, self.run_id)
         steps.approvals = OperatorChannel(
             ledger=self.ledger, run_id=self.run_id, operator=self.opts.operator, emit=steps.emit,
             cancel=self.cancel, yes=self.opts.yes, no_input=self.opts.no_input,
@@ -266,6 +281,17 @@ class Session:
             self.run_id, result.status, exit_code=int(result.exit), reason=result.reason, finished=finished
         )
         return result
+
+
+def _started_epoch(ledger: Any, run_id: str) -> float:
+    """T+0 of the run: when it was first created (a resumed run keeps its original clock)."""
+    record = ledger.get_run(run_id)
+    try:
+        return datetime.fromisoformat(record.started_at).timestamp()
+    except (AttributeError, TypeError, ValueError):
+        import time
+
+        return time.time()
 
 
 @contextmanager

@@ -86,6 +86,15 @@ class StepRunner:
         self.cancel = cancel
         self.shared: dict[str, Any] = {}
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
+        self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
+
+    def refresh_facts(self) -> None:
+        """`run.t_plus` ("T+00:12:05") and `run.t_plus_seconds`: time since the run started."""
+        if self.started_at is None:
+            return
+        secs = max(0, int(time.time() - self.started_at))
+        self.templater.set_fact("t_plus", f"T+{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
+        self.templater.set_fact("t_plus_seconds", secs)
 
     # --- events -------------------------------------------------------------------------
 
@@ -98,6 +107,7 @@ class StepRunner:
 
     def run(self, step: Step, section: str, *, emit_start: bool = True) -> StepOutcome:
         base = {"name": step.title, "kind": step.kind, "section": section}
+        self.refresh_facts()
         if step.when is not None:
             try:
                 go = self.templater.truthy(step.when, self.outputs)
@@ -203,6 +213,8 @@ class StepRunner:
             approvals=self.approvals,
             run_nested=self._run_nested,
             shared=self.shared,
+            channels=self.doc.runbook.channels,
+            render=lambda text, extra: self.templater.render(text, self.outputs, extra),
         )
         started = time.monotonic()
         try:

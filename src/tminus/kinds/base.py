@@ -46,7 +46,13 @@ class Approvals(Protocol):
     """How a `manual` step obtains a decision (a TTY prompt, another terminal, or --yes)."""
 
     def request(
-        self, step_key: str, prompt: str, instructions: str | None, timeout: float | None
+        self,
+        step_key: str,
+        prompt: str,
+        instructions: str | None,
+        timeout: float | None,
+        *,
+        second_person_of: str | None = None,
     ) -> Approval: ...
 
 
@@ -73,6 +79,10 @@ class StepContext:
     # returning whether it passed and a one-line summary.
     run_nested: Callable[[Step, float | None], tuple[bool, str, Observation]] | None = None
     shared: dict[str, Any] = field(default_factory=dict)  # per-run cache (HTTP client, engines)
+    # The runbook's notification channels (name -> tminus.spec.monitor.Channel, not yet rendered),
+    # and a renderer for their templates: render(text, extra_names) with the run's context.
+    channels: Mapping[str, Any] = field(default_factory=dict)
+    render: Callable[[str, Mapping[str, Any]], str] | None = None
 
 
 class Executor(Protocol):

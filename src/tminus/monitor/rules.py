@@ -173,6 +173,12 @@ class Rule:
     def state(self) -> State:
         return self._state
 
+    @property
+    def uses_baseline(self) -> bool:
+        """Only a ratio rule reads samples taken before the cutover (its baseline); the others
+        judge the cutover, so they start with the first sample after it."""
+        return isinstance(self.config.mode, Ratio)
+
     def begin_cutover(self, at: float) -> None:
         """Mark the start of the cutover: a ratio rule's baseline ends here."""
         self._mode.begin_cutover(at)
@@ -205,13 +211,16 @@ class Rule:
         return self._move(judgement.state, reason, sample)
 
     def feed(self, samples: Iterable[Sample], *, cutover_at: float | None = None) -> list[Transition]:
-        """Observe samples in order, beginning the cutover before the first sample at or after cutover_at."""
+        """Observe samples in order, beginning the cutover before the first sample at or after cutover_at.
+        Samples before cutover_at reach only a rule that uses a baseline (the engine does the same)."""
         out: list[Transition] = []
         begun = False
         for sample in samples:
             if cutover_at is not None and not begun and sample.at >= cutover_at:
                 self.begin_cutover(cutover_at)
                 begun = True
+            if cutover_at is not None and not begun and not self.uses_baseline:
+                continue
             out += self.observe(sample)
         return out
 

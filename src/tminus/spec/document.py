@@ -86,3 +86,5 @@ def assign_keys(runbook: Runbook) -> None:
         visit(ph.undo, ("phases", pi, "undo"))
     visit(runbook.verify, ("verify",))
     visit(runbook.rollback, ("rollback",))
+    if runbook.monitor is not None:
+        visit(runbook.monitor.probes, ("monitor", "probes"))

@@ -8,57 +8,12 @@ kind's configuration model below.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PrivateAttr,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from tminus.durations import parse_duration
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda v: v, return_type=float),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
-                {"type": "number", "minimum": 0},
-            ],
-            "description": "A duration: 500ms, 30s, 5m, 1h30m, or a number of seconds.",
-        }
-    ),
-]
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-OnFailure = Literal["rollback", "abort", "continue"]
-
-
-class Spec(BaseModel):
-    """Base of every spec model: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Retry(Spec):
-    """Retry a failing step. Every attempt is recorded in the ledger."""
-
-    attempts: int = Field(3, ge=1, description="Total attempts, the first included.")
-    interval: Duration = Field(1.0, description="Wait before the second attempt.")
-    backoff: float = Field(1.0, ge=1.0, description="Multiply the interval by this after each attempt.")
-    max_interval: Duration | None = Field(None, description="Upper bound of the interval.")
-    timeout: Duration | None = Field(None, description="Give up when all attempts together exceed this.")
-
+from tminus.spec.monitor import AlertRule, Channel
+from tminus.spec.types import Duration, Identifier, OnFailure, Retry, Spec
 
 # --- kind configurations ---------------------------------------------------------------
 
@@ -238,11 +193,37 @@ class MigrationLintSpec(Spec):
     ignore: list[str] = Field(default_factory=list, description="Rule ids to ignore.")
 
 
+class NotifySpec(Spec):
+    """An announcement to a webhook (maintenance starting, cutover done, rollback begun).
+
+    The message may use run facts: {{ run.t_plus }}, {{ run.environment }}, {{ vars.version }}.
+    Outputs: status, attempts."""
+
+    message: str
+    channel: str | None = Field(None, description="A channel defined under `channels:`.")
+    url: str | None = Field(None, description="A webhook URL, when no channel is named.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotifySpec:
+        if (self.channel is None) == (self.url is None):
+            raise ValueError("give exactly one of 'channel' (a name under channels:) or 'url'")
+        return self
+
+
+class PrometheusSpec(Spec):
+    """An instant query through Prometheus' HTTP API (/api/v1/query). Values: `value` (the first
+    series' number, or the scalar), `series` (every series: labels and value), `json`."""
+
+    url: str = Field(description="The Prometheus server, e.g. http://127.0.0.1:9090.")
+    query: str = Field(description='PromQL, e.g. sum(rate(http_requests_total{code=~"5.."}[5m])).')
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
 # model here and a module under tminus/kinds registering an executor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
-    "migrate", "backup", "restore", "fingerprint", "migration_lint",
+    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus",
 )
 
 
@@ -276,6 +257,8 @@ class Step(Spec):
     restore: RestoreSpec | None = None
     fingerprint: FingerprintSpec | None = None
     migration_lint: MigrationLintSpec | None = None
+    notify: NotifySpec | None = None
+    prometheus: PrometheusSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -307,7 +290,7 @@ class Step(Spec):
     def is_check(self) -> bool:
         """A check has no side effects: safe to repeat after a crash, needs no undo."""
         kind = self.kind
-        if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint"):
+        if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus"):
             return True
         if kind == "http":
             assert self.http is not None
@@ -320,8 +303,9 @@ class Step(Spec):
     @property
     def needs_undo(self) -> bool:
         """Whether a rollback must reverse this step: not checks, not additive steps (a backup adds a
-        file and changes nothing), not `migrate` (its undo is an automatic revert)."""
-        return not self.is_check and self.kind not in ("backup", "migrate")
+        file and changes nothing; a notification cannot be unsent), not `migrate` (its undo is an
+        automatic revert)."""
+        return not self.is_check and self.kind not in ("backup", "migrate", "notify")
 
     @property
     def config(self) -> Spec:
@@ -388,11 +372,30 @@ class Decision(Spec):
     mode: Literal["auto", "manual"] = "auto"
     timeout: Duration | None = Field(None, description="manual: silence for this long means no-go.")
     prompt: str | None = None
+    require_second_person: bool = Field(
+        False, description="manual: the approver must not be the operator who started the run."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"mode": data} if isinstance(data, str) else data
+
+
+class MonitorSpec(Spec):
+    """The watch after the go decision: probes every `interval` for `duration`, alert rules over them."""
+
+    duration: Duration = Field(description="How long to watch after the decision.")
+    interval: Duration = Field(description="Time between two probes of each probe.")
+    baseline: Duration | None = Field(
+        None, description="Probe this long before the first phase, so ratio rules have a baseline."
+    )
+    pause_timeout: Duration | None = Field(
+        None, description="A paused monitor (pause action, inconclusive rule) waits this long for an answer."
+    )
+    notify: list[str] = Field(default_factory=list, description="Channels told of every firing and resolution.")
+    probes: list[Step] = Field(min_length=1, description="Named checks whose values the rules read.")
+    rules: list[AlertRule] = Field(default_factory=list)
 
 
 class Runbook(Spec):
@@ -411,6 +414,8 @@ class Runbook(Spec):
     verify: list[Step] = Field(default_factory=list)
     decision: Decision = Field(default_factory=lambda: Decision())
     rollback: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+    channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
+    monitor: MonitorSpec | None = None
 
     def all_steps(self) -> list[Step]:
         """Every step in document order, nested undo and wait checks included."""
@@ -431,4 +436,6 @@ class Runbook(Spec):
             visit(p.undo)
         visit(self.verify)
         visit(self.rollback)
+        if self.monitor is not None:
+            visit(self.monitor.probes)
         return out

@@ -210,11 +210,23 @@ class Templater:
         self._templates: dict[str, jinja2.Template] = {}
         self._expressions: dict[str, jinja2.environment.TemplateExpression] = {}
 
-    def _with_steps(self, steps: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
-        outputs = {k: _Named(f"steps.{k}", v) for k, v in (steps or {}).items()}
-        return {**self._context, "steps": _Named("steps", outputs)}
+    def set_fact(self, name: str, value: Any) -> None:
+        """Update a run fact (`run.t_plus` changes as the run goes on)."""
+        self._context["run"][name] = value
 
-    def render(self, text: str, steps: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    def _with_steps(
+        self, steps: Mapping[str, Mapping[str, Any]] | None, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        outputs = {k: _Named(f"steps.{k}", v) for k, v in (steps or {}).items()}
+        return {**self._context, "steps": _Named("steps", outputs), **(extra or {})}
+
+    def render(
+        self,
+        text: str,
+        steps: Mapping[str, Mapping[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Render `text`; `extra` adds names for one rendering (a notification's `message`, `rule`)."""
         if not has_template(text):
             return text
         template = self._templates.get(text)
@@ -225,7 +237,7 @@ class Templater:
                 raise TemplateError(f"template syntax error in {text!r}: {exc.message}") from None
             self._templates[text] = template
         try:
-            return template.render(self._with_steps(steps))
+            return template.render(self._with_steps(steps, extra))
         except jinja2.UndefinedError as exc:
             raise TemplateError(str(exc)) from None
         except Exception as exc:  # a filter or operator failed on the values it got

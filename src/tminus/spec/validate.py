@@ -18,6 +18,7 @@ from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.spec.document import PathKey, SourceMap, path_to_str
 from tminus.spec.models import Runbook, Step
 from tminus.spec.templating import has_template, new_environment, parse_expression, when_expression
+from tminus.spec.validate_monitor import monitor_problems
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -87,6 +88,7 @@ class _Validator:
         self._checks_only()
         self._env_names()
         self._references()
+        monitor_problems(self.rb, self.add, closest=closest)
         return self.problems
 
     def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
@@ -185,6 +187,8 @@ class _Validator:
             self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
         self._walk(self.rb.verify, main)
         self._walk(self.rb.rollback, main)
+        if self.rb.monitor is not None:  # probes run last: they see every step's outputs
+            self._walk(self.rb.monitor.probes, set(main))
 
     def _walk(self, steps: list[Step], visible: set[str]) -> None:
         for step in steps:

@@ -1,0 +1,295 @@
+"""The monitoring window: probes every interval, alert rules over their samples, and actions.
+
+Rules are tminus.monitor's pure state machines; this module feeds them with real probes, records
+every sample and transition in the ledger (so `tminus replay` can re-judge them), and turns a
+firing rule into what its `action` says. A rule is judged right after the probe it reads
+completes, so detection never waits for the next tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tminus.engine import events as ev
+from tminus.engine.steps import StepRunner
+from tminus.errors import TemplateError
+from tminus.monitor import Rule, Sample, State, Transition
+from tminus.spec.models import MonitorSpec, Step
+
+MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
+BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
+NOTIFY_DRAIN_SECONDS = 30.0  # how long the end of the window waits for notifications still retrying
+
+
+@dataclass
+class WatchResult:
+    outcome: str  # passed | rollback | abort | needs_operator | interrupted
+    reason: str
+    samples: int = 0
+    fired: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Armed:
+    spec: Any  # AlertRule
+    rule: Rule
+    probe: str
+
+
+class Monitor:
+    """One run's probes and rules. The same rules live from the baseline to the end of the window."""
+
+    def __init__(self, steps: StepRunner, spec: MonitorSpec, *, ask: Callable[..., Any] | None = None) -> None:
+        self.steps = steps
+        self.spec = spec
+        self.ask = ask  # OperatorChannel.request, for pause and inconclusive
+        self.probes: dict[str, Step] = {_probe_name(p): p for p in spec.probes}
+        only = next(iter(self.probes)) if len(self.probes) == 1 else None
+        self.rules = [_Armed(r, r.to_rule(), r.probe or only or "") for r in spec.rules]
+        self.cutover_at: float | None = None
+        self._paused = 0.0  # seconds spent waiting for an operator: they do not count as watching
+        self._notifier: ThreadPoolExecutor | None = None
+        self._pending: list[Future[Any]] = []
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def learn(self, recorded: list[dict[str, Any]]) -> None:
+        """Feed baseline samples recorded before a crash (resume): ratio rules get their baseline back."""
+        for data in recorded:
+            sample = Sample(data["at"], data.get("values"), data.get("error"))
+            for armed in self.rules:
+                if armed.probe == data.get("probe") and armed.rule.uses_baseline:
+                    armed.rule.observe(sample)
+
+    def baseline(self, duration: float) -> WatchResult:
+        """Probe before the cutover; only ratio rules take these samples (as their baseline)."""
+        return self._loop("baseline", duration)
+
+    def begin_cutover(self, at: float | None = None) -> None:
+        if self.cutover_at is not None:
+            return
+        self.cutover_at = time.time() if at is None else at
+        for armed in self.rules:
+            armed.rule.begin_cutover(self.cutover_at)
+
+    def watch(self, duration: float | None = None) -> WatchResult:
+        """The window after the go decision: rules judge every sample; a firing rule acts."""
+        self.begin_cutover()
+        return self._loop("window", self.spec.duration if duration is None else duration)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _loop(self, stage: str, duration: float) -> WatchResult:
+        spec, cancel = self.spec, self.steps.cancel
+        self.steps.emit(
+            ev.MONITOR_STARTED, stage=stage, duration=duration, interval=spec.interval,
+            probes=list(self.probes), cutover_at=self.cutover_at,
+            rules=[{"name": a.spec.name, "probe": a.probe, "action": a.spec.action, "text": _rule_text(a.spec)}
+                   for a in self.rules],
+        )
+        started = time.monotonic()
+        self._paused = 0.0
+        count, tick = 0, 0
+        result: WatchResult | None = None
+        workers = ThreadPoolExecutor(max_workers=min(16, len(self.probes)), thread_name_prefix="tminus-probe")
+        try:
+            while result is None:
+                tick_at = started + self._paused + tick * spec.interval
+                if cancel.wait(max(0.0, tick_at - time.monotonic())):
+                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+                    break
+                if time.monotonic() - started - self._paused >= duration:
+                    break
+                futures = {name: workers.submit(self._probe, name, step, stage) for name, step in self.probes.items()}
+                for name, future in futures.items():  # judged as each completes, in probe order
+                    sample = future.result()
+                    count += 1
+                    if stage == "window" or any(a.rule.uses_baseline for a in self.rules):
+                        result = self._judge(name, sample, stage) or result
+                tick += 1
+                if cancel.is_set() and result is None:
+                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+        finally:
+            workers.shutdown(wait=True)
+        if result is None:
+            result = WatchResult("passed", f"{stage}: {count} samples in {duration:g}s; no rule fired")
+        result.samples = count
+        self.drain_notifications()
+        self.steps.emit(ev.MONITOR_FINISHED, stage=stage, ok=result.outcome == "passed", outcome=result.outcome,
+                        reason=result.reason, samples=count, fired=result.fired)
+        return result
+
+    def _probe(self, name: str, step: Step, stage: str) -> Sample:
+        timeout = step.timeout if step.timeout is not None else self.spec.interval
+        try:
+            config = self.steps.templater.render_config(step.config, self.steps.outputs)
+        except TemplateError as exc:
+            obs_values: dict[str, Any] | None = None
+            error: str | None = f"template: {exc}"
+            took = 0.0
+        else:
+            began = time.monotonic()
+            obs, judgement = self.steps.observe(step, config, timeout)
+            took = (time.monotonic() - began) * 1000
+            obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values), None)
+            if error is None and not judgement.passed:
+                # The probe's own expectations (an http probe's default: status < 400) failed: the
+                # service answered, but not as a probe can trust, so it is an error, never a pass.
+                error = "probe check failed: " + _first_line(judgement.message)
+        sample = Sample(time.time(), obs_values, error)
+        self.steps.emit(ev.MONITOR_SAMPLE, step.key, probe=name, stage=stage, at=sample.at, values=obs_values,
+                        error=error, duration_ms=round(took, 3))
+        return sample
+
+    def _judge(self, probe: str, sample: Sample, stage: str) -> WatchResult | None:
+        decided: WatchResult | None = None
+        for armed in self.rules:
+            if armed.probe != probe or (stage == "baseline" and not armed.rule.uses_baseline):
+                continue
+            for moved in armed.rule.observe(sample):
+                self._record(armed, moved)
+                outcome = self._act(armed, moved)
+                decided = decided or outcome
+        return decided
+
+    def _record(self, armed: _Armed, moved: Transition) -> None:
+        sample = moved.sample
+        self.steps.emit(
+            ev.MONITOR_TRANSITION, rule=armed.spec.name, probe=armed.probe, action=armed.spec.action,
+            rule_text=_rule_text(armed.spec), reason=moved.reason, at=moved.at,
+            **{"from": str(moved.from_state), "to": str(moved.to_state)},
+            sample=None if sample is None else {"at": sample.at, "values": sample.values, "error": sample.error},
+        )
+
+    def _act(self, armed: _Armed, moved: Transition) -> WatchResult | None:
+        spec, to = armed.spec, moved.to_state
+        what = f"monitor rule '{spec.name}' ({_rule_text(spec)})"
+        if to is State.RESOLVED:
+            self.notify(armed, f"resolved: {what}: {moved.reason}")
+            return None
+        if to is State.INCONCLUSIVE:
+            self.notify(armed, f"inconclusive: {what}: {moved.reason}")
+            return self._pause(armed, f"{what} is inconclusive: {moved.reason}")
+        if to is not State.FIRING:
+            return None
+        reason = f"{what} fired: {moved.reason}"
+        self.notify(armed, f"firing ({spec.action}): {what}: {moved.reason}")
+        if spec.action == "notify":
+            self.steps.emit(ev.MONITOR_ACTION, rule=spec.name, action="notify", reason=reason, outcome="notified")
+            return None
+        if spec.action == "pause":
+            return self._pause(armed, reason)
+        self.steps.emit(ev.MONITOR_ACTION, rule=spec.name, action=spec.action, reason=reason, outcome=spec.action)
+        return WatchResult(spec.action, reason, fired=[spec.name])
+
+    def _pause(self, armed: _Armed, reason: str) -> WatchResult | None:
+        """Ask the operator: approve = keep watching, --no-go = roll back; silence rolls back."""
+        name = armed.spec.name
+        if self.ask is None:
+            self.steps.emit(ev.MONITOR_ACTION, rule=name, action="pause", reason=reason, outcome="no answer")
+            return WatchResult("needs_operator", f"{reason}\nnobody can answer here", fired=[name])
+        asked = time.monotonic()
+        answer = self.ask(MONITOR_KEY, f"Monitor paused: {reason}. Keep the new state and go on watching?",
+                          "Approve to keep watching; --no-go rolls back.", self.spec.pause_timeout)
+        self._paused += time.monotonic() - asked  # the window resumes where it paused
+        if answer.how == "no-input":
+            self.steps.emit(ev.MONITOR_ACTION, rule=name, action="pause", reason=reason, outcome="no answer")
+            return WatchResult("needs_operator", f"{reason}\n--no-input: nobody can answer the pause", fired=[name])
+        if answer.how == "interrupted":
+            return WatchResult("interrupted", "interrupted while paused; `tminus resume` continues")
+        if answer.approved:
+            self.steps.emit(ev.MONITOR_ACTION, rule=name, action="pause", reason=reason, outcome="continue",
+                            by=answer.by, how=answer.how)
+            return None
+        why = f"{reason}\nthe operator answered the pause with no-go (by {answer.by}, {answer.how})"
+        if answer.reason:
+            why += f": {answer.reason}"
+        self.steps.emit(ev.MONITOR_ACTION, rule=name, action="pause", reason=why, outcome="rollback",
+                        by=answer.by, how=answer.how)
+        return WatchResult("rollback", why, fired=[name])
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def notify(self, armed: _Armed, message: str) -> None:
+        """Tell the rule's and the monitor's channels, in the background: delivery retries must not
+        delay the next probe (detection latency)."""
+        names = list(dict.fromkeys([*armed.spec.notify, *self.spec.notify]))
+        if not names:
+            return
+        if self._notifier is None:
+            self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tminus-notify")
+        extra = {"rule": armed.spec.name, "rule_text": _rule_text(armed.spec)}
+        for name in names:
+            self._pending.append(self._notifier.submit(deliver, self.steps, name, message, extra))
+
+    def drain_notifications(self) -> None:
+        deadline = time.monotonic() + NOTIFY_DRAIN_SECONDS
+        for future in self._pending:
+            # a delivery's own failure is already a ledger event (notify.failed)
+            with contextlib.suppress(Exception):
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+        self._pending.clear()
+        if self._notifier is not None:
+            self._notifier.shutdown(wait=False)
+            self._notifier = None
+
+
+def deliver(steps: StepRunner, channel_name: str, message: str, extra: dict[str, Any]) -> bool:
+    """Send one notification to a named channel and record the delivery (or its failure)."""
+    from tminus.kinds.http import client_for
+    from tminus.notify import send
+
+    channel = steps.doc.runbook.channels.get(channel_name)
+    if channel is None:
+        steps.emit(ev.NOTIFY_FAILED, channel=channel_name, error=f"no channel named '{channel_name}'")
+        return False
+    steps.refresh_facts()
+    delivery = send(
+        channel, message, render=lambda text, names: steps.templater.render(text, steps.outputs, names),
+        extra=extra, cancel=steps.cancel, client=client_for(steps.shared, verify=True),
+    )
+    steps.emit(ev.NOTIFY_SENT if delivery.ok else ev.NOTIFY_FAILED, channel=channel_name, url=delivery.url,
+               attempts=delivery.attempts, status=delivery.status, error=delivery.error, message=message)
+    return delivery.ok
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "failed"
+
+
+def _probe_name(step: Step) -> str:
+    return step.name or step.id or step.key
+
+
+def _kept(values: dict[str, Any]) -> dict[str, Any]:
+    """What a sample keeps: everything a rule can query, but not a long text body twice."""
+    out = dict(values)
+    body = out.get("body")
+    if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
+        out["body"] = body[:BODY_KEPT] if "json" not in out else body[:200]
+    return out
+
+
+def _rule_text(spec: Any) -> str:
+    """The rule as one line, e.g. `jsonpath "$.saturation" >= 0.90 for 3 consecutive probes`."""
+    if spec.consecutive is not None:
+        return f"{spec.when} for {spec.consecutive} consecutive probes"
+    if spec.for_ is not None:
+        return f"{spec.when} for {spec.for_:g}s"
+    if spec.increase is not None:
+        i = spec.increase
+        return f"{i.query} rises by >= {i.at_least:g} within {i.window:g}s"
+    if spec.ratio is not None:
+        r = spec.ratio
+        return f"{r.query} > {r.above:g} x its pre-cutover baseline"
+    e = spec.error_rate
+    cond = f" (failed: error or {spec.when})" if spec.when else " (failed: error)"
+    return f"failed probes > {e.above:.0%} of the last {e.window:g}s{cond}"
+
+
+__all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "deliver"]

@@ -1,0 +1,375 @@
+"""The monitoring window end to end: a real `tminus run` probes a stand-in service on loopback whose
+answers the test scripts, and the ledger shows each rule firing at exactly the probe its semantics
+say. Exact probe positions come from scripted answers, so the assertions do not depend on timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.helpers import run_json, spawn, tminus, wait_for, wait_for_approval_request, write_runbook
+from tests.standin import standin
+
+from tminus.ledger import open_ledger
+
+HEAD = """
+name: watched
+vars: {{base: "{base}"}}
+phases:
+  - name: deploy
+    steps:
+      - name: switch to v2
+        run: "echo v2 > version"
+        undo:
+          - name: switch back to v1
+            run: "echo v1 > version"
+"""
+
+
+def runbook(tmp: Path, base: str, monitor: str, extra: str = "") -> None:
+    write_runbook(tmp, HEAD.format(base=base) + extra + monitor)
+
+
+def events(tmp: Path, run_id: str, type_: str | None = None) -> list[Any]:
+    with open_ledger(f"sqlite:///{tmp / '.tminus' / 'ledger.db'}") as ledger:
+        found = ledger.events(run_id)
+    return [e for e in found if type_ is None or e.type == type_]
+
+
+def transitions(tmp: Path, run_id: str) -> list[tuple[str, str, str, int]]:
+    """(rule, from, to, index of the sample that caused it among the window samples)."""
+    samples = [e.data["at"] for e in events(tmp, run_id, "monitor.sample") if e.data["stage"] == "window"]
+    return [
+        (e.data["rule"], e.data["from"], e.data["to"], samples.index(e.data["sample"]["at"]))
+        for e in events(tmp, run_id, "monitor.transition")
+    ]
+
+
+def script(base: str, answers: list[Any]) -> None:
+    httpx.post(f"{base}/script", json=answers, timeout=5).raise_for_status()
+
+
+SATURATION = """
+monitor:
+  duration: 20s
+  interval: 100ms
+  probes:
+    - name: health
+      http: {{url: "{{{{ vars.base }}}}/health"}}
+  rules:
+    - name: pool saturated
+      when: 'jsonpath "$.saturation" >= 0.90'
+      consecutive: 3
+      {policy}
+"""
+
+
+def sat(*values: float | str) -> list[Any]:
+    return [v if isinstance(v, str) else {"saturation": v} for v in values]
+
+
+def test_consecutive_fires_on_the_third_breach_and_the_undo_path_runs(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, SATURATION.format(policy=""))
+        script(base, sat(0.5, 0.5, 0.95, 0.5, 0.93, 0.95, 0.97, 0.97))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    assert (tmp_path / "version").read_text().strip() == "v1"  # the phase's undo ran
+    assert transitions(tmp_path, result["run_id"]) == [
+        ("pool saturated", "ok", "pending", 2),
+        ("pool saturated", "pending", "ok", 3),  # one good probe resets the count
+        ("pool saturated", "ok", "pending", 4),
+        ("pool saturated", "pending", "firing", 6),  # the third breach in a row, not before
+    ]
+    window = [e for e in events(tmp_path, result["run_id"], "monitor.sample")]
+    assert len(window) == 7  # the rollback stopped the probing at once
+    (started,) = events(tmp_path, result["run_id"], "rollback.started")
+    assert "pool saturated" in started.data["reason"]
+    assert "probe 3/3: 0.97 >= 0.90" in started.data["reason"]
+    undone = [e.data["name"] for e in events(tmp_path, result["run_id"], "step.finished")
+              if e.data["section"].startswith("undo:")]
+    assert undone == ["switch back to v1"]
+
+
+def test_a_window_without_breaches_completes(tmp_path: Path) -> None:
+    monitor = SATURATION.replace("duration: 20s", "duration: 600ms").format(policy="")
+    with standin() as (svc, base):
+        runbook(tmp_path, base, monitor)
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+        probes = svc.served
+    assert code == 0, result
+    assert "monitor window passed" in result["reason"]
+    (finished,) = events(tmp_path, result["run_id"], "monitor.finished")
+    assert finished.data["ok"] and finished.data["samples"] == probes >= 5
+    assert (tmp_path / "version").read_text().strip() == "v2"
+
+
+def test_for_fires_once_the_breach_has_held_and_a_good_probe_resets(tmp_path: Path) -> None:
+    monitor = SATURATION.replace("consecutive: 3", "for: 500ms").format(policy="")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, monitor)
+        script(base, sat(0.95, 0.95, 0.5, 0.95))  # the last answer repeats
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    moves = transitions(tmp_path, result["run_id"])
+    assert [m[:3] for m in moves] == [
+        ("pool saturated", "ok", "pending"),
+        ("pool saturated", "pending", "ok"),
+        ("pool saturated", "ok", "pending"),
+        ("pool saturated", "pending", "firing"),
+    ]
+    at = [e.data["at"] for e in events(tmp_path, result["run_id"], "monitor.sample")]
+    pending_since, fired = at[moves[2][3]], moves[3][3]
+    assert at[fired] - pending_since >= 0.5  # held long enough ...
+    assert at[fired - 1] - pending_since < 0.5  # ... and not one probe earlier
+
+
+def test_no_data_held_never_fires_but_errors_count_as_breaches(tmp_path: Path) -> None:
+    held = SATURATION.replace("duration: 20s", "duration: 800ms").format(
+        policy="on_no_data: hold\n      on_error: breach")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, held)
+        script(base, sat(0.95, 0.95, "nodata", "nodata", "nodata", 0.5))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+        assert code == 0, result  # missing values neither advanced nor reset the count
+        assert transitions(tmp_path, result["run_id"]) == [
+            ("pool saturated", "ok", "pending", 0),
+            ("pool saturated", "pending", "ok", 5),
+        ]
+        script(base, sat(0.95, 0.95, "close"))  # the service stops answering: an error, not a pass
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    moves = transitions(tmp_path, result["run_id"])
+    assert moves[-1][2:] == ("firing", 2)
+    (fired,) = [e for e in events(tmp_path, result["run_id"], "monitor.transition") if e.data["to"] == "firing"]
+    assert "probe error" in fired.data["reason"] and "counted as a breach" in fired.data["reason"]
+
+
+def test_errors_ignored_when_the_rule_says_so(tmp_path: Path) -> None:
+    ignored = SATURATION.replace("duration: 20s", "duration: 700ms").format(policy="on_error: ignore")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, ignored)
+        script(base, sat(0.95, 0.95, "error", 0.95, 0.5))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 0, result  # the 500 (a failed probe) counted as good: the count started again
+    assert transitions(tmp_path, result["run_id"])[:3] == [
+        ("pool saturated", "ok", "pending", 0),
+        ("pool saturated", "pending", "ok", 2),
+        ("pool saturated", "ok", "pending", 3),
+    ]
+    error = [e for e in events(tmp_path, result["run_id"], "monitor.sample") if e.data["error"]]
+    assert len(error) == 1 and "status < 400" in error[0].data["error"]
+
+
+RETRIES_HEAD = """
+name: retries
+vars: {{base: "{base}"}}
+phases:
+  - name: deploy
+    steps:
+      - name: the new version retries more
+        http: {{url: "{{{{ vars.base }}}}/set", method: POST, json: {{retries: 30}}}}
+        undo:
+          - http: {{url: "{{{{ vars.base }}}}/set", method: POST, json: {{retries: 10}}}}
+"""
+
+RATIO = """
+monitor:
+  duration: 3s
+  interval: 100ms
+  baseline: 500ms
+  probes:
+    - name: health
+      http: {{url: "{{{{ vars.base }}}}/health"}}
+  rules:
+    - name: retry pressure
+      ratio: {{query: 'jsonpath "$.retries"', above: 2.0}}
+"""
+
+
+def test_the_ratio_baseline_uses_only_samples_from_before_the_cutover(tmp_path: Path) -> None:
+    with standin() as (svc, base):
+        svc.state["retries"] = 10
+        write_runbook(tmp_path, RETRIES_HEAD.format(base=base) + RATIO.format())
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+        restored = svc.state["retries"]
+    assert code == 11, result
+    samples = events(tmp_path, result["run_id"], "monitor.sample")
+    (cut,) = [e.data["cutover_at"] for e in events(tmp_path, result["run_id"], "section.started")
+              if "cutover_at" in e.data]
+    baseline = [e for e in samples if e.data["stage"] == "baseline"]
+    window = [e for e in samples if e.data["stage"] == "window"]
+    assert len(baseline) >= 3 and all(e.data["at"] < cut for e in baseline)
+    assert all(e.data["values"]["json"]["retries"] == 10 for e in baseline)
+    assert all(e.data["at"] > cut for e in window)
+    assert window[0].data["values"]["json"]["retries"] == 30
+    assert restored == 10  # the undo ran
+    assert transitions(tmp_path, result["run_id"]) == [("retry pressure", "ok", "firing", 0)]
+    (fired,) = events(tmp_path, result["run_id"], "monitor.transition")
+    assert "baseline 10.0" in fired.data["reason"] and "ratio 3.00 > 2.0" in fired.data["reason"]
+
+
+PAUSE = """
+monitor:
+  duration: 1s
+  interval: 100ms
+  probes:
+    - name: health
+      http: {{url: "{{{{ vars.base }}}}/health"}}
+  rules:
+    - name: pool saturated
+      when: 'jsonpath "$.saturation" >= 0.90'
+      consecutive: 3
+      on_no_data: ignore
+      max_no_data: 2
+"""
+
+
+def test_an_inconclusive_rule_pauses_and_an_approval_from_another_process_keeps_watching(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, PAUSE.format())
+        script(base, sat(0.5, "nodata", "nodata", 0.5))
+        proc = spawn("run", "runbook.yaml", "--json", cwd=tmp_path)
+        run_id = wait_for_approval_request(tmp_path, "monitor")
+        answer = tminus("approve", run_id, "--step", "monitor", "--operator", "oncall", cwd=tmp_path)
+        assert answer.returncode == 0, answer.stderr
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert (tmp_path / "version").read_text().strip() == "v2"  # paused, not rolled back
+    moves = transitions(tmp_path, run_id)
+    assert moves[:2] == [("pool saturated", "ok", "inconclusive", 2), ("pool saturated", "inconclusive", "ok", 3)]
+    (action,) = events(tmp_path, run_id, "monitor.action")
+    assert action.data["outcome"] == "continue" and action.data["by"] == "oncall"
+
+
+def test_an_unanswerable_pause_ends_the_run_needing_an_operator(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, PAUSE.format())
+        script(base, ["nodata"])
+        code, result = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert code == 15, result
+    assert result["status"] == "needs_operator"
+    assert "inconclusive" in result["reason"]
+    assert (tmp_path / "version").read_text().strip() == "v2"  # nothing was rolled back
+
+
+def test_an_abort_rule_stops_without_undoing(tmp_path: Path) -> None:
+    monitor = SATURATION.format(policy="action: abort")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, monitor)
+        script(base, sat(0.95))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 13, result
+    assert (tmp_path / "version").read_text().strip() == "v2"
+    assert events(tmp_path, result["run_id"], "rollback.started") == []
+
+
+def test_notifications_reach_the_webhook_after_it_fails_once(tmp_path: Path) -> None:
+    pytest.importorskip("tminus.notify")
+    channels = 'channels:\n  ops: {url: "{{ vars.base }}/hook", retry: {attempts: 3, interval: 100ms}}\n'
+    monitor = SATURATION.format(policy="notify: [ops]")
+    with standin() as (svc, base):
+        svc.hook_failures = 1
+        runbook(tmp_path, base, monitor, extra=channels)
+        script(base, sat(0.95))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+        hooks = list(svc.hooks)
+    assert code == 11, result
+    assert [h["failed"] for h in hooks] == [True, False]  # retried after the failure
+    text = hooks[-1]["body"]["text"]
+    assert "firing" in text and "pool saturated" in text and "0.95 >= 0.90" in text
+    (sent,) = events(tmp_path, result["run_id"], "notify.sent")
+    assert len(sent.data["attempts"]) == 2 and sent.data["channel"] == "ops"
+    assert "/hook" not in str(sent.data["url"])  # a webhook path is a credential: never recorded
+
+
+DECISION = """
+decision:
+  mode: manual
+  {extra}
+"""
+
+
+def _manual(tmp: Path, base: str, extra: str = "") -> None:
+    write_runbook(tmp, HEAD.format(base=base) + DECISION.format(extra=extra))
+
+
+def test_go_and_no_go_come_from_another_process(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        _manual(tmp_path, base)
+        proc = spawn("run", "runbook.yaml", "--json", cwd=tmp_path)
+        run_id = wait_for_approval_request(tmp_path, "decision")
+        refused = tminus("approve", run_id, "--no-go", "--reason", "error budget burnt", "--operator", "lead",
+                         cwd=tmp_path)
+        assert refused.returncode == 0, refused.stderr
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 11, out + err
+    (decision,) = events(tmp_path, run_id, "decision")
+    assert decision.data["verdict"] == "no-go" and decision.data["by"] == "lead"
+    assert decision.data["reason"] == "error budget burnt"
+    assert (tmp_path / "version").read_text().strip() == "v1"
+
+
+def test_the_second_person_rule_refuses_a_self_approval(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        _manual(tmp_path, base, "require_second_person: true")
+        proc = spawn("run", "runbook.yaml", "--json", "--yes", cwd=tmp_path, env={"TMINUS_OPERATOR": "alice"})
+        run_id = wait_for_approval_request(tmp_path, "decision")  # --yes does not answer it
+        self_ok = tminus("approve", run_id, "--operator", "alice", cwd=tmp_path)
+        assert self_ok.returncode == 1 and "second person" in self_ok.stderr
+        # Even written straight into the ledger, a self-approval is ignored by the run.
+        with open_ledger(f"sqlite:///{tmp_path / '.tminus' / 'ledger.db'}") as ledger:
+            ledger.record_approval(run_id, "decision", approved=True, by="alice", host="h")
+        wait_for(lambda: any(e.data.get("action") == "self-approval-refused" for e in events(tmp_path, run_id, "note")))
+        assert proc.poll() is None  # still waiting
+        other = tminus("approve", run_id, "--operator", "bob", cwd=tmp_path)
+        assert other.returncode == 0, other.stderr
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    (decision,) = events(tmp_path, run_id, "decision")
+    assert decision.data["verdict"] == "go" and decision.data["by"] == "bob"
+
+
+def test_a_decision_timeout_turns_silence_into_no_go(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        _manual(tmp_path, base, "timeout: 500ms")
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    (decision,) = events(tmp_path, result["run_id"], "decision")
+    assert decision.data["verdict"] == "no-go" and decision.data["how"] == "timeout"
+    assert "silence counts as no" in result["reason"] or "timeout" in result["reason"]
+
+
+def test_tminus_monitor_watches_alone_and_runs_the_rollback_steps(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, SATURATION.format(policy=""),
+                extra='rollback:\n  - name: page the team\n    run: "echo rolled > rollback.txt"\n')
+        script(base, sat(0.95))
+        code, result = run_json("monitor", "runbook.yaml", "--duration", "5s", cwd=tmp_path)
+    assert code == 11, result
+    assert (tmp_path / "rollback.txt").exists()
+    assert not (tmp_path / "version").exists()  # the phases never ran
+    with open_ledger(f"sqlite:///{tmp_path / '.tminus' / 'ledger.db'}") as ledger:
+        assert ledger.get_run(result["run_id"]).kind == "monitor"
+
+
+def test_why_and_replay_read_a_real_monitored_run(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, SATURATION.format(policy=""))
+        script(base, sat(0.5, 0.92, 0.93, 0.95))
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    run_id = result["run_id"]
+    why = tminus("why", run_id, cwd=tmp_path)
+    assert why.returncode == 0, why.stderr
+    assert "pool saturated" in why.stdout and "probe 3/3: 0.95 >= 0.90" in why.stdout
+    assert "switch back to v1" in why.stdout  # what was undone
+    same = run_json("replay", run_id, cwd=tmp_path)[1]
+    assert same["differs"] is False
+    code, changed = run_json("replay", run_id, "--set", "pool saturated.threshold=0.94", cwd=tmp_path)
+    assert code == 0, changed
+    assert changed["differs"] is True  # 0.92 and 0.93 no longer breach: no third breach in a row
+    bad = tminus("replay", run_id, "--set", "no such rule.threshold=1", cwd=tmp_path)
+    assert bad.returncode == 2 and "pool saturated" in bad.stderr
