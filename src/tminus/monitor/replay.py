@@ -1,0 +1,445 @@
+"""Replay a run's recorded monitor samples through its alert rules, as written or changed.
+
+Pure: the caller hands over the runbook (re-loaded from the run's stored text, so later edits of
+the file do not rewrite history) and the run's ledger events. Nothing is probed, nothing written.
+
+    result = replay_run(runbook, events, parse_sets(["pool saturated.threshold=0.95"], names))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from tminus.durations import parse_duration
+from tminus.errors import ExpectationSyntaxError
+from tminus.expect import NoData, TypeMismatch, parse
+from tminus.expect.values import render
+from tminus.monitor.modes import Consecutive, ErrorRate, For, Increase, Ratio
+from tminus.monitor.readers import parse_query
+from tminus.monitor.rules import Rule, RuleConfig
+from tminus.monitor.samples import Sample, State, Transition
+from tminus.monitor.text import short_duration
+from tminus.reports import epoch, run_start, stamp, when
+
+# What --set can change. `threshold` is the condition's operand; `for`/`consecutive` may switch the
+# rule's mode; the dotted ones edit one field of the rule's own mode.
+FIELDS = (
+    "threshold", "when", "for", "consecutive", "on_no_data", "on_error", "max_no_data",
+    "increase.query", "increase.window", "increase.at_least",
+    "ratio.query", "ratio.above", "ratio.baseline_window", "ratio.floor",
+    "error_rate.window", "error_rate.above", "error_rate.min_samples",
+)
+DURATIONS = {"for", "increase.window", "ratio.baseline_window", "error_rate.window"}
+_MODE_TYPES: dict[str, type] = {"increase": Increase, "ratio": Ratio, "error_rate": ErrorRate}
+DECISIVE = {"rollback": "rollback", "abort": "abort", "pause": "paused"}  # rule action -> window outcome
+_STOPPED = {"rollback": "rolled back", "abort": "aborted", "paused": "paused", "interrupted": "was interrupted"}
+
+
+class ReplayError(ValueError):
+    """A bad --set: unknown rule or field, or a value the rule cannot take (usage, exit 2)."""
+
+
+class NothingToReplay(Exception):
+    """The run has no monitor rules or no recorded samples (exit 1)."""
+
+
+# --- --set -------------------------------------------------------------------------------------
+
+
+def parse_sets(items: Iterable[str], rule_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`RULE.FIELD=VALUE` items -> {rule: {field: value}}. Rule names may hold spaces and dots, so the
+    longest known name followed by "." wins; values are YAML scalars (0.95, 3, 10m, hold)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        rule, name, raw = _split(item, rule_names)
+        value = raw if name == "when" else _scalar(raw, item)
+        if name in DURATIONS:
+            try:
+                value = parse_duration(value)
+            except ValueError as exc:
+                raise ReplayError(f"--set {item!r}: {exc}") from None
+        out.setdefault(rule, {})[name] = value
+    return out
+
+
+def _split(item: str, rule_names: Sequence[str]) -> tuple[str, str, str]:
+    head, sep, raw = item.partition("=")
+    if not sep:
+        raise ReplayError(f"--set {item!r} is not RULE.FIELD=VALUE")
+    candidates = sorted((n for n in rule_names if head.startswith(n + ".")), key=len, reverse=True)
+    if not candidates:
+        raise ReplayError(f"--set {item!r}: no rule named like that; the rules are: "
+                          + ", ".join(repr(n) for n in rule_names))
+    for rule in candidates:
+        name = head[len(rule) + 1:].strip()
+        if name in FIELDS:
+            return rule, name, raw.strip()
+    name = head[len(candidates[0]) + 1:].strip()
+    raise ReplayError(f"--set {item!r}: rule {candidates[0]!r} has no field {name!r}; fields: "
+                      + ", ".join(FIELDS))
+
+
+def _scalar(raw: str, item: str) -> Any:
+    try:
+        value = YAML(typ="safe").load(raw)
+    except YAMLError:
+        return raw
+    if value is None:
+        raise ReplayError(f"--set {item!r} has no value")
+    return raw if isinstance(value, dict | list) else value
+
+
+def apply_overrides(config: RuleConfig, fields: Mapping[str, Any]) -> RuleConfig:
+    """The rule changed by its --set fields; any value it cannot take is a ReplayError."""
+    changes: dict[str, Any] = {}
+    for name, value in fields.items():
+        kind, _, sub = name.partition(".")
+        if sub:
+            mode_type = _MODE_TYPES[kind]
+            if not isinstance(config.mode, mode_type):
+                raise ReplayError(f"rule {config.name!r} is {describe_mode(config)}; "
+                                  f"{name} only applies to an {kind} rule")
+            changes.setdefault(kind, {})[sub] = value
+        elif name == "when":
+            changes["condition"] = value
+        elif name == "threshold":
+            changes["threshold"] = _operand(config, value)
+        else:
+            changes[name] = value
+    try:
+        changed = config.with_overrides(changes)
+        Rule.from_config(changed)  # parses the condition: a bad `when` fails here, not mid-replay
+    except (ValueError, TypeError) as exc:
+        raise ReplayError(f"rule {config.name!r}: {exc}") from None
+    return changed
+
+
+def _operand(config: RuleConfig, value: Any) -> Any:
+    """A text threshold goes through the expectation grammar: 500ms, "quoted", /regex/."""
+    if not isinstance(value, str) or config.condition is None:
+        return value
+    current = config.assertion()
+    assert current is not None
+    negation = "not " if current.negated else ""
+    try:
+        return parse(f"{current.subject} {negation}{current.predicate} {value}").operand
+    except ExpectationSyntaxError:
+        return value  # with_operand says what fits
+
+
+def describe_mode(config: RuleConfig) -> str:
+    mode = config.mode
+    if isinstance(mode, For):
+        return f"a `for {short_duration(mode.seconds)}` rule"
+    if isinstance(mode, Consecutive):
+        return f"a `consecutive {mode.count}` rule"
+    return f"an {type(mode).__name__.lower().replace('errorrate', 'error_rate')} rule"
+
+
+def describe(config: RuleConfig) -> str:
+    """The rule in one line, as its author would read it."""
+    mode, cond = config.mode, config.condition
+    if isinstance(mode, For):
+        text = f"{cond} for {short_duration(mode.seconds)}"
+    elif isinstance(mode, Consecutive):
+        text = f"{cond} on {mode.count} probe{'s' if mode.count != 1 else ''} in a row"
+    elif isinstance(mode, Increase):
+        text = f"{mode.query} rises by at least {mode.at_least:g} within {short_duration(mode.window)}"
+    elif isinstance(mode, Ratio):
+        text = f"{mode.query} above {mode.above:g}x its pre-cutover baseline"
+    else:
+        failures = f"failed probes or {cond}" if cond else "failed probes"
+        text = f"{failures} above {mode.above:.1%} over {short_duration(mode.window)}"
+    policies = [f"{k} {getattr(config, k)}" for k in ("on_no_data", "on_error") if getattr(config, k) != "breach"]
+    if config.max_no_data is not None:
+        policies.append(f"max_no_data {config.max_no_data}")
+    return text + (f" ({', '.join(policies)})" if policies else "")
+
+
+def reading(config: RuleConfig, values: Mapping[str, Any] | None, error: str | None) -> str:
+    """What the rule reads from one sample, e.g. `0.93` or `probe error: refused`."""
+    if error is not None or values is None:
+        return f"probe error: {error or 'nothing returned'}"
+    query = config.assertion()
+    if isinstance(config.mode, Increase | Ratio):
+        query = parse_query(config.mode.query)
+    if query is None:
+        return "probe ok"
+    try:
+        return render(query.extract(values), 80)
+    except (NoData, TypeMismatch) as exc:
+        return f"no data ({exc})"
+
+
+# --- recorded history ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One monitor.sample event."""
+
+    probe: str
+    stage: str
+    sample: Sample
+    key: str | None = None
+
+
+def recorded_samples(events: Iterable[Any]) -> list[Recorded]:
+    out = []
+    for e in events:
+        if e.type != "monitor.sample":
+            continue
+        d = e.data or {}
+        at = d.get("at")
+        at = float(at) if isinstance(at, int | float) else epoch(e.at)
+        if at is None:
+            continue
+        out.append(Recorded(str(d.get("probe")), str(d.get("stage") or "window"),
+                            Sample(at, d.get("values"), d.get("error")), e.step_key))
+    return out
+
+
+def cutover(events: Sequence[Any]) -> float | None:
+    """When the first phase began: the window's monitor.started says so (the baseline ends there)."""
+    found = None
+    for e in events:
+        if e.type == "monitor.started" and (e.data or {}).get("cutover_at") is not None:
+            found = float(e.data["cutover_at"])
+            if e.data.get("stage") == "window":
+                return found
+    return found
+
+
+def window_end(events: Sequence[Any]) -> dict[str, Any] | None:
+    """The last monitor.finished (the window's when there was one)."""
+    finished = [e.data or {} for e in events if e.type == "monitor.finished"]
+    windows = [d for d in finished if d.get("stage") == "window"]
+    return (windows or finished or [None])[-1]
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    outcome: str  # rollback | abort | paused | passed | undecided
+    text: str
+    rule: str | None = None
+    at: float | None = None
+    reason: str | None = None
+
+    def key(self) -> tuple[str, str | None, float | None]:
+        return self.outcome, self.rule, None if self.at is None else round(self.at, 3)
+
+
+@dataclass
+class RuleReplay:
+    name: str
+    probe: str | None
+    action: str
+    rule: str
+    replayed_rule: str
+    overrides: dict[str, Any]
+    samples: int
+    recorded: list[dict[str, Any]]
+    replayed: list[dict[str, Any]]
+    recorded_verdict: Verdict
+    replayed_verdict: Verdict
+    last_read: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return [_move(t) for t in self.recorded] != [_move(t) for t in self.replayed]
+
+
+@dataclass
+class ReplayResult:
+    samples: int
+    probes: dict[str, int]
+    cutover_at: float | None
+    t0: float | None
+    overrides: dict[str, dict[str, Any]]
+    rules: list[RuleReplay]
+    recorded: Verdict
+    replayed: Verdict
+    monitor_outcome: str | None
+    monitor_reason: str | None
+
+    @property
+    def differs(self) -> bool:
+        return self.recorded.key() != self.replayed.key()
+
+    def summary(self) -> str:
+        if not self.differs:
+            return f"The replay agrees with the recorded run: {self.replayed.text}."
+        return f"The replay differs: recorded, {self.recorded.text}; replayed, {self.replayed.text}."
+
+    def to_dict(self) -> dict[str, Any]:
+        def verdict(v: Verdict) -> dict[str, Any]:
+            return {"outcome": v.outcome, "rule": v.rule, **stamp(v.at, self.t0), "reason": v.reason, "text": v.text}
+
+        return {
+            "samples": self.samples,
+            "probes": self.probes,
+            "cutover": stamp(self.cutover_at, self.t0),
+            "overrides": self.overrides,
+            "rules": [
+                {"name": r.name, "probe": r.probe, "action": r.action, "rule": r.rule,
+                 "replayed_rule": r.replayed_rule, "overrides": r.overrides, "samples": r.samples,
+                 "recorded": r.recorded, "replayed": r.replayed, "changed": r.changed,
+                 "recorded_verdict": verdict(r.recorded_verdict), "replayed_verdict": verdict(r.replayed_verdict)}
+                for r in self.rules
+            ],
+            "recorded": {**verdict(self.recorded), "monitor_outcome": self.monitor_outcome,
+                         "monitor_reason": self.monitor_reason},
+            "replayed": verdict(self.replayed),
+            "differs": self.differs,
+            "summary": self.summary(),
+        }
+
+
+def _move(t: Mapping[str, Any]) -> tuple[float | None, str, str]:
+    at = t.get("at")
+    return (None if at is None else round(float(at), 3)), str(t.get("from")), str(t.get("to"))
+
+
+# --- the replay ----------------------------------------------------------------------------------
+
+
+def replay_run(runbook: Any, events: Sequence[Any], sets: Mapping[str, Mapping[str, Any]] | None = None
+               ) -> ReplayResult:
+    """Every rule of `runbook.monitor` over the recorded samples of its probe, with `sets` applied."""
+    monitor = runbook.monitor
+    if monitor is None or not monitor.rules:
+        raise NothingToReplay("the run's runbook has no monitor rules to replay")
+    sets = dict(sets or {})
+    unknown = set(sets) - {r.name for r in monitor.rules}
+    if unknown:
+        raise ReplayError(f"no rule named {', '.join(map(repr, sorted(unknown)))}; the rules are: "
+                          + ", ".join(repr(r.name) for r in monitor.rules))
+    configs = {r.name: apply_overrides(r.to_rule().config, sets.get(r.name, {})) for r in monitor.rules}
+    samples = recorded_samples(events)
+    if not samples:
+        raise NothingToReplay("the run recorded no monitor samples: its monitor window never began "
+                              "(it ended before the decision, or it has no monitor section)")
+    t0 = run_start(list(events))
+    cut = cutover(events)
+    end = window_end(events) or {}
+    stopped = _stopped(end, samples, t0)
+    recorded_moves = [e.data or {} for e in events if e.type == "monitor.transition"]
+    started_rules = {r.get("name"): r for e in events if e.type == "monitor.started"
+                     for r in (e.data or {}).get("rules") or []}
+    only_probe = monitor.probes[0].title if len(monitor.probes) == 1 else None
+    results = []
+    for spec in monitor.rules:
+        probe = spec.probe or started_rules.get(spec.name, {}).get("probe") or only_probe
+        own = sorted((s for s in samples if s.probe == probe), key=lambda s: s.sample.at)
+        stages = {id(s.sample): s.stage for s in own}
+        stage_at = {s.sample.at: s.stage for s in own}
+        fresh = Rule.from_config(configs[spec.name])
+        replayed = [_view(t, stages.get(id(t.sample), "window"), t0) for t in
+                    fresh.feed([s.sample for s in own], cutover_at=cut)]
+        recorded = [_recorded_view(d, stage_at, t0) for d in recorded_moves if d.get("rule") == spec.name]
+        original = spec.to_rule().config
+        results.append(RuleReplay(
+            name=spec.name, probe=probe, action=spec.action, rule=describe(original),
+            replayed_rule=describe(configs[spec.name]), overrides=dict(sets.get(spec.name, {})),
+            samples=len(own), recorded=recorded, replayed=replayed,
+            recorded_verdict=_verdict({spec.name: spec.action}, recorded, t0, len(own), stopped, past=True, one=True),
+            replayed_verdict=_verdict({spec.name: spec.action}, replayed, t0, len(own), stopped, past=False,
+                                      one=True),
+            last_read=[reading(configs[spec.name], s.sample.values, s.sample.error) for s in own[-3:]],
+        ))
+    actions = {r.name: r.action for r in monitor.rules}
+    every_recorded = _in_order(results, "recorded")
+    every_replayed = _in_order(results, "replayed")
+    recorded_verdict = _verdict(actions, every_recorded, t0, len(samples), stopped, past=True)
+    if recorded_verdict.outcome in ("passed", "undecided") and end.get("outcome") in DECISIVE.values():
+        # The engine decided without a matching transition event: trust its own account.
+        recorded_verdict = Verdict(str(end["outcome"]), f"the window ended: {end['outcome']}: {end.get('reason')}",
+                                   reason=end.get("reason"))
+    return ReplayResult(
+        samples=len(samples),
+        probes={p: sum(1 for s in samples if s.probe == p) for p in dict.fromkeys(s.probe for s in samples)},
+        cutover_at=cut, t0=t0, overrides={k: dict(v) for k, v in sets.items()}, rules=results,
+        recorded=recorded_verdict,
+        replayed=_verdict(actions, every_replayed, t0, len(samples), stopped, past=False),
+        monitor_outcome=end.get("outcome"), monitor_reason=end.get("reason"),
+    )
+
+
+def _stopped(end: Mapping[str, Any], samples: list[Recorded], t0: float | None) -> str | None:
+    """Why sampling ended early (None when the window ran its full length)."""
+    outcome = end.get("outcome")
+    if outcome == "passed":
+        return None
+    last = max(s.sample.at for s in samples)
+    verb = _STOPPED.get(str(outcome), "stopped")
+    return f"the run stopped sampling at {when(last, t0)} when it {verb}"
+
+
+def _view(t: Transition, stage: str, t0: float | None) -> dict[str, Any]:
+    return {**stamp(t.at, t0), "stage": stage, "from": str(t.from_state), "to": str(t.to_state),
+            "reason": t.reason, "rule": t.rule}
+
+
+def _recorded_view(d: Mapping[str, Any], stage_at: Mapping[float, str], t0: float | None) -> dict[str, Any]:
+    at = d.get("at")
+    at = float(at) if isinstance(at, int | float) else None
+    stage = d.get("stage") or (stage_at.get(at, "window") if at is not None else "window")
+    return {**stamp(at, t0), "stage": stage, "from": d.get("from"), "to": d.get("to"),
+            "reason": d.get("reason"), "rule": d.get("rule")}
+
+
+def _in_order(results: list[RuleReplay], which: str) -> list[dict[str, Any]]:
+    """Every rule's transitions by time; within one sample, in the runbook's rule order (stable)."""
+    every = [t for r in results for t in getattr(r, which)]
+    return sorted(every, key=lambda t: t["at"] if t["at"] is not None else float("inf"))
+
+
+def _verdict(actions: Mapping[str, str], moves: list[dict[str, Any]], t0: float | None, samples: int,
+             stopped: str | None, *, past: bool, one: bool = False) -> Verdict:
+    """The first firing of a rollback/abort/pause rule, or the first inconclusive rule, decides."""
+    notified = None
+    for t in moves:
+        action = actions.get(str(t.get("rule")), "rollback")
+        at, rule, reason = t.get("at"), str(t.get("rule")), str(t.get("reason"))
+        if t.get("to") == State.INCONCLUSIVE:
+            verb = "paused and asked the operator" if past else "would pause and ask the operator"
+            return Verdict("paused", f"{verb} at {when(at, t0)}: {rule} is inconclusive: {reason}", rule, at, reason)
+        if t.get("to") != State.FIRING:
+            continue
+        if action in DECISIVE:
+            done, would = {"rollback": ("rolled back", "would roll back"), "abort": ("aborted", "would abort"),
+                           "pause": ("paused and asked the operator", "would pause and ask the operator")}[action]
+            text = f"{done if past else would} at {when(at, t0)}: {rule}: {reason}"
+            return Verdict(DECISIVE[action], text, rule, at, reason)
+        notified = notified or f"{rule} {'notified' if past else 'would notify'} at {when(at, t0)}: {reason}"
+    tail = f" ({notified}; notify rules do not stop the window)" if notified else ""
+    nothing = {(True, False): "no rule fired", (False, False): "no rule fires",
+               (True, True): "it did not stop the window", (False, True): "it does not stop the window"}[past, one]
+    if stopped is None:
+        text = f"{nothing}: the window {'passed' if past else 'would pass'}"
+        return Verdict("passed", f"{text} ({samples} samples){tail}")
+    return Verdict("undecided", f"{nothing} on the {samples} recorded samples ({stopped}){tail}")
+
+
+__all__ = [
+    "FIELDS",
+    "NothingToReplay",
+    "ReplayError",
+    "ReplayResult",
+    "RuleReplay",
+    "Verdict",
+    "apply_overrides",
+    "describe",
+    "parse_sets",
+    "reading",
+    "recorded_samples",
+    "replay_run",
+]
