@@ -373,3 +373,42 @@ def test_why_and_replay_read_a_real_monitored_run(tmp_path: Path) -> None:
     assert changed["differs"] is True  # 0.92 and 0.93 no longer breach: no third breach in a row
     bad = tminus("replay", run_id, "--set", "no such rule.threshold=1", cwd=tmp_path)
     assert bad.returncode == 2 and "pool saturated" in bad.stderr
+
+
+def test_a_run_killed_in_the_monitor_window_resumes_without_asking_again(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    monitor = SATURATION.replace("duration: 20s", "duration: 1500ms").replace("interval: 100ms", "interval: 200ms")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, RATIO_BASELINE.format() + monitor.format(policy="").replace("monitor:\n", "", 1))
+        proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+        run_id = wait_for_run(tmp_path)
+        wait_for(lambda: any(e.data["stage"] == "window" for e in events(tmp_path, run_id, "monitor.sample")))
+        os.kill(proc.pid, signal.SIGKILL)  # in the window, after the go: the ledger must be enough
+        proc.wait(timeout=10)
+        code, result = run_json("resume", run_id, "--no-input", cwd=tmp_path)
+    assert code == 0, result
+    kinds = [e.type for e in events(tmp_path, run_id)]
+    assert kinds.count("decision") == 1  # the go decision was not asked again
+    assert kinds.count("step.started") == 1  # the phase did not run twice
+    windows = [e for e in events(tmp_path, run_id, "monitor.started") if e.data["stage"] == "window"]
+    assert len(windows) >= 1 and windows[-1].data["cutover_at"] is not None
+
+
+def wait_for_run(tmp: Path) -> str:
+    found: list[str] = []
+
+    def started() -> bool:
+        rows = run_json("history", cwd=tmp)[1]
+        found.extend(r["id"] for r in rows)
+        return bool(rows)
+
+    wait_for(started)
+    return found[0]
+
+
+RATIO_BASELINE = """
+monitor:
+  baseline: 400ms
+"""

@@ -249,6 +249,7 @@ def deliver(steps: StepRunner, channel_name: str, message: str, extra: dict[str,
         steps.emit(ev.NOTIFY_FAILED, channel=channel_name, error=f"no channel named '{channel_name}'")
         return False
     steps.refresh_facts()
+    message = steps.templater.masker.mask(message)  # a webhook is output too: secrets stay masked
     delivery = send(
         channel, message, render=lambda text, names: steps.templater.render(text, steps.outputs, names),
         extra=extra, cancel=steps.cancel, client=client_for(steps.shared, verify=True),

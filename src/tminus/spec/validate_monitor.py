@@ -20,13 +20,13 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
             if name not in rb.channels:
                 near = closest(name, channels)
                 add(f"unknown channel '{name}'", (*path, i),
-                    f"did you mean '{near}'?" if near else _define_channel(channels))
+                    near if near else _define_channel(channels))
 
     for step in rb.all_steps():
         if step.notify is not None and step.notify.channel is not None and step.notify.channel not in rb.channels:
             near = closest(step.notify.channel, channels)
             add(f"unknown channel '{step.notify.channel}'", (*step.path, "notify", "channel"),
-                f"did you mean '{near}'?" if near else _define_channel(channels))
+                near if near else _define_channel(channels))
     mon = rb.monitor
     if mon is None:
         return
@@ -66,7 +66,7 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
         elif rule.probe not in names:
             near = closest(rule.probe, list(names))
             add(f"rule '{rule.name}' reads probe '{rule.probe}', which is not defined", (*path, "probe"),
-                f"did you mean '{near}'?" if near else f"probes: {', '.join(names) or 'none'}")
+                near if near else f"probes: {', '.join(names) or 'none'}")
 
 
 def _define_channel(channels: list[Any]) -> str:
