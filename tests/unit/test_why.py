@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tminus.ledger.records import RunRecord
-from tminus.reports import tplus
+from tminus.reports.records import tplus
 from tminus.reports.why import explain
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()

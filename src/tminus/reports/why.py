@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.reports import (
+from tminus.reports.records import (
     Events,
     clock,
     count,
