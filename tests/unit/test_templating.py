@@ -225,3 +225,9 @@ def test_plan_mode_truthy() -> None:
 def test_plan_mode_config_with_run_time_port() -> None:
     cfg = templater(plan_mode=True).render_config(TcpSpec.model_validate({"port": "{{ steps.up.port }}"}))
     assert isinstance(cfg, TcpSpec) and str(cfg.port) == "⟨steps.up.port⟩"
+
+
+def test_plan_mode_keeps_an_unset_environment_variable_undefined_for_default() -> None:
+    t = Templater(vars={"port": 8080}, environ={}, secrets=[], plan_mode=True)
+    assert t.render("{{ env.PORT | default(vars.port) }}") == "8080"  # what a run would use
+    assert t.render("{{ env.PORT }}") == "⟨env.PORT unset⟩"

@@ -83,3 +83,17 @@ def test_a_notify_step_must_name_a_defined_channel(tmp_path: Path) -> None:
 def test_an_interval_longer_than_the_window_is_refused(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("interval: 5s", "interval: 2m"))
     assert found and "no probe would run" in found[0]
+
+
+def test_the_plan_shows_the_monitor_window_and_each_rule(tmp_path: Path) -> None:
+    from tminus.engine.plan import build_plan
+    from tminus.engine.session import Options
+
+    path = tmp_path / "runbook.yaml"
+    path.write_text(GOOD.replace("decision:", "x:") + "decision: {mode: manual, require_second_person: true}\n")
+    plan = build_plan(load_runbook(path), Options(environment="default", environ={}))
+    assert plan.decision["second_person"] is True
+    assert plan.monitor is not None and plan.monitor["duration"] == 60 and plan.monitor["interval"] == 5
+    assert [p.title for p in plan.monitor["probes"]] == ["health", "errors"]
+    assert plan.monitor["rules"][0]["rule"] == 'jsonpath "$.saturation" >= 0.90 for 3 consecutive probes'
+    assert plan.monitor["rules"][1]["rule"] == "value > 0.05 for 120s" and plan.monitor["rules"][1]["action"] == "pause"

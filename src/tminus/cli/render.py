@@ -55,7 +55,10 @@ def print_plan(p: Any) -> None:
     for s in p.verify:
         _plan_step(s, "  ", undo_matters=False)
     console.print(f"\n[bold]Decision[/bold]: {p.decision['mode']}"
-                  + (f" (no answer in {_dur(p.decision['timeout'])} = no-go)" if p.decision["timeout"] else ""))
+                  + (f" (no answer in {_dur(p.decision['timeout'])} = no-go)" if p.decision["timeout"] else "")
+                  + (", approved by a second person" if p.decision.get("second_person") else ""))
+    if p.monitor:
+        _plan_monitor(p.monitor)
     if p.rollback:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
@@ -68,6 +71,21 @@ def print_plan(p: Any) -> None:
         console.print(f"  {r['meaning']}", markup=False)
     else:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
+
+
+def _plan_monitor(m: dict[str, Any]) -> None:
+    baseline = f", baseline {_dur(m['baseline'])} before the first phase" if m["baseline"] else ""
+    console.print(f"\n[bold]Monitor[/bold]: {_dur(m['duration'])} after the go, a probe every "
+                  f"{_dur(m['interval'])}{baseline}")
+    for s in m["probes"]:
+        _plan_step(s, "  probe ", undo_matters=False)
+    for r in m["rules"]:
+        on = f" (probe {r['probe']})" if r["probe"] else ""
+        told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
+        console.print(f"  rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
+                      f"error: {r['on_error']}{told}", markup=False)
+    if m["notify"]:
+        console.print(f"  every firing and resolution is told to: {', '.join(m['notify'])}", markup=False)
 
 
 def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:

@@ -89,7 +89,7 @@ class Monitor:
         self.steps.emit(
             ev.MONITOR_STARTED, stage=stage, duration=duration, interval=spec.interval,
             probes=list(self.probes), cutover_at=self.cutover_at,
-            rules=[{"name": a.spec.name, "probe": a.probe, "action": a.spec.action, "text": _rule_text(a.spec)}
+            rules=[{"name": a.spec.name, "probe": a.probe, "action": a.spec.action, "text": a.spec.describe()}
                    for a in self.rules],
         )
         started = time.monotonic()
@@ -161,14 +161,14 @@ class Monitor:
         sample = moved.sample
         self.steps.emit(
             ev.MONITOR_TRANSITION, rule=armed.spec.name, probe=armed.probe, action=armed.spec.action,
-            rule_text=_rule_text(armed.spec), reason=moved.reason, at=moved.at,
+            rule_text=armed.spec.describe(), reason=moved.reason, at=moved.at,
             **{"from": str(moved.from_state), "to": str(moved.to_state)},
             sample=None if sample is None else {"at": sample.at, "values": sample.values, "error": sample.error},
         )
 
     def _act(self, armed: _Armed, moved: Transition) -> WatchResult | None:
         spec, to = armed.spec, moved.to_state
-        what = f"monitor rule '{spec.name}' ({_rule_text(spec)})"
+        what = f"monitor rule '{spec.name}' ({spec.describe()})"
         if to is State.RESOLVED:
             self.notify(armed, f"resolved: {what}: {moved.reason}")
             return None
@@ -223,7 +223,7 @@ class Monitor:
             return
         if self._notifier is None:
             self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tminus-notify")
-        extra = {"rule": armed.spec.name, "rule_text": _rule_text(armed.spec)}
+        extra = {"rule": armed.spec.name, "rule_text": armed.spec.describe()}
         for name in names:
             self._pending.append(self._notifier.submit(deliver, self.steps, name, message, extra))
 
@@ -274,23 +274,6 @@ def _kept(values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
         out["body"] = body[:BODY_KEPT] if "json" not in out else body[:200]
     return out
-
-
-def _rule_text(spec: Any) -> str:
-    """The rule as one line, e.g. `jsonpath "$.saturation" >= 0.90 for 3 consecutive probes`."""
-    if spec.consecutive is not None:
-        return f"{spec.when} for {spec.consecutive} consecutive probes"
-    if spec.for_ is not None:
-        return f"{spec.when} for {spec.for_:g}s"
-    if spec.increase is not None:
-        i = spec.increase
-        return f"{i.query} rises by >= {i.at_least:g} within {i.window:g}s"
-    if spec.ratio is not None:
-        r = spec.ratio
-        return f"{r.query} > {r.above:g} x its pre-cutover baseline"
-    e = spec.error_rate
-    cond = f" (failed: error or {spec.when})" if spec.when else " (failed: error)"
-    return f"failed probes > {e.above:.0%} of the last {e.window:g}s{cond}"
 
 
 __all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "deliver"]

@@ -54,6 +54,7 @@ class Plan:
     total_budget: float | None
     end_tplus: str | None
     point_of_no_return: dict[str, Any] | None
+    monitor: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,11 +120,22 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
                for g in rb.gates],
         phases=phases,
         verify=[planned(s) for s in rb.verify],
-        decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout},
+        decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
+                  "second_person": rb.decision.require_second_person},
         rollback=[planned(s) for s in rb.rollback],
         total_budget=clock,
         end_tplus=tplus(clock) if clock is not None else None,
         point_of_no_return=ponr,
+        monitor=None if rb.monitor is None else {
+            "duration": rb.monitor.duration,
+            "interval": rb.monitor.interval,
+            "baseline": rb.monitor.baseline,
+            "notify": rb.monitor.notify,
+            "probes": [planned(s) for s in rb.monitor.probes],
+            "rules": [{"name": r.name, "probe": r.probe or "", "rule": r.describe(), "action": r.action,
+                       "on_no_data": r.on_no_data, "on_error": r.on_error, "notify": r.notify}
+                      for r in rb.monitor.rules],
+        },
     )
 
 

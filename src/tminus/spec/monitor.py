@@ -92,6 +92,23 @@ class AlertRule(Spec):
             "max_no_data": self.max_no_data,
         }
 
+    def describe(self) -> str:
+        """The rule as one line, e.g. `jsonpath "$.saturation" >= 0.90 for 3 consecutive probes`."""
+        if self.consecutive is not None:
+            return f"{self.when} for {self.consecutive} consecutive probes"
+        if self.for_ is not None:
+            return f"{self.when} for {self.for_:g}s"
+        if self.increase is not None:
+            i = self.increase
+            return f"{i.query} rises by >= {i.at_least:g} within {i.window:g}s"
+        if self.ratio is not None:
+            r = self.ratio
+            return f"{r.query} > {r.above:g} x its pre-cutover baseline"
+        assert self.error_rate is not None
+        e = self.error_rate
+        failed = f" (failed: error or {self.when})" if self.when else " (failed: error)"
+        return f"failed probes > {e.above:.0%} of the last {e.window:g}s{failed}"
+
     def to_rule(self) -> Any:
         """A fresh `tminus.monitor.Rule` (imported here: the rule semantics are pure, no engine)."""
         from tminus.monitor.rules import Rule

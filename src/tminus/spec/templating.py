@@ -104,6 +104,16 @@ class _Pending:
     __repr__ = __str__
 
 
+class _PlanUnset(jinja2.Undefined):
+    """Plan mode: an unset environment variable. Shown as a placeholder, yet still undefined, so
+    `{{ env.PORT | default(vars.port) }}` plans the same value a run would use."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return f"⟨env.{self._undefined_name} unset⟩"
+
+
 class _Undefined(jinja2.StrictUndefined):
     """Fails on any use, naming the full dotted path that was undefined."""
 
@@ -148,7 +158,7 @@ class _Environment(jinja2.Environment):
             if parent.label == "steps":
                 return _Pending(f"steps.{key}")
             if parent.label == "env":
-                return f"⟨env.{key} unset⟩"
+                return _PlanUnset(name=str(key))
         if type(value) is dict:
             return _Named(f"{parent.label}.{key}", value)
         return value
