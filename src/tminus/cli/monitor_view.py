@@ -13,15 +13,16 @@ from tminus.engine.events import Event
 STATE_STYLE = {"ok": "green", "pending": "yellow", "firing": "bold red", "inconclusive": "magenta"}
 
 
-def monitor_line(e: Event, stamp: str, verbose: bool) -> str | None:
-    """The plain line for a monitor or notification event (None: nothing worth a line)."""
+def monitor_line(e: Any, stamp: str, verbose: bool) -> str | None:
+    """The plain line for a monitor or notification event (None: nothing worth a line); `e` is a
+    live Event or a ledger EventRecord."""
     d = e.data
     if e.type == ev.MONITOR_STARTED:
         probes, rules = len(d.get("probes") or []), len(d.get("rules") or [])
         return (f"{stamp} ▶ monitor {d.get('stage')}: {format_duration(d.get('duration') or 0)}, "
                 f"every {format_duration(d.get('interval') or 0)}; {probes} probe(s), {rules} rule(s)")
     if e.type == ev.MONITOR_SAMPLE:
-        return f"{stamp}   · {d.get('probe')}: {sample_text(d)}" if verbose else None
+        return f"{stamp}   · {d.get('probe')} ({d.get('stage')}): {sample_text(d)}" if verbose else None
     if e.type == ev.MONITOR_TRANSITION:
         return f"{stamp}   ◎ {d.get('rule')}: {d.get('from')} → {d.get('to')}: {d.get('reason')}"
     if e.type == ev.MONITOR_ACTION:

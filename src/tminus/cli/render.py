@@ -281,7 +281,9 @@ def _show_line(e: Any, offset: float, evidence: bool) -> str | None:
         return f"{at}    note: {json.dumps(d, default=str)}"
     if e.type == ev.RUN_FINISHED:
         return f"{at}  run {d.get('status')} (exit {d.get('exit_code')})"
-    return None
+    from tminus.cli.monitor_view import monitor_line
+
+    return monitor_line(e, at, verbose=evidence)  # samples only with --evidence: one per probe per interval
 
 
 def _evidence_lines(d: dict[str, Any]) -> list[str]:
