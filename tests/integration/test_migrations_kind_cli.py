@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ import pytest
 
 from helpers_kinds import run_step
 from tminus.db.migrations import Migrator
+from tminus.db.migrations_lock import migration_lock
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "migrations"
 
@@ -49,13 +49,6 @@ def test_kind_failure_is_an_observation_error(sqlite_url: str, base: Path) -> No
     obs = run_step({"migrate": {"url": sqlite_url, "dir": "migrations"}}, base)
     assert obs.error is not None and "0002_add_orders.sql failed and was rolled back" in obs.error
     assert obs.evidence["failed_version"] == "0002" and obs.evidence["failed_statement"] == "SELEC 1"
-
-
-def test_kind_alembic_missing_or_runs(sqlite_url: str, base: Path) -> None:
-    if importlib.util.find_spec("alembic") is not None:
-        pytest.skip("alembic is installed; the not-installed message cannot be tested here")
-    obs = run_step({"migrate": {"url": sqlite_url, "alembic": "alembic.ini"}}, base)
-    assert obs.error is not None and obs.error.startswith("alembic is not installed in this environment")
 
 
 def tminus(*args: str, operator: str = "cli-op") -> subprocess.CompletedProcess[str]:
@@ -113,3 +106,18 @@ def test_cli_exits_1_on_drift_with_message(sqlite_url: str, base: Path) -> None:
         assert "0001_create_users.sql changed after it was applied" in p.stderr
     p = tminus("migrate", str(d), "--url", sqlite_url, "--json")
     assert p.returncode == 1 and json.loads(p.stdout)["type"] == "DriftError"
+
+
+def test_cli_durations(sqlite_url: str, base: Path) -> None:
+    d = str(base / "migrations")
+    with Migrator(sqlite_url, d) as m, migration_lock(m.engine, m.tables, 5, "another migrator"):
+        # a duration like every other tminus option, and plain seconds as before
+        for value, shown in (("500ms", "0.5s"), ("1", "1s")):
+            p = tminus("migrate", d, "--url", sqlite_url, "--lock-wait", value)
+            assert p.returncode == 1, p.stderr
+            assert f"held the migration lock for more than {shown} (held by another migrator" in p.stderr
+    p = tminus("migrate", d, "--url", sqlite_url, "--lock-wait", "2m", "--lock-timeout", "3s",
+               "--statement-timeout", "1m30s", "--to", "0001")
+    assert p.returncode == 0, p.stderr
+    p = tminus("migrate", d, "--url", sqlite_url, "--lock-wait", "soon")
+    assert p.returncode == 2 and "'soon' is not a duration" in p.stderr

@@ -246,3 +246,39 @@ def test_checks_cannot_have_undo_and_wait_needs_a_check() -> None:
 
 def test_read_only_checks_are_accepted_in_wait() -> None:
     ok("name: a\nverify:\n  - wait: {check: {http: {url: 'http://x', method: HEAD}}}\n")
+
+
+def test_undo_on_steps_that_run_while_undoing() -> None:
+    problems = problems_of("""\
+        name: a
+        phases:
+          - name: p
+            steps:
+              - run: deploy
+                undo:
+                  - run: undeploy
+                    undo: [run: redeploy]
+              - run: migrate
+                undo:
+                  - run: unmigrate
+            undo:
+              - run: restore
+                undo:
+                  - run: unrestore
+                    undo: [run: x]
+        rollback:
+          - run: page someone
+            undo: [run: unpage]
+        """)
+    assert [(where(p), p.path, p.message) for p in problems] == [
+        ((8, 13), "phases[0].steps[0].undo[0].undo",
+         "a step's undo step cannot have undo: it runs during a rollback, and nothing undoes it"),
+        ((14, 9), "phases[0].undo[0].undo",
+         "a phase's undo step cannot have undo: it runs during a rollback, and nothing undoes it"),
+        ((16, 13), "phases[0].undo[0].undo[0].undo",
+         "a step's undo step cannot have undo: it runs during a rollback, and nothing undoes it"),
+        ((19, 5), "rollback[0].undo",
+         "a rollback step cannot have undo: it runs during a rollback, and nothing undoes it"),
+    ]
+    assert {p.hint for p in problems} == {
+        "undo steps are not undone themselves: remove 'undo:' here, or make it a phase step"}

@@ -13,19 +13,39 @@ from tminus.cli.common import emit_json, fail, json_option
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Duration(click.ParamType):
+    """`30s`, `2m`, `500ms` or plain seconds, as every other tminus option and runbook key takes them."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from tminus.durations import parse_duration
+
+        if isinstance(value, float):  # the default, already converted
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
 def _common(fn: F) -> F:
     for option in reversed([
         click.argument("directory", type=click.Path(file_okay=False)),
         click.option("--url", required=True, envvar="TMINUS_DB_URL",
                      help="SQLAlchemy URL of the database [env: TMINUS_DB_URL]."),
         click.option("--table", default="schema_migrations", show_default=True, help="Tracking table."),
-        click.option("--lock-timeout", type=float, default=5.0, show_default=True,
-                     help="PostgreSQL lock_timeout per statement, seconds."),
-        click.option("--statement-timeout", type=float, default=None, help="PostgreSQL statement_timeout, seconds."),
+        click.option("--lock-timeout", type=DURATION, default="5s", show_default=True,
+                     help="PostgreSQL lock_timeout per statement (30s, 500ms; plain numbers are seconds)."),
+        click.option("--statement-timeout", type=DURATION, default=None,
+                     help="PostgreSQL statement_timeout (5m, 90s; plain numbers are seconds)."),
         click.option("--lock-retries", type=int, default=3, show_default=True,
                      help="Retries of a statement that hit lock_timeout."),
-        click.option("--lock-wait", type=float, default=60.0, show_default=True,
-                     help="Seconds to wait for another migrator's lock."),
+        click.option("--lock-wait", type=DURATION, default="60s", show_default=True,
+                     help="How long to wait for another migrator's lock (30s, 2m; plain numbers are seconds)."),
         json_option,
     ]):
         fn = option(fn)

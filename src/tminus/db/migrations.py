@@ -110,6 +110,9 @@ class Migrator:
         self.host = host or socket.gethostname()
         self.on_event = on_event or (lambda _msg: None)
         self._engine: Engine | None = None
+        # The migrate or revert under way, as far as it got: when a later version fails, the
+        # versions before it stay committed and a rollback must know where this run started.
+        self.progress: Outcome | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -279,12 +282,15 @@ class Migrator:
             # Read again under the lock: another migrator may have applied versions meanwhile.
             outcome = self._plan_migrate(files, target, *self._read())
             outcome.dry_run = False
+            self.progress = progress = Outcome("migrate", outcome.before, outcome.before)
             by_version = {f.version: f for f in files}
             for planned in outcome.done:
                 mf = by_version[planned.version]
                 self.on_event(f"applying {mf.path.name} ...")
                 done = self._apply(mf) if mf.transactional else self._apply_stepwise(mf)
                 planned.duration_ms = done.duration_ms
+                progress.done.append(planned)
+                progress.after = planned.version
                 self.on_event(f"applied {mf.path.name} in {done.duration_ms:.0f} ms")
             return outcome
 

@@ -30,13 +30,19 @@ def revert(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
         return _plan_revert(m, files, to, *m._read())
     me = f"tminus migrate {m.operator}@{m.host}"
     with migration_lock(m.engine, m.tables, m.lock_wait, me):
-        outcome = _plan_revert(m, files, to, *m._read())
+        rows, half, invalid = m._read()
+        outcome = _plan_revert(m, files, to, rows, half, invalid)
         outcome.dry_run = False
+        m.progress = progress = Outcome("revert", outcome.before, outcome.before)
+        applied = [r.version for r in rows]
         by_version = {f.version: f for f in files}
         for planned in outcome.done:
             mf = by_version[planned.version]
             m.on_event(f"reverting {mf.version} with {mf.down.name if mf.down else '?'} ...")
             planned.duration_ms = _revert_one(m, mf)
+            progress.done.append(planned)
+            applied.remove(planned.version)
+            progress.after = applied[-1] if applied else ""
         return outcome
 
 def _plan_revert(m: Migrator, files: list[MigrationFile], to: str, rows: list[AppliedRow],

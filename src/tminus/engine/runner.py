@@ -10,13 +10,15 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tminus.engine import events as ev
 from tminus.engine.exitcodes import Exit
-from tminus.engine.monitoring import Monitor, WatchResult
 from tminus.engine.steps import FAILED, OK, StepOutcome, StepRunner
 from tminus.spec.models import Phase, Step
+
+if TYPE_CHECKING:
+    from tminus.engine.monitoring import Monitor, WatchResult
 
 DECISION_KEY = "decision"
 
@@ -67,6 +69,8 @@ class Runner:
         ]
         self.monitor: Monitor | None = None
         if self.rb.monitor is not None:
+            from tminus.engine.monitoring import Monitor  # only runbooks that watch pay for the rules
+
             self.monitor = Monitor(steps, self.rb.monitor, ask=self._ask)
             self.monitor.learn(self.prior.baseline_samples)
             if self.prior.cutover_at is not None:
@@ -352,12 +356,20 @@ class Runner:
     def _auto_revert(self, step: Step) -> Step | None:
         """A `migrate` step's undo is implicit: revert to the version it found before it ran."""
         outcome = self.done.get(step.key)
-        before = outcome.outputs.get("before") if outcome else None
+        assert step.migrate is not None
+        if outcome is None or step.migrate.dry_run:  # a dry run changed nothing
+            return None
+        # A step that failed may still have applied versions before the failing one: where it
+        # started can then be in its evidence only.
+        before = outcome.outputs.get("before")
+        if before is None:
+            before = outcome.evidence.get("before")
         if before is None:  # it never reported where it started: nothing safe to revert to
             return None
-        assert step.migrate is not None
         config = step.migrate.model_dump(mode="json", exclude_none=True)
-        config.update({"revert_to": before or "0", "dry_run": False})
+        # "" is "nothing applied": "0" for tminus' own migrator, "base" for Alembic
+        nothing = "base" if step.migrate.alembic is not None else "0"
+        config.update({"revert_to": before or nothing, "dry_run": False})
         config.pop("to", None)
         undo = Step.model_validate({"name": f"revert: {step.title}", "migrate": config, "timeout": step.timeout})
         undo._path = step.path

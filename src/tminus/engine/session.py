@@ -244,6 +244,7 @@ class Session:
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, cancel=self.cancel
         )
         steps.started_at = _started_epoch(self.ledger, self.run_id)
+        steps.operator = self.opts.operator
         steps.approvals = OperatorChannel(
             ledger=self.ledger, run_id=self.run_id, operator=self.opts.operator, emit=steps.emit,
             cancel=self.cancel, yes=self.opts.yes, no_input=self.opts.no_input,

@@ -87,6 +87,7 @@ class StepRunner:
         self.shared: dict[str, Any] = {}
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
         self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
+        self.operator = ""  # the run's operator, for kinds that record who acted (migrate)
 
     def refresh_facts(self) -> None:
         """`run.t_plus` ("T+00:12:05") and `run.t_plus_seconds`: time since the run started."""
@@ -214,6 +215,7 @@ class StepRunner:
             run_nested=self._run_nested,
             shared=self.shared,
             channels=self.doc.runbook.channels,
+            operator=self.operator,
             render=lambda text, extra: self.templater.render(text, self.outputs, extra),
         )
         started = time.monotonic()

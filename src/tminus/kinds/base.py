@@ -82,6 +82,7 @@ class StepContext:
     # The runbook's notification channels (name -> tminus.spec.monitor.Channel, not yet rendered),
     # and a renderer for their templates: render(text, extra_names) with the run's context.
     channels: Mapping[str, Any] = field(default_factory=dict)
+    operator: str = ""  # who runs this run (--operator): recorded by kinds that keep their own history
     render: Callable[[str, Mapping[str, Any]], str] | None = None
 
 

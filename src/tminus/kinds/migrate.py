@@ -3,6 +3,7 @@ Alembic under the same migration lock."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from tminus.spec.models import MigrateSpec
 def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-    from tminus.db.migrations import MigrationError, MigrationFailed, Migrator, default_operator
+    from tminus.db.migrations import MigrationError, MigrationFailed, Migrator
 
     try:
         url = _resolve_url(config.url, ctx.base_dir)
@@ -27,7 +28,7 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     migrator = Migrator(
         url, ctx.base_dir / (config.dir or "."), table=config.table, lock_timeout=config.lock_timeout,
         statement_timeout=config.statement_timeout, lock_retries=config.lock_retries,
-        lock_wait=config.lock_wait, operator=ctx.environ.get("TMINUS_OPERATOR") or default_operator(),
+        lock_wait=config.lock_wait, operator=_operator(ctx),
     )
     evidence: dict[str, Any] = {"url": _safe(url), "dry_run": config.dry_run}
     start = time.perf_counter()
@@ -39,27 +40,56 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
             out = migrator.revert(config.revert_to, dry_run=config.dry_run)
         else:
             out = migrator.migrate(config.to, dry_run=config.dry_run)
-    except MigrationError as exc:
+    except (MigrationError, SQLAlchemyError, ArgumentError, NoSuchModuleError) as exc:
         if isinstance(exc, MigrationFailed):
             evidence.update(failed_version=exc.version, failed_statement=exc.statement)
-        return Observation(error=str(exc), evidence=evidence)
-    except (SQLAlchemyError, ArgumentError, NoSuchModuleError) as exc:
-        return Observation(error=f"database error: {getattr(exc, 'orig', None) or exc}", evidence=evidence)
+        partial = _partial(ctx, migrator.progress)
+        evidence.update(partial)
+        cause = exc if isinstance(exc, MigrationError) else f"database error: {getattr(exc, 'orig', None) or exc}"
+        # Outputs are for later steps and belong to a step that passed: what a failed one did up to
+        # its failure goes to the evidence, where the rollback reads it.
+        return Observation(error=str(cause), evidence=evidence)
     finally:
         migrator.close()
     duration = round((time.perf_counter() - start) * 1000, 1)
     versions = out.versions
     applied = [] if out.action == "revert" else versions
     reverted = versions if out.action == "revert" else []
+    before = out.before if out.dry_run else _first_before(ctx, out.before)
     evidence.update(
-        action=out.action, before=out.before, after=out.after, duration_ms=duration,
+        action=out.action, before=before, after=out.after, duration_ms=duration,
         versions=[{"version": d.version, "file": Path(d.file).name, "statements": d.statements,
                    "duration_ms": None if d.duration_ms is None else round(d.duration_ms, 1),
                    "resumed_from": d.resumed_from} for d in out.done],
     )
-    outputs = {"before": out.before, "after": out.after, "applied": applied, "reverted": reverted}
+    outputs = {"before": before, "after": out.after, "applied": applied, "reverted": reverted}
     values = {**outputs, "count": len(versions), "duration": duration}
     return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def _operator(ctx: StepContext) -> str:
+    """Who runs the step, as recorded in the tracking tables: the run's --operator; TMINUS_OPERATOR
+    (and the login name) when the kind runs outside a run."""
+    from tminus.db.migrations import default_operator
+
+    return ctx.operator or ctx.environ.get("TMINUS_OPERATOR") or default_operator()
+
+
+def _first_before(ctx: StepContext, before: str) -> str:
+    """Where the step's first attempt started. A retried step's later attempts start where the
+    earlier ones stopped; its revert must go back past what those applied too."""
+    return str(ctx.shared.setdefault(f"migrate.before:{ctx.step.key}", before))
+
+
+def _partial(ctx: StepContext, progress: Any) -> dict[str, Any]:
+    """What a failed migrate or revert did before it failed (nothing when it failed before
+    starting, e.g. on drift or the lock): later versions fail, earlier ones stay committed."""
+    if progress is None:
+        return {}
+    versions = progress.versions
+    migrate = progress.action == "migrate"
+    return {"before": _first_before(ctx, progress.before), "after": progress.after,
+            "applied": versions if migrate else [], "reverted": [] if migrate else versions}
 
 
 def _resolve_url(url: str, base_dir: Path) -> str:
@@ -81,41 +111,61 @@ def _safe(url: str) -> str:
 
 
 def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dict[str, Any]) -> Observation:
-    """`alembic upgrade/downgrade` as a subprocess, holding the migration lock so a tminus migrator
-    and Alembic never interleave; before/after come from `alembic current`."""
+    """`alembic upgrade/downgrade` in a subprocess (tminus.db.alembic_driver) against the step's `url`,
+    holding the migration lock so a tminus migrator and Alembic never interleave."""
     import importlib.util
 
+    from tminus.db.alembic_driver import MARKER, URL_VARIABLE
     from tminus.db.migrations_lock import migration_lock
 
     if importlib.util.find_spec("alembic") is None:
         return Observation(error="alembic is not installed in this environment; install it (pip install alembic)"
                                  " next to tminus, or use 'dir' with plain SQL files", evidence=evidence)
     assert config.alembic is not None
-    ini = str(ctx.base_dir / config.alembic)
-    evidence["alembic"] = ini
-
-    def alembic(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "alembic", "-c", ini, *args], capture_output=True, text=True,
-                              cwd=ctx.base_dir, env=dict(ctx.environ) or None, timeout=ctx.timeout, check=False)
-
-    def current() -> str:
-        proc = alembic("current")
-        heads = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
-        return heads[0] if heads else ""
-
-    cmd = ["downgrade", config.revert_to] if config.revert_to is not None else ["upgrade", config.to or "head"]
+    ini = ctx.base_dir / config.alembic
+    if not ini.is_file():
+        return Observation(error=f"alembic configuration {ini} not found (alembic: is relative to the runbook)",
+                           evidence=evidence)
+    evidence["alembic"] = str(ini)
+    if config.revert_to is not None:  # "0" and "" mean "nothing applied", as for SQL files: alembic's base
+        cmd = ["downgrade", config.revert_to if config.revert_to.strip("0") else "base"]
+    else:
+        cmd = ["upgrade", config.to or "head"]
     if config.dry_run:
         cmd.append("--sql")  # offline mode: prints the SQL, changes nothing
+    env = {**ctx.environ, URL_VARIABLE: migrator.url}
     me = f"tminus migrate {migrator.operator}@{migrator.host} (alembic)"
-    with migration_lock(migrator.engine, migrator.tables, config.lock_wait, me):
-        before = current()
-        proc = alembic(*cmd)
-        after = current()
-    evidence.update(command=["alembic", *cmd], exit_code=proc.returncode, stdout=tail(proc.stdout),
-                    stderr=tail(proc.stderr), before=before, after=after)
-    if proc.returncode != 0:
-        return Observation(error=f"alembic {' '.join(cmd)} failed (exit {proc.returncode}): "
-                                 f"{tail(proc.stderr.strip() or proc.stdout.strip(), 500)}", evidence=evidence)
-    outputs = {"before": before, "after": after, "applied": [] if config.revert_to else [after] * (before != after),
-               "reverted": [before] * (before != after) if config.revert_to else []}
-    return Observation(values={**outputs, "count": int(before != after)}, outputs=outputs, evidence=evidence)
+    try:
+        with migration_lock(migrator.engine, migrator.tables, config.lock_wait, me):
+            proc = subprocess.run([sys.executable, "-m", "tminus.db.alembic_driver", str(ini), *cmd],
+                                  capture_output=True, text=True, cwd=ctx.base_dir, env=env, timeout=ctx.timeout,
+                                  check=False)
+    except subprocess.TimeoutExpired as exc:
+        evidence.update(command=["alembic", *cmd], stdout=tail(_text(exc.stdout)), stderr=tail(_text(exc.stderr)))
+        return Observation(error=f"alembic {' '.join(cmd)} did not finish within {ctx.timeout:g}s and was killed;"
+                                 " check the database for a half-applied revision (alembic current)",
+                           evidence=evidence, timed_out=True)
+    lines = proc.stdout.rstrip("\n").split("\n")
+    result: dict[str, Any] = json.loads(lines.pop()[len(MARKER):]) if lines[-1].startswith(MARKER) else {}
+    stdout = "\n".join(lines)
+    evidence.update(command=["alembic", *cmd], exit_code=proc.returncode, stdout=tail(stdout),
+                    stderr=tail(proc.stderr))
+    before, after = result.get("before"), result.get("after")
+    revisions: list[str] = result.get("revisions") or []
+    if before is not None and not config.dry_run:
+        before = _first_before(ctx, before)
+    outputs: dict[str, Any] = {} if before is None else {
+        "before": before, "after": after, "applied": [] if config.revert_to is not None else revisions,
+        "reverted": revisions if config.revert_to is not None else [],
+    }
+    evidence.update(outputs)
+    if proc.returncode != 0 or not result.get("ok"):
+        why = result.get("error") or tail(proc.stderr.strip() or stdout.strip(), 500)
+        return Observation(error=f"alembic {' '.join(cmd)} failed (exit {proc.returncode}): {why}",
+                           evidence=evidence)
+    values = {**outputs, "count": len(revisions)}
+    return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""

@@ -86,6 +86,7 @@ class _Validator:
         self._unique_names()
         self._step_ids()
         self._checks_only()
+        self._undo_never_undone()
         self._env_names()
         self._references()
         monitor_problems(self.rb, self.add, closest=closest)
@@ -160,6 +161,25 @@ class _Validator:
                     step.wait.check.path,
                     f"use a step without side effects: {_CHECK_KINDS}",
                 )
+
+    def _undo_never_undone(self) -> None:
+        """`undo:` on a step that runs while undoing (a phase's or a step's undo, the rollback
+        section) is never run: nothing undoes the undo."""
+        undoing: list[tuple[Step, str]] = []
+        for phase in self.rb.phases:
+            undoing += [(s, "a phase's undo step") for s in phase.undo]
+            undoing += [(u, "a step's undo step") for s in phase.steps for u in s.undo or []]
+        undoing += [(s, "a rollback step") for s in self.rb.rollback]
+        while undoing:
+            step, what = undoing.pop(0)
+            if not step.undo:
+                continue
+            self.add(
+                f"{what} cannot have undo: it runs during a rollback, and nothing undoes it",
+                (*step.path, "undo"),
+                "undo steps are not undone themselves: remove 'undo:' here, or make it a phase step",
+            )
+            undoing += [(u, "a step's undo step") for u in step.undo]
 
     def _env_names(self) -> None:
         names: list[tuple[str, PathKey]] = [(n, ("secrets", i)) for i, n in enumerate(self.rb.secrets)]
