@@ -9,6 +9,7 @@ completes, so detection never waits for the next tick.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +54,8 @@ class Monitor:
         self.rules = [_Armed(r, r.to_rule(), r.probe or only or "") for r in spec.rules]
         self.cutover_at: float | None = None
         self._paused = 0.0  # seconds spent waiting for an operator: they do not count as watching
+        self._judging = threading.Lock()  # rules are judged by the probe threads, one sample at a time
+        self._decided = False  # a rule decided the window's end (rollback, abort, ...)
         self._notifier: ThreadPoolExecutor | None = None
         self._pending: list[Future[Any]] = []
 
@@ -94,6 +97,7 @@ class Monitor:
         )
         started = time.monotonic()
         self._paused = 0.0
+        self._decided = False
         count, tick = 0, 0
         result: WatchResult | None = None
         workers = ThreadPoolExecutor(max_workers=min(16, len(self.probes)), thread_name_prefix="tminus-probe")
@@ -105,12 +109,11 @@ class Monitor:
                     break
                 if time.monotonic() - started - self._paused >= duration:
                     break
-                futures = {name: workers.submit(self._probe, name, step, stage) for name, step in self.probes.items()}
-                for name, future in futures.items():  # judged as each completes, in probe order
-                    sample = future.result()
+                futures = [workers.submit(self._probe_and_judge, name, step, stage)
+                           for name, step in self.probes.items()]
+                for future in futures:
+                    result = future.result() or result
                     count += 1
-                    if stage == "window" or any(a.rule.uses_baseline for a in self.rules):
-                        result = self._judge(name, sample, stage) or result
                 tick += 1
                 if cancel.is_set() and result is None:
                     result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
@@ -123,6 +126,20 @@ class Monitor:
         self.steps.emit(ev.MONITOR_FINISHED, stage=stage, ok=result.outcome == "passed", outcome=result.outcome,
                         reason=result.reason, samples=count, fired=result.fired)
         return result
+
+    def _probe_and_judge(self, name: str, step: Step, stage: str) -> WatchResult | None:
+        """One probe, judged in its own thread the moment it completes: a slow sibling probe must
+        not delay the verdict (detection latency). Judging is serialised; after the first decisive
+        verdict of a tick, later samples are still recorded but no longer judged."""
+        sample = self._probe(name, step, stage)
+        if stage == "baseline" and not any(a.rule.uses_baseline for a in self.rules):
+            return None
+        with self._judging:
+            if self._decided:
+                return None
+            decided = self._judge(name, sample, stage)
+            self._decided = decided is not None
+            return decided
 
     def _probe(self, name: str, step: Step, stage: str) -> Sample:
         timeout = step.timeout if step.timeout is not None else self.spec.interval
