@@ -97,3 +97,12 @@ def test_the_plan_shows_the_monitor_window_and_each_rule(tmp_path: Path) -> None
     assert [p.title for p in plan.monitor["probes"]] == ["health", "errors"]
     assert plan.monitor["rules"][0]["rule"] == 'jsonpath "$.saturation" >= 0.90 for 3 consecutive probes'
     assert plan.monitor["rules"][1]["rule"] == "value > 0.05 for 120s" and plan.monitor["rules"][1]["action"] == "pause"
+
+
+def test_a_ratio_rule_needs_a_baseline(tmp_path: Path) -> None:
+    ratio = "    - name: retries\n      probe: health\n      ratio: {query: 'jsonpath \"$.retries\"', above: 2}\n"
+    found = problems(tmp_path, GOOD + ratio)
+    assert len(found) == 1 and "compares with a baseline, but the monitor takes none" in found[0]
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD.replace("  interval: 5s\n", "  interval: 5s\n  baseline: 2m\n") + ratio)
+    assert load_runbook(path).runbook.monitor is not None

@@ -20,7 +20,8 @@ def register(cli: Any) -> None:
     @click.option("--duration", metavar="DURATION", help="Watch this long (default: the runbook's monitor.duration).")
     @click.option("--interval", metavar="DURATION", help="Probe this often (default: monitor.interval).")
     @click.option("--baseline", metavar="DURATION",
-                  help="Probe this long first, before rules judge: the baseline of ratio rules.")
+                  help="Probe this long first, before rules judge: the baseline of ratio rules "
+                       "(default: the runbook's monitor.baseline; 0s for none).")
     @run_options
     @operator_option
     @ledger_option

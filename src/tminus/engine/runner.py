@@ -271,6 +271,8 @@ class Runner:
         """`tminus monitor`: the monitor section alone, against a service changed by other means."""
         if self.monitor is None:
             return RunResult("completed", Exit.COMPLETED, "the runbook has no monitor section")
+        if baseline is None and self.rb.monitor is not None:
+            baseline = self.rb.monitor.baseline  # --baseline 0s skips it
         if baseline:
             result = self.monitor.baseline(baseline)
             if result.outcome == "interrupted":

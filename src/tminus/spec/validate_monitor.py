@@ -59,6 +59,10 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
                 "give each rule its own name: replay --set RULE.FIELD and the ledger refer to it")
         rule_names.add(rule.name)
         channel_refs(rule.notify, (*path, "notify"))
+        if rule.ratio is not None and not mon.baseline:
+            add(f"rule '{rule.name}' compares with a baseline, but the monitor takes none", (*path, "ratio"),
+                "set monitor.baseline (e.g. baseline: 5m): probes taken that long before the first phase; "
+                "without one every probe would count as no data")
         if rule.probe is None:
             if len(names) > 1:
                 add(f"rule '{rule.name}' must name its probe: there are {len(names)}", path,
