@@ -4,6 +4,7 @@ say. Exact probe positions come from scripted answers, so the assertions do not 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -412,3 +413,26 @@ RATIO_BASELINE = """
 monitor:
   baseline: 400ms
 """
+
+
+def test_secret_values_never_reach_the_ledger_the_webhook_or_why(tmp_path: Path) -> None:
+    secret = "tok-5ec2et-value"
+    channels = 'channels:\n  ops: {url: "{{ vars.base }}/hook"}\nsecrets: [PROBE_TOKEN]\n'
+    monitor = SATURATION.format(policy="notify: [ops]").replace(
+        "when: 'jsonpath \"$.saturation\" >= 0.90'", "when: 'jsonpath \"$.echo\" == \"leaked\"'")
+    with standin() as (svc, base):
+        runbook(tmp_path, base, monitor, extra=channels)
+        script(base, [{"echo": secret}, {"echo": f"{secret} again"}, {"echo": "leaked", "token": secret}])
+        proc = tminus("run", "runbook.yaml", "--json", cwd=tmp_path, env={"PROBE_TOKEN": secret})
+        hooks = list(svc.hooks)
+    assert proc.returncode == 11, proc.stdout + proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    ledger = (tmp_path / ".tminus" / "ledger.db").read_bytes()
+    wal = tmp_path / ".tminus" / "ledger.db-wal"
+    assert secret.encode() not in ledger + (wal.read_bytes() if wal.exists() else b"")
+    run_id = json.loads(proc.stdout)["run_id"]
+    samples = events(tmp_path, run_id, "monitor.sample")
+    assert samples[0].data["values"]["json"]["echo"] == "***"
+    assert hooks and all(secret not in str(h["body"]) for h in hooks)
+    why = tminus("why", run_id, cwd=tmp_path)
+    assert why.returncode == 0 and secret not in why.stdout
