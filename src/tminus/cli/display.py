@@ -148,6 +148,9 @@ class LiveDisplay(PlainDisplay):
             self.step, self.step_started = str(d.get("name", "")), event.monotonic
         elif event.type in (ev.STEP_FINISHED, ev.STEP_SKIPPED):
             self.step = ""
+        elif event.type == ev.MONITOR_STARTED:
+            self.section, self.phase_budget = f"monitor {d.get('stage')}", d.get("duration")
+            self.phase_started = event.monotonic
         self.board.update(event)
         if event.type == ev.MONITOR_SAMPLE:
             return  # the table shows samples; a line per probe would flood the screen
