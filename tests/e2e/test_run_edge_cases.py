@@ -134,3 +134,35 @@ def test_bad_duration_option_is_a_usage_error_not_a_traceback(tmp_path: Path) ->
     proc = tminus("run", "runbook.yaml", "--lock-wait", "abc", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "--lock-wait" in proc.stderr
+
+
+def test_a_resumed_run_gets_secret_outputs_back_by_re_running_an_idempotent_step(tmp_path: Path) -> None:
+    (tmp_path / "vault").write_text("s3cret-from-vault-42")
+    write_runbook(tmp_path, """
+        name: secret-resume
+        phases:
+          - name: fetch
+            steps:
+              - id: creds
+                secret_output: true
+                idempotent: true
+                run: "cat vault; echo fetched >> fetches"
+          - name: use
+            steps:
+              - run: "touch started; test -f go || sleep 30"
+                idempotent: true
+              - run: 'test "{{ steps.creds.stdout | trim }}" = "s3cret-from-vault-42" && touch used'
+                undo: [{run: "true"}]
+    """)
+    proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "started").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    (tmp_path / "go").touch()
+    run_id = json.loads(tminus("history", "--json", cwd=tmp_path).stdout)[0]["id"]
+    code, result = run_json("resume", run_id, cwd=tmp_path)
+    assert code == 0, result
+    assert (tmp_path / "used").exists()  # the real value, not "***"
+    assert (tmp_path / "fetches").read_text().split() == ["fetched", "fetched"]  # fetched again on resume
+    shown = tminus("show", run_id, "--json", cwd=tmp_path)
+    assert "s3cret-from-vault-42" not in shown.stdout

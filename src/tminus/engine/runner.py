@@ -60,9 +60,21 @@ class Runner:
         self.rb = steps.doc.runbook
         self.prior = prior or Prior()
         self.done: dict[str, StepOutcome] = dict(self.prior.done)
-        for outcome in self.done.values():
-            step = self.doc.step_by_key().get(outcome.key)
-            if step is not None and step.id and outcome.status == OK:
+        self.secrets_lost: list[str] = []  # completed secret-output steps whose values a resume cannot recover
+        by_key = self.doc.step_by_key()
+        for outcome in list(self.done.values()):
+            step = by_key.get(outcome.key)
+            if step is None or outcome.status != OK:
+                continue
+            if step.secret_output and step.id:
+                # The ledger holds only `***` for these outputs. A re-runnable phase step runs again
+                # to get its values back; any other keeps them unavailable (later templates fail).
+                if StepRunner.is_rerunnable(step) and step.key.startswith("phases"):
+                    del self.done[outcome.key]
+                else:
+                    self.secrets_lost.append(f"{step.title} ({step.key})")
+                continue
+            if step.id:
                 self.steps.outputs[step.id] = outcome.outputs
         self.started_phases: list[int] = [
             i for i, p in enumerate(self.rb.phases) if any(self._touched(s) for s in p.steps)
@@ -79,6 +91,10 @@ class Runner:
     # --- entry points ---------------------------------------------------------------------
 
     def run(self, *, gates_only: bool = False) -> RunResult:
+        for lost in self.secrets_lost:
+            self.steps.emit(ev.NOTE, None, action="secret-output-lost", message=(
+                f"the secret outputs of {lost} are not stored in the ledger and the step is not re-runnable "
+                "(neither a check nor idempotent): later steps that use them will fail"))
         try:
             if self.prior.in_rollback:
                 return self.rollback(self.prior.rollback_reason or "resumed rollback")
