@@ -147,6 +147,8 @@ def test_a_resumed_run_gets_secret_outputs_back_by_re_running_an_idempotent_step
                 secret_output: true
                 idempotent: true
                 run: "cat vault; echo fetched >> fetches"
+            undo:
+              - run: "touch fetch-undone"
           - name: use
             steps:
               - run: "touch started; test -f go || sleep 30"
@@ -166,3 +168,7 @@ def test_a_resumed_run_gets_secret_outputs_back_by_re_running_an_idempotent_step
     assert (tmp_path / "fetches").read_text().split() == ["fetched", "fetched"]  # fetched again on resume
     shown = tminus("show", run_id, "--json", cwd=tmp_path)
     assert "s3cret-from-vault-42" not in shown.stdout
+    # Rolling the completed run back still undoes the fetch phase (the step counts as done).
+    code, result = run_json("rollback", run_id, "--reason", "test", cwd=tmp_path)
+    assert code == 11, result
+    assert (tmp_path / "fetch-undone").exists()

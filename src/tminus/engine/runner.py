@@ -61,6 +61,7 @@ class Runner:
         self.prior = prior or Prior()
         self.done: dict[str, StepOutcome] = dict(self.prior.done)
         self.secrets_lost: list[str] = []  # completed secret-output steps whose values a resume cannot recover
+        self.rerun: set[str] = set()  # completed steps to run again for their secret outputs
         by_key = self.doc.step_by_key()
         for outcome in list(self.done.values()):
             step = by_key.get(outcome.key)
@@ -70,7 +71,7 @@ class Runner:
                 # The ledger holds only `***` for these outputs. A re-runnable phase step runs again
                 # to get its values back; any other keeps them unavailable (later templates fail).
                 if StepRunner.is_rerunnable(step) and step.key.startswith("phases"):
-                    del self.done[outcome.key]
+                    self.rerun.add(outcome.key)  # still touched (its undo runs on rollback), run again
                 else:
                     self.secrets_lost.append(f"{step.title} ({step.key})")
                 continue
@@ -406,6 +407,7 @@ class Runner:
         else:
             outcome = self.steps.run(step, section)
         self.done[step.key] = outcome
+        self.rerun.discard(step.key)
         self._check_cancel()
         return outcome
 
@@ -419,7 +421,7 @@ class Runner:
 
     def _finished_ok(self, step: Step) -> bool:
         outcome = self.done.get(step.key)
-        return outcome is not None and outcome.ok
+        return outcome is not None and outcome.ok and step.key not in self.rerun
 
     def _check_cancel(self) -> None:
         if self.steps.cancel.is_set():
