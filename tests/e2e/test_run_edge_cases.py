@@ -172,3 +172,24 @@ def test_a_resumed_run_gets_secret_outputs_back_by_re_running_an_idempotent_step
     code, result = run_json("rollback", run_id, "--reason", "test", cwd=tmp_path)
     assert code == 11, result
     assert (tmp_path / "fetch-undone").exists()
+
+
+def test_an_undeliverable_announcement_neither_rolls_back_nor_stops_a_rollback(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        name: announce
+        phases:
+          - name: go
+            steps:
+              - notify: {url: "http://127.0.0.1:9/hook", message: "starting"}
+                retry: {attempts: 1}
+              - run: "echo done >> log"
+                undo: [{run: "echo undone >> log"}]
+              - run: "exit 4"
+        rollback:
+          - notify: {url: "http://127.0.0.1:9/hook", message: "rolled back"}
+          - run: "echo after >> log"
+    """)
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result  # rolled back because of `exit 4`, not because of the chat
+    assert lines(tmp_path / "log") == ["done", "undone", "after"]
+    assert "exit 4" in result["reason"] or "exit_code" in result["reason"]

@@ -187,7 +187,7 @@ class Runner:
                 outcome = self._run_step(step, f"phase:{phase.name}")
                 if outcome.ok:
                     continue
-                policy = step.on_failure or "rollback"
+                policy = step.failure_policy
                 self.steps.emit(
                     ev.SECTION_FINISHED, section=f"phase:{phase.name}", ok=False, failed_step=step.key
                 )
@@ -331,7 +331,7 @@ class Runner:
                 completed.append(step.key)
                 continue  # resumed rollback: this undo step already ran
             outcome = self._run_step(step, section)
-            if outcome.ok or step.on_failure == "continue":
+            if outcome.ok or step.failure_policy == "continue":
                 completed.append(step.key)
                 continue
             remaining = [s.title for s, _ in plan[plan.index((step, section)) + 1 :]]

@@ -236,7 +236,7 @@ class Step(Spec):
     retry: Retry | None = None
     when: str | None = Field(None, description="A Jinja2 expression; the step is skipped when false.")
     on_failure: OnFailure | None = Field(
-        None, description="rollback (default in phases), abort (stop, no undo), or continue."
+        None, description="rollback (default in phases; notify steps: continue), abort (stop, no undo), or continue."
     )
     idempotent: bool | None = Field(None, description="Safe to run again after a crash (checks are).")
     expect: list[str] | None = Field(None, description="Expectations, e.g. 'status == 200'.")
@@ -306,6 +306,14 @@ class Step(Spec):
         file and changes nothing; a notification cannot be unsent), not `migrate` (its undo is an
         automatic revert)."""
         return not self.is_check and self.kind not in ("backup", "migrate", "notify")
+
+    @property
+    def failure_policy(self) -> str:
+        """`on_failure`, or its default: a failed announcement (`notify`) must not roll back a cutover
+        or stop a rollback because the chat is down, so it continues; every other step rolls back."""
+        if self.on_failure is not None:
+            return self.on_failure
+        return "continue" if self.kind == "notify" else "rollback"
 
     @property
     def config(self) -> Spec:
