@@ -250,10 +250,15 @@ def test_an_unanswerable_pause_ends_the_run_needing_an_operator(tmp_path: Path) 
         runbook(tmp_path, base, PAUSE.format())
         script(base, ["nodata"])
         code, result = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
-    assert code == 15, result
-    assert result["status"] == "needs_operator"
-    assert "inconclusive" in result["reason"]
-    assert (tmp_path / "version").read_text().strip() == "v2"  # nothing was rolled back
+        assert code == 15, result
+        assert result["status"] == "needs_operator"
+        assert "inconclusive" in result["reason"]
+        assert (tmp_path / "version").read_text().strip() == "v2"  # nothing was rolled back
+        # Resumed, the still-inconclusive rule asks again; --yes keeps watching, and the rest passes.
+        code, resumed = run_json("resume", result["run_id"], "--yes", cwd=tmp_path)
+    assert code == 0, resumed
+    actions = [e.data["outcome"] for e in events(tmp_path, result["run_id"], "monitor.action")]
+    assert actions == ["no answer", "continue"]
 
 
 def test_an_abort_rule_stops_without_undoing(tmp_path: Path) -> None:
@@ -436,3 +441,26 @@ def test_secret_values_never_reach_the_ledger_the_webhook_or_why(tmp_path: Path)
     assert hooks and all(secret not in str(h["body"]) for h in hooks)
     why = tminus("why", run_id, cwd=tmp_path)
     assert why.returncode == 0 and secret not in why.stdout
+
+
+def test_a_resumed_window_keeps_the_rules_state_and_watches_only_what_is_left(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    monitor = SATURATION.replace("duration: 20s", "duration: 6s").replace("interval: 100ms", "interval: 1s")
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, monitor.format(policy=""))
+        script(base, sat(0.95, 0.95, 0.95, 0.5))
+        proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+        run_id = wait_for_run(tmp_path)
+        wait_for(lambda: len(events(tmp_path, run_id, "monitor.sample")) >= 2)
+        os.kill(proc.pid, signal.SIGKILL)  # two breaches of three recorded: the rule is pending
+        proc.wait(timeout=10)
+        code, result = run_json("resume", run_id, cwd=tmp_path)
+    assert code == 11, result  # the first breach after the resume is the third in a row
+    samples = events(tmp_path, run_id, "monitor.sample")
+    assert len(samples) == 3
+    moves = [(e.data["from"], e.data["to"]) for e in events(tmp_path, run_id, "monitor.transition")]
+    assert moves == [("ok", "pending"), ("pending", "firing")]
+    windows = [e.data["duration"] for e in events(tmp_path, run_id, "monitor.started")]
+    assert windows[0] == 6 and 3 < windows[1] < 6  # the resumed watch is what was left of the window

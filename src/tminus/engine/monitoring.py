@@ -80,6 +80,33 @@ class Monitor:
         for armed in self.rules:
             armed.rule.begin_cutover(self.cutover_at)
 
+    def restore(self, samples: list[dict[str, Any]], answered: dict[str, float]) -> WatchResult | None:
+        """Rebuild the rules from the window samples recorded before the run stopped (resume), writing
+        nothing for what already happened. A rule left firing or inconclusive whose action never
+        completed (a crash in between, a pause nobody answered) acts now, unless the operator had
+        answered it with keep watching (`answered`: rule -> epoch of that answer)."""
+        self.begin_cutover()
+        last: dict[str, Transition] = {}
+        for data in samples:
+            sample = Sample(data["at"], data.get("values"), data.get("error"))
+            for armed in self.rules:
+                if armed.probe == data.get("probe"):
+                    for change in armed.rule.observe(sample):
+                        last[armed.spec.name] = change
+        for armed in self.rules:
+            moved, state = last.get(armed.spec.name), armed.rule.state
+            if moved is None or state not in (State.FIRING, State.INCONCLUSIVE):
+                continue
+            told_only = state is State.FIRING and armed.spec.action == "notify"
+            if told_only or answered.get(armed.spec.name, 0) >= moved.at:
+                continue
+            self.steps.emit(ev.NOTE, None, action="monitor-restored", rule=armed.spec.name,
+                            message=f"rule '{armed.spec.name}' was {state} when the run stopped: acting on it now")
+            decided = self._act(armed, moved)
+            if decided is not None:
+                return decided
+        return None
+
     def watch(self, duration: float | None = None) -> WatchResult:
         """The window after the go decision: rules judge every sample; a firing rule acts."""
         self.begin_cutover()

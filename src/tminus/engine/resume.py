@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tminus.engine import events as ev
@@ -52,6 +53,17 @@ def history_from_events(events: Iterable[Any]) -> History:
             prior.decided_go = data.get("verdict") == "go"
         elif e.type == ev.MONITOR_SAMPLE and data.get("stage") == "baseline":
             prior.baseline_samples.append(data)
+        elif e.type == ev.MONITOR_STARTED and data.get("stage") == "window":
+            started_at = _epoch(e.at)
+            prior.window_segments.append([started_at, started_at])
+            if prior.cutover_at is None and data.get("cutover_at") is not None:
+                prior.cutover_at = float(data["cutover_at"])  # a watch-only run has no phases
+        elif e.type == ev.MONITOR_SAMPLE and data.get("stage") == "window":
+            prior.window_samples.append(data)
+            if prior.window_segments:
+                prior.window_segments[-1][1] = float(data["at"])
+        elif e.type == ev.MONITOR_ACTION and data.get("outcome") == "continue":
+            prior.pause_answers[str(data.get("rule"))] = _epoch(e.at)
         elif e.type == ev.MONITOR_FINISHED and data.get("stage") == "baseline" and data.get("ok"):
             prior.baseline_done = True
         elif e.type == ev.ROLLBACK_STARTED:
@@ -64,3 +76,7 @@ def history_from_events(events: Iterable[Any]) -> History:
         elif e.type == ev.RUN_RESUMED:
             finished = False
     return History(prior, list(started), finished)
+
+
+def _epoch(at: str) -> float:
+    return datetime.fromisoformat(at).timestamp()

@@ -38,6 +38,9 @@ class Prior:
     baseline_done: bool = False
     baseline_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage baseline
     cutover_at: float | None = None  # epoch seconds the first phase began
+    window_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage window
+    window_segments: list[list[float]] = field(default_factory=list)  # [start, last sample] per watch, epoch
+    pause_answers: dict[str, float] = field(default_factory=dict)  # rule -> epoch of its last "keep watching"
 
 
 @dataclass
@@ -279,9 +282,20 @@ class Runner:
             raise Interrupted(result.reason)
 
     def watch(self, go_reason: str, duration: float | None = None) -> RunResult:
-        """The monitoring window after the go decision (none: the run is complete)."""
-        if self.monitor is None:
+        """The monitoring window after the go decision (none: the run is complete). A resumed run
+        rebuilds its rules from the samples recorded so far and watches what is left of the window."""
+        if self.monitor is None or self.rb.monitor is None:
             return RunResult("completed", Exit.COMPLETED, go_reason)
+        prior = self.prior
+        if prior.window_samples:
+            decided = self.monitor.restore(prior.window_samples, prior.pause_answers)
+            if decided is not None:
+                return self._after_watch(decided, go_reason)
+            watched = sum(last - first for first, last in prior.window_segments)
+            duration = (self.rb.monitor.duration if duration is None else duration) - watched
+            if duration <= 0:
+                return RunResult("completed", Exit.COMPLETED,
+                                 f"{go_reason}; the monitor window had been watched in full before the run stopped")
         return self._after_watch(self.monitor.watch(duration), go_reason)
 
     def watch_only(self, *, baseline: float | None, duration: float | None) -> RunResult:
@@ -290,11 +304,11 @@ class Runner:
             return RunResult("completed", Exit.COMPLETED, "the runbook has no monitor section")
         if baseline is None and self.rb.monitor is not None:
             baseline = self.rb.monitor.baseline  # --baseline 0s skips it
-        if baseline:
+        if baseline and not self.prior.baseline_done and not self.prior.window_samples:
             result = self.monitor.baseline(baseline)
             if result.outcome == "interrupted":
                 raise Interrupted(result.reason)
-        return self._after_watch(self.monitor.watch(duration), "watch only")
+        return self.watch("watch only", duration)
 
     def _after_watch(self, result: WatchResult, go_reason: str) -> RunResult:
         if result.outcome == "passed":
@@ -305,7 +319,7 @@ class Runner:
             return RunResult("aborted", Exit.ABORTED, f"{result.reason}\n(action: abort: nothing undone)")
         if result.outcome == "needs_operator":
             return RunResult("needs_operator", Exit.NEEDS_OPERATOR,
-                             f"{result.reason}\n`tminus resume {self.steps.run_id}` watches again")
+                             f"{result.reason}\n`tminus resume {self.steps.run_id}` asks again")
         return self.rollback(result.reason)
 
     def _ask(self, key: str, prompt: str, instructions: str | None, timeout: float | None) -> Any:

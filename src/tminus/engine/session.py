@@ -158,7 +158,7 @@ class Session:
 
         def body(r: Runner) -> RunResult:
             if run.kind == "monitor" and not prior.in_rollback:
-                return r.watch_only(baseline=None, duration=None)  # a resumed watch watches again
+                return r.watch_only(baseline=None, duration=None)  # a resumed watch goes on where it stopped
             return r.run(gates_only=gates_only)
 
         with self._lease():
