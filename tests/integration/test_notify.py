@@ -447,8 +447,10 @@ def test_runbook_notifies_through_the_cli(receiver: Receiver, tmp_path: Path) ->
     assert f"{receiver.base}/***" in data
 
 
-def test_undelivered_notification_fails_the_phase(receiver: Receiver, tmp_path: Path) -> None:
-    write_runbook(tmp_path, RUNBOOK)
+def test_undelivered_required_notification_fails_the_phase(receiver: Receiver, tmp_path: Path) -> None:
+    # notify steps default to on_failure: continue; this announcement is made part of the procedure
+    write_runbook(tmp_path, RUNBOOK.replace("            notify: {channel: ops",
+                                            "            on_failure: rollback\n            notify: {channel: ops"))
     receiver.status = 403
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     proc = tminus("run", "runbook.yaml", "-e", "prod", "--ledger", ledger, "--json",
