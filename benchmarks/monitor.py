@@ -33,29 +33,36 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
-import re
 import resource
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
+from common import (
+    DOC,
+    ROOT,
+    Series,
+    bench_env,
+    ledger_events,
+    machine_cpu_seconds,
+    machine_facts,
+    own_cpu_seconds,
+    parse_at,
+    workdir,
+    write_section,
+)
+
 SECTION = "## Monitoring window (issue 4)"
 START_MARK = "<!-- monitor-results:start -->"
 END_MARK = "<!-- monitor-results:end -->"
@@ -86,34 +93,6 @@ def check_deadline() -> None:
 
 
 # --- statistics and formatting -------------------------------------------------------------------
-
-
-@dataclass
-class Series:
-    """Several measurements of one thing, in seconds."""
-
-    values: list[float] = field(default_factory=list)
-
-    def add(self, value: float) -> None:
-        self.values.append(value)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def p95(self) -> float:
-        """Nearest rank: the smallest value that at least 95 % of the values do not exceed."""
-        ordered = sorted(self.values)
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-    @property
-    def low(self) -> float:
-        return min(self.values)
-
-    @property
-    def high(self) -> float:
-        return max(self.values)
 
 
 def ms(seconds: float, digits: int | None = None) -> str:
@@ -271,12 +250,6 @@ def http_server() -> Iterator[Server]:
 # --- runbooks, processes, the ledger -------------------------------------------------------------
 
 
-def bench_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMINUS_")}
-    env["TMINUS_OPERATOR"] = "bench"
-    return env
-
-
 def monitor_runbook(name: str, port: int, interval: float, duration: float, probes: int,
                     rules: Sequence[tuple[int, str]]) -> str:
     """A runbook with only a monitor section (and a trivial rollback step). Probe i reads
@@ -298,15 +271,6 @@ def monitor_runbook(name: str, port: int, interval: float, duration: float, prob
             lines.append(f"    - {{name: r{i:03d}_c{consecutive}, probe: p{i:03d}, "
                          f"when: 'jsonpath \"$.bad\" == 1', consecutive: {consecutive}, action: {action}}}")
     return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def workdir(runbook: str) -> Iterator[Path]:
-    """A fresh temporary directory (so a fresh SQLite ledger) holding runbook.yaml."""
-    with tempfile.TemporaryDirectory(prefix="tminus-bench-monitor-") as tmp:
-        path = Path(tmp)
-        (path / "runbook.yaml").write_text(runbook, encoding="utf-8")
-        yield path
 
 
 def start_monitor(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -335,22 +299,6 @@ def finish_monitor(proc: subprocess.Popen[bytes], cwd: Path, expect_exit: int) -
         raise SystemExit(f"benchmark: `tminus monitor` exited {proc.returncode}, expected {expect_exit}\n"
                          f"{out[-2000:]}\n{err[-2000:]}")
     return str(result["run_id"])
-
-
-def ledger_events(cwd: Path, run_id: str) -> list[Any]:
-    """The run's events from the SQLite ledger that `tminus` wrote in `cwd`."""
-    from tminus.ledger import open_ledger
-
-    ledger = open_ledger(f"sqlite:///{cwd / '.tminus' / 'ledger.db'}")
-    try:
-        return list(ledger.events(run_id))
-    finally:
-        ledger.close()
-
-
-def parse_at(at: str) -> float:
-    """A ledger timestamp (ISO 8601, milliseconds, truncated) as epoch seconds."""
-    return datetime.fromisoformat(at).timestamp()
 
 
 def probe_start(sample: dict[str, Any]) -> float:
@@ -450,7 +398,7 @@ def judge_inprocess(server: Server, probes: int, interval: float, duration: floa
                           "recorded": now, "created": now - (mono - event.monotonic),
                           "ledger_at": parse_at(event.at)})
 
-    with workdir(text) as cwd:
+    with workdir(text, "tminus-bench-monitor-") as cwd:
         doc = load_runbook(cwd / "runbook.yaml")
         ledger = open_ledger(f"sqlite:///{cwd / 'ledger.db'}")
         server.set(reset=True, **state)
@@ -549,7 +497,7 @@ class Detection:
 
 def detection_run(server: Server, interval: float, rng: random.Random) -> Detection:
     text = monitor_runbook("bench-detect", server.port, interval, 60.0, 1, [(1, "notify"), (3, "rollback")])
-    with workdir(text) as cwd:
+    with workdir(text, "tminus-bench-monitor-") as cwd:
         server.set(bad=0)
         base = server.served()
         proc = start_monitor(cwd)
@@ -678,7 +626,7 @@ class LoadRun:
 
 def load_run(server: Server, interval: float, watch: float, flips: bool) -> LoadRun:
     text = monitor_runbook("bench-load", server.port, interval, watch, LOAD_PROBES, [(1, "notify")])
-    with workdir(text) as cwd:
+    with workdir(text, "tminus-bench-monitor-") as cwd:
         server.set(bad=0, flip_every=LOAD_PROBES * FLIP_EVERY_TICKS if flips else 0, reset=True)
         cpu_before = children_cpu()
         proc = start_monitor(cwd)
@@ -813,60 +761,6 @@ def bench_load(server: Server) -> tuple[list[str], list[LoadRun]]:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def machine_facts() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        nproc = str(os.cpu_count())
-    from importlib.metadata import version
-
-    return [
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: `nproc` = {nproc}, CPU: {model}, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()} ({PYTHON}), SQLite {sqlite3.sqlite_version}, "
-        f"tminus {version('tminus')}; SQLite ledgers in temporary directories; the server is a "
-        "`ThreadingHTTPServer` (HTTP/1.1 keep-alive) in its own process",
-    ]
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time all processes on the machine have used since boot (from /proc/stat), 0 if unknown."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return 0.0
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
-    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU time of this process and of every child it has waited for (tminus, the server)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def write_doc(results: str) -> None:
-    block = f"{START_MARK}\n{results.rstrip()}\n{END_MARK}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Performance\n"
-    if START_MARK in text and END_MARK in text and text.index(START_MARK) < text.index(END_MARK):
-        pattern = re.compile(re.escape(START_MARK) + ".*?" + re.escape(END_MARK), re.S)
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = (text.rstrip() + f"\n\n{SECTION}\n\nRun `.venv/bin/python benchmarks/monitor.py`.\n\n"
-                f"### Results\n\n{block}\n")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tminus monitoring-window benchmark")
     parser.add_argument("--reps", type=int, default=5, help="runs per interval in part 2 (fewer for 1s)")
@@ -886,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[str] = [
         f"_Written by `.venv/bin/python benchmarks/monitor.py --reps {reps}`._",
         "",
-        *machine_facts(),
+        *machine_facts("; SQLite ledgers in temporary directories; the server is a "
+                        "`ThreadingHTTPServer` (HTTP/1.1 keep-alive) in its own process"),
         "",
     ]
     with http_server() as server:
@@ -934,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
     results = "\n".join(sections)
     print(results)
     if not args.no_write:
-        write_doc(results)
+        intro = f"{SECTION}\n\nRun `.venv/bin/python benchmarks/monitor.py`.\n\n### Results"
+        write_section(START_MARK, END_MARK, results, intro)
         print(f"\nbenchmark: results written to {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

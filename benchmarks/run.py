@@ -21,8 +21,6 @@ import platform
 import re
 import secrets
 import socket
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,14 +28,24 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
+from common import (
+    DOC,
+    ROOT,
+    Series,
+    bench_env,
+    ledger_events,
+    machine_cpu_seconds,
+    machine_facts,
+    own_cpu_seconds,
+    parse_at,
+    workdir,
+    write_section,
+)
+
 START_MARK = "<!-- results:start -->"
 END_MARK = "<!-- results:end -->"
 
@@ -71,28 +79,6 @@ def check_deadline() -> None:
 # --- statistics and formatting -------------------------------------------------------------------
 
 
-@dataclass
-class Series:
-    """Several measurements of one thing, in seconds."""
-
-    values: list[float] = field(default_factory=list)
-
-    def add(self, value: float) -> None:
-        self.values.append(value)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def low(self) -> float:
-        return min(self.values)
-
-    @property
-    def high(self) -> float:
-        return max(self.values)
-
-
 def fmt(seconds: float, unit: str = "ms") -> str:
     if unit == "us":
         return f"{seconds * 1e6:.0f} µs"
@@ -116,12 +102,6 @@ TABLE_HEAD = "| Measurement | Median | Min .. max | Target | Met | Note |\n|---|
 
 
 # --- processes -----------------------------------------------------------------------------------
-
-
-def bench_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMINUS_")}
-    env["TMINUS_OPERATOR"] = "bench"
-    return env
 
 
 def timed(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -148,36 +128,12 @@ def run_tminus(args: Sequence[str], cwd: Path) -> tuple[float, str]:
     return elapsed, str(result["run_id"])
 
 
-def ledger_events(cwd: Path, run_id: str) -> list[Any]:
-    """The run's events from the SQLite ledger that `tminus` wrote in `cwd`."""
-    from tminus.ledger import open_ledger
-
-    ledger = open_ledger(f"sqlite:///{cwd / '.tminus' / 'ledger.db'}")
-    try:
-        return list(ledger.events(run_id))
-    finally:
-        ledger.close()
-
-
-def parse_at(at: str) -> float:
-    return datetime.fromisoformat(at).timestamp()
-
-
 def span(events: list[Any], first_type: str, last_type: str, section: str | None = None) -> float:
     """From the first `first_type` event to the last `last_type` event (of `section` if given)."""
     def pick(kind: str) -> list[Any]:
         return [e for e in events if e.type == kind and (section is None or e.data.get("section") == section)]
 
     return parse_at(pick(last_type)[-1].at) - parse_at(pick(first_type)[0].at)
-
-
-@contextmanager
-def workdir(runbook: str) -> Iterator[Path]:
-    """A fresh temporary directory (so a fresh SQLite ledger) holding runbook.yaml."""
-    with tempfile.TemporaryDirectory(prefix="tminus-bench-") as tmp:
-        path = Path(tmp)
-        (path / "runbook.yaml").write_text(runbook, encoding="utf-8")
-        yield path
 
 
 def phase_runbook(name: str, step: str, count: int) -> str:
@@ -581,62 +537,6 @@ def postgres_row() -> tuple[str | None, str | None]:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def machine_facts() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        nproc = str(os.cpu_count())
-    from importlib.metadata import version
-
-    return [
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: `nproc` = {nproc}, CPU: {model}, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()} ({PYTHON}), SQLite {sqlite3.sqlite_version}, "
-        f"tminus {version('tminus')}",
-    ]
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time all processes on the machine have used since boot (from /proc/stat), 0 if unknown."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return 0.0
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
-    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU time of this process and of every child it has waited for (tminus, shells, the server)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def write_doc(results: str) -> None:
-    block = f"{START_MARK}\n{results.rstrip()}\n{END_MARK}"
-    if DOC.exists():
-        text = DOC.read_text(encoding="utf-8")
-    else:
-        text = f"# Performance\n\nRun `.venv/bin/python benchmarks/run.py`.\n\n{START_MARK}\n{END_MARK}\n"
-    if START_MARK in text and END_MARK in text and text.index(START_MARK) < text.index(END_MARK):
-        head, rest = text.split(START_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1]
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Results\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tminus performance benchmark")
     parser.add_argument("--reps", type=int, default=7, help="repetitions of each whole-process measurement")
@@ -687,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     results = "\n".join(sections)
     print(results)
     if not args.no_write:
-        write_doc(results)
+        write_section(START_MARK, END_MARK, results, "## Results")
         print(f"\nbenchmark: results written to {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
