@@ -86,6 +86,8 @@ def test_consecutive_fires_on_the_third_breach_and_the_undo_path_runs(tmp_path: 
     ]
     window = [e for e in events(tmp_path, result["run_id"], "monitor.sample")]
     assert len(window) == 7  # the rollback stopped the probing at once
+    fired = events(tmp_path, result["run_id"], "monitor.transition")[-1]
+    assert [r["read"] for r in fired.data["recent"]] == ["0.93", "0.95", "0.97"]  # the three that fired it
     (started,) = events(tmp_path, result["run_id"], "rollback.started")
     assert "pool saturated" in started.data["reason"]
     assert "probe 3/3: 0.97 >= 0.90" in started.data["reason"]

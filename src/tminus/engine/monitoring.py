@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tminus.spec.models import MonitorSpec, Step
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
 BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
 NOTIFY_DRAIN_SECONDS = 30.0  # how long the end of the window waits for notifications still retrying
+RECENT_SAMPLES = 10  # samples quoted with a verdict (a `consecutive: N` rule quotes its N)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Monitor:
         self._paused = 0.0  # seconds spent waiting for an operator: they do not count as watching
         self._judging = threading.Lock()  # rules are judged by the probe threads, one sample at a time
         self._decided = False  # a rule decided the window's end (rollback, abort, ...)
+        self._recent: dict[str, deque[Sample]] = {}  # probe -> its latest samples, quoted as evidence
         self._notifier: ThreadPoolExecutor | None = None
         self._pending: list[Future[Any]] = []
 
@@ -191,6 +194,7 @@ class Monitor:
         return sample
 
     def _judge(self, probe: str, sample: Sample, stage: str) -> WatchResult | None:
+        self._recent.setdefault(probe, deque(maxlen=RECENT_SAMPLES * 5)).append(sample)
         decided: WatchResult | None = None
         for armed in self.rules:
             if armed.probe != probe or (stage == "baseline" and not armed.rule.uses_baseline):
@@ -202,12 +206,22 @@ class Monitor:
         return decided
 
     def _record(self, armed: _Armed, moved: Transition) -> None:
+        """The transition with the sample that caused it and, for a verdict, what the rule read in
+        the samples leading up to it ("0.91, 0.93, 0.95"): evidence an auditor can check by eye."""
+        from tminus.monitor.overrides import reading
+
         sample = moved.sample
+        recent: list[dict[str, Any]] = []
+        if moved.to_state in (State.FIRING, State.INCONCLUSIVE, State.RESOLVED):
+            keep = armed.spec.consecutive or RECENT_SAMPLES
+            recent = [{"at": s.at, "read": reading(armed.rule.config, s.values, s.error)}
+                      for s in list(self._recent.get(armed.probe, ()))[-keep:]]
         self.steps.emit(
             ev.MONITOR_TRANSITION, rule=armed.spec.name, probe=armed.probe, action=armed.spec.action,
             rule_text=armed.spec.describe(), reason=moved.reason, at=moved.at,
             **{"from": str(moved.from_state), "to": str(moved.to_state)},
             sample=None if sample is None else {"at": sample.at, "values": sample.values, "error": sample.error},
+            recent=recent,
         )
 
     def _act(self, armed: _Armed, moved: Transition) -> WatchResult | None:
