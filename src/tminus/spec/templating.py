@@ -62,6 +62,8 @@ class Masker:
         return self._pattern.sub(MASK, text)
 
     def mask_obj(self, obj: Any) -> Any:
+        if self._pattern is None:  # nothing to mask: no need to copy every event's data
+            return obj
         if isinstance(obj, str):
             return self.mask(obj)
         if isinstance(obj, Mapping):
