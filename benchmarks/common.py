@@ -7,15 +7,19 @@ import math
 import os
 import platform
 import re
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +140,52 @@ def write_section(start: str, end: str, results: str, missing: str) -> None:
         text = text.rstrip() + f"\n\n{missing.strip()}\n\n{block}\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text, encoding="utf-8")
+
+
+def serve_until_stdin_closes(server: ThreadingHTTPServer, lifetime: float) -> None:
+    """A benchmark's `--serve` mode: print the port, serve until the parent closes stdin (or dies)
+    or `lifetime` seconds pass, whatever happens to the parent."""
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    done = threading.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns when the parent closes the pipe or dies
+        done.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    done.wait(lifetime)
+    server.shutdown()
+
+
+@contextmanager
+def spawned_server(script: Path) -> Iterator[tuple[int, int]]:
+    """Run `script --serve` as its own process (so it never competes for our GIL): (port, pid)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # EOF (empty) if the server died
+        if not line.strip().isdigit():
+            raise SystemExit("benchmark: the local HTTP server did not start")
+        port = int(line)
+        deadline = time.monotonic() + 10
+        while True:  # bounded: 10 s
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port, proc.pid
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

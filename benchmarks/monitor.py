@@ -35,7 +35,6 @@ import math
 import os
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,8 @@ from common import (
     machine_facts,
     own_cpu_seconds,
     parse_at,
+    serve_until_stdin_closes,
+    spawned_server,
     workdir,
     write_section,
 )
@@ -169,19 +170,7 @@ class _Server(ThreadingHTTPServer):
 
 def serve() -> None:
     """The `--serve` mode: print the port, serve until stdin closes or SERVER_LIFETIME passes."""
-    server = _Server(("127.0.0.1", 0), _handler(_State()))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server.server_address[1], flush=True)
-    done = threading.Event()
-
-    def watch_stdin() -> None:
-        sys.stdin.read()  # returns when the parent closes the pipe or dies
-        done.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    done.wait(SERVER_LIFETIME)
-    server.shutdown()
+    serve_until_stdin_closes(_Server(("127.0.0.1", 0), _handler(_State())), SERVER_LIFETIME)
 
 
 @dataclass
@@ -217,34 +206,8 @@ class Server:
 
 @contextmanager
 def http_server() -> Iterator[Server]:
-    proc = subprocess.Popen(
-        [PYTHON, str(Path(__file__).resolve()), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # EOF (empty) if the server died
-        if not line.strip().isdigit():
-            raise SystemExit("benchmark: the local HTTP server did not start")
-        port = int(line)
-        deadline = time.monotonic() + 10
-        while True:  # bounded: 10 s
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield Server(port, proc.pid)
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    with spawned_server(Path(__file__).resolve()) as (port, pid):
+        yield Server(port, pid)
 
 
 # --- runbooks, processes, the ledger -------------------------------------------------------------

@@ -20,11 +20,9 @@ import os
 import platform
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +40,8 @@ from common import (
     machine_facts,
     own_cpu_seconds,
     parse_at,
+    serve_until_stdin_closes,
+    spawned_server,
     workdir,
     write_section,
 )
@@ -218,51 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve() -> None:
     """The `--serve` mode: print the port, serve until stdin closes or SERVER_LIFETIME passes."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server.server_address[1], flush=True)
-    done = threading.Event()
-
-    def watch_stdin() -> None:
-        sys.stdin.read()  # returns when the parent closes the pipe or dies
-        done.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    done.wait(SERVER_LIFETIME)
-    server.shutdown()
+    serve_until_stdin_closes(ThreadingHTTPServer(("127.0.0.1", 0), _Handler), SERVER_LIFETIME)
 
 
 @contextmanager
 def http_server() -> Iterator[int]:
-    proc = subprocess.Popen(
-        [PYTHON, str(Path(__file__).resolve()), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # EOF (empty) if the server died
-        if not line.strip().isdigit():
-            raise SystemExit("benchmark: the local HTTP server did not start")
-        port = int(line)
-        deadline = time.monotonic() + 10
-        while True:  # bounded: 10 s
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with spawned_server(Path(__file__).resolve()) as (port, _pid):
         yield port
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def http_check(port: int) -> str:
