@@ -59,6 +59,7 @@ class Monitor:
         self._judging = threading.Lock()  # rules are judged by the probe threads, one sample at a time
         self._decided = False  # a rule decided the window's end (rollback, abort, ...)
         self._recent: dict[str, deque[Sample]] = {}  # probe -> its latest samples, quoted as evidence
+        self._last_at: dict[str, float] = {}  # probe -> the time of its last sample
         self._notifier: ThreadPoolExecutor | None = None
         self._pending: list[Future[Any]] = []
 
@@ -92,8 +93,10 @@ class Monitor:
         last: dict[str, Transition] = {}
         for data in samples:
             sample = Sample(data["at"], data.get("values"), data.get("error"))
+            probe = str(data.get("probe"))
+            self._last_at[probe] = max(self._last_at.get(probe, 0.0), sample.at)
             for armed in self.rules:
-                if armed.probe == data.get("probe"):
+                if armed.probe == probe:
                     for change in armed.rule.observe(sample):
                         last[armed.spec.name] = change
         for armed in self.rules:
@@ -188,7 +191,10 @@ class Monitor:
                 # The probe's own expectations (an http probe's default: status < 400) failed: the
                 # service answered, but not as a probe can trust, so it is an error, never a pass.
                 error = "probe check failed: " + _first_line(judgement.message)
-        sample = Sample(time.time(), obs_values, error)
+        # Rules need their samples in time order: a wall clock stepped back (NTP) must not break them.
+        at = max(time.time(), self._last_at.get(name, 0.0) + 1e-6)
+        self._last_at[name] = at
+        sample = Sample(at, obs_values, error)
         self.steps.emit(ev.MONITOR_SAMPLE, step.key, probe=name, stage=stage, at=sample.at, values=obs_values,
                         error=error, duration_ms=round(took, 3))
         return sample
