@@ -124,17 +124,24 @@ class Server:
 
 
 @contextmanager
-def http_server() -> Iterator[Server]:
-    """A ThreadingHTTPServer on 127.0.0.1, port 0, with routes added by the test."""
-    handler = type("Handler", (_Handler,), {"routes": {}, "log": []})
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """`handler` served by a ThreadingHTTPServer on 127.0.0.1 (a free port) until the block ends."""
     httpd = _Httpd(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield Server(httpd, handler)
+        yield httpd
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def http_server() -> Iterator[Server]:
+    """A ThreadingHTTPServer on 127.0.0.1, port 0, with routes added by the test."""
+    handler = type("Handler", (_Handler,), {"routes": {}, "log": []})
+    with serving(handler) as httpd:
+        yield Server(httpd, handler)
 
 
 def json_response(status: int, data: Any, **headers: str) -> tuple[int, dict[str, str], bytes]:

@@ -13,8 +13,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.helpers_kinds import serving
 
 
 class StandIn:
@@ -91,12 +93,5 @@ def _handler(service: StandIn) -> type[BaseHTTPRequestHandler]:
 def standin() -> Iterator[tuple[StandIn, str]]:
     """A running stand-in and its base URL (http://127.0.0.1:PORT)."""
     service = StandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(service))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(service)) as server:
         yield service, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
