@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from tminus.durations import format_duration, format_tplus
 from tminus.engine import events as ev
+from tminus.processes import pid_alive
 
 # Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.
 console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
@@ -136,16 +136,6 @@ def pending_requests(events: list[Any]) -> dict[str, dict[str, Any]]:
     return waiting
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def status_rows(ledger: Any) -> list[dict[str, Any]]:
     from tminus.engine.session import RESUMABLE
 
@@ -157,7 +147,7 @@ def status_rows(ledger: Any) -> list[dict[str, Any]]:
         if run.status != "running":
             state = f"{run.status.replace('_', ' ')}: resume it"
         elif (held and not lease.is_stale()) or (
-            not held and run.host == socket.gethostname() and _pid_alive(run.pid)
+            not held and run.host == socket.gethostname() and pid_alive(run.pid)
         ):
             state = "running"
         else:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from tminus.db.migrations_errors import MigrationLockTimeout
 from tminus.db.migrations_store import Tables, now
+from tminus.processes import pid_alive
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -115,7 +116,7 @@ def _sqlite_lock(engine: Engine, tables: Tables, lock_wait: float, me: str) -> I
                     " holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, at TEXT NOT NULL)"
                 )
                 row = conn.exec_driver_sql(f"SELECT holder, host, pid, at FROM {tables.lock}").first()
-                if row is None or (row[1] == host and not _alive(int(row[2]))):
+                if row is None or (row[1] == host and not pid_alive(int(row[2]))):
                     conn.execute(
                         text(f"INSERT OR REPLACE INTO {tables.lock} VALUES (1, :h, :host, :pid, :at)"),
                         {"h": me, "host": host, "pid": pid, "at": now()},
@@ -143,11 +144,3 @@ def _sqlite_lock(engine: Engine, tables: Tables, lock_wait: float, me: str) -> I
             conn.commit()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -6,20 +6,16 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tminus.db.migrations_files import MigrationFile, read_text, truthy
+from tminus.db.migrations_store import AppliedRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
 @dataclass
-class AppliedState:
-    version: str
-    name: str
-    checksum: str
-    applied_at: str
-    duration_ms: float
-    operator: str
-    host: str
+class AppliedState(AppliedRow):
+    """An applied version as `status` reports it: its tracking row, and how its file compares."""
+
     state: str  # "ok", "changed" (file edited since apply) or "missing" (file gone)
     file_checksum: str | None = None
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from tminus.processes import pid_alive
 
 
 def now_iso() -> str:
@@ -20,19 +21,6 @@ def iso_from_epoch(ts: float) -> str:
 
 def epoch_from_iso(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (signal 0 checks without signalling)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists but belongs to another user
-        return True
-    return True
 
 
 @dataclass(frozen=True)
