@@ -345,7 +345,7 @@ def judge_inprocess(server: Server, probes: int, interval: float, duration: floa
     the run's event bus reads the wall clock as each event reaches it, i.e. once it is stored."""
     from tminus.engine.session import Options, Session
     from tminus.ledger import open_ledger
-    from tminus.spec.loader import load_runbook
+    from tminus.runbook.loader import load_runbook
 
     check_deadline()
     text = monitor_runbook("bench-judge", server.port, interval, duration, probes, [(1, "notify")])

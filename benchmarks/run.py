@@ -300,7 +300,7 @@ def bench_load(reps: int, port: int) -> list[str]:
     """Loading (parse + validate) the 200-step runbooks in this process, modules already imported."""
     from ruamel.yaml import YAML
 
-    from tminus.spec.loader import load_runbook
+    from tminus.runbook.loader import load_runbook
 
     lines = [
         "#### Runbook load, in-process (modules already imported)",
@@ -421,7 +421,7 @@ def _step_data(i: int) -> dict[str, Any]:
 
 
 def measure_appends(url: str, reps: int) -> Series:
-    from tminus.engine.events import Event
+    from tminus.events import Event
     from tminus.ledger import open_ledger
 
     series = Series()

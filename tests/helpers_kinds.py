@@ -13,7 +13,7 @@ from typing import Any
 
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Observation, StepContext
-from tminus.spec.models import Step
+from tminus.runbook.models import Step
 
 
 def make_ctx(

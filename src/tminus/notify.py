@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tminus.errors import TemplateError
-from tminus.spec.monitor import Channel
+from tminus.runbook.monitor import Channel
 
 if TYPE_CHECKING:
     import httpx

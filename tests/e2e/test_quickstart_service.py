@@ -17,8 +17,8 @@ import pytest
 from tests.helpers import run_json
 
 from tminus.expect import parse
-from tminus.spec.loader import load_runbook
-from tminus.spec.templating import Templater
+from tminus.runbook.loader import load_runbook
+from tminus.templating.templater import Templater
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 SVC = QUICKSTART / "service" / "svc.py"

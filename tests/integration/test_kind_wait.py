@@ -13,7 +13,7 @@ import pytest
 
 from helpers_kinds import Server, execute, http_server, json_response, make_ctx
 from tminus.kinds.base import Observation, StepContext
-from tminus.spec.models import Step
+from tminus.runbook.models import Step
 
 
 def nested_runner(parent: StepContext) -> Any:

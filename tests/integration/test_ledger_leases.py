@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tminus.engine.events import Event
 from tminus.errors import LockHeld
+from tminus.events import Event
 from tminus.ledger import Ledger, open_ledger
 from tminus.ledger.records import epoch_from_iso
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tminus.engine.events import Event
 from tminus.errors import LedgerError
+from tminus.events import Event
 from tminus.ledger import Ledger, RunRecord, open_ledger
 
 pytestmark = pytest.mark.usefixtures("_no_key")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers_kinds import run_step
-from tminus.db.migrations import Migrator
-from tminus.db.migrations_lock import migration_lock
+from tminus.db.migrations.lock import migration_lock
+from tminus.db.migrations.migrator import Migrator
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "migrations"
 

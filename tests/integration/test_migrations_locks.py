@@ -17,7 +17,7 @@ from tminus.db.migrations import (
     MigrationLockTimeout,
     Migrator,
 )
-from tminus.db.migrations_lock import lock_key
+from tminus.db.migrations.lock import lock_key
 
 
 def libpq(url: str) -> str:

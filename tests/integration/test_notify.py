@@ -23,10 +23,10 @@ from tminus.kinds import registry
 from tminus.kinds.base import StepContext
 from tminus.kinds.http import close_shared
 from tminus.notify import Delivery, send
-from tminus.spec.models import Step
-from tminus.spec.monitor import Channel
-from tminus.spec.templating import Templater
-from tminus.spec.types import Retry
+from tminus.runbook.models import Step
+from tminus.runbook.monitor import Channel
+from tminus.runbook.types import Retry
+from tminus.templating.templater import Templater
 
 SECRET_PATH = "/services/T0001/B0002/s3cr3tW3bh00kT0k3n"
 DEADLINE = 10.0  # seconds any single test waits for a thread or a request

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tminus.engine.events import Event
+from tminus.events import Event
 from tminus.ledger import open_ledger
 
 pytestmark = pytest.mark.usefixtures("_no_key")

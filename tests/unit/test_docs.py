@@ -16,12 +16,12 @@ import click
 import pytest
 from pydantic import BaseModel
 
+from tminus import events
 from tminus.cli.app import cli
-from tminus.engine import events
 from tminus.engine.exitcodes import Exit
 from tminus.expect import FILTERS, PREDICATES, QUERIES
-from tminus.spec.loader import load_runbook
-from tminus.spec.models import KIND_FIELDS, Runbook, Step
+from tminus.runbook.loader import load_runbook
+from tminus.runbook.models import KIND_FIELDS, Runbook, Step
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

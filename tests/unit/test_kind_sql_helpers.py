@@ -7,7 +7,9 @@ import json
 import uuid
 from decimal import Decimal
 
-from tminus.kinds.sql import _escape_literal_colons, _json_safe, split_statements
+from tminus.db.sqltext import escape_literal_colons as _escape_literal_colons
+from tminus.db.sqltext import split_statements
+from tminus.kinds.sql import _json_safe
 
 
 def test_splits_on_top_level_semicolons_only() -> None:

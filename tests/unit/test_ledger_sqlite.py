@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tminus.engine.events import Event
 from tminus.errors import LedgerError
+from tminus.events import Event
 from tminus.ledger import DEFAULT_URL, Ledger, open_ledger
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers_kinds import run_step
 from tminus.kinds import registry
-from tminus.spec.models import Step
+from tminus.runbook.models import Step
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lint"
 

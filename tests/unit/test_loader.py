@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tminus.errors import Problem, RunbookError
-from tminus.spec.loader import load_runbook
+from tminus.runbook.loader import load_runbook
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "runbooks"
 

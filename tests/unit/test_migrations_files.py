@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tminus.db.migrations_errors import MigrationFileError
-from tminus.db.migrations_files import checksum, discover, is_no_transaction, truthy
-from tminus.db.migrations_lock import lock_key
-from tminus.db.migrations_store import Tables
+from tminus.db.migrations.errors import MigrationFileError
+from tminus.db.migrations.files import checksum, discover, is_no_transaction, truthy
+from tminus.db.migrations.lock import lock_key
+from tminus.db.migrations.store import Tables
 from tminus.errors import TminusError
 
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from tminus.monitor import Rule, Sample, State, Transition, replay
-from tminus.spec.monitor import AlertRule
+from tminus.runbook.monitor import AlertRule
 
 T0 = 36_000.0  # 10:00:00 UTC
 SAT = 'jsonpath "$.database_pool.state.saturation" >= 0.90'

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from tminus import events as ev
 from tminus.cli.monitor_view import MonitorBoard, monitor_line
-from tminus.engine import events as ev
-from tminus.engine.events import Event
+from tminus.events import Event
 
 
 def event(type_: str, **data: object) -> Event:

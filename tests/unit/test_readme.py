@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tminus.spec.loader import load_runbook
+from tminus.runbook.loader import load_runbook
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tminus.monitor.replay import NothingToReplay, ReplayError, parse_sets, replay_run
-from tminus.spec.loader import load_runbook
-from tminus.spec.models import Runbook
+from tminus.runbook.loader import load_runbook
+from tminus.runbook.models import Runbook
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
 CUTOVER = T0 + 10

@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
-from tminus.spec import models
-from tminus.spec.models import KIND_FIELDS
-from tminus.spec.schema import SCHEMA_ID, _spec_models, json_schema, shorthand_field
+from tminus.runbook import models
+from tminus.runbook.models import KIND_FIELDS
+from tminus.runbook.schema import SCHEMA_ID, _spec_models, json_schema, shorthand_field
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "runbooks"
 VALID = ["minimal.yaml", "full.yaml", "semantic.yaml"]  # semantic.yaml: only semantically wrong

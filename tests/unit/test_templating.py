@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from tminus.errors import TemplateError
-from tminus.spec.models import HttpSpec, RunSpec, Step, TcpSpec, WaitSpec
-from tminus.spec.templating import Masker, Templater
+from tminus.runbook.models import HttpSpec, RunSpec, Step, TcpSpec, WaitSpec
+from tminus.templating.masking import Masker
+from tminus.templating.templater import Templater
 
 SECRET = "hunter2-s3cr3t"
 

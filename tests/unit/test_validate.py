@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tminus.errors import Problem, RunbookError
-from tminus.spec.loader import load_runbook
-from tminus.spec.validate import expect_placeholders
+from tminus.runbook.loader import load_runbook
+from tminus.runbook.validate import expect_placeholders
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "runbooks"
 

@@ -47,7 +47,7 @@ def cli() -> None:
 def validate(file: str, as_json: bool) -> None:
     """Check a runbook and report every problem with file:line:column and a hint."""
     from tminus.errors import RunbookError
-    from tminus.spec.loader import load_runbook
+    from tminus.runbook.loader import load_runbook
 
     try:
         doc = load_runbook(file)
@@ -77,7 +77,7 @@ def schema(output: str | None) -> None:
     """Print the JSON Schema of runbooks (for editor completion and validation)."""
     import json
 
-    from tminus.spec.schema import json_schema
+    from tminus.runbook.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if output:

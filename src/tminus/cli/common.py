@@ -77,7 +77,7 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
 def load_document(path: str, text: str | None = None) -> Any:
     """Load and validate a runbook; on problems print them all and exit 78."""
     from tminus.errors import RunbookError
-    from tminus.spec.loader import load_runbook
+    from tminus.runbook.loader import load_runbook
 
     try:
         return load_runbook(path, text=text)

@@ -53,7 +53,7 @@ def _common(fn: F) -> F:
 
 
 def _migrator(kw: dict[str, Any], *, quiet: bool) -> Any:
-    from tminus.db.migrations import Migrator
+    from tminus.db.migrations.migrator import Migrator
 
     return Migrator(
         kw["url"], kw["directory"], table=kw["table"], lock_timeout=kw["lock_timeout"],

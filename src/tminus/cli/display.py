@@ -10,10 +10,10 @@ import threading
 import time
 from typing import Any, TextIO
 
+from tminus import events as ev
 from tminus.cli.monitor_view import MonitorBoard, monitor_line
 from tminus.durations import format_clock, format_duration, format_tplus
-from tminus.engine import events as ev
-from tminus.engine.events import Event
+from tminus.events import Event
 
 MARK = {"ok": "✓", "failed": "✗", "skipped": "-"}
 

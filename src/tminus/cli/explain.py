@@ -82,7 +82,7 @@ def replay(run_id: str, sets: tuple[str, ...], ledger_url: str | None, as_json: 
     """
     from tminus.errors import RunbookError
     from tminus.monitor.replay import NothingToReplay, ReplayError, parse_sets, replay_run
-    from tminus.spec.loader import load_runbook
+    from tminus.runbook.loader import load_runbook
 
     ledger = open_ledger_or_fail(ledger_url)
     run = find_run(ledger, run_id)

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tminus import events as ev
 from tminus.durations import format_duration
-from tminus.engine import events as ev
-from tminus.engine.events import Event
+from tminus.events import Event
 
 STATE_STYLE = {"ok": "green", "pending": "yellow", "firing": "bold red", "inconclusive": "magenta"}
 

@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tminus import events as ev
 from tminus.durations import format_duration, format_tplus
-from tminus.engine import events as ev
 from tminus.processes import pid_alive
 
 # Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tminus.db.lint_rules import RULES, Risk, Statement, check_file
-from tminus.db.migrations_files import is_no_transaction
+from tminus.db.migrations.files import is_no_transaction
 
 __all__ = ["RULES", "Finding", "lint_directory", "lint_sql", "migration_files"]
 

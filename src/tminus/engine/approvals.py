@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tminus.engine import events as ev
-from tminus.engine.events import utcnow
+from tminus import events as ev
+from tminus.events import utcnow
 from tminus.kinds.base import Approval
 
 POLL_SECONDS = 0.2

@@ -17,11 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.engine import events as ev
+from tminus import events as ev
 from tminus.engine.steps import StepRunner
 from tminus.errors import TemplateError
 from tminus.monitor import Rule, Sample, State, Transition
-from tminus.spec.models import MonitorSpec, Step
+from tminus.runbook.models import MonitorSpec, Step
 
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
 BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)

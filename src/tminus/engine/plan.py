@@ -9,9 +9,9 @@ from typing import Any
 from tminus.durations import format_clock, format_duration, format_tplus
 from tminus.engine.session import Options, build_templater, effective_vars
 from tminus.errors import TemplateError
-from tminus.spec.document import RunbookDocument
-from tminus.spec.models import Step
-from tminus.spec.templating import Templater
+from tminus.runbook.document import RunbookDocument
+from tminus.runbook.models import Step
+from tminus.templating.templater import Templater
 
 
 @dataclass

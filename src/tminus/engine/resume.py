@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tminus.engine import events as ev
+from tminus import events as ev
 from tminus.engine.runner import Prior
 from tminus.engine.steps import SKIPPED, StepOutcome
 

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tminus.engine import events as ev
+from tminus import events as ev
 from tminus.engine.exitcodes import Exit
 from tminus.engine.steps import FAILED, OK, StepOutcome, StepRunner
-from tminus.spec.models import Phase, Step
+from tminus.runbook.models import Phase, Step
 
 if TYPE_CHECKING:
     from tminus.engine.monitoring import Monitor, WatchResult

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tminus.engine import events as ev
+from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
-from tminus.engine.events import EventBus, Subscriber
 from tminus.engine.exitcodes import Exit
 from tminus.engine.resume import history_from_events
 from tminus.engine.runner import Prior, Runner, RunResult
 from tminus.engine.steps import StepRunner
 from tminus.errors import ResumeRefused, TminusError
-from tminus.spec.document import RunbookDocument
-from tminus.spec.templating import Templater
+from tminus.events import EventBus, Subscriber
+from tminus.runbook.document import RunbookDocument
+from tminus.templating.templater import Templater
 
 RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
 

@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.engine import events as ev
-from tminus.engine.events import Event, EventBus
+from tminus import events as ev
 from tminus.errors import ExpectationSyntaxError, TemplateError
+from tminus.events import Event, EventBus
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Observation, StepContext
-from tminus.spec.document import RunbookDocument
-from tminus.spec.models import Step
-from tminus.spec.templating import Templater
+from tminus.runbook.document import RunbookDocument
+from tminus.runbook.models import Step
+from tminus.templating.templater import Templater
 
 OK = "ok"
 FAILED = "failed"

@@ -6,7 +6,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import BackupSpec
+from tminus.runbook.models import BackupSpec
 
 
 @register("backup", queries=("path", "sha256", "bytes", "verified", "drill_seconds"))

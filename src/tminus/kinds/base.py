@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tminus.spec.models import Step
+    from tminus.runbook.models import Step
 
 
 OUTPUT_TAIL = 4000  # characters of command output kept as evidence
@@ -79,7 +79,7 @@ class StepContext:
     # returning whether it passed and a one-line summary.
     run_nested: Callable[[Step, float | None], tuple[bool, str, Observation]] | None = None
     shared: dict[str, Any] = field(default_factory=dict)  # per-run cache (HTTP client, engines)
-    # The runbook's notification channels (name -> tminus.spec.monitor.Channel, not yet rendered),
+    # The runbook's notification channels (name -> tminus.runbook.monitor.Channel, not yet rendered),
     # and a renderer for their templates: render(text, extra_names) with the run's context.
     channels: Mapping[str, Any] = field(default_factory=dict)
     operator: str = ""  # who runs this run (--operator): recorded by kinds that keep their own history

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import EnvSpec
+from tminus.runbook.models import EnvSpec
 
 
 @register("env", queries=("failed", "ok"))

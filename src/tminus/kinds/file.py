@@ -11,7 +11,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import FileSpec
+from tminus.runbook.models import FileSpec
 
 CONTENT_LIMIT = 1_000_000  # `content` is offered only for one file smaller than this
 MAX_LISTED = 50  # list items kept in evidence

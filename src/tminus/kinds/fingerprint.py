@@ -8,7 +8,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import FingerprintSpec
+from tminus.runbook.models import FingerprintSpec
 
 
 @register("fingerprint", queries=("fingerprint", "tables", "rows"))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import HttpSpec
+from tminus.runbook.models import HttpSpec
 
 if TYPE_CHECKING:
     import httpx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import ManualSpec
+from tminus.runbook.models import ManualSpec
 
 
 @register("manual", queries=("approved", "by", "how"))

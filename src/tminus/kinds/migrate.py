@@ -12,7 +12,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext, tail
 from tminus.kinds.registry import register
-from tminus.spec.models import MigrateSpec
+from tminus.runbook.models import MigrateSpec
 
 
 @register("migrate", queries=("before", "after", "applied", "reverted", "count", "duration"))
@@ -116,7 +116,7 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
     import importlib.util
 
     from tminus.db.alembic_driver import MARKER, URL_VARIABLE
-    from tminus.db.migrations_lock import migration_lock
+    from tminus.db.migrations.lock import migration_lock
 
     if importlib.util.find_spec("alembic") is None:
         return Observation(error="alembic is not installed in this environment; install it (pip install alembic)"

@@ -6,7 +6,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import MigrationLintSpec
+from tminus.runbook.models import MigrationLintSpec
 
 MAX_EVIDENCE = 50  # findings kept in the ledger; values keep them all
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import NotifySpec
-from tminus.spec.monitor import Channel
+from tminus.runbook.models import NotifySpec
+from tminus.runbook.monitor import Channel
 
 
 @register("notify", queries=("status", "attempts", "delivered"))

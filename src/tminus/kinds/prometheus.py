@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import PrometheusSpec
+from tminus.runbook.models import PrometheusSpec
 
 DEFAULT_TIMEOUT = 30.0
 EVIDENCE_SERIES = 5

@@ -6,7 +6,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import RestoreSpec
+from tminus.runbook.models import RestoreSpec
 
 
 @register("restore", queries=("restored", "seconds"))

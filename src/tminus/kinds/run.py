@@ -15,7 +15,7 @@ from typing import Any
 
 from tminus.kinds.base import Observation, StepContext, tail
 from tminus.kinds.registry import register
-from tminus.spec.models import RunSpec
+from tminus.runbook.models import RunSpec
 
 # communicate() is called in slices so cancel and a shell that exits while a background child
 # still holds the pipes are noticed without a watcher thread per command.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-import sqlite3
 import threading
 import time
 import uuid
@@ -15,9 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tminus.db.sqltext import escape_literal_colons, split_statements
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import SqlSpec
+from tminus.runbook.models import SqlSpec
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -87,7 +86,7 @@ def _run(engine: Engine, statements: list[str], config: SqlSpec, guard: _Guard) 
         for stmt in statements:
             guard.check()
             if config.params:
-                result = conn.execute(text(_escape_literal_colons(stmt)), config.params)
+                result = conn.execute(text(escape_literal_colons(stmt)), config.params)
             else:
                 # No text(): a colon inside a literal ('{"a":1}') must not become a parameter.
                 result = plain.exec_driver_sql(stmt)
@@ -218,52 +217,6 @@ def close_shared(shared: dict[str, Any]) -> None:
     """Dispose the run's engines (the engine calls this when the run ends)."""
     for engine in shared.pop("sql.engines", {}).values():
         engine.dispose()
-
-
-# --- statements ---------------------------------------------------------------------------
-
-# Quoted strings and identifiers, comments and PostgreSQL dollar-quoted bodies, so a `;` inside
-# them does not split a statement.
-_TOKEN = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|/\*.*?\*/"""
-    r"""|(?<!\w)\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$|;""",
-    re.DOTALL,
-)
-_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
-
-
-def split_statements(sql: str, *, sqlite: bool = False) -> list[str]:
-    """Split a script on top-level semicolons. For SQLite, pieces are joined back until
-    sqlite3 calls them complete (a trigger body holds `;` between BEGIN and END)."""
-    pieces: list[str] = []
-    start = 0
-    for m in _TOKEN.finditer(sql):
-        if m.group() == ";":
-            pieces.append(sql[start : m.start()])
-            start = m.end()
-    pieces.append(sql[start:])
-    if sqlite:
-        merged: list[str] = []
-        pending = ""
-        for piece in pieces:
-            pending = f"{pending};{piece}" if pending else piece
-            if sqlite3.complete_statement(pending + ";"):
-                merged.append(pending)
-                pending = ""
-        if pending:
-            merged.append(pending)
-        pieces = merged
-    return [p.strip() for p in pieces if _COMMENT.sub("", p).strip()]
-
-
-def _escape_literal_colons(stmt: str) -> str:
-    """text() treats every `:name` as a parameter, even inside quotes; escape those."""
-
-    def esc(m: re.Match[str]) -> str:
-        tok = m.group()
-        return tok if tok == ";" else tok.replace(":", "\\:")
-
-    return _TOKEN.sub(esc, stmt)
 
 
 def _json_safe(value: Any) -> Any:

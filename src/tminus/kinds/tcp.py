@@ -7,7 +7,7 @@ import time
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import TcpSpec
+from tminus.runbook.models import TcpSpec
 
 MAX_CONNECT_TIMEOUT = 5.0
 

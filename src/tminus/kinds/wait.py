@@ -6,7 +6,7 @@ import time
 
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.spec.models import WaitSpec
+from tminus.runbook.models import WaitSpec
 
 DEFAULT_TIMEOUT = 60.0
 

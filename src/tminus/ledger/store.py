@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tminus.engine.events import NOTE
 from tminus.errors import LedgerError
+from tminus.events import NOTE
 from tminus.ledger import leases as _leases
 from tminus.ledger import schema as s
 from tminus.ledger.chain import Hasher, StoredEvent, normalise, verify_chain
@@ -21,7 +21,7 @@ from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, RunR
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Row
 
-    from tminus.engine.events import Event
+    from tminus.events import Event
     from tminus.ledger.leases import Lease
 
 # Built once: constructing statements costs more than executing them on SQLite (append is hot).

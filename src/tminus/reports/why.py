@@ -365,7 +365,7 @@ def _reader(run: Any, rule: str) -> Any:
     from tminus.monitor.replay import reading
 
     try:
-        from tminus.spec.loader import load_runbook
+        from tminus.runbook.loader import load_runbook
 
         monitor = load_runbook(run.runbook_path, text=run.runbook_text).runbook.monitor
         config = next(r for r in monitor.rules if r.name == rule).to_rule().config  # type: ignore[union-attr]

@@ -23,10 +23,10 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from tminus.errors import Location, Problem, RunbookError
-from tminus.spec.document import PathKey, RunbookDocument, SourceMap, assign_keys, path_to_str
-from tminus.spec.models import KIND_FIELDS, Identifier, Runbook, Step
-from tminus.spec.schema import accepts_shorthand
-from tminus.spec.validate import closest, semantic_problems
+from tminus.runbook.document import PathKey, RunbookDocument, SourceMap, assign_keys, path_to_str
+from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
+from tminus.runbook.schema import accepts_shorthand
+from tminus.runbook.validate import closest, semantic_problems
 
 _EXPECTED = {
     "string_type": "a string",

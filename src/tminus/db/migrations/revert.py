@@ -6,20 +6,19 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tminus.db import migrations_store as store
-
-# Imported when Migrator.revert first runs, so tminus.db.migrations is complete by then.
-from tminus.db.migrations import _cause, _excerpt
-from tminus.db.migrations_errors import HalfAppliedError, MigrationFailed, NotRevertible, RevertIncomplete
-from tminus.db.migrations_files import MigrationFile, is_no_transaction, read_text
-from tminus.db.migrations_lock import migration_lock
-from tminus.db.migrations_report import Done, Outcome, run_verify_script
-from tminus.db.migrations_store import AppliedRow
+from tminus.db.migrations import store
+from tminus.db.migrations.errors import HalfAppliedError, MigrationFailed, NotRevertible, RevertIncomplete
+from tminus.db.migrations.errors import cause as _cause
+from tminus.db.migrations.errors import excerpt as _excerpt
+from tminus.db.migrations.files import MigrationFile, is_no_transaction, read_text
+from tminus.db.migrations.lock import migration_lock
+from tminus.db.migrations.report import Done, Outcome, run_verify_script
+from tminus.db.migrations.store import AppliedRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from tminus.db.migrations import Migrator
+    from tminus.db.migrations.migrator import Migrator
 
 
 def revert(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
@@ -75,7 +74,7 @@ def _plan_revert(m: Migrator, files: list[MigrationFile], to: str, rows: list[Ap
     return Outcome("revert", st.current, after, done, dry_run=True)
 
 def _down_statements(m: Migrator, mf: MigrationFile) -> list[str]:
-    from tminus.kinds.sql import split_statements
+    from tminus.db.sqltext import split_statements
 
     assert mf.down is not None
     return split_statements(read_text(mf.down), sqlite=m.sqlite)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tminus.spec.document import PathKey
-from tminus.spec.models import Runbook
+from tminus.runbook.document import PathKey
+from tminus.runbook.models import Runbook
 
 Add = Callable[..., None]
 _PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"

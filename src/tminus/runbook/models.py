@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from tminus.spec.monitor import AlertRule, Channel
-from tminus.spec.types import Duration, Identifier, OnFailure, Retry, Spec
+from tminus.runbook.monitor import AlertRule, Channel
+from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
 
 # --- kind configurations ---------------------------------------------------------------
 

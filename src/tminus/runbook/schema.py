@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tminus.spec import models
-from tminus.spec.models import KIND_FIELDS, Runbook
+from tminus.runbook import models
+from tminus.runbook.models import KIND_FIELDS, Runbook
 
 SCHEMA_ID = "https://tminus.dev/schema/runbook-v1.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tminus.db.migrations_errors import MigrationFileError
+from tminus.db.migrations.errors import MigrationFileError
 
 _FILE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<suffix>\.down|\.verify)?\.sql$")
 # Only leading comment lines are searched, so a string literal further down cannot opt a file out.
@@ -55,7 +55,7 @@ class MigrationFile:
         return not is_no_transaction(self.text)
 
     def statements(self, *, sqlite: bool) -> list[str]:
-        from tminus.kinds.sql import split_statements
+        from tminus.db.sqltext import split_statements
 
         return split_statements(normalize(self.text), sqlite=sqlite)
 

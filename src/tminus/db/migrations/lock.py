@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from tminus.db.migrations_errors import MigrationLockTimeout
-from tminus.db.migrations_store import Tables, now
+from tminus.db.migrations.errors import MigrationLockTimeout
+from tminus.db.migrations.store import Tables, now
 from tminus.processes import pid_alive
 
 if TYPE_CHECKING:

@@ -9,9 +9,8 @@ names are errors, never empty strings: a typo must not turn `rm -rf {{ vars.dir 
 from __future__ import annotations
 
 import json
-import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -20,10 +19,9 @@ from jinja2.parser import Parser
 from pydantic import BaseModel, ValidationError
 
 from tminus.errors import TemplateError
+from tminus.templating.masking import MASK, Masker
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
-MIN_SECRET_LENGTH = 3  # shorter values would mask innocent text everywhere ("1", "on")
-MASK = "***"
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "none", "null"})
 
 
@@ -37,42 +35,6 @@ def when_expression(text: str) -> str:
     if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
         return stripped[2:-2].strip()
     return stripped
-
-
-class Masker:
-    """Replaces secret values by `***` in any text or structure before it is shown or stored."""
-
-    def __init__(self, values: Iterable[str] = ()) -> None:
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        for v in values:
-            self.add(v)
-
-    def add(self, value: str) -> None:
-        if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH or value in self._values:
-            return
-        self._values.add(value)
-        # Longest first, so a secret containing another is masked whole.
-        ordered = sorted(self._values, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-
-    def mask(self, text: str) -> str:
-        if self._pattern is None or not text:
-            return text
-        return self._pattern.sub(MASK, text)
-
-    def mask_obj(self, obj: Any) -> Any:
-        if self._pattern is None:  # nothing to mask: no need to copy every event's data
-            return obj
-        if isinstance(obj, str):
-            return self.mask(obj)
-        if isinstance(obj, Mapping):
-            return {self.mask_obj(k): self.mask_obj(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.mask_obj(v) for v in obj]
-        if isinstance(obj, tuple):
-            return tuple(self.mask_obj(v) for v in obj)
-        return obj
 
 
 class _Named(dict[str, Any]):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tminus.errors import Location
-from tminus.spec.models import Runbook, Step
+from tminus.runbook.models import Runbook, Step
 
 PathKey = tuple[str | int, ...]
 

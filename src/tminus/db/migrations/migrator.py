@@ -4,7 +4,7 @@ A directory holds `NNNN_name.sql`, optionally `NNNN_name.down.sql` (revert) and 
 (a query whose first column is true once the migration is in place). Each migration runs in its own
 transaction with its tracking row, unless its leading comments say `-- tminus: no-transaction`: then
 its statements run one by one in autocommit and each completed statement is recorded, so an
-interrupted run resumes at the next statement. See migrations_lock for how migrators exclude each
+interrupted run resumes at the next statement. See lock.py for how migrators exclude each
 other. Typical use:
 
     with Migrator(url, "migrations") as m:
@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tminus.db import migrations_store as store
-from tminus.db.migrations_errors import (
+from tminus.db.migrations import store
+from tminus.db.migrations.errors import (
     DriftError,
     HalfAppliedError,
     LockTimeout,
@@ -34,9 +34,15 @@ from tminus.db.migrations_errors import (
     RevertIncomplete,
     VerifyFailed,
 )
-from tminus.db.migrations_files import MigrationFile, checksum, discover
-from tminus.db.migrations_lock import migration_lock
-from tminus.db.migrations_report import (
+from tminus.db.migrations.errors import (
+    cause as _cause,
+)
+from tminus.db.migrations.errors import (
+    excerpt as _excerpt,
+)
+from tminus.db.migrations.files import MigrationFile, checksum, discover
+from tminus.db.migrations.lock import migration_lock
+from tminus.db.migrations.report import (
     AppliedState,
     Done,
     HalfApplied,
@@ -46,7 +52,7 @@ from tminus.db.migrations_report import (
     invalid_indexes,
     run_verify_script,
 )
-from tminus.db.migrations_store import AppliedRow, Tables
+from tminus.db.migrations.store import AppliedRow, Tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -57,9 +63,6 @@ __all__ = [
     "RevertIncomplete", "Status", "VerifyFailed",
 ]
 
-EXCERPT = 300  # characters of a failed statement quoted in errors
-
-
 def default_operator() -> str:
     import getpass
     import os
@@ -68,15 +71,6 @@ def default_operator() -> str:
         return os.environ.get("TMINUS_OPERATOR") or getpass.getuser()
     except Exception:  # no passwd entry in some containers
         return "unknown"
-
-
-def _excerpt(stmt: str) -> str:
-    flat = " ".join(stmt.split())
-    return flat if len(flat) <= EXCERPT else flat[:EXCERPT] + " ..."
-
-
-def _cause(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def _lock_not_available(exc: BaseException) -> bool:
@@ -450,11 +444,11 @@ class Migrator:
         return Done(mf.version, mf.name, str(mf.path), len(statements), ms, resumed_from=len(done),
                     transactional=False)
 
-    # --- revert (in migrations_revert) -----------------------------------------------------
+    # --- revert (in revert.py) ------------------------------------------------------------
 
     def revert(self, to: str, dry_run: bool = False) -> Outcome:
         """Run down files of applied versions above `to`, newest first; `to="0"` reverts everything.
         After each, the migration's verify script must fail: otherwise its objects are still there."""
-        from tminus.db.migrations_revert import revert
+        from tminus.db.migrations.revert import revert
 
         return revert(self, to, dry_run=dry_run)

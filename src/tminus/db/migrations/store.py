@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tminus.db.migrations_errors import MigrationError
+from tminus.db.migrations.errors import MigrationError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

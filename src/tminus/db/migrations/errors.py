@@ -60,3 +60,15 @@ class MigrationLockTimeout(MigrationError):
     def __init__(self, message: str, *, holder: str | None = None):
         self.holder = holder
         super().__init__(message)
+
+
+EXCERPT = 300  # characters of a failed statement quoted in errors
+
+
+def excerpt(stmt: str) -> str:
+    flat = " ".join(stmt.split())
+    return flat if len(flat) <= EXCERPT else flat[:EXCERPT] + " ..."
+
+
+def cause(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from tminus.spec.types import Duration, Identifier, Retry, Spec
+from tminus.runbook.types import Duration, Identifier, Retry, Spec
 
 Policy = Literal["breach", "ignore", "hold"]
 MonitorAction = Literal["rollback", "abort", "pause", "notify"]

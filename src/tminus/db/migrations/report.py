@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tminus.db.migrations_files import MigrationFile, read_text, truthy
-from tminus.db.migrations_store import AppliedRow
+from tminus.db.migrations.files import MigrationFile, read_text, truthy
+from tminus.db.migrations.store import AppliedRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -77,7 +77,7 @@ class Outcome:
 def run_verify_script(conn: Connection, mf: MigrationFile, *, sqlite: bool) -> str | None:
     """Run `mf`'s verify script on `conn`; None when it passes, else why it failed. SQL errors
     propagate (the caller decides whether an error means failed or, after a revert, gone)."""
-    from tminus.kinds.sql import split_statements
+    from tminus.db.sqltext import split_statements
 
     assert mf.verify is not None
     statements = split_statements(read_text(mf.verify), sqlite=sqlite)

@@ -15,10 +15,10 @@ from jinja2 import meta, nodes
 from pydantic import BaseModel
 
 from tminus.errors import ExpectationSyntaxError, Location, Problem
-from tminus.spec.document import PathKey, SourceMap, path_to_str
-from tminus.spec.models import Runbook, Step
-from tminus.spec.templating import has_template, new_environment, parse_expression, when_expression
-from tminus.spec.validate_monitor import monitor_problems
+from tminus.runbook.document import PathKey, SourceMap, path_to_str
+from tminus.runbook.models import Runbook, Step
+from tminus.runbook.validate_monitor import monitor_problems
+from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
