@@ -1,6 +1,8 @@
-"""The one callback interface through which the engine reports what happens.
+"""What a run records: the event types, the event itself, and the bus that delivers it.
 
-The ledger and the display both subscribe; neither is known to the engine.
+Defined below the ledger and the engine: the engine emits, the ledger stores, the projection folds,
+the display prints; none of them knows the others. Every event type is a constant here: nothing
+else spells an event's name.
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ NOTIFY_SENT = "notify.sent"  # a notification delivered (attempts, status)
 NOTIFY_FAILED = "notify.failed"  # every attempt failed
 RUN_FINISHED = "run.finished"
 NOTE = "note"  # operator notes, unlock reasons, resume choices
+STEP_EFFECT = "step.effect"  # what a kind found or started, recorded *before* it acts on it
+STOP_REQUESTED = "run.stop"  # the stop channel was used: interrupt, rollback, abort or kill switch
+POLICY_APPLIED = "policy.applied"  # a policy hook (before a step, after a section) acted
+
+# The version of event payloads this tminus writes; readers upcast older payloads (see projection).
+PAYLOAD_VERSION = 1
+
+TYPES = frozenset({
+    RUN_STARTED, RUN_RESUMED, SECTION_STARTED, SECTION_FINISHED, STEP_STARTED, STEP_ATTEMPT, STEP_FINISHED,
+    STEP_SKIPPED, STEP_EFFECT, APPROVAL_REQUESTED, APPROVAL_GIVEN, DECISION, ROLLBACK_STARTED,
+    ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
+    NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
+})
 
 
 def utcnow() -> str:
