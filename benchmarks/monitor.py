@@ -343,7 +343,8 @@ def judge_inprocess(server: Server, probes: int, interval: float, duration: floa
     """A monitor inside this process (Session.watch, as `tminus monitor` drives it, SQLite ledger)
     with one `consecutive: 1` notify rule per probe. A subscriber placed right after the ledger on
     the run's event bus reads the wall clock as each event reaches it, i.e. once it is stored."""
-    from tminus.engine.session import Options, Session
+    from tminus.engine.context import Options
+    from tminus.engine.session import Session
     from tminus.ledger import open_ledger
     from tminus.runbook.loader import load_runbook
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tminus.errors import TemplateError
+from tminus.httperrors import describe_transport_error
 from tminus.runbook.monitor import Channel
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def _deliver(
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             error, transient = f"invalid webhook URL {shown}: {exc}", False
         except httpx.HTTPError as exc:
-            error, transient = f"{method} {shown} failed: {_describe(exc)}", True
+            error, transient = f"{method} {shown} failed: {describe_transport_error(exc)}", True
         else:
             status = response.status_code
             error, transient = _judge(response, shown)
@@ -199,12 +200,6 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
-
-
-def _describe(exc: Exception) -> str:
-    from tminus.kinds.http import _describe as describe
-
-    return describe(exc)
 
 
 def _scrub(text: str, url: str, shown: str) -> str:

@@ -1,11 +1,13 @@
-"""The monitor's live table and plain lines, from events as the engine emits them."""
+"""The monitor's live table and its plain lines (through the one event-line formatter), from events as
+the engine emits them."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
 from tminus import events as ev
-from tminus.cli.monitor_view import MonitorBoard, monitor_line
+from tminus.cli.lines import format_event
+from tminus.cli.monitor_view import MonitorBoard
 from tminus.events import Event
 
 
@@ -41,10 +43,11 @@ def test_the_board_follows_probes_and_rule_states() -> None:
 
 
 def test_plain_lines_show_transitions_always_and_samples_only_when_verbose() -> None:
-    assert monitor_line(SAMPLE, "12:00", verbose=False) is None
-    assert monitor_line(SAMPLE, "12:00", verbose=True) == "12:00   · health (window): status=200 4ms"
-    assert monitor_line(FIRING, "12:00", verbose=False) == (
+    assert format_event(SAMPLE, "12:00", evidence=True) == "12:00   · health (window): status=200 4ms"  # show
+    assert format_event(SAMPLE, "12:00", verbose=False) is None
+    assert format_event(SAMPLE, "12:00", verbose=True) == "12:00   · health (window): status=200 4ms"
+    assert format_event(FIRING, "12:00") == (
         "12:00   ◎ pool saturated: pending → firing: probe 3/3: 0.95 >= 0.90")
     failed = event(ev.NOTIFY_FAILED, channel="ops", error="HTTP 404 from https://hooks.example/***")
-    assert monitor_line(failed, "12:00", verbose=False) == (
+    assert format_event(failed, "12:00") == (
         "12:00   ✗ notify ops failed: HTTP 404 from https://hooks.example/***")

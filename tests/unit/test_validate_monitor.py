@@ -86,8 +86,8 @@ def test_an_interval_longer_than_the_window_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_plan_shows_the_monitor_window_and_each_rule(tmp_path: Path) -> None:
+    from tminus.engine.context import Options
     from tminus.engine.plan import build_plan
-    from tminus.engine.session import Options
 
     path = tmp_path / "runbook.yaml"
     path.write_text(GOOD.replace("decision:", "x:") + "decision: {mode: manual, require_second_person: true}\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Any
 
 import click
 
@@ -20,8 +19,8 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
-    parse_vars,
 )
+from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
 from tminus.engine.exitcodes import Exit
 
 EXIT_CODES_HELP = """\b
@@ -100,7 +99,7 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
     from tminus.engine.plan import build_plan
 
     doc = load_document(file)
-    opts = _options(doc, environment, var_items, operator)
+    opts = build_options(doc, environment, var_items, operator)
     p = build_plan(doc, opts)
     if as_json:
         emit_json(p.to_dict())
@@ -109,78 +108,6 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
 
 
 # --- running ---------------------------------------------------------------------------------
-
-
-def _options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,
-             **kw: Any) -> Any:
-    from tminus.engine.session import Options, resolve_environment
-    from tminus.errors import TminusError
-
-    try:
-        env = resolve_environment(doc, environment)
-    except TminusError as exc:
-        fail(str(exc), Exit.USAGE)
-    kw.setdefault("overrides", parse_vars(var_items))
-    return Options(environment=env, operator=operator or default_operator(), **kw)
-
-
-def run_options(fn: Any) -> Any:
-    fn = click.option("--yes", "-y", is_flag=True, help="Approve every manual step and a manual go/no-go.")(fn)
-    fn = click.option("--no-input", is_flag=True,
-                      help="Never wait for an operator: manual steps fail at once.")(fn)
-    fn = click.option("--lock-wait", default="0s", metavar="DURATION",
-                      help="Wait this long for another run of the same runbook and environment.")(fn)
-    fn = click.option("-v", "--verbose", is_flag=True, help="Also print each step as it starts.")(fn)
-    return fn
-
-
-def _duration(text: str, option: str) -> float:
-    from tminus.durations import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        fail(f"{option}: {exc}", Exit.USAGE)
-
-
-def _recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
-    """The --var values the run started with, so resume and rollback render the same commands."""
-    for event in ledger.events(run_id):
-        if event.type == "run.started":
-            return dict(event.data.get("overrides") or {})
-    return {}
-
-
-def _drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool, action: Any) -> None:
-    from tminus.cli.display import make_display
-    from tminus.engine.session import Session
-    from tminus.errors import LedgerError, LockHeld, ResumeRefused
-
-    ledger = open_ledger_or_fail(ledger_url)
-    display = make_display(verbose=verbose)
-    session = Session(doc, ledger, opts, [display], pause_display=display.pause)
-    try:
-        result = action(session)
-    except LockHeld as exc:
-        display.close()
-        fail(str(exc), Exit.LOCKED)
-    except ResumeRefused as exc:
-        display.close()
-        fail(str(exc), Exit.NEEDS_OPERATOR)
-    except LedgerError as exc:
-        display.close()
-        fail(str(exc))
-    finally:
-        display.close()
-    if as_json:
-        emit_json({"run_id": session.run_id, "status": result.status, "exit_code": int(result.exit),
-                   "reason": result.reason, "failures": result.failures, "ledger": ledger.url})
-    else:
-        click.echo(f"\n{result.status.upper().replace('_', ' ')}: {result.reason}", err=True)
-        click.echo(f"run {session.run_id} · ledger {ledger.url} · details: tminus show {session.run_id}",
-                   err=True)
-    ledger.close()
-    sys.exit(int(result.exit))
 
 
 @cli.command()
@@ -194,8 +121,8 @@ def gate(file: str, environment: str | None, var_items: tuple[str, ...], operato
          ledger_url: str | None, as_json: bool, verbose: bool) -> None:
     """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked."""
     doc = load_document(file)
-    opts = _options(doc, environment, var_items, operator, no_input=True)
-    _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
+    opts = build_options(doc, environment, var_items, operator, no_input=True)
+    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
 
 
 @cli.command()
@@ -209,9 +136,8 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
         lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Run a runbook: gates, phases, verify, decision; roll back on failure."""
     doc = load_document(file)
-    opts = _options(doc, environment, var_items, operator, yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
-    _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
+    opts = build_options(doc, environment, var_items, operator, **operator_flags(yes, no_input, lock_wait))
+    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
 
 
 @cli.command()
@@ -244,11 +170,10 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
         if not reason:
             fail("--allow-changed needs --reason", Exit.USAGE)
     doc = load_document(str(path), text=text)
-    opts = _options(doc, record.environment, (), operator, overrides=_recorded_overrides(ledger, record.id),
-                    yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
+    opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
+                         **operator_flags(yes, no_input, lock_wait))
     ledger.close()
-    _drive(doc, opts, ledger_url, as_json, verbose,
+    drive(doc, opts, ledger_url, as_json, verbose,
            lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
 
 
@@ -266,11 +191,10 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
     doc = load_document(record.runbook_path, text=record.runbook_text)
-    opts = _options(doc, record.environment, (), operator, overrides=_recorded_overrides(ledger, record.id),
-                    yes=yes, no_input=no_input,
-                    interactive=sys.stdin.isatty() and not no_input, lock_wait=_duration(lock_wait, '--lock-wait'))
+    opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
+                         **operator_flags(yes, no_input, lock_wait))
     ledger.close()
-    _drive(doc, opts, ledger_url, as_json, verbose,
+    drive(doc, opts, ledger_url, as_json, verbose,
            lambda s: s.rollback(find_run(s.ledger, record.id), reason=reason))
 
 

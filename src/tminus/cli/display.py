@@ -11,11 +11,10 @@ import time
 from typing import Any, TextIO
 
 from tminus import events as ev
-from tminus.cli.monitor_view import MonitorBoard, monitor_line
-from tminus.durations import format_clock, format_duration, format_tplus
+from tminus.cli.lines import format_event, live_stamp
+from tminus.cli.monitor_view import MonitorBoard
+from tminus.durations import format_clock, format_duration
 from tminus.events import Event
-
-MARK = {"ok": "✓", "failed": "✗", "skipped": "-"}
 
 
 class PlainDisplay:
@@ -43,62 +42,10 @@ class PlainDisplay:
     def close(self) -> None:
         pass
 
-    def tplus(self, event: Event) -> str:
-        if self.t0 is None:
-            self.t0 = event.monotonic
-        return format_clock(event.monotonic - self.t0)
-
     def format(self, e: Event) -> str | None:
-        d = e.data
-        stamp = f"{e.at[11:23]} {self.tplus(e):>9}"
-        if e.type in (ev.RUN_STARTED, ev.RUN_RESUMED):
-            verb = "resumed" if e.type == ev.RUN_RESUMED else "started"
-            return (f"{stamp} run {e.run_id} {verb}: {d.get('runbook')} in {d.get('environment')} "
-                    f"by {d.get('operator')}@{d.get('host')}")
-        if e.type == ev.SECTION_STARTED:
-            section = d.get("section", "")
-            extra = ""
-            if d.get("budget") is not None:
-                extra = f" (budget {format_duration(d['budget'])}, planned {format_tplus(d.get('planned_start') or 0)})"
-            return f"{stamp} ▶ {section}{extra}"
-        if e.type == ev.SECTION_FINISHED and str(d.get("section", "")).startswith("phase:") and d.get("ok"):
-            actual, budget = d.get("actual"), d.get("budget")
-            if actual is not None:
-                vs = f" vs budget {format_duration(budget)}" if budget else ""
-                return f"{stamp}   {d['section']} done in {format_duration(actual)}{vs}"
-            return None
-        if e.type == ev.STEP_STARTED:
-            return f"{stamp}   … {d.get('name')}" if self.verbose else None
-        if e.type == ev.STEP_FINISHED:
-            status = d.get("status", "")
-            took = format_duration((d.get("duration_ms") or 0) / 1000)
-            tries = f", {d['attempts']} attempts" if (d.get("attempts") or 0) > 1 else ""
-            line = f"{stamp}   {MARK.get(status, '?')} {d.get('name')} ({took}{tries})"
-            if status == "failed" and d.get("message"):
-                line += "\n" + _indent(d["message"], 6)
-            return line
-        if e.type == ev.STEP_ATTEMPT:
-            first = str(d.get("message", "")).splitlines()[:1]
-            return f"{stamp}     attempt {d.get('attempt')} failed: {first[0] if first else ''}"
-        if e.type == ev.STEP_SKIPPED:
-            return f"{stamp}   - {d.get('name')} skipped: {d.get('message')}"
-        if e.type == ev.APPROVAL_REQUESTED:
-            return f"{stamp}   ? waiting for an operator: {d.get('prompt')}\n      approve: {d.get('approve_with')}"
-        if e.type == ev.APPROVAL_GIVEN:
-            verdict = "approved" if d.get("approved") else "refused"
-            why = f": {d['reason']}" if d.get("reason") else ""
-            return f"{stamp}   {verdict} by {d.get('by')} ({d.get('how')}){why}"
-        if e.type == ev.DECISION:
-            return f"{stamp} ◆ decision ({d.get('mode')}): {str(d.get('verdict', '')).upper()}"
-        if e.type == ev.ROLLBACK_STARTED:
-            return f"{stamp} ↺ rollback: {str(d.get('reason', '')).splitlines()[0]}"
-        if e.type == ev.ROLLBACK_FINISHED:
-            return f"{stamp} ↺ rollback {'complete' if d.get('ok') else 'FAILED'}"
-        if e.type == ev.NOTE and d.get("message"):
-            return f"{stamp}   note: {d['message']}"
-        if e.type == ev.RUN_FINISHED:
-            return f"{stamp} run {e.run_id} {d.get('status')} (exit {d.get('exit_code')})"
-        return monitor_line(e, stamp, self.verbose)
+        if self.t0 is None:
+            self.t0 = e.monotonic
+        return format_event(e, live_stamp(e.at, e.monotonic - self.t0), verbose=self.verbose)
 
 
 class LiveDisplay(PlainDisplay):
@@ -175,7 +122,3 @@ def make_display(*, tty: bool | None = None, verbose: bool = False) -> PlainDisp
         tty = sys.stderr.isatty()
     return LiveDisplay() if tty else PlainDisplay(verbose=verbose)
 
-
-def _indent(text: str, n: int) -> str:
-    pad = " " * n
-    return "\n".join(pad + line for line in text.splitlines())

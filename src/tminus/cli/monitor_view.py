@@ -1,4 +1,4 @@
-"""The monitor's live table (probes and rule states) and its plain lines, built from events."""
+"""The monitor's live table (probes and rule states), built from events; its plain lines are in lines.py."""
 
 from __future__ import annotations
 
@@ -7,47 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tminus import events as ev
+from tminus.cli.lines import sample_text
 from tminus.durations import format_duration
 from tminus.events import Event
 
 STATE_STYLE = {"ok": "green", "pending": "yellow", "firing": "bold red", "inconclusive": "magenta"}
-
-
-def monitor_line(e: Any, stamp: str, verbose: bool) -> str | None:
-    """The plain line for a monitor or notification event (None: nothing worth a line); `e` is a
-    live Event or a ledger EventRecord."""
-    d = e.data
-    if e.type == ev.MONITOR_STARTED:
-        probes, rules = len(d.get("probes") or []), len(d.get("rules") or [])
-        return (f"{stamp} ▶ monitor {d.get('stage')}: {format_duration(d.get('duration') or 0)}, "
-                f"every {format_duration(d.get('interval') or 0)}; {probes} probe(s), {rules} rule(s)")
-    if e.type == ev.MONITOR_SAMPLE:
-        return f"{stamp}   · {d.get('probe')} ({d.get('stage')}): {sample_text(d)}" if verbose else None
-    if e.type == ev.MONITOR_TRANSITION:
-        return f"{stamp}   ◎ {d.get('rule')}: {d.get('from')} → {d.get('to')}: {d.get('reason')}"
-    if e.type == ev.MONITOR_ACTION:
-        extra = f" ({d['outcome']})" if d.get("outcome") not in (None, d.get("action")) else ""
-        return f"{stamp}   ! {d.get('rule')}: {d.get('action')}{extra}"
-    if e.type == ev.MONITOR_FINISHED:
-        verdict = "passed" if d.get("ok") else str(d.get("outcome"))
-        return f"{stamp}   monitor {d.get('stage')} {verdict}: {d.get('samples')} samples"
-    if e.type == ev.NOTIFY_SENT:
-        tries = len(d.get("attempts") or [])
-        return f"{stamp}   ✉ notified {d.get('channel')} ({tries} attempt{'s' if tries != 1 else ''})"
-    if e.type == ev.NOTIFY_FAILED:
-        return f"{stamp}   ✗ notify {d.get('channel')} failed: {d.get('error')}"
-    return None
-
-
-def sample_text(d: dict[str, Any]) -> str:
-    if d.get("error"):
-        return f"error: {d['error']}"
-    values = d.get("values") or {}
-    shown = [f"{k}={values[k]}" for k in ("status", "value", "scalar", "exit_code") if k in values]
-    took = d.get("duration_ms")
-    if took is not None:
-        shown.append(f"{took:.0f}ms")
-    return " ".join(shown) or "ok"
 
 
 @dataclass

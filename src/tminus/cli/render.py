@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from datetime import UTC, datetime
@@ -12,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tminus import events as ev
-from tminus.durations import format_duration, format_tplus
+from tminus.cli.lines import format_event, show_stamp
+from tminus.durations import format_duration
 from tminus.processes import pid_alive
 
 # Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.
@@ -219,78 +219,11 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     t0 = datetime.fromisoformat(events[0].at)
     console.print()
     for e in events:
-        line = _show_line(e, (datetime.fromisoformat(e.at) - t0).total_seconds(), evidence)
+        offset = (datetime.fromisoformat(e.at) - t0).total_seconds()
+        line = format_event(e, show_stamp(offset), evidence=evidence)  # monitor samples only with evidence
         if line:
             console.print(line, markup=False)
     style = "green" if run.status == "completed" else "red"
     console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")
     if run.reason:
         console.print(f"Why: {run.reason}", markup=False)
-
-
-def _show_line(e: Any, offset: float, evidence: bool) -> str | None:
-    d = e.data or {}
-    at = f"{format_tplus(offset):>7} +{offset:7.2f}s"
-    if e.type in (ev.RUN_STARTED, ev.RUN_RESUMED):
-        return f"{at}  {e.type} by {d.get('operator')}@{d.get('host')}" + (
-            f" ({d.get('reason')})" if d.get("reason") else "")
-    if e.type == ev.SECTION_STARTED:
-        planned = ""
-        if d.get("budget") is not None:
-            planned = f"  planned start {format_tplus(d.get('planned_start') or 0)}, budget {_dur(d['budget'])}"
-        return f"{at}  ▶ {d.get('section')}{planned}"
-    if e.type == ev.SECTION_FINISHED and d.get("actual") is not None:
-        return f"{at}    {d.get('section')}: actual {_dur(d['actual'])} vs budget {_dur(d.get('budget'))}"
-    if e.type == ev.STEP_FINISHED:
-        mark = {"ok": "✓", "failed": "✗", "skipped": "-"}.get(d.get("status", ""), "?")
-        tries = f", {d.get('attempts')} attempts" if (d.get("attempts") or 0) > 1 else ""
-        out = [f"{at}    {mark} {d.get('name')} [{e.step_key}] {_dur((d.get('duration_ms') or 0) / 1000)}{tries}"]
-        if d.get("status") == "failed" and d.get("message"):
-            out += ["          " + ln for ln in str(d["message"]).splitlines()]
-        if evidence:
-            out += ["          " + ln for ln in _evidence_lines(d)]
-        return "\n".join(out)
-    if e.type == ev.STEP_ATTEMPT:
-        return f"{at}      attempt {d.get('attempt')} failed: {str(d.get('message', '')).splitlines()[:1]}"
-    if e.type == ev.STEP_SKIPPED:
-        return f"{at}    - {d.get('name')} skipped: {d.get('message')}"
-    if e.type == ev.APPROVAL_REQUESTED:
-        return f"{at}    ? approval requested: {d.get('prompt')}"
-    if e.type == ev.APPROVAL_GIVEN:
-        return (f"{at}    {'approved' if d.get('approved') else 'refused'} by {d.get('by')} via {d.get('how')}"
-                + (f": {d['reason']}" if d.get("reason") else ""))
-    if e.type == ev.DECISION:
-        return f"{at}  ◆ decision {d.get('mode')}: {d.get('verdict')}" + (
-            f" by {d['by']}" if d.get("by") else "")
-    if e.type == ev.ROLLBACK_STARTED:
-        return f"{at}  ↺ rollback started: {str(d.get('reason', '')).splitlines()[0]}"
-    if e.type == ev.ROLLBACK_FINISHED:
-        return f"{at}  ↺ rollback {'complete' if d.get('ok') else 'FAILED'}" + (
-            f"\n          {d['state']}" if d.get("state") else "")
-    if e.type == ev.NOTE:
-        return f"{at}    note: {json.dumps(d, default=str)}"
-    if e.type == ev.RUN_FINISHED:
-        return f"{at}  run {d.get('status')} (exit {d.get('exit_code')})"
-    from tminus.cli.monitor_view import monitor_line
-
-    return monitor_line(e, at, verbose=evidence)  # samples only with --evidence: one per probe per interval
-
-
-def _evidence_lines(d: dict[str, Any]) -> list[str]:
-    evidence = d.get("evidence") or {}
-    lines = []
-    for v in d.get("verdicts") or []:
-        mark = {True: "✓", False: "✗", None: "∅"}.get(v.get("passed"), "?")
-        lines.append(f"{mark} {v.get('message')}")
-    for key, value in evidence.items():
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        text = text.strip()
-        if not text:
-            continue
-        if "\n" in text or len(text) > 160:
-            body = text.splitlines()[-6:]
-            lines.append(f"{key}:")
-            lines += ["  " + ln[:200] for ln in body]
-        else:
-            lines.append(f"{key}: {text}")
-    return lines

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from tminus.cli.common import env_options, fail, json_option, ledger_option, load_document, operator_option
+from tminus.cli.running import build_options, drive, operator_flags, parse_duration_option, run_options
 from tminus.engine.exitcodes import Exit
 
 
 def register(cli: Any) -> None:
-    from tminus.cli.app import _drive, _duration, _options, run_options
-
     @cli.command("monitor")
     @click.argument("file", type=click.Path(dir_okay=False))
     @env_options
@@ -43,13 +41,11 @@ def register(cli: Any) -> None:
             fail(f"{file} has no monitor section", Exit.USAGE,
                  hint="add monitor: {duration: 10m, interval: 15s, probes: [...], rules: [...]}")
         if interval is not None:
-            seconds = _duration(interval, "--interval")
+            seconds = parse_duration_option(interval, "--interval")
             if seconds <= 0:
                 fail("--interval must be more than 0", Exit.USAGE)
             spec.interval = seconds
-        opts = _options(doc, environment, var_items, operator, yes=yes, no_input=no_input,
-                        interactive=sys.stdin.isatty() and not no_input,
-                        lock_wait=_duration(lock_wait, "--lock-wait"))
-        watch_for = None if duration is None else _duration(duration, "--duration")
-        learn_for = None if baseline is None else _duration(baseline, "--baseline")
-        _drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.watch(baseline=learn_for, duration=watch_for))
+        opts = build_options(doc, environment, var_items, operator, **operator_flags(yes, no_input, lock_wait))
+        watch_for = None if duration is None else parse_duration_option(duration, "--duration")
+        learn_for = None if baseline is None else parse_duration_option(baseline, "--baseline")
+        drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.watch(baseline=learn_for, duration=watch_for))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tminus.durations import format_clock, format_duration, format_tplus
-from tminus.engine.session import Options, build_templater, effective_vars
+from tminus.engine.context import Options, build_templater, effective_vars
 from tminus.errors import TemplateError
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step

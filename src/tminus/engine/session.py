@@ -11,77 +11,26 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
+from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
 from tminus.engine.resume import history_from_events
 from tminus.engine.runner import Prior, Runner, RunResult
 from tminus.engine.steps import StepRunner
-from tminus.errors import ResumeRefused, TminusError
+from tminus.errors import ResumeRefused
 from tminus.events import EventBus, Subscriber
 from tminus.runbook.document import RunbookDocument
-from tminus.templating.templater import Templater
 
 RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
-
-
-@dataclass
-class Options:
-    environment: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-    operator: str = ""
-    yes: bool = False
-    no_input: bool = False
-    interactive: bool = False
-    lock_wait: float = 0.0
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
 def new_run_id() -> str:
     """Sortable and short: 20261123-094512-3fa9."""
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def resolve_environment(doc: RunbookDocument, name: str | None) -> str:
-    envs = doc.runbook.environments
-    if name is None:
-        if not envs:
-            return "default"
-        if len(envs) == 1:
-            return next(iter(envs))
-        raise TminusError(f"choose an environment with -e: {', '.join(envs)}")
-    if envs and name not in envs:
-        raise TminusError(f"unknown environment '{name}'; the runbook defines: {', '.join(envs)}")
-    return name
-
-
-def effective_vars(doc: RunbookDocument, environment: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(doc.runbook.vars)
-    env = doc.runbook.environments.get(environment)
-    if env is not None:
-        merged.update(env.vars)
-    merged.update(overrides)
-    return merged
-
-
-def build_templater(
-    doc: RunbookDocument, opts: Options, facts: dict[str, Any], *, plan_mode: bool = False
-) -> Templater:
-    return Templater(
-        vars=effective_vars(doc, opts.environment, opts.overrides),
-        environ=opts.environ,
-        secrets=doc.runbook.secrets,
-        run=facts,
-        plan_mode=plan_mode,
-    )
-
-
-def lease_key(doc: RunbookDocument, environment: str) -> str:
-    return f"{doc.runbook.name}@{environment}"
 
 
 class Session:
@@ -323,4 +272,4 @@ def _close_shared(shared: dict[str, Any]) -> None:
             loaded.close_shared(shared)
 
 
-__all__ = ["Exit", "Options", "Session", "effective_vars", "new_run_id", "resolve_environment"]
+__all__ = ["Exit", "Session", "new_run_id"]

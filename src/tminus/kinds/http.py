@@ -7,6 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from tminus.httperrors import describe_transport_error
 from tminus.kinds.base import Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import HttpSpec
@@ -59,7 +60,7 @@ def execute(config: HttpSpec, ctx: StepContext) -> Observation:
             evidence=evidence,
         )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return Observation(error=f"{method} {config.url} failed: {_describe(exc)}", evidence=evidence)
+        return Observation(error=f"{method} {config.url} failed: {describe_transport_error(exc)}", evidence=evidence)
     duration_ms = (time.perf_counter() - start) * 1000.0
 
     body = response.text
@@ -109,20 +110,6 @@ def close_shared(shared: dict[str, Any]) -> None:
         client = shared.pop(key, None)
         if client is not None:
             client.close()
-
-
-def _describe(exc: Exception) -> str:
-    """The root cause, e.g. 'connection refused ([Errno 111] Connection refused)'."""
-    import httpx
-
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        if "refused" in text.lower():
-            return f"connection refused ({text}); is the service listening?"
-        return f"could not connect ({text})"
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"invalid URL ({text}); expected http(s)://host[:port]/path"
-    return f"{type(exc).__name__}: {text}"
 
 
 def _redact(headers: dict[str, str]) -> dict[str, str]:

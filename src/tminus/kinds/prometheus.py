@@ -22,7 +22,8 @@ EVIDENCE_SERIES = 5
 def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
     import httpx
 
-    from tminus.kinds.http import _describe, _excerpt, client_for
+    from tminus.httperrors import describe_transport_error
+    from tminus.kinds.http import _excerpt, client_for
 
     endpoint = config.url.rstrip("/") + "/api/v1/query"
     shown = _without_userinfo(endpoint)
@@ -40,7 +41,9 @@ def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
             error=f"Prometheus query at {shown} timed out after {timeout:g}s", timed_out=True, evidence=evidence
         )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return Observation(error=f"Prometheus query at {shown} failed: {_describe(exc)}", evidence=evidence)
+        return Observation(
+            error=f"Prometheus query at {shown} failed: {describe_transport_error(exc)}", evidence=evidence
+        )
     evidence.update(status=response.status_code, duration_ms=round((time.perf_counter() - start) * 1000, 1))
     evidence["body"] = _excerpt(response.text)  # shown under a failed verdict: what Prometheus said
 

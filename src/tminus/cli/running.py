@@ -1,0 +1,100 @@
+"""What every command that runs a runbook shares (`run`, `gate`, `resume`, `rollback`, `monitor`):
+its options, turning flags into engine `Options`, and driving a session with a display to an exit code.
+
+Below app.py and watch.py, which both register commands with these.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from tminus.cli.common import default_operator, emit_json, fail, open_ledger_or_fail, parse_vars
+from tminus.engine.exitcodes import Exit
+
+
+def build_options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,
+                  **kw: Any) -> Any:
+    """The engine's `Options` from the command's flags; an unknown environment is a usage error."""
+    from tminus.engine.context import Options, resolve_environment
+    from tminus.errors import TminusError
+
+    try:
+        env = resolve_environment(doc, environment)
+    except TminusError as exc:
+        fail(str(exc), Exit.USAGE)
+    kw.setdefault("overrides", parse_vars(var_items))
+    return Options(environment=env, operator=operator or default_operator(), **kw)
+
+
+def run_options(fn: Any) -> Any:
+    fn = click.option("--yes", "-y", is_flag=True, help="Approve every manual step and a manual go/no-go.")(fn)
+    fn = click.option("--no-input", is_flag=True,
+                      help="Never wait for an operator: manual steps fail at once.")(fn)
+    fn = click.option("--lock-wait", default="0s", metavar="DURATION",
+                      help="Wait this long for another run of the same runbook and environment.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, help="Also print each step as it starts.")(fn)
+    return fn
+
+
+def operator_flags(yes: bool, no_input: bool, lock_wait: str) -> dict[str, Any]:
+    """The `Options` fields that `run_options` flags set (interactive only on a terminal)."""
+    return {"yes": yes, "no_input": no_input, "interactive": sys.stdin.isatty() and not no_input,
+            "lock_wait": parse_duration_option(lock_wait, "--lock-wait")}
+
+
+def parse_duration_option(text: str, option: str) -> float:
+    """A duration flag's seconds; junk is a usage error naming the flag, not a traceback."""
+    from tminus.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", Exit.USAGE)
+
+
+def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
+    """The --var values the run started with, so resume and rollback render the same commands."""
+    from tminus import events as ev
+
+    for event in ledger.events(run_id):
+        if event.type == ev.RUN_STARTED:
+            return dict(event.data.get("overrides") or {})
+    return {}
+
+
+def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool,
+          action: Callable[[Any], Any]) -> None:
+    """Run `action(session)` under a display, print the outcome and exit with the run's code."""
+    from tminus.cli.display import make_display
+    from tminus.engine.session import Session
+    from tminus.errors import LedgerError, LockHeld, ResumeRefused
+
+    ledger = open_ledger_or_fail(ledger_url)
+    display = make_display(verbose=verbose)
+    session = Session(doc, ledger, opts, [display], pause_display=display.pause)
+    try:
+        result = action(session)
+    except LockHeld as exc:
+        display.close()
+        fail(str(exc), Exit.LOCKED)
+    except ResumeRefused as exc:
+        display.close()
+        fail(str(exc), Exit.NEEDS_OPERATOR)
+    except LedgerError as exc:
+        display.close()
+        fail(str(exc))
+    finally:
+        display.close()
+    if as_json:
+        emit_json({"run_id": session.run_id, "status": result.status, "exit_code": int(result.exit),
+                   "reason": result.reason, "failures": result.failures, "ledger": ledger.url})
+    else:
+        click.echo(f"\n{result.status.upper().replace('_', ' ')}: {result.reason}", err=True)
+        click.echo(f"run {session.run_id} · ledger {ledger.url} · details: tminus show {session.run_id}",
+                   err=True)
+    ledger.close()
+    sys.exit(int(result.exit))
