@@ -145,10 +145,10 @@ def _duration(text: str, option: str) -> float:
 
 def _recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
     """The --var values the run started with, so resume and rollback render the same commands."""
-    for event in ledger.events(run_id):
-        if event.type == "run.started":
-            return dict(event.data.get("overrides") or {})
-    return {}
+    from tminus.projection import project
+
+    started = project(ledger.events(run_id)).started
+    return dict(started.overrides) if started else {}
 
 
 def _drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool, action: Any) -> None:
@@ -288,7 +288,10 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
-    pending = pending_approvals(ledger.events(record.id))
+    from tminus.projection import project
+
+    view = project(ledger.events(record.id))
+    pending = pending_approvals(view)
     if step_key is None:
         if len(pending) != 1:
             waiting = ", ".join(pending) or "nothing"
@@ -299,7 +302,7 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
         fail(f"run {record.id} is not waiting for an approval of '{step_key}' "
              f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
     who = operator or default_operator()
-    asked = pending_requests(ledger.events(record.id)).get(step_key, {})
+    asked = pending_requests(view).get(step_key, {})
     if asked.get("second_person") and asked.get("operator") == who:
         fail(f"{who} started run {record.id}; its {step_key} needs a second person", Exit.FAILED,
              hint="someone else runs this command (their --operator or TMINUS_OPERATOR names them)")

@@ -199,6 +199,7 @@ class MonitorStage:
     rules: list[dict[str, Any]] = field(default_factory=list)  # name, probe, action, text
     cutover_at: float | None = None
     end: MonitorEnd | None = None
+    announced: bool = True  # False: only its end was recorded
     data: dict[str, Any] = field(default_factory=dict)
 
 

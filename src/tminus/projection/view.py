@@ -388,7 +388,7 @@ class RunView:
         if open_stage is not None:
             open_stage.end = end
         else:  # an end without its start: keep it on a stage of its own
-            self.monitor.stages.append(MonitorStage(f.seq, None, stage, None, None, end=end))
+            self.monitor.stages.append(MonitorStage(f.seq, None, stage, None, None, end=end, announced=False))
         if stage == "baseline" and end.ok:
             self.monitor.baseline_done = True
         self._close(f, "monitor" if stage == "window" else stage, end.ok)
