@@ -75,6 +75,7 @@ class RunView:
     notifications: list[Notification] = field(default_factory=list)
     cutover_at: float | None = None  # when the first phase began (resume's reading)
     warnings: list[str] = field(default_factory=list)  # payloads read best effort (newer versions)
+    others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types, stops, policy)
     count: int = 0  # events applied
     last_seq: int = 0
     # step key -> its execution that started and has not ended (insertion order kept across re-starts)
@@ -151,12 +152,14 @@ class RunView:
         self.count += 1
         self.last_seq = max(self.last_seq, fact.seq)
         data, version, warning = upcast(fact.type, fact.data)
-        if warning:
-            self.warnings.append(f"event {fact.seq} ({fact.type}): {warning}")
+        if warning and not any(w.endswith(warning) for w in self.warnings):  # once per kind of surprise
+            self.warnings.append(f"event {fact.seq} ({fact.type}) and later: {warning}")
         fact = Fact(fact.seq, fact.type, fact.step_key, fact.at, data, version)
         handler = _HANDLERS.get(fact.type)
         if handler is not None:
             handler(self, fact)
+        else:
+            self.others.append(fact)
         return self
 
     def apply_all(self, events: Iterable[Any]) -> RunView:
@@ -445,6 +448,7 @@ class RunView:
                         "segments": len(m.window_segments), "cutover": m.cutover_at is not None},
             "rollback": {"passes": len(rb.passes), "plan": [p.key for p in rb.plan], "state": rb.state,
                          "undone": [[k, e.status] for k, e in rb.outcomes().items()]},
+            "others": [f.type for f in self.others],
             "warnings": list(self.warnings),
         }
 
