@@ -282,7 +282,8 @@ class PlannedStep:
 
     key: str
     name: str | None
-    spec: dict[str, Any] = field(default_factory=dict)
+    section: str | None = None  # where it runs (undo:NAME, rollback) when the plan says
+    spec: dict[str, Any] = field(default_factory=dict)  # the plan's entry as recorded
 
 
 @dataclass

@@ -401,7 +401,8 @@ class RunView:
     def _rollback_started(self, f: Fact) -> None:
         d = f.data
         planned = d.get("plan") if d.get("plan") is not None else d.get("steps")
-        plan = [PlannedStep(str(p.get("key")), p.get("name"), dict(p)) for p in planned or [] if isinstance(p, Mapping)]
+        plan = [PlannedStep(str(p.get("key")), p.get("name"), p.get("section"), dict(p))
+                for p in planned or [] if isinstance(p, Mapping)]
         self.rollback.passes.append(RollbackPass(f.seq, f.at, str(d.get("reason", "")), plan, data=d))
         self._open(f, "rollback", implicit=True)
 
