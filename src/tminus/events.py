@@ -65,6 +65,12 @@ class Event:
     at: str = field(default_factory=utcnow)
     monotonic: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        # Every payload says which version of its shape it is (readers upcast older ones). A new
+        # dict: the caller's may be shared (a step's base fields go into several events).
+        if "v" not in self.data:
+            self.data = {**self.data, "v": PAYLOAD_VERSION}
+
 
 Subscriber = Callable[[Event], None]
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tminus.errors import LedgerError
-from tminus.events import Event
+from tminus.events import PAYLOAD_VERSION, Event
 from tminus.ledger import Ledger, RunRecord, open_ledger
 
 pytestmark = pytest.mark.usefixtures("_no_key")
@@ -65,7 +65,7 @@ def test_create_append_and_read_back(ledger: Ledger) -> None:
     assert [(e.seq, e.type, e.step_key) for e in events] == [
         (1, "run.started", None), (2, "step.started", "deploy.migrate")
     ]
-    assert events[0].data == {"when": ["a", 1], "n": 1.5}  # stored as JSON
+    assert events[0].data == {"when": ["a", 1], "n": 1.5, "v": PAYLOAD_VERSION}  # stored as JSON, versioned
     stored = ledger.get_run(run.id)
     assert stored is not None
     assert (stored.event_count, stored.head_hash) == (2, second.hash)

@@ -212,7 +212,10 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
-    pending = pending_approvals(ledger.events(record.id))
+    from tminus.projection import project
+
+    view = project(ledger.events(record.id))
+    pending = pending_approvals(view)
     if step_key is None:
         if len(pending) != 1:
             waiting = ", ".join(pending) or "nothing"
@@ -223,7 +226,7 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
         fail(f"run {record.id} is not waiting for an approval of '{step_key}' "
              f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
     who = operator or default_operator()
-    asked = pending_requests(ledger.events(record.id)).get(step_key, {})
+    asked = pending_requests(view).get(step_key, {})
     if asked.get("second_person") and asked.get("operator") == who:
         fail(f"{who} started run {record.id}; its {step_key} needs a second person", Exit.FAILED,
              hint="someone else runs this command (their --operator or TMINUS_OPERATOR names them)")

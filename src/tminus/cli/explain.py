@@ -110,7 +110,7 @@ def replay(run_id: str, sets: tuple[str, ...], ledger_url: str | None, as_json: 
 
 
 def _replay_lines(run: Any, result: Any) -> list[str]:
-    from tminus.reports.records import when
+    from tminus.projection.times import when
 
     probes = ", ".join(f"{p}: {n}" for p, n in result.probes.items())
     cut = f", cutover at {when(result.cutover_at, result.t0)}" if result.cutover_at is not None else ""

@@ -258,4 +258,5 @@ def _first_line(text: object) -> str:
 
 
 def _fields(d: dict[str, Any]) -> str:
-    return json.dumps(d, default=str, ensure_ascii=False) if d else ""
+    shown = {k: v for k, v in d.items() if k != "v"}  # the payload version is for readers, not people
+    return json.dumps(shown, default=str, ensure_ascii=False) if shown else ""

@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tminus import events as ev
 from tminus.cli.lines import format_event, show_stamp
 from tminus.durations import format_duration
 from tminus.processes import pid_alive
@@ -119,21 +118,17 @@ def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:
 # --- approvals and status -------------------------------------------------------------------------
 
 
-def pending_approvals(events: list[Any]) -> list[str]:
-    return list(pending_requests(events))
+def pending_approvals(events: Any) -> list[str]:
+    return [str(key) for key in pending_requests(events)]
 
 
-def pending_requests(events: list[Any]) -> dict[str, dict[str, Any]]:
-    """Step key -> the data of its approval request, for requests not answered yet."""
-    waiting: dict[str, dict[str, Any]] = {}
-    for e in events:
-        if e.type == ev.APPROVAL_REQUESTED:
-            waiting[e.step_key] = dict(e.data or {})
-        elif e.type == ev.APPROVAL_GIVEN:
-            waiting.pop(e.step_key, None)
-        elif e.type == ev.RUN_FINISHED:
-            waiting.clear()
-    return waiting
+def pending_requests(events: Any) -> dict[str, dict[str, Any]]:
+    """Step key -> the data of its approval request, for requests not answered yet.
+    `events`: the run's ledger events, or their projection."""
+    from tminus.projection import RunView, project
+
+    view = events if isinstance(events, RunView) else project(events)
+    return {str(key): dict(a.data) for key, a in view.pending_approvals().items()}
 
 
 def status_rows(ledger: Any) -> list[dict[str, Any]]:

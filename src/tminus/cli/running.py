@@ -58,12 +58,10 @@ def parse_duration_option(text: str, option: str) -> float:
 
 def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
     """The --var values the run started with, so resume and rollback render the same commands."""
-    from tminus import events as ev
+    from tminus.projection import project
 
-    for event in ledger.events(run_id):
-        if event.type == ev.RUN_STARTED:
-            return dict(event.data.get("overrides") or {})
-    return {}
+    started = project(ledger.events(run_id)).started
+    return dict(started.overrides) if started else {}
 
 
 def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from tminus import events as ev
 from tminus.engine.runner import Prior
-from tminus.engine.steps import SKIPPED, StepOutcome
+from tminus.engine.steps import StepOutcome
+from tminus.projection import RunView, project
+
+# A run that ended like this is not done: `tminus resume` continues it.
+UNFINISHED = ("interrupted", "rollback_failed", "needs_operator")
 
 
 @dataclass
@@ -21,62 +23,27 @@ class History:
 
 def history_from_events(events: Iterable[Any]) -> History:
     """`events` are ledger EventRecords (type, step_key, data) in order."""
-    prior = Prior()
-    started: dict[str, Any] = {}
-    finished = False
-    for e in events:
-        data = e.data or {}
-        if e.type == ev.STEP_STARTED:
-            started[e.step_key] = e
-        elif e.type == ev.STEP_FINISHED:
-            started.pop(e.step_key, None)
-            prior.done[e.step_key] = StepOutcome(
-                e.step_key,
-                data.get("status", "failed"),
-                attempts=data.get("attempts", 0),
-                duration=data.get("duration_ms", 0) / 1000,
-                message=data.get("message", ""),
-                verdicts=data.get("verdicts", []),
-                outputs=data.get("outputs", {}),
-                evidence=data.get("evidence", {}),
-            )
-        elif e.type == ev.STEP_SKIPPED:
-            started.pop(e.step_key, None)
-            prior.done[e.step_key] = StepOutcome(e.step_key, SKIPPED, message=data.get("message", ""))
-        elif e.type == ev.SECTION_FINISHED and data.get("section") == "gates":
-            prior.gates_passed = bool(data.get("ok"))
-        elif e.type == ev.SECTION_FINISHED and data.get("section") == "verify":
-            prior.verify_passed = bool(data.get("ok"))
-        elif e.type == ev.SECTION_STARTED and data.get("cutover_at") is not None:
-            prior.cutover_at = float(data["cutover_at"])
-        elif e.type == ev.DECISION:
-            prior.decided_go = data.get("verdict") == "go"
-        elif e.type == ev.MONITOR_SAMPLE and data.get("stage") == "baseline":
-            prior.baseline_samples.append(data)
-        elif e.type == ev.MONITOR_STARTED and data.get("stage") == "window":
-            started_at = _epoch(e.at)
-            prior.window_segments.append([started_at, started_at])
-            if prior.cutover_at is None and data.get("cutover_at") is not None:
-                prior.cutover_at = float(data["cutover_at"])  # a watch-only run has no phases
-        elif e.type == ev.MONITOR_SAMPLE and data.get("stage") == "window":
-            prior.window_samples.append(data)
-            if prior.window_segments:
-                prior.window_segments[-1][1] = float(data["at"])
-        elif e.type == ev.MONITOR_ACTION and data.get("outcome") == "continue":
-            prior.pause_answers[str(data.get("rule"))] = _epoch(e.at)
-        elif e.type == ev.MONITOR_FINISHED and data.get("stage") == "baseline" and data.get("ok"):
-            prior.baseline_done = True
-        elif e.type == ev.ROLLBACK_STARTED:
-            prior.in_rollback = True
-            prior.rollback_reason = data.get("reason", "")
-        elif e.type == ev.ROLLBACK_FINISHED and data.get("ok"):
-            prior.in_rollback = False
-        elif e.type == ev.RUN_FINISHED:
-            finished = data.get("status") not in ("interrupted", "rollback_failed", "needs_operator")
-        elif e.type == ev.RUN_RESUMED:
-            finished = False
-    return History(prior, list(started), finished)
+    return history_from_view(project(events))
 
 
-def _epoch(at: str) -> float:
-    return datetime.fromisoformat(at).timestamp()
+def history_from_view(view: RunView) -> History:
+    monitor, rollback = view.monitor, view.rollback
+    prior = Prior(
+        done={key: StepOutcome(key, e.status, attempts=e.attempts, duration=e.duration, message=e.message,
+                               verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence)
+              for key, e in view.outcomes().items()},
+        gates_passed=view.passed("gates"),
+        verify_passed=view.passed("verify"),
+        in_rollback=rollback.active,
+        rollback_reason=rollback.reason,
+        decided_go=view.decision is not None and view.decision.verdict == "go",
+        baseline_done=monitor.baseline_done,
+        baseline_samples=[s.data for s in monitor.samples_of("baseline")],
+        cutover_at=view.cutover_at,
+        window_samples=[s.data for s in monitor.samples_of("window")],
+        window_segments=[list(segment) for segment in monitor.window_segments],
+        pause_answers=dict(monitor.pause_answers),
+    )
+    end = view.finished
+    finished = end is not None and end.status not in UNFINISHED
+    return History(prior, [e.key for e in view.in_flight()], finished)

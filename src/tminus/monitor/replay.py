@@ -1,21 +1,23 @@
 """Replay a run's recorded monitor samples through its alert rules, as written or changed.
 
 Pure: the caller hands over the runbook (re-loaded from the run's stored text, so later edits of
-the file do not rewrite history) and the run's ledger events. Nothing is probed, nothing written.
+the file do not rewrite history) and the run's ledger events (or their projection). Nothing is
+probed, nothing written.
 
     result = replay_run(runbook, events, parse_sets(["pool saturated.threshold=0.95"], names))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tminus.monitor.overrides import FIELDS, ReplayError, apply_overrides, describe, parse_sets, reading
 from tminus.monitor.rules import Rule
 from tminus.monitor.samples import Sample, State, Transition
-from tminus.reports.records import epoch, run_start, stamp, when
+from tminus.projection import MonitorEnd, MonitorTransition, RunView, project
+from tminus.projection.times import stamp, when
 
 DECISIVE = {"rollback": "rollback", "abort": "abort", "pause": "paused"}  # rule action -> window outcome
 _STOPPED = {"rollback": "rolled back", "abort": "aborted", "paused": "paused", "interrupted": "was interrupted"}
@@ -38,37 +40,13 @@ class Recorded:
     key: str | None = None
 
 
-def recorded_samples(events: Iterable[Any]) -> list[Recorded]:
-    out = []
-    for e in events:
-        if e.type != "monitor.sample":
-            continue
-        d = e.data or {}
-        at = d.get("at")
-        at = float(at) if isinstance(at, int | float) else epoch(e.at)
-        if at is None:
-            continue
-        out.append(Recorded(str(d.get("probe")), str(d.get("stage") or "window"),
-                            Sample(at, d.get("values"), d.get("error")), e.step_key))
-    return out
+def recorded_samples(events: Iterable[Any] | RunView) -> list[Recorded]:
+    view = _view_of(events)
+    return [Recorded(s.probe, s.stage, Sample(s.at, s.values, s.error), s.key) for s in view.monitor.samples]
 
 
-def cutover(events: Sequence[Any]) -> float | None:
-    """When the first phase began: the window's monitor.started says so (the baseline ends there)."""
-    found = None
-    for e in events:
-        if e.type == "monitor.started" and (e.data or {}).get("cutover_at") is not None:
-            found = float(e.data["cutover_at"])
-            if e.data.get("stage") == "window":
-                return found
-    return found
-
-
-def window_end(events: Sequence[Any]) -> dict[str, Any] | None:
-    """The last monitor.finished (the window's when there was one)."""
-    finished = [e.data or {} for e in events if e.type == "monitor.finished"]
-    windows = [d for d in finished if d.get("stage") == "window"]
-    return (windows or finished or [None])[-1]
+def _view_of(events: Iterable[Any] | RunView) -> RunView:
+    return events if isinstance(events, RunView) else project(events)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -160,7 +138,7 @@ def _move(t: Mapping[str, Any]) -> tuple[float | None, str, str]:
 # --- the replay ----------------------------------------------------------------------------------
 
 
-def replay_run(runbook: Any, events: Sequence[Any], sets: Mapping[str, Mapping[str, Any]] | None = None
+def replay_run(runbook: Any, events: Iterable[Any] | RunView, sets: Mapping[str, Mapping[str, Any]] | None = None
                ) -> ReplayResult:
     """Every rule of `runbook.monitor` over the recorded samples of its probe, with `sets` applied."""
     monitor = runbook.monitor
@@ -172,17 +150,17 @@ def replay_run(runbook: Any, events: Sequence[Any], sets: Mapping[str, Mapping[s
         raise ReplayError(f"no rule named {', '.join(map(repr, sorted(unknown)))}; the rules are: "
                           + ", ".join(repr(r.name) for r in monitor.rules))
     configs = {r.name: apply_overrides(r.to_rule().config, sets.get(r.name, {})) for r in monitor.rules}
-    samples = recorded_samples(events)
+    view = _view_of(events)
+    samples = recorded_samples(view)
     if not samples:
         raise NothingToReplay("the run recorded no monitor samples: its monitor window never began "
                               "(it ended before the decision, or it has no monitor section)")
-    t0 = run_start(list(events))
-    cut = cutover(events)
-    end = window_end(events) or {}
+    t0 = view.t0
+    cut = view.monitor.cutover_at
+    end = view.monitor.last_end
     stopped = _stopped(end, samples, t0)
-    recorded_moves = [e.data or {} for e in events if e.type == "monitor.transition"]
-    started_rules = {r.get("name"): r for e in events if e.type == "monitor.started"
-                     for r in (e.data or {}).get("rules") or []}
+    recorded_moves = view.monitor.transitions
+    started_rules = view.monitor.rules
     only_probe = monitor.probes[0].title if len(monitor.probes) == 1 else None
     results = []
     for spec in monitor.rules:
@@ -193,7 +171,7 @@ def replay_run(runbook: Any, events: Sequence[Any], sets: Mapping[str, Mapping[s
         fresh = Rule.from_config(configs[spec.name])
         replayed = [_view(t, stages.get(id(t.sample), "window"), t0) for t in
                     fresh.feed([s.sample for s in own], cutover_at=cut)]
-        recorded = [_recorded_view(d, stage_at, t0) for d in recorded_moves if d.get("rule") == spec.name]
+        recorded = [_recorded_view(t, stage_at, t0) for t in recorded_moves if t.rule == spec.name]
         original = spec.to_rule().config
         results.append(RuleReplay(
             name=spec.name, probe=probe, action=spec.action, rule=describe(original),
@@ -208,23 +186,23 @@ def replay_run(runbook: Any, events: Sequence[Any], sets: Mapping[str, Mapping[s
     every_recorded = _in_order(results, "recorded")
     every_replayed = _in_order(results, "replayed")
     recorded_verdict = _verdict(actions, every_recorded, t0, len(samples), stopped, past=True)
-    if recorded_verdict.outcome in ("passed", "undecided") and end.get("outcome") in DECISIVE.values():
+    if recorded_verdict.outcome in ("passed", "undecided") and end is not None and end.outcome in DECISIVE.values():
         # The engine decided without a matching transition event: trust its own account.
-        recorded_verdict = Verdict(str(end["outcome"]), f"the window ended: {end['outcome']}: {end.get('reason')}",
-                                   reason=end.get("reason"))
+        recorded_verdict = Verdict(str(end.outcome), f"the window ended: {end.outcome}: {end.reason}",
+                                   reason=end.reason)
     return ReplayResult(
         samples=len(samples),
         probes={p: sum(1 for s in samples if s.probe == p) for p in dict.fromkeys(s.probe for s in samples)},
         cutover_at=cut, t0=t0, overrides={k: dict(v) for k, v in sets.items()}, rules=results,
         recorded=recorded_verdict,
         replayed=_verdict(actions, every_replayed, t0, len(samples), stopped, past=False),
-        monitor_outcome=end.get("outcome"), monitor_reason=end.get("reason"),
+        monitor_outcome=end.outcome if end else None, monitor_reason=end.reason if end else None,
     )
 
 
-def _stopped(end: Mapping[str, Any], samples: list[Recorded], t0: float | None) -> str | None:
+def _stopped(end: MonitorEnd | None, samples: list[Recorded], t0: float | None) -> str | None:
     """Why sampling ended early (None when the window ran its full length)."""
-    outcome = end.get("outcome")
+    outcome = end.outcome if end else None
     if outcome == "passed":
         return None
     last = max(s.sample.at for s in samples)
@@ -237,12 +215,10 @@ def _view(t: Transition, stage: str, t0: float | None) -> dict[str, Any]:
             "reason": t.reason, "rule": t.rule}
 
 
-def _recorded_view(d: Mapping[str, Any], stage_at: Mapping[float, str], t0: float | None) -> dict[str, Any]:
-    at = d.get("at")
-    at = float(at) if isinstance(at, int | float) else None
-    stage = d.get("stage") or (stage_at.get(at, "window") if at is not None else "window")
-    return {**stamp(at, t0), "stage": stage, "from": d.get("from"), "to": d.get("to"),
-            "reason": d.get("reason"), "rule": d.get("rule")}
+def _recorded_view(t: MonitorTransition, stage_at: Mapping[float, str], t0: float | None) -> dict[str, Any]:
+    at = t.at if t.timed else None
+    stage = t.stage or (stage_at.get(at, "window") if at is not None else "window")
+    return {**stamp(at, t0), "stage": stage, "from": t.from_, "to": t.to, "reason": t.reason, "rule": t.rule}
 
 
 def _in_order(results: list[RuleReplay], which: str) -> list[dict[str, Any]]:

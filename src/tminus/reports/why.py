@@ -6,11 +6,14 @@ stored runbook text is consulted just to read a monitor rule's value out of its 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from tminus.projection import Decision, Execution, MonitorAction, RollbackPass, RunMark, RunView, project
 from tminus.reports.records import (
-    Events,
+    Run,
     clock,
     count,
     decision_record,
@@ -19,10 +22,8 @@ from tminus.reports.records import (
     monitor_record,
     phase_time,
     run_notes,
-    run_start,
     section_words,
     stamp,
-    when,
 )
 
 _HEADLINE = {
@@ -88,8 +89,10 @@ class Explanation:
         return out
 
 
-def explain(run: Any, events: list[Any]) -> Explanation:
-    t0 = run_start(events) or epoch(run.started_at)
+def explain(run: Any, events: Iterable[Any] | RunView) -> Explanation:
+    """`events`: the run's ledger events in order, or their projection."""
+    view = events if isinstance(events, RunView) else project(events)
+    t0 = view.t0 or epoch(run.started_at)
     x = Explanation(
         run={"id": run.id, "runbook": run.runbook_name, "environment": run.environment, "kind": run.kind,
              "operator": run.operator, "host": run.host, "started_at": run.started_at,
@@ -97,35 +100,34 @@ def explain(run: Any, events: list[Any]) -> Explanation:
              "reason": run.reason},
         status=run.status, exit_code=run.exit_code, t0=t0,
     )
-    ev = Events(events, t0)
-    x.decision = decision_record(ev)
-    x.monitor = monitor_record(ev)
-    x.notes = run_notes(ev)
+    r = Run(view, t0)
+    x.decision = decision_record(r)
+    x.monitor = monitor_record(r)
+    x.notes = run_notes(r)
     handler = {"blocked": _blocked, "rolled_back": _rolled_back, "rollback_failed": _rolled_back,
                "aborted": _aborted, "interrupted": _interrupted, "running": _interrupted,
                "needs_operator": _needs_operator, "completed": _completed}.get(run.status)
     if handler is None:
         x.summary = f"Run {run.id} ended as {run.status}: {run.reason or 'no reason was recorded'}."
     else:
-        handler(x, ev, run)
+        handler(x, r, run)
     return x
 
 
 # --- the endings -----------------------------------------------------------------------------------
 
 
-def _blocked(x: Explanation, ev: Events, run: Any) -> None:
-    for note in ev.of("note"):
-        if note.data.get("action") == "manifest":
-            x.causes.append(Cause("manifest", f"The environment manifest is not met: {note.data.get('message')}.",
-                                  "the environment manifest", ev.at(note)))
-    checks = ev.sections("gate:")
-    x.causes += [_step_cause(e, ev) for e in checks if e.data.get("status") == "failed"]
+def _blocked(x: Explanation, r: Run, run: Any) -> None:
+    for note in r.view.notes_for("manifest"):
+        x.causes.append(Cause("manifest", f"The environment manifest is not met: {note.message}.",
+                              "the environment manifest", note.at))
+    checks = r.finished_in("gate")
+    x.causes += [_step_cause(e, r) for e in checks if e.status == "failed"]
     if not x.causes:
-        for g in ev.of("section.finished"):
-            if g.data.get("section") == "gates":
-                x.causes += [Cause("gate", f"{f}.", "a gate", ev.at(g)) for f in g.data.get("failures") or []]
-    passed = sum(1 for e in checks if e.data.get("status") != "failed")
+        for g in r.view.sections_of("gates"):
+            if g.finished_seq is not None:
+                x.causes += [Cause("gate", f"{f}.", "a gate", g.finished_at) for f in g.failures]
+    passed = sum(1 for e in checks if e.status != "failed")
     failed = len(x.causes)
     x.summary = (f"Run {run.id} was blocked at the gates: {count(failed, 'check')} failed, "
                  "so nothing was changed.")
@@ -134,33 +136,33 @@ def _blocked(x: Explanation, ev: Events, run: Any) -> None:
                         "re-checks the gates alone; it changes nothing).")
 
 
-def _rolled_back(x: Explanation, ev: Events, run: Any) -> None:
-    starts = ev.of("rollback.started")
-    if not starts:
+def _rolled_back(x: Explanation, r: Run, run: Any) -> None:
+    passes = r.view.rollback.passes
+    if not passes:
         x.summary = f"Run {run.id} ended as {run.status}: {run.reason}."
         return
-    first = ev.index(starts[0])
-    cause = _trigger(ev, first, run)
+    first = passes[0]
+    cause = _trigger(r, first.seq, run)
     x.causes.append(cause)
-    x.undone = _undone(ev, first)
-    verify = [e for e in ev.of("section.finished") if e.data.get("section") == "verify-after-rollback"]
-    finished = ev.of("rollback.finished")
+    x.undone = _undone(r, first)
+    verify = [s for s in r.view.sections_of("verify-after-rollback") if s.finished_seq is not None]
     confirmed = ""
     if verify:
-        checks = [e for e in ev.sections("verify-after-rollback") if ev.index(e) > first]
-        if verify[-1].data.get("ok"):
+        checks = [e for e in r.finished_in("verify-after-rollback") if (e.finished_seq or 0) > first.seq]
+        if verify[-1].status == "ok":
             confirmed = "verify after the rollback confirms the service is back"
             x.aftermath.append(f"Verify after the rollback passed ({count(len(checks), 'check')}): "
                                "the service is confirmed back.")
         else:
             x.aftermath.append("Verify after the rollback FAILED: nothing confirms the service is back.")
-            x.aftermath += [f"  {f}" for f in verify[-1].data.get("failures") or []]
+            x.aftermath += [f"  {f}" for f in verify[-1].failures]
     elif run.status == "rolled_back":
         confirmed = "no verify check confirms the service is back"
         x.aftermath.append("No verify check runs after a rollback, so nothing confirmed the service is back: "
                            "check it by hand.")
     if run.status == "rollback_failed":
-        state = str((finished[-1].data.get("state") if finished else None) or run.reason or "")
+        end = r.view.rollback.end
+        state = str((end.state if end else None) or run.reason or "")
         x.aftermath += [line for line in state.splitlines() if line.strip() and "tminus resume" not in line]
         stopped = [u for u in x.undone if u["status"] == "failed"]
         where = f"the rollback stopped at '{stopped[-1]['name']}'" if stopped else \
@@ -174,78 +176,76 @@ def _rolled_back(x: Explanation, ev: Events, run: Any) -> None:
                      + (f" and {confirmed}." if confirmed else "."))
 
 
-def _aborted(x: Explanation, ev: Events, run: Any) -> None:
-    end = ev.of("run.finished")
-    cause = _trigger(ev, ev.index(end[-1]) if end else len(ev.all), run)
+def _aborted(x: Explanation, r: Run, run: Any) -> None:
+    ends = r.view.finishes
+    cause = _trigger(r, ends[-1].seq if ends else None, run)
     x.causes.append(cause)
-    kept = [e for e in ev.sections("phase:") if e.data.get("status") == "ok"]
+    kept = [e for e in r.finished_in("phase") if e.status == "ok"]
     x.summary = f"Run {run.id} was aborted because {cause.short}; nothing was undone."
     if kept:
         x.aftermath.append("Still in place (not undone): " + ", ".join(
-            f"'{e.data.get('name')}' ({section_words(e.data.get('section'))})" for e in kept) + ".")
+            f"'{e.name}' ({section_words(e)})" for e in kept) + ".")
     x.next_steps.append("An aborted run does not resume: undo what is still in place by hand, or fix forward.")
 
 
-def _interrupted(x: Explanation, ev: Events, run: Any) -> None:
-    running = _in_flight(ev)
-    for note in ev.of("note"):
-        if note.data.get("action") == "unlock":
-            x.causes.append(Cause("operator", f"At {ev.when(note)} {note.data.get('by')} broke the run's lease with "
-                                  f"`tminus unlock`: {note.data.get('reason')}.", "its lease was broken", ev.at(note)))
+def _interrupted(x: Explanation, r: Run, run: Any) -> None:
+    running = r.view.in_flight()
+    for note in r.view.notes_for("unlock"):
+        x.causes.append(Cause("operator", f"At {r.when(note.at)} {note.by} broke the run's lease with "
+                              f"`tminus unlock`: {note.reason}.", "its lease was broken", note.at))
     if running:
         e = running[-1]
-        x.causes.append(Cause("interrupted", f"Step '{e.data.get('name')}' ({section_words(e.data.get('section'))}, "
-                              f"{e.step_key}) started at {ev.when(e)} and never finished.",
-                              f"step '{e.data.get('name')}' was running", ev.at(e), data={"step": e.step_key}))
-    ends = ev.of("run.finished")
+        x.causes.append(Cause("interrupted", f"Step '{e.name}' ({section_words(e)}, {e.key}) started at "
+                              f"{r.when(e.started_at)} and never finished.", f"step '{e.name}' was running",
+                              e.started_at, data={"step": e.key}))
+    ends = r.view.finishes
     if run.status == "running" and not ends:
         x.summary = (f"The ledger still shows run {run.id} as running: it is running now, or its process died "
                      "without recording an end (`tminus status` tells which).")
     else:
-        what = f" while step '{running[-1].data.get('name')}' was running" if running else " between steps"
-        at = f" at {ev.when(ends[-1])}" if ends else ""
+        what = f" while step '{running[-1].name}' was running" if running else " between steps"
+        at = f" at {r.when(ends[-1].at)}" if ends else ""
         x.summary = f"Run {run.id} was interrupted{at}{what}; nothing is lost and it can be resumed."
-    if running and not (running[-1].data.get("check") or running[-1].data.get("idempotent")):
-        x.next_steps.append(f"`tminus resume {run.id}`: '{running[-1].data.get('name')}' may have half-acted, so "
+    if running and not (running[-1].check or running[-1].idempotent):
+        x.next_steps.append(f"`tminus resume {run.id}`: '{running[-1].name}' may have half-acted, so "
                             "choose --retry (run it again), --skip --reason '...' (it completed) or --rollback.")
     else:
         x.next_steps.append(f"`tminus resume {run.id}` continues where it stopped (completed steps do not run again).")
 
 
-def _needs_operator(x: Explanation, ev: Events, run: Any) -> None:
-    answered = {e.step_key for e in ev.of("approval.given")}
-    waiting = [e for e in ev.of("approval.requested") if e.step_key not in answered]
-    for e in waiting:
-        x.causes.append(Cause("waiting", f"Since {ev.when(e)} it waits for an answer to \"{e.data.get('prompt')}\" "
-                              f"({e.step_key}).", f"it waits for an answer to {e.step_key}", ev.at(e),
-                              data={"step": e.step_key}))
-    for e in ev.of("monitor.action"):
-        if e.data.get("action") == "pause" and e.data.get("outcome") == "no answer":
-            x.causes.append(Cause("monitor", f"Monitor rule '{e.data.get('rule')}' paused the window and nobody "
-                                  f"answered: {e.data.get('reason')}.", "a paused monitor got no answer", ev.at(e)))
+def _needs_operator(x: Explanation, r: Run, run: Any) -> None:
+    answered = {a.key for a in r.view.approvals if a.answer is not None}
+    waiting = [a for a in r.view.approvals if a.requested and a.key not in answered]
+    for a in waiting:
+        x.causes.append(Cause("waiting", f"Since {r.when(a.at)} it waits for an answer to \"{a.prompt}\" "
+                              f"({a.key}).", f"it waits for an answer to {a.key}", a.at, data={"step": a.key}))
+    for m in r.view.monitor.actions:
+        if m.action == "pause" and m.outcome == "no answer":
+            x.causes.append(Cause("monitor", f"Monitor rule '{m.rule}' paused the window and nobody "
+                                  f"answered: {m.reason}.", "a paused monitor got no answer", m.at))
     if not x.causes:
         x.causes.append(Cause("reason", f"{run.reason or 'A decision only an operator can make is missing'}.",
                               "a decision needs an operator"))
     x.summary = f"Run {run.id} stopped because {x.causes[0].short}; nothing was undone and it can be resumed."
-    for key in [e.step_key for e in waiting]:
+    for key in [a.key for a in waiting]:
         x.next_steps.append(f"`tminus resume {run.id}` asks again; answer there, or from another terminal with "
                             f"`tminus approve {run.id} --step {key}` (refuse with `--no-go --reason '...'`).")
     if not waiting:
         x.next_steps.append(f"`tminus resume {run.id}` asks again (run it where an operator can answer).")
 
 
-def _completed(x: Explanation, ev: Events, run: Any) -> None:
-    gates = ev.sections("gate:")
-    gate_names = {str(e.data.get("section")) for e in gates}
+def _completed(x: Explanation, r: Run, run: Any) -> None:
+    gates = r.finished_in("gate")
+    gate_names = {e.section_name for e in gates}
     x.progress.append(f"All {count(len(gates), 'gate check')} of {count(len(gate_names), 'gate')} passed.")
     if run.kind == "gate":
         x.summary = f"Run {run.id} was a gate run: all {len(gates)} gate checks passed; nothing was changed."
         return
-    phases = [e for e in ev.of("section.finished") if str(e.data.get("section", "")).startswith("phase:")
-              and e.data.get("ok")]
-    for e in phases:
-        x.progress.append(phase_time(e))
-    verify = [e for e in ev.sections("verify") if e.data.get("section") == "verify"]
+    phases = sorted((s for s in r.view.sections_of("phase") if s.finished_seq is not None and s.status == "ok"),
+                    key=lambda s: s.finished_seq or 0)
+    for s in phases:
+        x.progress.append(phase_time(s))
+    verify = r.finished_in("verify")
     x.progress.append(f"{count(len(verify), 'verify check')} passed.")
     parts = [f"{count(len(gates), 'gate check')}, {count(len(phases), 'phase')} and "
              f"{count(len(verify), 'verify check')} passed"]
@@ -260,109 +260,127 @@ def _completed(x: Explanation, ev: Events, run: Any) -> None:
 # --- causes ----------------------------------------------------------------------------------------
 
 
-def _trigger(ev: Events, before: int, run: Any) -> Cause:
-    """What made the run roll back (or abort): the last trigger recorded before `before`."""
-    for e in reversed(ev.all[:before]):
-        d = e.data or {}
-        if e.type == "monitor.action" and (d.get("action") in ("rollback", "abort") or d.get("outcome") == "rollback"):
-            return _monitor_cause(ev, e, run)
-        if e.type == "decision" and d.get("verdict") == "no-go":
-            return _no_go(ev, e)
-        if e.type == "section.finished" and d.get("section") == "verify" and not d.get("ok"):
-            start = max((i for i, s in enumerate(ev.all[:before]) if s.type == "section.started"
-                         and s.data.get("section") == "verify"), default=0)
-            failed = [s for s in ev.all[start:before] if s.type == "step.finished"
-                      and s.data.get("section") == "verify" and s.data.get("status") == "failed"]
-            causes = [_step_cause(s, ev) for s in failed]
-            n = len(failed)
-            text = f"At {ev.when(e)} {count(n, 'verify check')} failed after the phases completed."
-            details = [line for c in causes for line in [c.text, *c.details]]
-            return Cause("verify", text, f"{count(n, 'verify check')} failed", ev.at(e), details,
-                         {"checks": [c.data for c in causes]})
-        if e.type == "section.finished" and str(d.get("section", "")).startswith("phase:") and d.get("failed_step"):
-            step = ev.last_finished(str(d["failed_step"]), ev.index(e) + 1)
-            if step is not None:
-                return _step_cause(step, ev)
-        if e.type == "run.resumed" and d.get("action") == "rollback":
-            return Cause("operator", f"At {ev.when(e)} {d.get('operator')} asked for a rollback of the completed run "
-                         f"with `tminus rollback`: {d.get('reason')}.", f"{d.get('operator')} asked for it", ev.at(e))
-        if e.type == "run.resumed" and "rollback" in (d.get("interrupted") or {}).values():
-            return Cause("operator", f"At {ev.when(e)} {d.get('operator')} resumed the interrupted run with "
-                         "--rollback.", "the operator chose --rollback after an interruption", ev.at(e))
+def _trigger(r: Run, before: int | None, run: Any) -> Cause:
+    """What made the run roll back (or abort): the last trigger recorded before `before` (a seq)."""
+    view = r.view
+    limit = before if before is not None else view.last_seq + 1
+    found: list[tuple[int, Callable[[], Cause | None]]] = []
+
+    def add(seq: int | None, make: Callable[[], Cause | None]) -> None:
+        if seq is not None and seq < limit:
+            found.append((seq, make))
+
+    for a in view.monitor.actions:
+        if a.action in ("rollback", "abort") or a.outcome == "rollback":
+            add(a.seq, partial(_monitor_cause, r, a, run))
+    for d in view.decisions:
+        if d.verdict == "no-go":
+            add(d.seq, partial(_no_go, r, d))
+    for s in view.sections_of("verify"):
+        if s.finished_seq is not None and s.status != "ok":
+            add(s.finished_seq, partial(_verify_cause, r, s.started_seq or 0, s.finished_seq, s.finished_at))
+    for s in view.sections_of("phase"):
+        if s.failed_step and s.failed_seq is not None:
+            add(s.failed_seq, partial(_failed_step, r, s.failed_step, s.failed_seq))
+    for m in view.resumes:
+        if m.action == "rollback" or "rollback" in m.interrupted.values():
+            add(m.seq, partial(_operator_rollback, r, m))
+    for _seq, make in sorted(found, key=lambda item: item[0], reverse=True):
+        cause = make()
+        if cause is not None:
+            return cause
     reason = str(run.reason or "no cause was recorded").splitlines()
     return Cause("reason", reason[0], reason[0], details=reason[1:])
 
 
-def _step_cause(e: Any, ev: Events) -> Cause:
-    d = e.data or {}
-    name, where = d.get("name"), section_words(d.get("section"))
-    evidence = d.get("evidence") or {}
+def _operator_rollback(r: Run, m: RunMark) -> Cause:
+    if m.action == "rollback":
+        return Cause("operator", f"At {r.when(m.at)} {m.operator} asked for a rollback of the completed run "
+                     f"with `tminus rollback`: {m.reason}.", f"{m.operator} asked for it", m.at)
+    return Cause("operator", f"At {r.when(m.at)} {m.operator} resumed the interrupted run with --rollback.",
+                 "the operator chose --rollback after an interruption", m.at)
+
+
+def _verify_cause(r: Run, started: int, finished: int, at: float | None) -> Cause:
+    failed = [e for e in r.finished_in("verify") if started <= (e.finished_seq or 0) < finished
+              and e.status == "failed"]
+    causes = [_step_cause(e, r) for e in failed]
+    n = len(failed)
+    text = f"At {r.when(at)} {count(n, 'verify check')} failed after the phases completed."
+    details = [line for c in causes for line in [c.text, *c.details]]
+    return Cause("verify", text, f"{count(n, 'verify check')} failed", at, details,
+                 {"checks": [c.data for c in causes]})
+
+
+def _failed_step(r: Run, key: str, upto: int) -> Cause | None:
+    ran = [e for e in r.view.executions_of(key) if e.finished and (e.finished_seq or 0) <= upto]
+    return _step_cause(max(ran, key=lambda e: e.finished_seq or 0), r) if ran else None
+
+
+def _step_cause(e: Execution, r: Run) -> Cause:
+    name, where = e.name, section_words(e)
+    evidence = e.evidence or {}
     how = ""
-    if d.get("kind") == "run" and evidence.get("exit_code") not in (None, 0):
+    if e.kind == "run" and evidence.get("exit_code") not in (None, 0):
         how = f" with exit code {evidence['exit_code']}"
-    elif d.get("kind") == "http" and evidence.get("status") is not None:
+    elif e.kind == "http" and evidence.get("status") is not None:
         how = f" with HTTP status {evidence['status']}"
-    attempts = d.get("attempts") or 1
+    attempts = e.attempts or 1
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    failing = [v for v in d.get("verdicts") or [] if v.get("passed") is not True]
+    failing = [v for v in e.verdicts or [] if v.get("passed") is not True]
     details = [f"{v.get('location')}: {v.get('message')}" if v.get("location") else str(v.get("message"))
                for v in failing]
     if not details:  # no verdict: the step itself errored; its message says where and why
-        details = [ln for ln in str(d.get("message") or "").splitlines()
+        details = [ln for ln in str(e.message or "").splitlines()
                    if ln.strip() and not ln.startswith(("stdout:", "stderr:", "body:"))]
     for key in ("stderr", "stdout", "body"):
         text = evidence.get(key)
         if isinstance(text, str) and text.strip():
             details.append(f"{key}: {excerpt(' | '.join(text.strip().splitlines()[-3:]))}")
-    kind = "gate" if str(d.get("section", "")).startswith("gate:") else "step"
-    text = f"At {ev.when(e)} step '{name}' ({where}) failed{how}{tries}."
-    return Cause(kind, text, f"step '{name}' ({where}) failed{how}", ev.at(e), details,
-                 {"step": e.step_key, "name": name, "section": d.get("section"),
+    kind = "gate" if e.section_kind == "gate" else "step"
+    text = f"At {r.when(e.finished_at)} step '{name}' ({where}) failed{how}{tries}."
+    return Cause(kind, text, f"step '{name}' ({where}) failed{how}", e.finished_at, details,
+                 {"step": e.key, "name": name, "section": e.section,
                   "exit_code": evidence.get("exit_code"), "verdicts": failing})
 
 
-def _no_go(ev: Events, e: Any) -> Cause:
-    d = e.data
-    if d.get("how") == "timeout":
-        text = f"At {ev.when(e)} the go/no-go decision timed out: {d.get('reason')}."
+def _no_go(r: Run, d: Decision) -> Cause:
+    if d.how == "timeout":
+        text = f"At {r.when(d.at)} the go/no-go decision timed out: {d.reason}."
         short = "nobody answered the go/no-go in time (silence counts as no-go)"
     else:
-        text = (f"At {ev.when(e)} {d.get('by')} decided no-go via {d.get('how')}"
-                + (f": {d.get('reason')}." if d.get("reason") else "."))
-        short = f"the go/no-go decision was no-go (by {d.get('by')})"
-    details = [f"[{c.get('verdict')}] {c.get('check')}" for c in d.get("criteria") or []]
-    return Cause("decision", text, short, ev.at(e), details, {"by": d.get("by"), "how": d.get("how")})
+        text = (f"At {r.when(d.at)} {d.by} decided no-go via {d.how}"
+                + (f": {d.reason}." if d.reason else "."))
+        short = f"the go/no-go decision was no-go (by {d.by})"
+    details = [f"[{c.get('verdict')}] {c.get('check')}" for c in d.criteria]
+    return Cause("decision", text, short, d.at, details, {"by": d.by, "how": d.how})
 
 
-def _monitor_cause(ev: Events, action: Any, run: Any) -> Cause:
-    d = action.data
-    rule = d.get("rule")
-    started = [s.data for s in ev.of("monitor.started")]
-    spec: dict[str, Any] = next((r for s in started for r in s.get("rules") or [] if r.get("name") == rule), {})
-    firing = [t for t in ev.of("monitor.transition")
-              if t.data.get("rule") == rule and t.data.get("to") == "firing" and ev.index(t) < ev.index(action)]
-    fired = firing[-1].data if firing else {}
-    at = fired.get("at") if isinstance(fired.get("at"), int | float) else ev.at(action)
-    reason = fired.get("reason") or d.get("reason")
-    text = (f"At {when(at, ev.t0)} monitor rule '{rule}' fired" + (f" ({spec['text']})" if spec.get("text") else "")
-            + f": {reason}; its action is {d.get('action')}"
-            + (f" and the operator answered {d['outcome']}." if d.get("action") == "pause" else "."))
-    probe = spec.get("probe") or fired.get("probe")
-    samples = [s for s in ev.of("monitor.sample") if (probe is None or s.data.get("probe") == probe)
-               and (at is None or float(s.data.get("at") or 0) <= at)][-4:]
+def _monitor_cause(r: Run, action: MonitorAction, run: Any) -> Cause:
+    m = r.view.monitor
+    rule = action.rule
+    spec: dict[str, Any] = next((x for s in m.stages for x in s.rules if x.get("name") == rule), {})
+    firing = [t for t in m.transitions if t.rule == rule and t.to == "firing" and t.seq < action.seq]
+    fired = firing[-1] if firing else None
+    at = fired.at if fired is not None and fired.timed else action.at
+    reason = (fired.reason if fired else None) or action.reason
+    text = (f"At {r.when(at)} monitor rule '{rule}' fired" + (f" ({spec['text']})" if spec.get("text") else "")
+            + f": {reason}; its action is {action.action}"
+            + (f" and the operator answered {action.outcome}." if action.action == "pause" else "."))
+    probe = spec.get("probe") or (fired.probe if fired else None)
+    samples = [s for s in m.samples if (probe is None or s.probe == probe) and (at is None or s.at <= at)][-4:]
     read = _reader(run, str(rule))
     details = []
     if samples:
         details.append("The last samples it read: " + ", ".join(
-            f"{clock(float(s.data['at']))} {read(s.data.get('values'), s.data.get('error'))}"
-            for s in samples if s.data.get("at") is not None) + ".")
+            f"{clock(s.at)} {read(s.values, s.error)}" for s in samples) + ".")
     return Cause("monitor", text, f"monitor rule '{rule}' fired", at, details,
-                 {"rule": rule, "action": d.get("action"), "reason": reason})
+                 {"rule": rule, "action": action.action, "reason": reason})
 
 
 def _reader(run: Any, rule: str) -> Any:
     """How `rule` reads a sample, from the runbook text stored with the run; raw values otherwise."""
-    from tminus.monitor.replay import reading
+    from tminus.monitor.overrides import reading
 
     try:
         from tminus.runbook.loader import load_runbook
@@ -377,15 +395,13 @@ def _reader(run: Any, rule: str) -> Any:
 # --- the rest ----------------------------------------------------------------------------------------
 
 
-def _undone(ev: Events, first: int) -> list[dict[str, Any]]:
-    planned = [dict(s) for s in ev.all[first].data.get("steps") or []]
-    ran: dict[str, Any] = {}
-    for e in ev.all[first:]:
-        if e.type in ("step.finished", "step.skipped") and str(e.data.get("section", "")).startswith(("undo:",
-                                                                                                    "rollback")):
-            ran[str(e.step_key)] = e
-    keys = list(dict.fromkeys([str(p.get("key")) for p in planned] + list(ran)))
-    names = {str(p.get("key")): p.get("name") for p in planned}
+def _undone(r: Run, first: RollbackPass) -> list[dict[str, Any]]:
+    ran: dict[str, Execution] = {}
+    for x in r.view.by_end():
+        if x.section_kind in ("undo", "rollback") and (x.finished_seq or 0) > first.seq:
+            ran[x.key] = x
+    keys = list(dict.fromkeys([p.key for p in first.plan] + list(ran)))
+    names = {p.key: p.name for p in first.plan}
     out = []
     for key in keys:
         e = ran.get(key)
@@ -393,24 +409,12 @@ def _undone(ev: Events, first: int) -> list[dict[str, Any]]:
             out.append({"key": key, "name": names.get(key), "section": None, "status": "not run", "at": None,
                         "text": f"'{names.get(key)}' did not run: it is NOT undone."})
             continue
-        d = e.data
-        status = d.get("status") or "skipped"
-        line = f"At {ev.when(e)} '{d.get('name')}' ({section_words(d.get('section'))}): {status}."
-        if status == "failed":
-            line += " " + " ".join(str(d.get("message") or "").splitlines()[:2])
-        out.append({"key": key, "name": d.get("name"), "section": d.get("section"), "status": status,
-                    **stamp(ev.at(e), ev.t0), "message": d.get("message"), "text": line})
+        line = f"At {r.when(e.finished_at)} '{e.name}' ({section_words(e)}): {e.status}."
+        if e.status == "failed":
+            line += " " + " ".join(str(e.message or "").splitlines()[:2])
+        out.append({"key": key, "name": e.name, "section": e.section, "status": e.status,
+                    **r.stamp(e.finished_at), "message": e.message, "text": line})
     return out
-
-
-def _in_flight(ev: Events) -> list[Any]:
-    started: dict[str, Any] = {}
-    for e in ev.all:
-        if e.type == "step.started":
-            started[str(e.step_key)] = e
-        elif e.type in ("step.finished", "step.skipped"):
-            started.pop(str(e.step_key), None)
-    return list(started.values())
 
 
 __all__ = ["Cause", "Explanation", "explain"]
