@@ -43,10 +43,9 @@ def history_from_events(events: Iterable[Any]) -> History:
         elif e.type == ev.STEP_SKIPPED:
             started.pop(e.step_key, None)
             prior.done[e.step_key] = StepOutcome(e.step_key, SKIPPED, message=data.get("message", ""))
-        elif e.type == ev.SECTION_FINISHED and data.get("section") == "gates":
-            prior.gates_passed = bool(data.get("ok"))
-        elif e.type == ev.SECTION_FINISHED and data.get("section") == "verify":
-            prior.verify_passed = bool(data.get("ok"))
+        elif e.type == ev.SECTION_FINISHED and data.get("section"):
+            # each section's last status (gates_passed, verify_passed, ... read it)
+            prior.sections[str(data["section"])] = data.get("status") or ("ok" if data.get("ok") else "failed")
         elif e.type == ev.SECTION_STARTED and data.get("cutover_at") is not None:
             prior.cutover_at = float(data["cutover_at"])
         elif e.type == ev.DECISION:
