@@ -203,6 +203,7 @@ class Runner:
     def _section(self, section: Section) -> SectionResult:
         """One section: the policy before it, `section.started`, its run, `section.finished`, the
         policy after it; a stop requested meanwhile ends it (Stopped)."""
+        self._check_stop()  # a stop requested between sections: this one never starts
         self.current = section
         self._consult(BEFORE_SECTION, self.policy.before_section(section), section)
         fields = section.starting() if section.starting is not None else {}
