@@ -285,3 +285,44 @@ def test_a_resumed_run_does_not_rerun_a_section_that_finished_ok(tmp_path: Path,
     resumed_at = next(i for i, e in enumerate(everything) if e.type == ev.RUN_RESUMED)
     after = [e.data["section"] for e in everything[resumed_at:] if e.type == ev.SECTION_STARTED]
     assert after == ["phase:two", "phase:three", "verify", "decision"]
+
+
+class Deadline(Policy):
+    """A guard as a policy: a timer started with the run asks for a rollback when it expires."""
+
+    name = "deadline"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.timer: threading.Timer | None = None
+
+    def start(self, channel: Any) -> None:
+        self.timer = threading.Timer(self.seconds, channel.request,
+                                     args=("rollback", f"deadline of {self.seconds:g}s passed", "policy:deadline"))
+        self.timer.start()
+
+    def finish(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def test_a_deadline_guard_is_a_policy_that_stops_the_running_step(tmp_path: Path, ledger: Any) -> None:
+    write_runbook(tmp_path, """
+        name: deadline
+        phases:
+          - name: slow
+            steps:
+              - run: "echo slow >> log; sleep 30"
+                undo: [{run: "echo undo-slow >> log"}]
+    """)
+    s = session(tmp_path, ledger, Deadline(0.5))
+    started = time.monotonic()
+    result = s.run()
+    assert time.monotonic() - started < 10
+    assert (result.status, int(result.exit)) == ("rolled_back", 11), result.reason
+    assert "deadline of 0.5s passed" in result.reason
+    assert lines(tmp_path / "log") == ["slow", "undo-slow"]
+    (request,) = events(ledger, s.run_id, ev.STOP_REQUESTED)
+    assert request.data["by"] == "policy:deadline"
+    (section,) = [e for e in events(ledger, s.run_id, ev.SECTION_FINISHED) if e.data["section"] == "phase:slow"]
+    assert section.data["status"] == "stopped" and section.data["stopped"] == "rollback"
