@@ -70,12 +70,20 @@ def test_folding_event_by_event_as_they_arrive_gives_the_same_view(path: Path) -
     assert live.outline() == project(events).outline()
 
 
+FLAGS = ("gates_passed", "verify_passed", "decided_go", "baseline_done", "in_rollback")
+
+
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
 @pytest.mark.parametrize("version", ["as recorded", "tagged"])
 def test_resume_reads_the_same_history(path: Path, version: str) -> None:
     fixture = load(path)
     events = fixture["events"] if version == "as recorded" else tagged(fixture["events"])
-    assert roundtrip(dataclasses.asdict(history_from_events(events))) == fixture["readers"]["history"]
+    history = history_from_events(events)
+    got = dataclasses.asdict(history)
+    # the runner's per-section flags read Prior.sections: compare what they say, as recorded
+    del got["prior"]["sections"]
+    got["prior"].update({flag: getattr(history.prior, flag) for flag in FLAGS})
+    assert roundtrip(got) == fixture["readers"]["history"]
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)

@@ -28,7 +28,7 @@ class OperatorChannel:
         run_id: str,
         operator: str,
         emit: Callable[..., None],
-        cancel: Any,
+        stop: Any,
         yes: bool = False,
         no_input: bool = False,
         interactive: bool = False,
@@ -38,7 +38,7 @@ class OperatorChannel:
         self.run_id = run_id
         self.operator = operator
         self.emit = emit
-        self.cancel = cancel
+        self.stop = stop  # the run's stop channel: a stop ends the wait (a refusal)
         self.yes = yes
         self.no_input = no_input
         self.interactive = interactive
@@ -112,9 +112,9 @@ class OperatorChannel:
                     if decided is not None:
                         return decided, None
                     print("Please answer yes or no: ", end="", flush=True)
-            elif self.cancel.wait(POLL_SECONDS):
+            elif self.stop.wait(POLL_SECONDS):
                 return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow()), None
-            if self.cancel.is_set():
+            if self.stop.is_set():
                 return Approval(False, self.operator, "interrupted", "the run was interrupted", utcnow()), None
             if deadline is not None and time.monotonic() > deadline:
                 return Approval(False, "nobody", "timeout",

@@ -121,7 +121,7 @@ class Monitor:
     # --- the loop -----------------------------------------------------------------------------
 
     def _loop(self, stage: str, duration: float) -> WatchResult:
-        spec, cancel = self.spec, self.steps.cancel
+        spec, cancel = self.spec, self.steps.stop
         self.steps.emit(
             ev.MONITOR_STARTED, stage=stage, duration=duration, interval=spec.interval,
             probes=list(self.probes), cutover_at=self.cutover_at,
@@ -316,7 +316,7 @@ def deliver(steps: StepRunner, channel_name: str, message: str, extra: dict[str,
     message = steps.templater.masker.mask(message)  # a webhook is output too: secrets stay masked
     delivery = send(
         channel, message, render=lambda text, names: steps.templater.render(text, steps.outputs, names),
-        extra=extra, cancel=steps.cancel, client=client_for(steps.shared, verify=True),
+        extra=extra, cancel=steps.stop, client=client_for(steps.shared, verify=True),
     )
     steps.emit(ev.NOTIFY_SENT if delivery.ok else ev.NOTIFY_FAILED, channel=channel_name, url=delivery.url,
                attempts=delivery.attempts, status=delivery.status, error=delivery.error, message=message)

@@ -28,22 +28,27 @@ def history_from_events(events: Iterable[Any]) -> History:
 
 def history_from_view(view: RunView) -> History:
     monitor, rollback = view.monitor, view.rollback
+    # each section's last recorded status (gates_passed, verify_passed, ... read it); sections the
+    # projection inferred from other events are set through the flags below, as the runner reads them
+    sections = {s.id: s.status for s in view.sections if not s.implicit and s.status != "running"}
     prior = Prior(
         done={key: StepOutcome(key, e.status, attempts=e.attempts, duration=e.duration, message=e.message,
                                verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence)
               for key, e in view.outcomes().items()},
-        gates_passed=view.passed("gates"),
-        verify_passed=view.passed("verify"),
-        in_rollback=rollback.active,
+        sections=sections,
         rollback_reason=rollback.reason,
-        decided_go=view.decision is not None and view.decision.verdict == "go",
-        baseline_done=monitor.baseline_done,
         baseline_samples=[s.data for s in monitor.samples_of("baseline")],
         cutover_at=view.cutover_at,
         window_samples=[s.data for s in monitor.samples_of("window")],
         window_segments=[list(segment) for segment in monitor.window_segments],
         pause_answers=dict(monitor.pause_answers),
     )
+    if view.decision is not None:
+        prior.decided_go = view.decision.verdict == "go"
+    if monitor.baseline_done:
+        prior.baseline_done = True
+    if rollback.started:
+        prior.in_rollback = rollback.active
     end = view.finished
     finished = end is not None and end.status not in UNFINISHED
     return History(prior, [e.key for e in view.in_flight()], finished)

@@ -18,9 +18,11 @@ from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
+from tminus.engine.policy import Policy
 from tminus.engine.resume import history_from_events
 from tminus.engine.runner import Prior, Runner, RunResult
 from tminus.engine.steps import StepRunner
+from tminus.engine.stop import INTERRUPT, StopChannel, StopRequest
 from tminus.errors import ResumeRefused
 from tminus.events import EventBus, Subscriber
 from tminus.runbook.document import RunbookDocument
@@ -41,15 +43,22 @@ class Session:
         opts: Options,
         subscribers: list[Subscriber] | None = None,
         pause_display: Callable[[], Any] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.doc = doc
         self.ledger = ledger
         self.opts = opts
         self.subscribers = subscribers or []
         self.pause_display = pause_display
-        self.cancel = threading.Event()
+        self.policy = policy or Policy()
+        # How anything stops the run: signals, a lost lease, the policy, another thread (`request_stop`).
+        self.stop = StopChannel()
         self.run_id = ""
         self.lease_lost = False
+
+    def request_stop(self, mode: str, reason: str, by: str) -> bool:
+        """Stop the current step; the run then does what `mode` says (see engine/stop.py)."""
+        return self.stop.request(mode, reason, by)
 
     # --- public operations ------------------------------------------------------------------
 
@@ -121,7 +130,7 @@ class Session:
         prior = history_from_events(self.ledger.events(run.id)).prior
         with self._lease():
             return self._drive(
-                prior, lambda r: r.rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
+                prior, lambda r: r.run_rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
                 started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason},
             )
 
@@ -159,7 +168,8 @@ class Session:
             while not done.is_set():
                 if lease.lost.wait(0.5):
                     self.lease_lost = True
-                    self.cancel.set()
+                    self.stop.request(INTERRUPT, "the lease was broken by `tminus unlock`; the run stopped. "
+                                      "`tminus resume` continues", "lease")
                     return
 
         threading.Thread(target=watch, name="tminus-lease-watch", daemon=True).start()
@@ -190,13 +200,13 @@ class Session:
         }
         templater = build_templater(self.doc, self.opts, facts)
         steps = StepRunner(
-            self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, cancel=self.cancel
+            self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
         steps.started_at = _started_epoch(self.ledger, self.run_id)
         steps.operator = self.opts.operator
         steps.approvals = OperatorChannel(
             ledger=self.ledger, run_id=self.run_id, operator=self.opts.operator, emit=steps.emit,
-            cancel=self.cancel, yes=self.opts.yes, no_input=self.opts.no_input,
+            stop=self.stop, yes=self.opts.yes, no_input=self.opts.no_input,
             interactive=self.opts.interactive, pause_display=self.pause_display,
         )
         steps.emit(
@@ -214,14 +224,21 @@ class Session:
             **(extra or {}),
         )
         self.ledger.set_status(self.run_id, "running")
-        runner = Runner(steps, self.opts.environment, prior)
-        with _signals_set(self.cancel):
+
+        def record(request: StopRequest, accepted: bool, note: str) -> None:
+            extra = {"note": note} if note else {}
+            steps.emit(ev.STOP_REQUESTED, **request.to_event_data(), accepted=accepted, **extra)
+
+        self.stop.attach(record)
+        runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
+        self.policy.start(self.stop)
+        with _signals_set(self.stop):
             try:
                 result = body(runner)
             finally:
+                self.stop.close()  # the run has ended: a late request stops nothing
+                self.policy.finish()
                 _close_shared(steps.shared)
-        if self.lease_lost and result.status == "interrupted":
-            result.reason = f"the lease was broken by `tminus unlock`; the run stopped. {result.reason}"
         # Everything that leaves the session is masked: printed reasons, JSON, the ledger.
         result.reason = templater.masker.mask(result.reason)
         result.failures = templater.masker.mask_obj(result.failures)
@@ -245,14 +262,19 @@ def _started_epoch(ledger: Any, run_id: str) -> float:
 
 
 @contextmanager
-def _signals_set(cancel: threading.Event) -> Iterator[None]:
+def _signals_set(stop: StopChannel) -> Iterator[None]:
     """SIGINT/SIGTERM stop the current step (its process group is killed) and end the run resumably."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        cancel.set()
+        # Not from the handler itself: recording takes locks the interrupted code may hold.
+        name = signal.Signals(signum).name
+        threading.Thread(
+            target=stop.request, name="tminus-stop-signal", daemon=True,
+            args=(INTERRUPT, "interrupted by a signal; `tminus resume` continues", f"signal {name}"),
+        ).start()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine.stop import INTERRUPT, StopChannel
 from tminus.errors import ExpectationSyntaxError, TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
@@ -75,7 +76,7 @@ class StepRunner:
         *,
         environ: Mapping[str, str],
         approvals: Approvals | None,
-        cancel: Any,
+        stop: StopChannel,
     ) -> None:
         self.doc = doc
         self.templater = templater
@@ -83,7 +84,7 @@ class StepRunner:
         self.run_id = run_id
         self.environ = environ
         self.approvals = approvals
-        self.cancel = cancel
+        self.stop = stop  # the kinds see it as `ctx.cancel` (a threading.Event)
         self.shared: dict[str, Any] = {}
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
         self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
@@ -135,11 +136,16 @@ class StepRunner:
                 idempotent=self.is_rerunnable(step),
             )
         outcome = self._attempts(step, config)
-        if self.cancel.is_set() and outcome.status != OK:
-            # Cut short by a signal: no "finished" event, so `resume` sees it as interrupted and
-            # re-runs it only if it is a check or idempotent (otherwise the operator chooses).
-            outcome.status = INTERRUPTED
-            return outcome
+        request = self.stop.pending
+        if request is not None and outcome.status != OK:
+            if request.mode == INTERRUPT:
+                # Cut short by an interrupt: no "finished" event, so `resume` sees it as interrupted and
+                # re-runs it only if it is a check or idempotent (otherwise the operator chooses).
+                outcome.status = INTERRUPTED
+                return outcome
+            # Stopped to roll back or abort: it ends here, failed (and touched: its undo runs).
+            outcome.message = f"stopped: {request.describe()}\n{outcome.message}"
+            outcome.evidence["stopped"] = request.mode
         return self._finish(step, base, outcome)
 
     @staticmethod
@@ -181,7 +187,7 @@ class StepRunner:
                 outputs=obs.outputs,
                 evidence=obs.evidence,
             )
-            if judgement.passed or self.cancel.is_set():
+            if judgement.passed or self.stop.is_set():
                 break
             if attempt < attempts:
                 self.emit(
@@ -195,7 +201,7 @@ class StepRunner:
                 wait = interval
                 if retry and retry.max_interval is not None:
                     wait = min(wait, retry.max_interval)
-                if self.cancel.wait(wait):
+                if self.stop.wait(wait):
                     break
                 interval *= retry.backoff if retry else 1.0
         outcome.duration = time.monotonic() - started
@@ -209,7 +215,7 @@ class StepRunner:
             step=step,
             base_dir=self.doc.base_dir,
             timeout=timeout,
-            cancel=self.cancel,
+            cancel=self.stop,
             environ=self.environ,
             approvals=self.approvals,
             run_nested=self._run_nested,
