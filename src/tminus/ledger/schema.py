@@ -6,10 +6,14 @@ i + 1; to change the schema, append a function, never edit a released one.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     Boolean,
@@ -34,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from tminus.errors import LedgerError
 
@@ -112,11 +117,67 @@ leases = Table(
 )
 
 
+# v1 creates the tables as they were at version 1: a copy taken here, before v2 adds its columns
+# to the live definitions below, so a new ledger goes through v1 then v2 like an old one.
+_V1 = MetaData()
+for _table in (runs, events, approvals, leases):
+    _table.to_metadata(_V1)
+
+
 def _v1_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[runs, events, approvals, leases])
+    _V1.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+# --- version 2: fenced leases, approvals consumed by the request they answer ----------------------
+
+# Each acquisition of a key gets a generation higher than any before it, even after the lease row
+# was deleted (unlock, release): the counter lives here, one row per key, and is never deleted.
+lease_generations = Table(
+    "tminus_lease_generations", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("generation", Integer, nullable=False),
+)
+# The columns v2 adds, as DDL (frozen, like every released migration) and as live definitions.
+V2_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    leases.name: [("generation", "INTEGER DEFAULT 0 NOT NULL")],
+    # request_seq: the seq of the approval.requested event this approval answered (NULL: unused).
+    approvals.name: [("request_seq", "INTEGER"), ("consumed_at", "VARCHAR(40)")],
+}
+leases.append_column(Column("generation", Integer, nullable=False, server_default="0"))
+approvals.append_column(Column("request_seq", Integer))
+approvals.append_column(Column("consumed_at", String(40)))
+# One approval per request; an approval row itself is taken by a compare-and-set on request_seq IS NULL.
+_ONE_PER_REQUEST = Index("tminus_approvals_by_request", approvals.c.run_id, approvals.c.request_seq, unique=True)
+
+
+def _v2_fencing(conn: Connection) -> None:
+    lease_generations.create(conn)
+    for table, columns in V2_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    _ONE_PER_REQUEST.create(conn)
+    _backfill_consumed(conn)
+
+
+def _backfill_consumed(conn: Connection) -> None:
+    """Under v1 an approval was used when an approval.given event named it: mark those as consumed,
+    keyed by the request each answered (the latest approval.requested of its step before it)."""
+    requested: dict[tuple[str, str | None], int] = {}
+    given = select(events.c.run_id, events.c.seq, events.c.type, events.c.step_key, events.c.data, events.c.at).where(
+        events.c.type.in_(("approval.requested", "approval.given"))).order_by(events.c.run_id, events.c.seq)
+    for row in conn.execute(given).all():
+        if row.type == "approval.requested":
+            requested[(row.run_id, row.step_key)] = row.seq
+            continue
+        approval_id = json.loads(row.data).get("approval_id")
+        request_seq = requested.pop((row.run_id, row.step_key), None)
+        if approval_id is not None and request_seq is not None:
+            conn.execute(update(approvals).where(approvals.c.id == int(approval_id), approvals.c.run_id == row.run_id,
+                                                 approvals.c.request_seq.is_(None))
+                         .values(request_seq=request_seq, consumed_at=row.at))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -139,7 +200,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create(url: str) -> Engine:
+def create(url: str, *, read_only: bool = False) -> Engine:
+    """The engine for a ledger URL. `read_only`: it never creates the file or the database, and
+    its connections cannot write (SQLite opened with mode=ro, PostgreSQL in read-only transactions)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -149,9 +212,12 @@ def create(url: str) -> Engine:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        if read_only:
+            return _sqlite_reader(url, parsed.database)
         return _sqlite_engine(url, parsed.database)
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5, **options})
     raise LedgerError(f"ledger URL {mask(url)!r}: unsupported database '{backend}'; use sqlite or postgresql")
 
 
@@ -178,6 +244,36 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Take the write lock up front: a transaction that read first and writes later gets
         # SQLITE_BUSY at once instead of waiting. Readers are not blocked in WAL mode.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _sqlite_reader(url: str, database: str | None) -> Engine:
+    """SQLite through a `file:...?mode=ro` URI: the main file is never written (no journal-mode
+    switch, no checkpoint). In WAL mode SQLite still needs the -shm index beside it: it creates an
+    empty -wal/-shm pair when none exists. Where it cannot (a read-only folder) and no writer is
+    active (no -wal), the file is opened immutable."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise LedgerError(f"ledger URL {mask(url)!r}: a reader needs the path of a ledger file")
+    path = Path(database).resolve()
+    if not path.is_file():
+        raise LedgerError(
+            f"no ledger at {mask(url)}: the file {path} does not exist, so nothing has been recorded there. "
+            "Check --ledger / TMINUS_LEDGER (the default is .tminus/ledger.db in the current folder); "
+            "the first `tminus run` or `tminus gate` creates it"
+        )
+    uri = "file:" + quote(str(path)) + "?mode=ro"
+    if not os.access(path.parent, os.W_OK) and not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+
+    engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")  # a deferred transaction: one consistent snapshot, no lock taken
 
     return engine
 
@@ -216,4 +312,33 @@ def migrate(engine: Engine, shown_url: str) -> dict[str, str]:
         return found
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "create", "mask", "migrate", "normalise_url"]
+def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
+    """What a reader needs before it reads: tminus's tables, of a version this tminus knows. An older
+    schema is read as it is (columns added since are reported empty); nothing is migrated. Returns meta."""
+    if not inspect(conn).has_table(meta.name):
+        raise LedgerError(
+            f"no tminus ledger at {shown_url}: the database has no tminus tables, so nothing has been "
+            "recorded there. Check --ledger / TMINUS_LEDGER; the first `tminus run` or `tminus gate` creates them"
+        )
+    found = read_meta(conn)
+    version = int(found.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger at {shown_url} has schema version {version}, but this tminus only knows "
+            f"versions up to {SCHEMA_VERSION}: upgrade tminus to read or write it"
+        )
+    if version < 1:
+        raise LedgerError(f"the ledger at {shown_url} was never set up completely (schema version {version}): "
+                          "a command that writes (`tminus gate`, `run`, `approve`, `unlock`) finishes it")
+    return found
+
+
+def missing_columns(version: int) -> set[str]:
+    """'table.column' of the columns a ledger of `version` does not have yet."""
+    if version >= 2:
+        return set()
+    return {f"{table}.{name}" for table, columns in V2_COLUMNS.items() for name, _ddl in columns}
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "create", "mask", "migrate", "missing_columns",
+           "normalise_url"]
