@@ -86,6 +86,14 @@ class LedgerError(TminusError):
     """The ledger cannot be opened, is of an unknown schema version, or failed verification."""
 
 
+class LedgerMissing(LedgerError):
+    """A reader found no ledger at the URL (no file, or no tminus tables): nothing recorded there yet."""
+
+    def __init__(self, message: str, *, url: str):
+        self.url = url  # masked
+        super().__init__(message)
+
+
 class LeaseLost(LedgerError):
     """A run writer's lease is gone (broken by `tminus unlock`, or taken by another run): the write
     was refused and nothing was recorded. The run stops; `tminus resume` continues it."""

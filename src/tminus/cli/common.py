@@ -113,6 +113,21 @@ def open_reader_or_fail(url: str | None) -> LedgerReader:
         fail(str(exc))
 
 
+def open_listing(url: str | None) -> tuple[LedgerReader | None, str]:
+    """For commands that list runs (status, history): a ledger not created yet holds no runs, and
+    is not created by looking. Returns (the reader or None, the masked URL)."""
+    from tminus.errors import LedgerError, LedgerMissing
+    from tminus.ledger import open_reader
+
+    try:
+        reader = open_reader(url)
+    except LedgerMissing as exc:
+        return None, exc.url
+    except LedgerError as exc:
+        fail(str(exc))
+    return reader, reader.url
+
+
 def find_run(ledger: LedgerReader, run_id: str) -> RunRecord:
     from tminus.errors import LedgerError
 

@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from tminus.cli.common import emit_json, fail, find_run, json_option, ledger_option, open_reader_or_fail
+from tminus.cli.common import (
+    emit_json,
+    fail,
+    find_run,
+    json_option,
+    ledger_option,
+    open_listing,
+    open_reader_or_fail,
+)
 from tminus.engine.exitcodes import Exit
 
 
@@ -24,12 +32,12 @@ def status(ledger_url: str | None, as_json: bool) -> None:
     """Active runs and their leases; interrupted runs that can be resumed."""
     from tminus.cli.render import print_status, status_rows
 
-    ledger = open_reader_or_fail(ledger_url)
-    rows = status_rows(ledger)
+    ledger, url = open_listing(ledger_url)
+    rows = status_rows(ledger) if ledger is not None else []
     if as_json:
         emit_json(rows)
     else:
-        print_status(rows, ledger.url)
+        print_status(rows, url)
 
 
 @click.command()
@@ -43,8 +51,8 @@ def history(runbook: str | None, environment: str | None, limit: int, ledger_url
     """Past runs, newest first."""
     from tminus.cli.render import print_history
 
-    ledger = open_reader_or_fail(ledger_url)
-    runs = ledger.list_runs(runbook=runbook, environment=environment, limit=limit)
+    ledger, _url = open_listing(ledger_url)
+    runs = ledger.list_runs(runbook=runbook, environment=environment, limit=limit) if ledger is not None else []
     if as_json:
         emit_json([_run_dict(r) for r in runs])
     else:

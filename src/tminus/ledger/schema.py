@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from tminus.errors import LedgerError
+from tminus.errors import LedgerError, LedgerMissing
 
 metadata = MetaData()
 
@@ -257,10 +257,10 @@ def _sqlite_reader(url: str, database: str | None) -> Engine:
         raise LedgerError(f"ledger URL {mask(url)!r}: a reader needs the path of a ledger file")
     path = Path(database).resolve()
     if not path.is_file():
-        raise LedgerError(
+        raise LedgerMissing(
             f"no ledger at {mask(url)}: the file {path} does not exist, so nothing has been recorded there. "
             "Check --ledger / TMINUS_LEDGER (the default is .tminus/ledger.db in the current folder); "
-            "the first `tminus run` or `tminus gate` creates it"
+            "the first `tminus run` or `tminus gate` creates it", url=mask(url),
         )
     uri = "file:" + quote(str(path)) + "?mode=ro"
     if not os.access(path.parent, os.W_OK) and not Path(f"{path}-wal").exists():
@@ -316,9 +316,10 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
     """What a reader needs before it reads: tminus's tables, of a version this tminus knows. An older
     schema is read as it is (columns added since are reported empty); nothing is migrated. Returns meta."""
     if not inspect(conn).has_table(meta.name):
-        raise LedgerError(
+        raise LedgerMissing(
             f"no tminus ledger at {shown_url}: the database has no tminus tables, so nothing has been "
-            "recorded there. Check --ledger / TMINUS_LEDGER; the first `tminus run` or `tminus gate` creates them"
+            "recorded there. Check --ledger / TMINUS_LEDGER; the first `tminus run` or `tminus gate` creates them",
+            url=shown_url,
         )
     found = read_meta(conn)
     version = int(found.get("schema_version", "0"))
