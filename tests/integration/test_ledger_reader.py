@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, insert, inspect, text
 
 from tminus.errors import LedgerError, LedgerMissing
 from tminus.events import Event
-from tminus.ledger import open_ledger, open_reader
+from tminus.ledger import engines, open_ledger, open_reader
 from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
 from tminus.ledger.chain import Hasher, normalise
@@ -141,7 +141,7 @@ def test_a_reader_tails_while_another_process_appends(url: str) -> None:
 def make_v1_ledger(url: str) -> None:
     """A ledger as tminus wrote it at schema v1: one run that asked twice and consumed one approval
     (named by its approval.given), plus an approval never used."""
-    engine = s.create(url)
+    engine = engines.create(url)
     chains = Chains(Hasher(None), url, None)
     run = dict(id="r1", runbook_name="deploy", runbook_path="/rb.yaml", content_hash="x",
                runbook_text="name: deploy", environment="prod", operator="alice", host="h1", pid=1, kind="run",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tminus.errors import LedgerError
 from tminus.events import NOTE, Event
+from tminus.ledger import engines
 from tminus.ledger import leases as _leases
 from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
@@ -159,9 +160,9 @@ def connect_reader(url: str, key: str | None) -> SqlReader:
 
 def _open(url: str, key: str | None, build: Callable[[Engine, str, Hasher], T], *, read_only: bool = False) -> T:
     """Any database failure while opening is a LedgerError naming the (masked) URL."""
-    url = s.normalise_url(url)
-    shown = s.mask(url)
-    engine = s.create(url, read_only=read_only)
+    url = engines.normalise_url(url)
+    shown = engines.mask(url)
+    engine = engines.create(url, read_only=read_only)
     try:
         return build(engine, shown, Hasher(key.encode() if key else None))
     except LedgerError:
