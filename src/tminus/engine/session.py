@@ -286,6 +286,8 @@ class Session:
             with _signals_set(self.cancel):
                 try:
                     result = body(runner)
+                except Interrupted as exc:  # rollback and watch_only raise it themselves (a refused write too)
+                    result = RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
                 finally:
                     _close_shared(steps.shared)
         if self.lease_lost and result.status == "interrupted":

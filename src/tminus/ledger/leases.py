@@ -95,8 +95,8 @@ class Lease:
                 conn.close()
 
 
-def read(conn: Connection, key: str, columns: list[Any] | None = None) -> LeaseRecord | None:
-    row = conn.execute(select(*(columns or [s.leases])).where(s.leases.c.key == key)).first()
+def read(conn: Connection, key: str) -> LeaseRecord | None:
+    row = conn.execute(select(s.leases).where(s.leases.c.key == key)).first()
     return None if row is None else lease_record(row._asdict())
 
 
