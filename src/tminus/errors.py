@@ -86,5 +86,28 @@ class LedgerError(TminusError):
     """The ledger cannot be opened, is of an unknown schema version, or failed verification."""
 
 
+class LedgerMissing(LedgerError):
+    """A reader found no ledger at the URL (no file, or no tminus tables): nothing recorded there yet."""
+
+    def __init__(self, message: str, *, url: str):
+        self.url = url  # masked
+        super().__init__(message)
+
+
+class LeaseLost(LedgerError):
+    """A run writer's lease is gone (broken by `tminus unlock`, or taken by another run): the write
+    was refused and nothing was recorded. The run stops; `tminus resume` continues it."""
+
+    def __init__(self, message: str, *, key: str, generation: int, holder: LeaseRecord | None = None):
+        self.key = key
+        self.generation = generation
+        self.holder = holder  # who holds the lease now, if anyone
+        super().__init__(message)
+
+
+class ApprovalTaken(LedgerError):
+    """The approval was already consumed, or the request already answered by another approval."""
+
+
 class ResumeRefused(TminusError):
     """A run cannot be resumed as asked (changed runbook, finished run, missing decision)."""

@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, text
 
 from tminus.errors import LedgerError
 from tminus.events import PAYLOAD_VERSION, Event
-from tminus.ledger import Ledger, RunRecord, open_ledger
+from tminus.ledger import Ledger, RunRecord, open_ledger, open_reader
+from tminus.ledger.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.usefixtures("_no_key")
 
@@ -192,8 +193,10 @@ def test_verify_unknown_run_is_an_error(ledger: Ledger) -> None:
 def test_newer_schema_version_is_refused(url: str) -> None:
     open_ledger(url).close()
     sql(url, "UPDATE tminus_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(LedgerError, match=r"schema version 99.*versions up to 1.*upgrade tminus"):
+    with pytest.raises(LedgerError, match=rf"schema version 99.*versions up to {SCHEMA_VERSION}.*upgrade tminus"):
         open_ledger(url)
+    with pytest.raises(LedgerError, match=r"schema version 99.*upgrade tminus"):
+        open_reader(url)
 
 
 def test_reopening_keeps_data(url: str) -> None:

@@ -7,11 +7,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from tminus.engine.exitcodes import Exit
+
+if TYPE_CHECKING:
+    from tminus.ledger import Ledger, LedgerReader, RunRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,7 +91,8 @@ def load_document(path: str, text: str | None = None) -> Any:
         sys.exit(int(Exit.INVALID_RUNBOOK))
 
 
-def open_ledger_or_fail(url: str | None) -> Any:
+def open_ledger_or_fail(url: str | None) -> Ledger:
+    """For commands that write: the ledger is created and migrated if needed."""
     from tminus.errors import LedgerError
     from tminus.ledger import open_ledger
 
@@ -98,7 +102,33 @@ def open_ledger_or_fail(url: str | None) -> Any:
         fail(str(exc))
 
 
-def find_run(ledger: Any, run_id: str) -> Any:
+def open_reader_or_fail(url: str | None) -> LedgerReader:
+    """For commands that only read: nothing is created, migrated or written."""
+    from tminus.errors import LedgerError
+    from tminus.ledger import open_reader
+
+    try:
+        return open_reader(url)
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+def open_listing(url: str | None) -> tuple[LedgerReader | None, str]:
+    """For commands that list runs (status, history): a ledger not created yet holds no runs, and
+    is not created by looking. Returns (the reader or None, the masked URL)."""
+    from tminus.errors import LedgerError, LedgerMissing
+    from tminus.ledger import open_reader
+
+    try:
+        reader = open_reader(url)
+    except LedgerMissing as exc:
+        return None, exc.url
+    except LedgerError as exc:
+        fail(str(exc))
+    return reader, reader.url
+
+
+def find_run(ledger: LedgerReader, run_id: str) -> RunRecord:
     from tminus.errors import LedgerError
 
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tminus.cli.common import emit_json, fail, find_run, json_option, ledger_option, open_ledger_or_fail
+from tminus.cli.common import emit_json, fail, find_run, json_option, ledger_option, open_reader_or_fail
 from tminus.engine.exitcodes import Exit
 
 
@@ -43,7 +43,7 @@ def why(run_id: str, ledger_url: str | None, as_json: bool) -> None:
     """
     from tminus.reports.why import explain
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_reader_or_fail(ledger_url)
     run = find_run(ledger, run_id)
     explanation = explain(run, ledger.events(run.id))
     ledger.close()
@@ -84,7 +84,7 @@ def replay(run_id: str, sets: tuple[str, ...], ledger_url: str | None, as_json: 
     from tminus.monitor.replay import NothingToReplay, ReplayError, parse_sets, replay_run
     from tminus.runbook.loader import load_runbook
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_reader_or_fail(ledger_url)
     run = find_run(ledger, run_id)
     events = ledger.events(run.id)
     ledger.close()

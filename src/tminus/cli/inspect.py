@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from tminus.cli.common import emit_json, fail, find_run, json_option, ledger_option, open_ledger_or_fail
+from tminus.cli.common import (
+    emit_json,
+    fail,
+    find_run,
+    json_option,
+    ledger_option,
+    open_listing,
+    open_reader_or_fail,
+)
 from tminus.engine.exitcodes import Exit
 
 
@@ -24,12 +32,12 @@ def status(ledger_url: str | None, as_json: bool) -> None:
     """Active runs and their leases; interrupted runs that can be resumed."""
     from tminus.cli.render import print_status, status_rows
 
-    ledger = open_ledger_or_fail(ledger_url)
-    rows = status_rows(ledger)
+    ledger, url = open_listing(ledger_url)
+    rows = status_rows(ledger) if ledger is not None else []
     if as_json:
         emit_json(rows)
     else:
-        print_status(rows, ledger.url)
+        print_status(rows, url)
 
 
 @click.command()
@@ -43,8 +51,8 @@ def history(runbook: str | None, environment: str | None, limit: int, ledger_url
     """Past runs, newest first."""
     from tminus.cli.render import print_history
 
-    ledger = open_ledger_or_fail(ledger_url)
-    runs = ledger.list_runs(runbook=runbook, environment=environment, limit=limit)
+    ledger, _url = open_listing(ledger_url)
+    runs = ledger.list_runs(runbook=runbook, environment=environment, limit=limit) if ledger is not None else []
     if as_json:
         emit_json([_run_dict(r) for r in runs])
     else:
@@ -60,7 +68,7 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
     """One run: timeline with planned vs actual durations, evidence, and why it ended as it did."""
     from tminus.cli.render import print_show
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_reader_or_fail(ledger_url)
     run = find_run(ledger, run_id)
     events = ledger.events(run.id)
     if as_json:
@@ -80,7 +88,7 @@ def ledger() -> None:
 @json_option
 def ledger_verify(run_id: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Recompute the hash chains; exit 1 if anything was changed or removed."""
-    store = open_ledger_or_fail(ledger_url)
+    store = open_reader_or_fail(ledger_url)
     if run_id:
         run_id = find_run(store, run_id).id
     from tminus.errors import LedgerError

@@ -3,6 +3,10 @@
 On a TTY the operator is asked; at the same time (and always when not on a TTY) an approval
 recorded in the ledger by `tminus approve RUN_ID` from another terminal answers. `--yes`
 approves everything, `--no-input` refuses at once. Who answered, how and when is recorded.
+
+An approval answers one request: its `approval.given` is recorded in the transaction that marks the
+approval consumed by that request (see engine/recorder.py), so no approval is used twice. An
+approval given before the request (still unused) answers it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from tminus import events as ev
+from tminus.errors import ApprovalTaken
 from tminus.events import utcnow
 from tminus.kinds.base import Approval
+from tminus.ledger.interfaces import LedgerReader
 
 POLL_SECONDS = 0.2
 
@@ -24,7 +30,7 @@ class OperatorChannel:
     def __init__(
         self,
         *,
-        ledger: Any,
+        ledger: LedgerReader,
         run_id: str,
         operator: str,
         emit: Callable[..., None],
@@ -55,21 +61,21 @@ class OperatorChannel:
     ) -> Approval:
         """Ask and wait. `second_person_of`: the operator who may NOT answer (no self-approval)."""
         how_to = f"tminus approve {self.run_id} --step {step_key}"
-        consumed = self._consumed(step_key)  # answers to earlier requests (a monitor may pause twice)
         self.emit(ev.APPROVAL_REQUESTED, step_key, prompt=prompt, instructions=instructions,
                   timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'",
                   second_person=second_person_of is not None, operator=self.operator)
-        approval, record_id = self._obtain(step_key, prompt, instructions, timeout, consumed, second_person_of)
-        self.emit(ev.APPROVAL_GIVEN, step_key, approved=approval.approved, by=approval.by,
-                  how=approval.how, reason=approval.reason, at=approval.at, approval_id=record_id)
-        return approval
-
-    def _consumed(self, step_key: str) -> set[int]:
-        return {
-            e.data["approval_id"]
-            for e in self.ledger.events(self.run_id)
-            if e.type == ev.APPROVAL_GIVEN and e.step_key == step_key and e.data.get("approval_id") is not None
-        }
+        taken: set[int] = set()  # approvals another consumer took first: wait for another answer
+        while True:
+            approval, record_id = self._obtain(step_key, prompt, instructions, timeout, taken, second_person_of)
+            try:
+                self.emit(ev.APPROVAL_GIVEN, step_key, approved=approval.approved, by=approval.by,
+                          how=approval.how, reason=approval.reason, at=approval.at, approval_id=record_id)
+            except ApprovalTaken:
+                if record_id is None:
+                    raise
+                taken.add(record_id)
+                continue
+            return approval
 
     def _obtain(
         self,
@@ -77,7 +83,7 @@ class OperatorChannel:
         prompt: str,
         instructions: str | None,
         timeout: float | None,
-        consumed: set[int],
+        taken: set[int],
         second_person_of: str | None,
     ) -> tuple[Approval, int | None]:
         second = second_person_of is not None
@@ -96,7 +102,7 @@ class OperatorChannel:
         ignored: set[int] = set()
         while True:
             for a in self.ledger.approvals(self.run_id, step_key):
-                if a.id in consumed or a.id in ignored:
+                if a.request_seq is not None or a.id in taken or a.id in ignored:  # used by a request
                     continue
                 if second and a.by == second_person_of:
                     ignored.add(a.id)

@@ -9,8 +9,9 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +20,19 @@ from tminus.engine.approvals import OperatorChannel
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
 from tminus.engine.policy import Policy
+from tminus.engine.recorder import LedgerRecorder
 from tminus.engine.resume import history_from_events
-from tminus.engine.runner import Prior, Runner, RunResult
+from tminus.engine.runner import Prior, Runner, RunResult, Stopped
 from tminus.engine.steps import StepRunner
 from tminus.engine.stop import INTERRUPT, StopChannel, StopRequest
-from tminus.errors import ResumeRefused
+from tminus.errors import LeaseLost, ResumeRefused
 from tminus.events import EventBus, Subscriber
+from tminus.ledger.interfaces import Ledger
+from tminus.ledger.records import Fence, RunRecord
 from tminus.runbook.document import RunbookDocument
 
 RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
+LEASE_BROKEN = "the lease was broken by `tminus unlock`; the run stopped. `tminus resume` continues"
 
 
 def new_run_id() -> str:
@@ -39,7 +44,7 @@ class Session:
     def __init__(
         self,
         doc: RunbookDocument,
-        ledger: Any,
+        ledger: Ledger,
         opts: Options,
         subscribers: list[Subscriber] | None = None,
         pause_display: Callable[[], Any] | None = None,
@@ -68,22 +73,22 @@ class Session:
             self._create_run("gate")
             return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED)
         # The lease first: a refused run must not leave a phantom "running" record behind.
-        with self._lease():
+        with self._lease() as fence:
             self._create_run("run")
-            return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED)
+            return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence)
 
     def watch(self, *, baseline: float | None = None, duration: float | None = None) -> RunResult:
         """`tminus monitor`: only the monitor section, against a service deployed by other means.
         It holds the lease: a firing rule may run the rollback steps."""
         self.run_id = new_run_id()
-        with self._lease():
+        with self._lease() as fence:
             self._create_run("monitor")
             return self._drive(
                 Prior(), lambda r: r.watch_only(baseline=baseline, duration=duration), started=ev.RUN_STARTED,
-                extra={"action": "monitor", "baseline": baseline, "duration": duration},
+                extra={"action": "monitor", "baseline": baseline, "duration": duration}, fence=fence,
             )
 
-    def resume(self, run: Any, *, choice: str | None = None, reason: str | None = None) -> RunResult:
+    def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step."""
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
@@ -119,19 +124,20 @@ class Session:
                 return r.watch_only(baseline=None, duration=None)  # a resumed watch goes on where it stopped
             return r.run(gates_only=gates_only)
 
-        with self._lease():
-            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"interrupted": decisions, "reason": reason})
+        with self._lease() as fence:
+            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"interrupted": decisions, "reason": reason},
+                               fence=fence)
 
-    def rollback(self, run: Any, *, reason: str) -> RunResult:
+    def rollback(self, run: RunRecord, *, reason: str) -> RunResult:
         """Undo a completed run: the same undo path an automatic rollback takes."""
         if run.status != "completed":
             raise ResumeRefused(f"run {run.id} is '{run.status}'; only a completed run can be rolled back")
         self.run_id = run.id
         prior = history_from_events(self.ledger.events(run.id)).prior
-        with self._lease():
+        with self._lease() as fence:
             return self._drive(
                 prior, lambda r: r.run_rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
-                started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason},
+                started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason}, fence=fence,
             )
 
     # --- machinery ----------------------------------------------------------------------------
@@ -151,7 +157,8 @@ class Session:
         )
 
     @contextmanager
-    def _lease(self) -> Iterator[None]:
+    def _lease(self) -> Iterator[Fence]:
+        """Hold the run's lease; yields its fence, which every write of the run checks."""
         lease = self.ledger.acquire_lease(
             lease_key(self.doc, self.opts.environment),
             run_id=self.run_id,
@@ -168,13 +175,12 @@ class Session:
             while not done.is_set():
                 if lease.lost.wait(0.5):
                     self.lease_lost = True
-                    self.stop.request(INTERRUPT, "the lease was broken by `tminus unlock`; the run stopped. "
-                                      "`tminus resume` continues", "lease")
+                    self.stop.request(INTERRUPT, LEASE_BROKEN, "lease")
                     return
 
         threading.Thread(target=watch, name="tminus-lease-watch", daemon=True).start()
         try:
-            yield
+            yield lease.fence
         finally:
             done.set()
             lease.release()
@@ -186,9 +192,13 @@ class Session:
         *,
         started: str,
         extra: dict[str, Any] | None = None,
+        fence: Fence | None = None,
     ) -> RunResult:
+        """Run `body` with the run's writer on the bus: fenced by the lease (`fence`), or unfenced
+        for a gate-only run, which holds no lease and changes nothing."""
+        writer = self.ledger.open_writer(self.run_id, fence=fence)
         bus = EventBus()
-        bus.subscribe(self.ledger.append)
+        bus.subscribe(LedgerRecorder(writer, self._lost))
         for sub in self.subscribers:
             bus.subscribe(sub)
         facts = {
@@ -209,55 +219,73 @@ class Session:
             stop=self.stop, yes=self.opts.yes, no_input=self.opts.no_input,
             interactive=self.opts.interactive, pause_display=self.pause_display,
         )
-        steps.emit(
-            started,
-            runbook=self.doc.runbook.name,
-            path=str(self.doc.path),
-            environment=self.opts.environment,
-            operator=self.opts.operator,
-            host=facts["host"],
-            pid=os.getpid(),
-            content_hash=self.doc.content_hash,
-            vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
-            phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
-            overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
-            **(extra or {}),
-        )
-        self.ledger.set_status(self.run_id, "running")
+        try:
+            steps.emit(
+                started,
+                runbook=self.doc.runbook.name,
+                path=str(self.doc.path),
+                environment=self.opts.environment,
+                operator=self.opts.operator,
+                host=facts["host"],
+                pid=os.getpid(),
+                content_hash=self.doc.content_hash,
+                vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
+                phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
+                overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
+                **(extra or {}),
+            )
+            writer.set_status("running")
+        except (LeaseLost, Stopped) as exc:  # the lease was broken before the run began: nothing ran
+            self.stop.close()
+            result = RunResult("interrupted", Exit.INTERRUPTED, str(exc))
+        else:
+            result = self._body(steps, prior, body)
+        # Everything that leaves the session is masked: printed reasons, JSON, the ledger.
+        result.reason = templater.masker.mask(result.reason)
+        result.failures = templater.masker.mask_obj(result.failures)
+        # The status and run.finished land together (the recorder calls writer.finish). A lost lease:
+        # nothing more is recorded, and the run stays resumable.
+        with suppress(Stopped):
+            steps.emit(ev.RUN_FINISHED, status=result.status, exit_code=int(result.exit), reason=result.reason)
+        return result
+
+    def _body(self, steps: StepRunner, prior: Prior, body: Callable[[Runner], RunResult]) -> RunResult:
+        """The run itself, with the stop channel recording into the ledger and the policy started."""
 
         def record(request: StopRequest, accepted: bool, note: str) -> None:
             extra = {"note": note} if note else {}
-            steps.emit(ev.STOP_REQUESTED, **request.to_event_data(), accepted=accepted, **extra)
+            with suppress(Stopped):  # the lease is gone: the stop is still obeyed, just not recorded
+                steps.emit(ev.STOP_REQUESTED, **request.to_event_data(), accepted=accepted, **extra)
 
         self.stop.attach(record)
         runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
         self.policy.start(self.stop)
         with _signals_set(self.stop):
             try:
-                result = body(runner)
+                return body(runner)
+            except Stopped as exc:  # a refused write (the lease is gone) outside any section
+                return RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
                 self.policy.finish()
                 _close_shared(steps.shared)
-        # Everything that leaves the session is masked: printed reasons, JSON, the ledger.
-        result.reason = templater.masker.mask(result.reason)
-        result.failures = templater.masker.mask_obj(result.failures)
-        finished = result.status != "interrupted"
-        steps.emit(ev.RUN_FINISHED, status=result.status, exit_code=int(result.exit), reason=result.reason)
-        self.ledger.set_status(
-            self.run_id, result.status, exit_code=int(result.exit), reason=result.reason, finished=finished
-        )
-        return result
+
+    def _lost(self, exc: LeaseLost) -> StopRequest:
+        """A write was refused because the lease is gone: stop, as when the heartbeat notices. The
+        request is made from a thread of its own: the event bus is busy delivering the refused event."""
+        self.lease_lost = True
+        request = StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
+        threading.Thread(target=self.stop.request, args=(request.mode, request.reason, request.by),
+                         name="tminus-lease-lost", daemon=True).start()
+        return request
 
 
-def _started_epoch(ledger: Any, run_id: str) -> float:
+def _started_epoch(ledger: Ledger, run_id: str) -> float:
     """T+0 of the run: when it was first created (a resumed run keeps its original clock)."""
     record = ledger.get_run(run_id)
     try:
-        return datetime.fromisoformat(record.started_at).timestamp()
-    except (AttributeError, TypeError, ValueError):
-        import time
-
+        return datetime.fromisoformat(record.started_at).timestamp() if record else time.time()
+    except (TypeError, ValueError):
         return time.time()
 
 

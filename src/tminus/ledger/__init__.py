@@ -1,55 +1,61 @@
 """The ledger: every run and every event with its evidence, hash-chained, plus approvals and run locks.
 
-Importing this package stays light: SQLAlchemy is loaded when a ledger is opened (or when
-`Ledger`/`Lease` are first touched), so `tminus --version` does not pay for it.
+Callers type against the interfaces (`LedgerReader`, `RunWriter`, `Ledger`, `HeldLease`) and open
+a ledger with `open_reader` (read-only commands: never creates, migrates or writes) or
+`open_ledger` (commands that write: creates and migrates). Importing this package stays light:
+SQLAlchemy is loaded when a ledger is opened, so `tminus --version` does not pay for it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
-from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, RunRecord
-
-if TYPE_CHECKING:
-    from tminus.ledger.leases import Lease
-    from tminus.ledger.store import Ledger
+from tminus.ledger.interfaces import HeldLease, Ledger, LedgerReader, RunWriter
+from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, RunRecord
 
 DEFAULT_URL = "sqlite:///.tminus/ledger.db"
 
 
 def open_ledger(url: str | None = None, *, key: str | None = None) -> Ledger:
-    """Open the ledger at `url` ($TMINUS_LEDGER, else DEFAULT_URL), creating its tables on first use.
+    """Open the ledger at `url` ($TMINUS_LEDGER, else DEFAULT_URL) to write, creating its tables on
+    first use and migrating older ones.
 
     `key` ($TMINUS_LEDGER_KEY when None) turns the chain hashes into HMACs. Raises LedgerError when
     the database is unreachable or was written by a newer tminus.
     """
     from tminus.ledger.store import connect
 
-    url = url or os.environ.get("TMINUS_LEDGER") or DEFAULT_URL
-    key = key if key is not None else os.environ.get("TMINUS_LEDGER_KEY") or None
-    return connect(url, key)
+    return connect(_url(url), _key(key))
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Ledger":
-        from tminus.ledger.store import Ledger
+def open_reader(url: str | None = None, *, key: str | None = None) -> LedgerReader:
+    """Open the ledger at `url` to read only: a missing ledger is a LedgerError (it is not created),
+    an older schema is read as it is (not migrated), a newer one is refused, and nothing is written
+    (SQLite opened read-only, PostgreSQL in read-only transactions). `key` as for open_ledger."""
+    from tminus.ledger.store import connect_reader
 
-        return Ledger
-    if name == "Lease":
-        from tminus.ledger.leases import Lease
+    return connect_reader(_url(url), _key(key))
 
-        return Lease
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def _url(url: str | None) -> str:
+    return url or os.environ.get("TMINUS_LEDGER") or DEFAULT_URL
+
+
+def _key(key: str | None) -> str | None:
+    return key if key is not None else os.environ.get("TMINUS_LEDGER_KEY") or None
 
 
 __all__ = [
     "DEFAULT_URL",
     "ApprovalRecord",
     "EventRecord",
-    "Lease",
+    "Fence",
+    "HeldLease",
     "LeaseRecord",
     "Ledger",
+    "LedgerReader",
     "RunRecord",
+    "RunWriter",
     "open_ledger",
+    "open_reader",
 ]

@@ -4,6 +4,10 @@ Taking a lease is one INSERT on the primary key (atomic on SQLite and PostgreSQL
 that stopped heartbeating or whose process died is *stale*, but its lease is never taken over
 silently: whatever it was doing may be half done, so a person decides (`tminus unlock`), except
 that a run may take back its own lease - that is how resume works.
+
+Each acquisition gets a generation higher than any before it for that key (a durable counter, kept
+after the lease row is gone). A run writer bound to a lease checks its token and generation in the
+transaction of every write (`check_fence`): a holder whose lease was broken writes nothing more.
 """
 
 from __future__ import annotations
@@ -12,19 +16,17 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from tminus.errors import LockHeld
+from tminus.errors import LeaseLost, LockHeld
 from tminus.ledger import schema as s
-from tminus.ledger.records import LeaseRecord, iso_from_epoch
-
-if TYPE_CHECKING:
-    from tminus.ledger.store import Ledger
+from tminus.ledger.database import ConnectionSource
+from tminus.ledger.records import Fence, LeaseRecord, iso_from_epoch
 
 _FIRST_POLL = 0.05
 _MAX_POLL = 1.0
@@ -33,14 +35,19 @@ _MAX_POLL = 1.0
 class Lease:
     """A held lease. Keep it alive with start_heartbeat(); give it back with release()."""
 
-    def __init__(self, ledger: Ledger, record: LeaseRecord, token: str) -> None:
+    def __init__(self, source: ConnectionSource, record: LeaseRecord, token: str) -> None:
         self.key = record.key
         self.record = record
         self.lost = threading.Event()  # set when a renewal finds the lease broken or taken
-        self._ledger = ledger
+        self._source = source
         self._token = token
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def fence(self) -> Fence:
+        """What a run writer bound to this lease checks before each write."""
+        return Fence(self.key, self._token, self.record.generation)
 
     def start_heartbeat(self) -> None:
         if self._thread is None:
@@ -55,10 +62,8 @@ class Lease:
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if it is still ours (it may have been broken)."""
         self.stop_heartbeat()
-        with self._ledger._tx() as conn:
+        with self._source.transaction() as conn:
             conn.execute(delete(s.leases).where(self._ours()))
-        if self in self._ledger._leases:
-            self._ledger._leases.remove(self)
 
     def _ours(self) -> ColumnElement[bool]:
         return and_(s.leases.c.key == self.key, s.leases.c.token == self._token)
@@ -71,7 +76,7 @@ class Lease:
             while not self._stop.wait(interval):
                 try:
                     if conn is None:
-                        conn = self._ledger._engine.connect()
+                        conn = self._source.connect()
                     with conn.begin():
                         stmt = update(s.leases).where(self._ours()).values(heartbeat_at=time.time())
                         renewed = conn.execute(stmt).rowcount
@@ -92,19 +97,47 @@ class Lease:
 
 def read(conn: Connection, key: str) -> LeaseRecord | None:
     row = conn.execute(select(s.leases).where(s.leases.c.key == key)).first()
-    return None if row is None else _record(row._asdict())
+    return None if row is None else lease_record(row._asdict())
 
 
-def _record(row: Mapping[str, Any]) -> LeaseRecord:
+def lease_record(row: Mapping[str, Any]) -> LeaseRecord:
     return LeaseRecord(
         key=row["key"], run_id=row["run_id"], operator=row["operator"], host=row["host"], pid=int(row["pid"]),
         acquired_at=iso_from_epoch(row["acquired_at"]), heartbeat_at=iso_from_epoch(row["heartbeat_at"]),
-        ttl=float(row["ttl"]),
+        ttl=float(row["ttl"]), generation=int(row.get("generation") or 0),
     )
 
 
+def check_fence(conn: Connection, fence: Fence, run_id: str) -> None:
+    """Raise LeaseLost unless the lease is still this acquisition. On PostgreSQL the row is share-locked
+    until the caller's transaction ends: an unlock waits for the write in flight, never cuts it."""
+    query = select(s.leases).where(s.leases.c.key == fence.key).with_for_update(read=True)
+    row = conn.execute(query).first()
+    if row is not None and row.token == fence.token and int(row.generation) == fence.generation:
+        return
+    holder = None if row is None else lease_record(row._asdict())
+    now = "nobody holds it now" if holder is None else (
+        f"run {holder.run_id} holds it now (generation {holder.generation}, {holder.operator} on {holder.host})")
+    raise LeaseLost(
+        f"run {run_id} no longer holds the lease on {fence.key} (its generation {fence.generation}): it was broken "
+        f"with `tminus unlock`; {now}. Nothing more was recorded for this run; `tminus resume {run_id}` "
+        "continues it once no other run acts on this environment",
+        key=fence.key, generation=fence.generation, holder=holder,
+    )
+
+
+def remove(conn: Connection, key: str) -> LeaseRecord | None:
+    """Delete the lease on `key` (`tminus unlock`): the holder found, or None when there was none
+    or another unlock deleted it first."""
+    holder = read(conn, key)
+    if holder is None or conn.execute(delete(s.leases).where(s.leases.c.key == key)).rowcount == 0:
+        return None
+    return holder
+
+
 def acquire(
-    ledger: Ledger, key: str, *, run_id: str, operator: str, host: str, pid: int, ttl: float, wait: float
+    source: ConnectionSource, key: str, *, run_id: str, operator: str, host: str, pid: int, ttl: float,
+    wait: float,
 ) -> Lease:
     """Take the lease, waiting up to `wait` seconds for a live holder to let go."""
     deadline = time.monotonic() + wait
@@ -114,9 +147,9 @@ def acquire(
         now = time.time()
         row: dict[str, Any] = dict(key=key, run_id=run_id, operator=operator, host=host, pid=pid, acquired_at=now,
                    heartbeat_at=now, ttl=ttl, token=token)
-        taken, holder = _try_take(ledger, row)
-        if taken:
-            return Lease(ledger, _record(row), token)
+        taken, holder = _try_take(source, row)
+        if taken is not None:
+            return Lease(source, taken, token)
         if holder is None:  # released between our insert and our read: just try again
             continue
         stale = holder.stale_reason()
@@ -129,16 +162,16 @@ def acquire(
         delay = min(delay * 1.5, _MAX_POLL)
 
 
-def _try_take(ledger: Ledger, row: dict[str, Any]) -> tuple[bool, LeaseRecord | None]:
-    """(True, None) when the lease is now ours, else (False, its holder if there still is one)."""
-    insert = pg_insert if ledger._engine.dialect.name == "postgresql" else sqlite_insert
-    with ledger._tx() as conn:
+def _try_take(source: ConnectionSource, row: dict[str, Any]) -> tuple[LeaseRecord | None, LeaseRecord | None]:
+    """(the lease, None) when it is now ours, else (None, its holder if there still is one)."""
+    insert = pg_insert if source.dialect == "postgresql" else sqlite_insert
+    with source.transaction() as conn:
         if conn.execute(insert(s.leases).values(**row).on_conflict_do_nothing()).rowcount == 1:
-            return True, None
+            return _stamp(conn, row), None
         current = conn.execute(select(s.leases).where(s.leases.c.key == row["key"])).first()
         if current is None:
-            return False, None
-        holder = _record(current._asdict())
+            return None, None
+        holder = lease_record(current._asdict())
         same_run = holder.run_id == row["run_id"]
         this_process = holder.host == row["host"] and holder.pid == row["pid"]
         if same_run and (this_process or holder.is_stale()):
@@ -149,8 +182,21 @@ def _try_take(ledger: Ledger, row: dict[str, Any]) -> tuple[bool, LeaseRecord | 
                 .values(**row)
             ).rowcount
             if taken:
-                return True, None
-        return False, holder
+                return _stamp(conn, row), None
+        return None, holder
+
+
+def _stamp(conn: Connection, row: dict[str, Any]) -> LeaseRecord:
+    """Give the acquisition just written (same transaction) the key's next generation."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    counter = s.lease_generations
+    bump = insert(counter).values(key=row["key"], generation=1).on_conflict_do_update(
+        index_elements=[counter.c.key], set_={"generation": counter.c.generation + 1})
+    conn.execute(bump)
+    generation = int(conn.execute(select(counter.c.generation).where(counter.c.key == row["key"])).scalar_one())
+    conn.execute(update(s.leases).where(and_(s.leases.c.key == row["key"], s.leases.c.token == row["token"]))
+                 .values(generation=generation))
+    return lease_record({**row, "generation": generation})
 
 
 def _held(key: str, holder: LeaseRecord, stale: str | None, waited: float = 0.0) -> LockHeld:

@@ -73,6 +73,18 @@ class ApprovalRecord(_Record):
     host: str
     reason: str | None
     at: str
+    request_seq: int | None = None  # the seq of the approval.requested it answered; None while unused
+    consumed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a run writer bound to a lease checks before every write: the lease on `key` is still the
+    acquisition with this token and generation (it was not broken, nor taken by another run)."""
+
+    key: str
+    token: str
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ class LeaseRecord(_Record):
     acquired_at: str  # ISO UTC
     heartbeat_at: str  # ISO UTC; renewed every ttl/3 while the run lives
     ttl: float  # seconds without a heartbeat after which the holder counts as gone
+    generation: int = 0  # higher for each acquisition of the key; 0 for leases taken before schema v2
 
     def stale_reason(self, now: datetime | None = None) -> str | None:
         """Why the holder is gone, or None while it looks alive.

@@ -6,10 +6,8 @@ i + 1; to change the schema, append a function, never edit a released one.
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -24,18 +22,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     insert,
     inspect,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from tminus.errors import LedgerError
+from tminus.errors import LedgerError, LedgerMissing
+from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED
 
 metadata = MetaData()
 
@@ -112,74 +107,68 @@ leases = Table(
 )
 
 
+# v1 creates the tables as they were at version 1: a copy taken here, before v2 adds its columns
+# to the live definitions below, so a new ledger goes through v1 then v2 like an old one.
+_V1 = MetaData()
+for _table in (runs, events, approvals, leases):
+    _table.to_metadata(_V1)
+
+
 def _v1_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[runs, events, approvals, leases])
+    _V1.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+# --- version 2: fenced leases, approvals consumed by the request they answer ----------------------
+
+# Each acquisition of a key gets a generation higher than any before it, even after the lease row
+# was deleted (unlock, release): the counter lives here, one row per key, and is never deleted.
+lease_generations = Table(
+    "tminus_lease_generations", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("generation", Integer, nullable=False),
+)
+# The columns v2 adds, as DDL (frozen, like every released migration) and as live definitions.
+V2_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    leases.name: [("generation", "INTEGER DEFAULT 0 NOT NULL")],
+    # request_seq: the seq of the approval.requested event this approval answered (NULL: unused).
+    approvals.name: [("request_seq", "INTEGER"), ("consumed_at", "VARCHAR(40)")],
+}
+leases.append_column(Column("generation", Integer, nullable=False, server_default="0"))
+approvals.append_column(Column("request_seq", Integer))
+approvals.append_column(Column("consumed_at", String(40)))
+# One approval per request; an approval row itself is taken by a compare-and-set on request_seq IS NULL.
+_ONE_PER_REQUEST = Index("tminus_approvals_by_request", approvals.c.run_id, approvals.c.request_seq, unique=True)
+
+
+def _v2_fencing(conn: Connection) -> None:
+    lease_generations.create(conn)
+    for table, columns in V2_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    _ONE_PER_REQUEST.create(conn)
+    _backfill_consumed(conn)
+
+
+def _backfill_consumed(conn: Connection) -> None:
+    """Under v1 an approval was used when an approval.given event named it: mark those as consumed,
+    keyed by the request each answered (the latest approval.requested of its step before it)."""
+    requested: dict[tuple[str, str | None], int] = {}
+    given = select(events.c.run_id, events.c.seq, events.c.type, events.c.step_key, events.c.data, events.c.at).where(
+        events.c.type.in_((APPROVAL_REQUESTED, APPROVAL_GIVEN))).order_by(events.c.run_id, events.c.seq)
+    for row in conn.execute(given).all():
+        if row.type == APPROVAL_REQUESTED:
+            requested[(row.run_id, row.step_key)] = row.seq
+            continue
+        approval_id = json.loads(row.data).get("approval_id")
+        request_seq = requested.pop((row.run_id, row.step_key), None)
+        if approval_id is not None and request_seq is not None:
+            conn.execute(update(approvals).where(approvals.c.id == int(approval_id), approvals.c.run_id == row.run_id,
+                                                 approvals.c.request_seq.is_(None))
+                         .values(request_seq=request_seq, consumed_at=row.at))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-# --- URLs and engines ----------------------------------------------------------------------------
-
-
-def mask(url: str) -> str:
-    """The URL with its password replaced by ***, safe for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def normalise_url(url: str) -> str:
-    """postgres:// and postgresql:// mean psycopg 3, the driver tminus ships with."""
-    for plain in ("postgres://", "postgresql://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain):]
-    return url
-
-
-def create(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise LedgerError(
-            f"ledger URL {mask(url)!r} is not a database URL: expected sqlite:///path/to/ledger.db "
-            "or postgresql+psycopg://user:password@host/database"
-        ) from exc
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url, parsed.database)
-    if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
-    raise LedgerError(f"ledger URL {mask(url)!r}: unsupported database '{backend}'; use sqlite or postgresql")
-
-
-def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:" and not database.startswith("file:"):
-        try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"cannot create the folder for the ledger {database}: {exc}") from exc
-    # timeout is SQLite's busy timeout: another process (`tminus approve`) may hold the write lock.
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN only covers DML).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and vice versa
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable at every commit in WAL, without an fsync each
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Take the write lock up front: a transaction that read first and writes later gets
-        # SQLITE_BUSY at once instead of waiting. Readers are not blocked in WAL mode.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 # --- versioning -----------------------------------------------------------------------------------
@@ -216,4 +205,33 @@ def migrate(engine: Engine, shown_url: str) -> dict[str, str]:
         return found
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "create", "mask", "migrate", "normalise_url"]
+def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
+    """What a reader needs before it reads: tminus's tables, of a version this tminus knows. An older
+    schema is read as it is (columns added since are reported empty); nothing is migrated. Returns meta."""
+    if not inspect(conn).has_table(meta.name):
+        raise LedgerMissing(
+            f"no tminus ledger at {shown_url}: the database has no tminus tables, so nothing has been "
+            "recorded there. Check --ledger / TMINUS_LEDGER; the first `tminus run` or `tminus gate` creates them",
+            url=shown_url,
+        )
+    found = read_meta(conn)
+    version = int(found.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger at {shown_url} has schema version {version}, but this tminus only knows "
+            f"versions up to {SCHEMA_VERSION}: upgrade tminus to read or write it"
+        )
+    if version < 1:
+        raise LedgerError(f"the ledger at {shown_url} was never set up completely (schema version {version}): "
+                          "a command that writes (`tminus gate`, `run`, `approve`, `unlock`) finishes it")
+    return found
+
+
+def missing_columns(version: int) -> set[str]:
+    """'table.column' of the columns a ledger of `version` does not have yet."""
+    if version >= 2:
+        return set()
+    return {f"{table}.{name}" for table, columns in V2_COLUMNS.items() for name, _ddl in columns}
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "migrate", "missing_columns"]

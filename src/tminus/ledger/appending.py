@@ -1,0 +1,74 @@
+"""Appending to a run's hash chain inside a caller's transaction, with each run's head cached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from tminus.errors import LedgerError
+from tminus.ledger import schema as s
+from tminus.ledger.chain import Hasher
+from tminus.ledger.records import EventRecord
+
+# Built once: constructing statements costs more than executing them on SQLite (append is hot).
+_MOVE_HEAD = (
+    update(s.runs)
+    .where(s.runs.c.id == bindparam("rid"), s.runs.c.event_count == bindparam("old_count"),
+           s.runs.c.head_hash == bindparam("old_hash"))
+    .values(event_count=bindparam("new_count"), head_hash=bindparam("new_hash"))
+)
+_INSERT_EVENT = insert(s.events)
+
+
+class Chains:
+    """The chains of the runs one process appends to: run id -> (event count, head hash), so an
+    append needs no read. Thread safety comes from the caller's serialised transactions."""
+
+    def __init__(self, hasher: Hasher, shown_url: str, key_problem: str | None) -> None:
+        self.hasher = hasher
+        self.url = shown_url
+        self.key_problem = key_problem
+        self._heads: dict[str, tuple[int, str]] = {}
+
+    def require_key(self) -> None:
+        if self.key_problem:
+            raise LedgerError(self.key_problem)
+
+    def started(self, run_id: str, genesis: str) -> None:
+        self._heads[run_id] = (0, genesis)
+
+    def forget(self, run_id: str) -> None:
+        """Another process appends to this run: reread its head next time."""
+        self._heads.pop(run_id, None)
+
+    def append(
+        self, conn: Connection, run_id: str, type_: str, step_key: str | None, at: str,
+        data: dict[str, Any], data_text: str,
+    ) -> EventRecord:
+        self.require_key()
+        for _ in range(2):
+            head = self._heads.get(run_id) or self._load_head(conn, run_id)
+            seq, prev_hash = head[0] + 1, head[1]
+            digest = self.hasher.event(prev_hash, run_id, seq, type_, step_key, at, data_text)
+            # Compare-and-set on the run's head: if another process appended to this run since we
+            # cached it (`tminus unlock` adds a note), nothing is written and we reload.
+            moved = conn.execute(_MOVE_HEAD, {"rid": run_id, "old_count": head[0], "old_hash": prev_hash,
+                                              "new_count": seq, "new_hash": digest}).rowcount
+            if moved:
+                conn.execute(_INSERT_EVENT, {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key,
+                                             "at": at, "data": data_text, "prev_hash": prev_hash, "hash": digest})
+                # Cached before commit: if the commit fails, the next compare-and-set misses and reloads.
+                self._heads[run_id] = (seq, digest)
+                return EventRecord(run_id, seq, type_, step_key, at, data, prev_hash, digest)
+            self._heads.pop(run_id, None)
+        raise LedgerError(f"could not append to run {run_id}: its head keeps moving under concurrent writers")
+
+    def _load_head(self, conn: Connection, run_id: str) -> tuple[int, str]:
+        row = conn.execute(select(s.runs.c.event_count, s.runs.c.head_hash).where(s.runs.c.id == run_id)).first()
+        if row is None:
+            raise LedgerError(f"cannot record an event of run {run_id}: no such run in the ledger at {self.url}")
+        return int(row[0]), str(row[1])
+
+
+__all__ = ["Chains"]

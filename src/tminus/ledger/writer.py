@@ -1,0 +1,96 @@
+"""A run's writer: every write of one run, each in one transaction that first checks the run's lease
+is still held (when the writer is bound to one), so a holder whose lease was broken writes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, update
+from sqlalchemy.exc import IntegrityError
+
+from tminus.errors import ApprovalTaken, LedgerError
+from tminus.events import Event
+from tminus.ledger import schema as s
+from tminus.ledger.appending import Chains
+from tminus.ledger.chain import normalise
+from tminus.ledger.database import Database
+from tminus.ledger.leases import check_fence
+from tminus.ledger.records import EventRecord, Fence, now_iso
+
+
+class SqlRunWriter:
+    """Implements interfaces.RunWriter. `fence` None: an unfenced writer (gate-only runs)."""
+
+    def __init__(self, db: Database, chains: Chains, run_id: str, fence: Fence | None) -> None:
+        self.run_id = run_id
+        self.fence = fence
+        self._db = db
+        self._chains = chains
+
+    def append(self, event: Event) -> EventRecord:
+        """Store one event durably (its own transaction) before the engine goes on."""
+        with self._db.transaction() as conn:
+            self._check(conn)
+            return self._append(conn, event)
+
+    def set_status(
+        self, status: str, *, exit_code: int | None = None, reason: str | None = None, finished: bool = False,
+    ) -> None:
+        with self._db.transaction() as conn:
+            self._check(conn)
+            set_status(conn, self.run_id, status, exit_code, reason, finished, self._db.url)
+
+    def finish(
+        self, status: str, exit_code: int, reason: str | None, event: Event, *, finished: bool = True,
+    ) -> EventRecord:
+        """The run's final status and its `run.finished` event, together or not at all."""
+        with self._db.transaction() as conn:
+            self._check(conn)
+            set_status(conn, self.run_id, status, exit_code, reason, finished, self._db.url)
+            return self._append(conn, event)
+
+    def consume_approval(self, request_seq: int, approval_id: int, event: Event) -> EventRecord:
+        """Take approval `approval_id` as the answer to the request recorded at `request_seq`, and
+        append `event` (its approval.given), in one transaction. ApprovalTaken when the approval was
+        consumed already, or the request already answered."""
+        with self._db.transaction() as conn:
+            self._check(conn)
+            take = (
+                update(s.approvals)
+                .where(and_(s.approvals.c.id == approval_id, s.approvals.c.run_id == self.run_id,
+                            s.approvals.c.request_seq.is_(None)))
+                .values(request_seq=request_seq, consumed_at=now_iso())
+            )
+            try:
+                taken = conn.execute(take).rowcount
+            except IntegrityError as exc:  # the unique (run, request): this request has its answer
+                raise ApprovalTaken(
+                    f"run {self.run_id}: the approval request at event {request_seq} is already answered"
+                ) from exc
+            if not taken:
+                raise ApprovalTaken(
+                    f"run {self.run_id}: approval {approval_id} is already consumed (or is not this run's)")
+            return self._append(conn, event)
+
+    def _check(self, conn: Connection) -> None:
+        if self.fence is not None:
+            check_fence(conn, self.fence, self.run_id)
+
+    def _append(self, conn: Connection, event: Event) -> EventRecord:
+        if event.run_id != self.run_id:
+            raise LedgerError(f"the writer of run {self.run_id} cannot record an event of run {event.run_id}")
+        data, data_text = normalise(event.data)
+        return self._chains.append(conn, event.run_id, event.type, event.step_key, event.at, data, data_text)
+
+
+def set_status(
+    conn: Connection, run_id: str, status: str, exit_code: int | None, reason: str | None, finished: bool,
+    shown_url: str,
+) -> None:
+    values: dict[str, Any] = {"status": status, "exit_code": exit_code, "reason": reason,
+                              "finished_at": now_iso() if finished else None}
+    if conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values)).rowcount == 0:
+        raise LedgerError(f"no run {run_id} in the ledger at {shown_url}")
+
+
+__all__ = ["SqlRunWriter", "set_status"]

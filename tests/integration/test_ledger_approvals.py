@@ -1,0 +1,132 @@
+"""Approvals consumed once, keyed by the request they answer, on a real SQLite file and PostgreSQL:
+directly through run writers racing from two connections, and through the operator channel."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tminus import events as ev
+from tminus.engine.approvals import OperatorChannel
+from tminus.engine.recorder import LedgerRecorder
+from tminus.engine.stop import StopChannel, StopRequest
+from tminus.errors import ApprovalTaken
+from tminus.events import Event, EventBus
+from tminus.ledger import Ledger, open_ledger
+
+RID = "r1"
+STEP = "monitor.pause"
+
+pytestmark = pytest.mark.usefixtures("_no_key")
+
+
+@pytest.fixture
+def ledger(url: str) -> Iterator[Ledger]:
+    opened = open_ledger(url)
+    opened.create_run(run_id=RID, runbook_name="deploy", runbook_path="/rb.yaml", content_hash="x",
+                      runbook_text="name: deploy", environment="prod", operator="alice",
+                      host=socket.gethostname(), pid=os.getpid())
+    yield opened
+    opened.close()
+
+
+def given(approval_id: int) -> Event:
+    return Event(ev.APPROVAL_GIVEN, RID, {"approved": True, "approval_id": approval_id}, step_key=STEP)
+
+
+def test_two_concurrent_consumers_of_one_approval_one_wins(url: str, ledger: Ledger) -> None:
+    request = ledger.append(Event(ev.APPROVAL_REQUESTED, RID, {}, step_key=STEP)).seq
+    approval = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2")
+    others = [open_ledger(url) for _ in range(2)]
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def consume(other: Ledger) -> None:
+        writer = other.open_writer(RID)
+        start.wait()
+        try:
+            writer.consume_approval(request, approval.id, given(approval.id))
+            results.append("won")
+        except ApprovalTaken:
+            results.append("taken")
+
+    threads = [threading.Thread(target=consume, args=(o,)) for o in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for o in others:
+        o.close()
+    assert sorted(results) == ["taken", "won"]
+    assert [e.type for e in ledger.events(RID)].count(ev.APPROVAL_GIVEN) == 1
+    (stored,) = ledger.approvals(RID, STEP)
+    assert stored.request_seq == request and stored.consumed_at is not None
+    assert ledger.verify() == []
+
+
+def test_an_approval_answers_one_request_and_a_request_takes_one_approval(ledger: Ledger) -> None:
+    writer = ledger.open_writer(RID)
+    first = writer.append(Event(ev.APPROVAL_REQUESTED, RID, {}, step_key=STEP)).seq
+    one = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2")
+    two = ledger.record_approval(RID, STEP, approved=True, by="carol", host="h3")
+    writer.consume_approval(first, one.id, given(one.id))
+    with pytest.raises(ApprovalTaken, match="already answered"):  # the unique (run, request)
+        writer.consume_approval(first, two.id, given(two.id))
+    second = writer.append(Event(ev.APPROVAL_REQUESTED, RID, {}, step_key=STEP)).seq
+    with pytest.raises(ApprovalTaken, match="already consumed"):
+        writer.consume_approval(second, one.id, given(one.id))
+    writer.consume_approval(second, two.id, given(two.id))
+    assert [(a.by, a.request_seq) for a in ledger.approvals(RID, STEP)] == [("bob", first), ("carol", second)]
+    assert [e.type for e in ledger.events(RID)].count(ev.APPROVAL_GIVEN) == 2
+    assert ledger.verify() == []
+
+
+def channel(ledger: Ledger, *, operator: str = "alice") -> tuple[OperatorChannel, list[Event]]:
+    """The operator channel of run r1 as the session wires it: events go through its recorder."""
+    bus = EventBus()
+    lost = lambda exc: StopRequest("interrupt", str(exc), "lease")  # noqa: E731
+    bus.subscribe(LedgerRecorder(ledger.open_writer(RID), on_lost=lost))
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+
+    def emit(type_: str, step_key: str | None = None, **data: Any) -> None:
+        bus.emit(Event(type_, RID, data, step_key))
+
+    return OperatorChannel(ledger=ledger, run_id=RID, operator=operator, emit=emit, stop=StopChannel()), seen
+
+
+def test_a_monitor_pausing_twice_takes_two_different_approvals(ledger: Ledger) -> None:
+    """Approvals given before the requests (stale ones) answer them, each once, oldest first."""
+    first = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2", reason="first")
+    second = ledger.record_approval(RID, STEP, approved=False, by="carol", host="h3", reason="second")
+    ops, _seen = channel(ledger)
+    one = ops.request(STEP, "continue?", None, timeout=10)
+    two = ops.request(STEP, "continue again?", None, timeout=10)
+    assert (one.approved, one.by, one.reason) == (True, "bob", "first")
+    assert (two.approved, two.by, two.reason) == (False, "carol", "second")
+    requests = [e.seq for e in ledger.events(RID) if e.type == ev.APPROVAL_REQUESTED]
+    assert [(a.id, a.request_seq) for a in ledger.approvals(RID, STEP)] == list(zip([first.id, second.id], requests,
+                                                                                    strict=True))
+    answers = [e.data["approval_id"] for e in ledger.events(RID) if e.type == ev.APPROVAL_GIVEN]
+    assert answers == [first.id, second.id]
+    # A third request finds nothing left: silence counts as no.
+    three = ops.request(STEP, "and again?", None, timeout=0.3)
+    assert (three.approved, three.how) == (False, "timeout")
+    assert ledger.verify() == []
+
+
+def test_the_runs_own_operator_cannot_answer_a_second_person_request(ledger: Ledger) -> None:
+    own = ledger.record_approval(RID, STEP, approved=True, by="alice", host="h1")
+    other = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2")
+    ops, seen = channel(ledger)
+    answer = ops.request(STEP, "go?", None, timeout=10, second_person_of="alice")
+    assert (answer.approved, answer.by, answer.how) == (True, "bob", "approve-command")
+    notes = [e for e in seen if e.type == ev.NOTE]
+    assert [n.data["action"] for n in notes] == ["self-approval-refused"]
+    consumed = {a.id: a.request_seq for a in ledger.approvals(RID, STEP)}
+    assert consumed[own.id] is None and consumed[other.id] is not None
