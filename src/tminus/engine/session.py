@@ -270,7 +270,7 @@ class Session:
             try:
                 result = body(runner)
             finally:
-                _close_shared(steps.shared)
+                _close_shared(steps)
         if self.lease_lost and result.status == "interrupted":
             result.reason = f"the lease was broken by `tminus unlock`; the run stopped. {result.reason}"
         # Everything that leaves the session is masked: printed reasons, JSON, the ledger.
@@ -313,14 +313,11 @@ def _signals_set(cancel: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _close_shared(shared: dict[str, Any]) -> None:
-    """Close per-run HTTP clients and database pools (only the kinds that were used)."""
-    import sys
+def _close_shared(steps: StepRunner) -> None:
+    """Close the per-run resources (HTTP clients, database pools) that the kinds which ran declared."""
+    from tminus.kinds.registry import close_resources
 
-    for module in ("tminus.kinds.http", "tminus.kinds.sql"):
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            loaded.close_shared(shared)
+    close_resources(steps.shared, sorted(steps.kinds_used))
 
 
 __all__ = ["Exit", "Options", "Session", "effective_vars", "new_run_id", "resolve_environment"]

@@ -17,6 +17,7 @@ from tminus.errors import ExpectationSyntaxError, TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Observation, StepContext
+from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
@@ -88,6 +89,22 @@ class StepRunner:
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
         self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
         self.operator = ""  # the run's operator, for kinds that record who acted (migrate)
+        self.transport: Transport = LocalTransport()
+        # Executions are keyed by (step key, target, number): number 1 is a key's first execution in
+        # the run, 2 its re-run after a resume, ... A resumed run seeds these from its ledger.
+        self.executions: dict[str, int] = {}
+        self.effects: dict[str, list[dict[str, Any]]] = {}  # step key -> effects recorded, oldest first
+        self.kinds_used: set[str] = set()  # whose per-run resources the session closes
+
+    def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]]) -> None:
+        """What earlier processes of this run executed and recorded (from the ledger, on resume)."""
+        self.executions.update(executions)
+        for key, recorded in effects.items():
+            self.effects.setdefault(key, []).extend(recorded)
+
+    def execution_of(self, key: str) -> dict[str, Any]:
+        """The `target` and `execution` fields every step.started/effect/finished event carries."""
+        return {"target": self.transport.target, "execution": self.executions.get(key, 1)}
 
     def refresh_facts(self) -> None:
         """`run.t_plus` ("T+00:12:05") and `run.t_plus_seconds`: time since the run started."""
@@ -124,11 +141,13 @@ class StepRunner:
             outcome = StepOutcome(step.key, FAILED, message=f"{self.doc.locate(step)}: {exc}")
             return self._finish(step, base, outcome)
         if emit_start:
+            self.executions[step.key] = self.executions.get(step.key, 0) + 1
             # The intent is recorded before anything acts: a crash from here on is resumable.
             self.emit(
                 ev.STEP_STARTED,
                 step.key,
                 **base,
+                **self.execution_of(step.key),
                 location=str(self.doc.locate(step)),
                 config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
                 check=step.is_check,
@@ -152,7 +171,7 @@ class StepRunner:
                 self.templater.masker.add(value.strip())
         if step.id and outcome.status == OK:
             self.outputs[step.id] = outcome.outputs
-        self.emit(ev.STEP_FINISHED, step.key, **base, **outcome.to_event_data())
+        self.emit(ev.STEP_FINISHED, step.key, **base, **self.execution_of(step.key), **outcome.to_event_data())
         return outcome
 
     def _attempts(self, step: Step, config: Any) -> StepOutcome:
@@ -170,7 +189,7 @@ class StepRunner:
                     outcome.message += f"\nretry timeout {overall:g}s reached after {attempt - 1} attempts"
                     break
                 timeout = left if timeout is None else min(timeout, left)
-            obs, judgement = self.observe(step, config, timeout)
+            obs, judgement = self.observe(step, config, timeout, attempt=attempt)
             outcome = StepOutcome(
                 step.key,
                 OK if judgement.passed else FAILED,
@@ -203,8 +222,11 @@ class StepRunner:
 
     # --- observing and judging ------------------------------------------------------------
 
-    def observe(self, step: Step, config: Any, timeout: float | None) -> tuple[Observation, Judgement]:
+    def observe(
+        self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None
+    ) -> tuple[Observation, Judgement]:
         kind = registry.get(step.kind)
+        self.kinds_used.add(kind.name)
         ctx = StepContext(
             step=step,
             base_dir=self.doc.base_dir,
@@ -217,6 +239,9 @@ class StepRunner:
             channels=self.doc.runbook.channels,
             operator=self.operator,
             render=lambda text, extra: self.templater.render(text, self.outputs, extra),
+            transport=self.transport,
+            # a nested check (wait) or a monitor probe is no execution of its own: nothing to record
+            effect_sink=None if attempt is None else self._effect_sink(step, attempt),
         )
         started = time.monotonic()
         try:
@@ -226,6 +251,15 @@ class StepRunner:
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
         return obs, self.judge(step, obs, kind.default_expect)
+
+    def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
+        def record(effect: str, details: dict[str, Any]) -> None:
+            data = {"effect": effect, **details, **self.execution_of(step.key), "attempt": attempt}
+            # The bus appends to the ledger before emit returns: the effect is durable before it acts.
+            self.emit(ev.STEP_EFFECT, step.key, **data)
+            self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))
+
+        return record
 
     def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
         from tminus.expect import parse

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext, tail
+from tminus.kinds.base import Effect, Observation, StepContext, tail
 from tminus.kinds.registry import register
 from tminus.runbook.models import RunSpec
 
@@ -27,8 +27,15 @@ _KILL_GRACE = 1.0
 _PIPE_BUF = 4096  # a pipe reported writable takes this much without blocking
 
 
+def describe(c: RunSpec, step: object, nested: object) -> str:
+    return f"$ {c.command.strip()}"
+
+
 @register(
     "run",
+    config=RunSpec,
+    effect=Effect.IRREVERSIBLE,
+    describe=describe,
     default_expect=("exit_code == 0",),
     queries=("exit_code", "stdout", "stderr", "duration", "json"),
 )
@@ -36,17 +43,25 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
     cwd = ctx.base_dir / config.cwd if config.cwd else ctx.base_dir
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(
+        proc = ctx.transport.spawn(
             [config.shell, "-c", config.command],
             cwd=cwd,
             env={**ctx.environ, **config.env},
             stdin=subprocess.PIPE if config.stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
         )
     except OSError as exc:
         return Observation(error=_spawn_error(exc, config.shell, cwd), evidence={"command": config.command})
+    # Before waiting: the group outlives a crash of tminus, and resume must be able to find it
+    # (the start time tells it from a later process that reused the pid).
+    try:
+        ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
+                          command=config.command)
+    except BaseException:
+        _kill_group(proc)  # unrecorded, it must not outlive this step
+        proc.wait()
+        raise
 
     stdin = config.stdin.encode() if config.stdin is not None else None
     deadline = start + ctx.timeout if ctx.timeout is not None else None
