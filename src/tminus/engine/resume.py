@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine.rollback import is_recorded_plan, recorded_steps
 from tminus.engine.runner import Prior
 from tminus.engine.steps import SKIPPED, StepOutcome
+from tminus.runbook.document import RunbookDocument
+from tminus.runbook.models import Step
 
 
 @dataclass
@@ -17,6 +20,11 @@ class History:
     prior: Prior
     interrupted: list[str] = field(default_factory=list)  # keys started but never finished
     finished: bool = False
+
+    def steps_by_key(self, doc: RunbookDocument) -> dict[str, Step]:
+        """The runbook's steps, and those of the recorded rollback plan (derived `...undo[auto]`
+        steps, and undo steps as they were when the rollback began): what resume resolves keys to."""
+        return {**doc.step_by_key(), **recorded_steps(self.prior.rollback_plan)}
 
 
 def history_from_events(events: Iterable[Any]) -> History:
@@ -28,6 +36,9 @@ def history_from_events(events: Iterable[Any]) -> History:
         data = e.data or {}
         if e.type == ev.STEP_STARTED:
             started[e.step_key] = e
+            prior.executions[e.step_key] = int(data.get("execution") or prior.executions.get(e.step_key, 0) + 1)
+        elif e.type == ev.STEP_EFFECT:
+            prior.effects.setdefault(e.step_key, []).append(data)
         elif e.type == ev.STEP_FINISHED:
             started.pop(e.step_key, None)
             prior.done[e.step_key] = StepOutcome(
@@ -69,6 +80,7 @@ def history_from_events(events: Iterable[Any]) -> History:
         elif e.type == ev.ROLLBACK_STARTED:
             prior.in_rollback = True
             prior.rollback_reason = data.get("reason", "")
+            prior.rollback_plan = data["steps"] if is_recorded_plan(data.get("steps")) else None
         elif e.type == ev.ROLLBACK_FINISHED and data.get("ok"):
             prior.in_rollback = False
         elif e.type == ev.RUN_FINISHED:

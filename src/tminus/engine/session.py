@@ -132,7 +132,7 @@ class Session:
         self.run_id = run.id
         history = history_from_events(self.ledger.events(run.id))
         prior = history.prior
-        steps = self.doc.step_by_key()
+        steps = history.steps_by_key(self.doc)  # derived undo steps of a recorded rollback too
         decisions: dict[str, str] = {}
         for key in history.interrupted:
             step = steps.get(key)
