@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tminus import events as ev
 from tminus.kinds import registry
 from tminus.kinds.base import Execution
+from tminus.runbook.document import PathKey, path_to_str
 from tminus.runbook.models import Step
 
 if TYPE_CHECKING:
@@ -45,9 +46,20 @@ class PlannedUndo:
 
 def step_from_record(entry: dict[str, Any]) -> Step:
     step = Step.model_validate(entry["step"])
-    step._key = str(entry["key"])
-    step._path = tuple(entry.get("path") or ())
+    path = tuple(entry.get("path") or ())
+    _place(step, path)
+    step._key = str(entry["key"])  # a derived step's key is its origin's plus `.undo[auto]`
     return step
+
+
+def _place(step: Step, path: PathKey) -> None:
+    """Keys and places of a rebuilt step and of the steps inside it (a wait's check, undo steps)."""
+    step._path = path
+    step._key = path_to_str(path)
+    if step.wait is not None:
+        _place(step.wait.check, (*path, "wait", "check"))
+    for index, undo in enumerate(step.undo or []):
+        _place(undo, (*path, "undo", index))
 
 
 def is_recorded_plan(entries: Any) -> bool:

@@ -15,7 +15,7 @@ DEFAULT_TIMEOUT = 60.0
 def describe(c: WaitSpec, step: Step, nested: Callable[[Step], str]) -> str:
     from tminus.durations import format_duration
 
-    limit = format_duration(step.timeout) if step.timeout else format_duration(DEFAULT_TIMEOUT)
+    limit = format_duration(step.timeout) if step.timeout else f"{DEFAULT_TIMEOUT:g}s"
     return f"every {format_duration(c.interval)} up to {limit}: {nested(c.check)}"
 
 
