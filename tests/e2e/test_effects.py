@@ -126,7 +126,7 @@ def test_kill_during_migrate_then_resume_rollback_reverts_to_the_recorded_versio
     assert started["data"]["steps"][0]["step"]["migrate"]["revert_to"] == "0001"
 
 
-def test_kill_during_run_leaves_a_recorded_process_group(tmp_path: Path) -> None:
+def test_kill_during_run_leaves_a_recorded_process_group_that_resume_ends(tmp_path: Path) -> None:
     write_runbook(tmp_path, """
         name: run-killed
         phases:
@@ -134,26 +134,41 @@ def test_kill_during_run_leaves_a_recorded_process_group(tmp_path: Path) -> None
             steps:
               - name: long
                 run: "touch started; sleep 120; echo never"
+            undo:
+              - run: "echo undone >> log"
     """)
     proc = spawn("run", "runbook.yaml", cwd=tmp_path)
     wait_for(lambda: (tmp_path / "started").exists())
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     events = _events(tmp_path)
-    types = [(e["type"], e["step_key"]) for e in events if e["step_key"] == "phases[0].steps[0]"]
-    assert types == [("step.started", "phases[0].steps[0]"), ("step.effect", "phases[0].steps[0]")]
-    effect = events[-1]["data"] if events[-1]["type"] == "step.effect" else None
-    assert effect is not None and effect["effect"] == "process"
+    run_id = str(events[0]["run_id"])
+    key = "phases[0].steps[0]"
+    assert [e["type"] for e in events if e["step_key"] == key] == ["step.started", "step.effect"]
+    effect = next(e["data"] for e in events if e["type"] == "step.effect")
+    assert effect["effect"] == "process"
     pgid = effect["pgid"]
     try:
         # the group survived the kill of tminus, and it is the one recorded (not a recycled pid)
-        members = group_members(pgid)
-        assert members, "the recorded process group is gone"
+        assert group_members(pgid), "the recorded process group is gone"
         assert process_start_time(pgid) == effect["started"] is not None
         assert effect["pid"] == pgid and effect["target"] == "local" and effect["execution"] == 1
         assert effect["command"].startswith("touch started")
+
+        code, result = run_json("resume", run_id, "--rollback", cwd=tmp_path)
+        assert code == 11, result
+        # resume ended the group before it rolled back, and said so in the ledger
+        assert group_members(pgid) == []
+        notes = [e for e in _events(tmp_path, run_id) if e["type"] == "note" and e["step_key"] == key]
+        assert len(notes) == 1 and notes[0]["data"]["action"] == "interrupted-execution-ended"
+        assert f"process group {pgid}" in notes[0]["data"]["message"]
+        assert "terminated (SIGTERM)" in notes[0]["data"]["message"]
+        types = [e["type"] for e in _events(tmp_path, run_id)]
+        assert types.index("note") < types.index("rollback.started")
+        assert lines(tmp_path / "log") == ["undone"]
     finally:
-        os.killpg(pgid, signal.SIGKILL)
+        if process_start_time(pgid) == effect["started"]:
+            os.killpg(pgid, signal.SIGKILL)
 
 
 ROLLBACK_RUNBOOK = """

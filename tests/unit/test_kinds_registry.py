@@ -218,6 +218,21 @@ def test_local_transport_spawns_a_group_leader_with_a_start_time(tmp_path: Path)
     assert process_start_time(proc.pid) is None
 
 
+def test_stop_group_leaves_a_recycled_pid_alone(tmp_path: Path) -> None:
+    """A recorded group whose leader's pid now belongs to another process (another start time) is
+    not signalled."""
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert LocalTransport().stop_group(other.pid, "not-its-start-time", grace=0.1) is None
+        assert other.poll() is None
+        assert LocalTransport().stop_group(other.pid, process_start_time(other.pid), grace=2) == "terminated (SIGTERM)"
+        assert other.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
 def test_resources_are_closed_once_for_the_kinds_that_ran() -> None:
     closed: list[str] = []
 

@@ -67,7 +67,7 @@ class Runner:
         self.rb = steps.doc.runbook
         self.prior = prior or Prior()
         self.done: dict[str, StepOutcome] = dict(self.prior.done)
-        steps.seed(self.prior.executions, self.prior.effects)
+        steps.seed(self.prior.executions, self.prior.effects, self.prior.interrupted)
         self.secrets_lost: list[str] = []  # completed secret-output steps whose values a resume cannot recover
         self.rerun: set[str] = set()  # completed steps to run again for their secret outputs
         by_key = self.doc.step_by_key()

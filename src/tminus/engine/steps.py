@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from tminus import events as ev
 from tminus.errors import ExpectationSyntaxError, TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
-from tminus.kinds.base import Approvals, Observation, StepContext
+from tminus.kinds.base import Approvals, Execution, Observation, StepContext
 from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
@@ -96,11 +96,24 @@ class StepRunner:
         self.effects: dict[str, list[dict[str, Any]]] = {}  # step key -> effects recorded, oldest first
         self.kinds_used: set[str] = set()  # whose per-run resources the session closes
 
-    def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]]) -> None:
-        """What earlier processes of this run executed and recorded (from the ledger, on resume)."""
+    def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]],
+             interrupted: Iterable[str] = ()) -> None:
+        """What earlier processes of this run executed and recorded (from the ledger, on resume).
+        Executions that were `interrupted` (started, never finished) may have left something running:
+        their kinds end it now, before the step is retried, skipped or rolled back."""
         self.executions.update(executions)
         for key, recorded in effects.items():
             self.effects.setdefault(key, []).extend(recorded)
+        by_key = self.doc.step_by_key()
+        for key in interrupted:
+            step = by_key.get(key)
+            recover = registry.get(step.kind).recover if step is not None else None
+            if recover is None or not self.effects.get(key):
+                continue
+            note = recover(Execution(key, self.transport.target, list(self.effects[key])), self.transport)
+            if note is not None:
+                self.emit(ev.NOTE, key, action="interrupted-execution-ended", message=note,
+                          **self.execution_of(key))
 
     def execution_of(self, key: str) -> dict[str, Any]:
         """The `target` and `execution` fields every step.started/effect/finished event carries."""

@@ -142,6 +142,9 @@ class Resource:
 # (config rendered for plan, the step, describe a nested step) -> one line
 Describe = Callable[[Any, "Step", Callable[["Step"], str]], str]
 DeriveUndo = Callable[["Step", Execution], "list[Step] | None"]
+# Before an interrupted execution is retried, skipped or rolled back: end what it left running
+# (a process group); returns a note for the ledger, or None when nothing was left.
+Recover = Callable[[Execution, Transport], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class Kind:
     derive_undo: DeriveUndo | None = None  # the undo of what an execution did (Effect.REVERSIBLE)
     resources: tuple[Resource, ...] = ()
     on_failure: str = "rollback"  # the failure policy when the step sets no on_failure
+    recover: Recover | None = None
 
     def effect_of(self, config: Any) -> Effect:
         return self.effect if isinstance(self.effect, Effect) else self.effect(config)

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Resource
+from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Recover, Resource
 
 if TYPE_CHECKING:
     from tminus.runbook.models import Step
@@ -49,12 +49,13 @@ def register(
     derive_undo: DeriveUndo | None = None,
     resources: tuple[Resource, ...] = (),
     on_failure: str = "rollback",
+    recover: Recover | None = None,
 ) -> Callable[[Executor], Executor]:
     """Decorator on the kind's executor: `@register("tcp", config=TcpSpec, effect=Effect.NONE, ...)`."""
 
     def deco(fn: Executor) -> Executor:
         _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
-                            resources, on_failure)
+                            resources, on_failure, recover)
         return fn
 
     return deco

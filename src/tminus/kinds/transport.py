@@ -3,8 +3,11 @@ implements the same calls later, and a step's executions are then keyed by (step
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -17,6 +20,8 @@ class Transport(Protocol):
               stdout: int | IO[Any] | None, stderr: int | IO[Any] | None) -> subprocess.Popen[bytes]: ...
 
     def process_identity(self, pid: int) -> str | None: ...
+
+    def stop_group(self, pgid: int, identity: str | None, grace: float = ...) -> str | None: ...
 
 
 class LocalTransport:
@@ -31,6 +36,29 @@ class LocalTransport:
 
     def process_identity(self, pid: int) -> str | None:
         return process_start_time(pid)
+
+    def stop_group(self, pgid: int, identity: str | None, grace: float = 5.0) -> str | None:
+        """End a process group left behind by an earlier tminus process: SIGTERM, then SIGKILL after
+        `grace`. Only the group recorded: while its leader lives, its start time must be `identity`
+        (else the pid was reused); a group whose leader exited cannot have been recycled (a pid
+        in use as a group id is not reused). Returns how it ended, or None if nothing of it was left."""
+        leader = process_start_time(pgid)
+        if leader is not None and leader != identity:
+            return None  # another process holds the pid now
+        if not group_alive(pgid):
+            return None
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return None
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not group_alive(pgid):
+                return "terminated (SIGTERM)"
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        return f"killed (SIGKILL after SIGTERM and {grace:g}s)"
 
 
 def process_start_time(pid: int) -> str | None:
@@ -48,6 +76,20 @@ def process_start_time(pid: int) -> str | None:
     except OSError:
         boot = ""
     return f"{boot}:{ticks}"
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process remains in the group. Orphaned grandchildren are
+    reaped by init, which in some containers never happens: their zombies do not count."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True  # no procfs (macOS): trust killpg
+    return bool(group_members(pgid))
 
 
 def group_members(pgid: int) -> list[int]:
