@@ -34,7 +34,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 # room -> modules of a forbidden room it may import all the same: the runbook model asks the kinds'
 # registry (never a kind module) what a step's kind is: its effect class and failure policy.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "tminus.runbook": ("tminus.kinds.registry", "tminus.kinds.base", "tminus.kinds.transport"),
+    "tminus.runbook": ("tminus.kinds.registry", "tminus.kinds.base"),
 }
 
 # Known breaches being mended; this list only ever shrinks.

@@ -9,12 +9,15 @@ kind's configuration model below.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+
+if TYPE_CHECKING:
+    from tminus.kinds.base import Effect
 
 # --- kind configurations ---------------------------------------------------------------
 
@@ -288,12 +291,12 @@ class Step(Spec):
         raise AssertionError("validated step without a kind")
 
     @property
-    def effect(self) -> str:
-        """What the step does to the world, as its kind declares it for this configuration
-        (tminus.kinds.base.Effect): none, reversible, additive or irreversible."""
+    def effect(self) -> Effect:
+        """What the step does to the world, as its kind declares it for this configuration:
+        none, reversible, additive or irreversible (a str enum)."""
         from tminus.kinds.registry import effect_of
 
-        return effect_of(self).value
+        return effect_of(self)
 
     @property
     def is_check(self) -> bool:
