@@ -108,9 +108,11 @@ class StepRunner:
         for key in interrupted:
             step = by_key.get(key)
             recover = registry.get(step.kind).recover if step is not None else None
-            if recover is None or not self.effects.get(key):
-                continue
-            note = recover(Execution(key, self.transport.target, list(self.effects[key])), self.transport)
+            number = self.executions.get(key)
+            last = [e for e in self.effects.get(key, []) if e.get("execution", number) == number]
+            if recover is None or not last:
+                continue  # nothing recorded by the interrupted execution: it had not acted yet
+            note = recover(Execution(key, self.transport.target, last), self.transport)
             if note is not None:
                 self.emit(ev.NOTE, key, action="interrupted-execution-ended", message=note,
                           **self.execution_of(key))
