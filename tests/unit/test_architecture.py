@@ -46,6 +46,12 @@ COMING: set[str] = set()
 # The floor: modules everything may use, which use nothing of tminus themselves.
 LEAVES = ("tminus.events", "tminus.errors", "tminus.durations", "tminus.processes", "tminus.httperrors")
 
+# room -> modules of a forbidden room it may import all the same: the runbook model asks the kinds'
+# registry (never a kind module) what a step's kind is: its effect class and failure policy.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "tminus.runbook": ("tminus.kinds.registry", "tminus.kinds.base"),
+}
+
 # Known breaches being mended; this list only ever shrinks.
 KNOWN_DEBT: set[str] = {
 }
@@ -141,6 +147,7 @@ def test_imports_point_down(room: str) -> None:
         f"{mod} imports {dep}"
         for mod, deps in REACHES.items() if _room(mod) == room
         for dep in deps if any(dep == f or dep.startswith(f + ".") for f in FORBIDDEN[room])
+        and dep not in ALLOWED.get(room, ())
     )
     wrong = [w for w in wrong if w not in KNOWN_DEBT]
     assert not wrong, "\n".join(wrong)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tminus.durations import format_clock, format_duration, format_tplus
+from tminus.durations import format_clock, format_tplus
 from tminus.engine.context import Options, build_templater, effective_vars
 from tminus.errors import TemplateError
+from tminus.kinds import registry
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
@@ -147,35 +148,10 @@ def _render(t: Templater, text: str) -> str:
 
 
 def describe(step: Step, t: Templater) -> str:
-    """One line saying what the step will do, rendered in plan mode."""
+    """One line saying what the step will do, rendered in plan mode; each kind says it (its
+    descriptor's `describe`)."""
     try:
-        c: Any = t.render_config(step.config)
+        config: Any = t.render_config(step.config)
     except TemplateError as exc:
         return f"{step.kind}: ⟨cannot render: {exc}⟩"
-    kind = step.kind
-    if kind == "run":
-        return f"$ {c.command.strip()}"
-    if kind == "http":
-        return f"{c.method.upper()} {c.url}"
-    if kind == "sql":
-        what = c.query.strip().splitlines()[0] if c.query else f"file {c.file}"
-        return f"sql{' (write)' if c.write else ''}: {what}"
-    if kind == "file":
-        cond = [f"exists={c.exists}"] if c.exists is not None else []
-        cond += [f"contains {c.contains!r}"] if c.contains else []
-        cond += [f"not contains {c.not_contains!r}"] if c.not_contains else []
-        return f"file {c.path} {' '.join(cond)}".rstrip()
-    if kind == "tcp":
-        return f"tcp {c.host}:{c.port} is {c.state}"
-    if kind == "env":
-        parts = [f"present {c.present}"] if c.present else []
-        parts += [f"absent {c.absent}"] if c.absent else []
-        parts += [f"{k} not in forbidden values" for k in c.not_equal]
-        parts += [f"{k} equals expected" for k in c.equals]
-        return "env " + "; ".join(parts)
-    if kind == "wait":
-        limit = format_duration(step.timeout) if step.timeout else "60s"
-        return f"every {format_duration(c.interval)} up to {limit}: {describe(c.check, t)}"
-    if kind == "manual":
-        return f"operator confirms: {c.prompt}"
-    return kind
+    return registry.get(step.kind).summary(config, step, lambda nested: describe(nested, t))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tminus import events as ev
 from tminus.engine import lifecycle as lc
+from tminus.engine import rollback
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lifecycle import Lifecycle, Next, Section, SectionResult
 from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, BEFORE_STEP, Decision, Policy
@@ -60,6 +61,9 @@ class Prior:
     window_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage window
     window_segments: list[list[float]] = field(default_factory=list)  # [start, last sample] per watch, epoch
     pause_answers: dict[str, float] = field(default_factory=dict)  # rule -> epoch of its last "keep watching"
+    executions: dict[str, int] = field(default_factory=dict)  # step key -> executions started so far
+    effects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step key -> step.effect data
+    rollback_plan: list[dict[str, Any]] | None = None  # the plan the last rollback.started recorded
 
     gates_passed = _SectionFlag(lc.GATES, lc.OK, lc.FAILED)
     verify_passed = _SectionFlag(lc.VERIFY, lc.OK, lc.FAILED)
@@ -96,6 +100,7 @@ class Runner:
         self.rb = steps.doc.runbook
         self.prior = prior or Prior()
         self.done: dict[str, StepOutcome] = dict(self.prior.done)
+        steps.seed(self.prior.executions, self.prior.effects, self.prior.interrupted)
         self.secrets_lost: list[str] = []  # completed secret-output steps whose values a resume cannot recover
         self.rerun: set[str] = set()  # completed steps to run again for their secret outputs
         by_key = self.doc.step_by_key()
@@ -468,81 +473,15 @@ class Runner:
     # --- rollback -------------------------------------------------------------------------
 
     def rollback(self, reason: str) -> RunResult:
-        """Undo what was done, newest first, then the rollback steps, then verify again."""
-        plan = list(self.undo_plan())
-        self.steps.emit(
-            ev.ROLLBACK_STARTED, section="rollback", reason=reason,
-            steps=[{"key": s.key, "name": s.title} for s, _ in plan],
-        )
-        completed: list[str] = []
-        for step, section in plan:
-            if self._finished_ok(step):
-                completed.append(step.key)
-                continue  # resumed rollback: this undo step already ran
-            outcome = self._run_step(step, section)
-            if outcome.ok or step.failure_policy == "continue":
-                completed.append(step.key)
-                continue
-            remaining = [s.title for s, _ in plan[plan.index((step, section)) + 1 :]]
-            state = (
-                f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
-                f"undone so far: {', '.join(completed) or 'nothing'}\n"
-                f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
-                f"fix the cause, then `tminus resume {self.steps.run_id}` continues the rollback"
-            )
-            self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
-            return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{state}")
-        failures = self.verify(section="verify-after-rollback", after_rollback=True)
-        if failures:
-            state = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)
-            self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
-            return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{state}", failures)
-        self.steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=True, undone=completed)
-        return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
+        """Undo what was done, newest first, then the rollback steps, then verify again (engine/rollback.py)."""
+        end = rollback.execute(self, reason)
+        if end.ok:
+            return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
+        return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{end.state}", end.failures)
 
     def undo_plan(self) -> Iterable[tuple[Step, str]]:
-        """Undo steps of every started phase, newest phase first; inside a phase, the undo of each
-        touched step (newest first), then the phase's own undo steps; then the rollback section."""
-        for index in sorted(set(self.started_phases), reverse=True):
-            phase: Phase = self.rb.phases[index]
-            section = f"undo:{phase.name}"
-            for step in reversed(phase.steps):
-                if not self._touched(step):
-                    continue
-                if step.undo:
-                    for undo in step.undo:
-                        yield undo, section
-                elif step.kind == "migrate":
-                    auto = self._auto_revert(step)
-                    if auto is not None:
-                        yield auto, section
-            for undo in phase.undo:
-                yield undo, section
-        for step in self.rb.rollback:
-            yield step, "rollback"
-
-    def _auto_revert(self, step: Step) -> Step | None:
-        """A `migrate` step's undo is implicit: revert to the version it found before it ran."""
-        outcome = self.done.get(step.key)
-        assert step.migrate is not None
-        if outcome is None or step.migrate.dry_run:  # a dry run changed nothing
-            return None
-        # A step that failed may still have applied versions before the failing one: where it
-        # started can then be in its evidence only.
-        before = outcome.outputs.get("before")
-        if before is None:
-            before = outcome.evidence.get("before")
-        if before is None:  # it never reported where it started: nothing safe to revert to
-            return None
-        config = step.migrate.model_dump(mode="json", exclude_none=True)
-        # "" is "nothing applied": "0" for tminus' own migrator, "base" for Alembic
-        nothing = "base" if step.migrate.alembic is not None else "0"
-        config.update({"revert_to": before or nothing, "dry_run": False})
-        config.pop("to", None)
-        undo = Step.model_validate({"name": f"revert: {step.title}", "migrate": config, "timeout": step.timeout})
-        undo._path = step.path
-        undo._key = f"{step.key}.undo[auto]"
-        return undo
+        """The undo plan derived from what this run executed (engine/rollback.py)."""
+        return [(p.step, p.section) for p in rollback.derive(self)]
 
     # --- helpers --------------------------------------------------------------------------
 

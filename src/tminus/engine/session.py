@@ -95,7 +95,7 @@ class Session:
         self.run_id = run.id
         history = history_from_events(self.ledger.events(run.id))
         prior = history.prior
-        steps = self.doc.step_by_key()
+        steps = history.steps_by_key(self.doc)  # derived undo steps of a recorded rollback too
         decisions: dict[str, str] = {}
         for key in history.interrupted:
             step = steps.get(key)
@@ -268,7 +268,7 @@ class Session:
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
                 self.policy.finish()
-                _close_shared(steps.shared)
+                _close_shared(steps)
 
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The
@@ -312,14 +312,11 @@ def _signals_set(stop: StopChannel) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _close_shared(shared: dict[str, Any]) -> None:
-    """Close per-run HTTP clients and database pools (only the kinds that were used)."""
-    import sys
+def _close_shared(steps: StepRunner) -> None:
+    """Close the per-run resources (HTTP clients, database pools) that the kinds which ran declared."""
+    from tminus.kinds.registry import close_resources
 
-    for module in ("tminus.kinds.http", "tminus.kinds.sql"):
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            loaded.close_shared(shared)
+    close_resources(steps.shared, sorted(steps.kinds_used))
 
 
 __all__ = ["Exit", "Session", "new_run_id"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from tminus.engine.stop import INTERRUPT, StopChannel
 from tminus.errors import ExpectationSyntaxError, TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
-from tminus.kinds.base import Approvals, Observation, StepContext
+from tminus.kinds.base import Approvals, Execution, Observation, StepContext
+from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
@@ -89,6 +90,37 @@ class StepRunner:
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
         self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
         self.operator = ""  # the run's operator, for kinds that record who acted (migrate)
+        self.transport: Transport = LocalTransport()
+        # Executions are keyed by (step key, target, number): number 1 is a key's first execution in
+        # the run, 2 its re-run after a resume, ... A resumed run seeds these from its ledger.
+        self.executions: dict[str, int] = {}
+        self.effects: dict[str, list[dict[str, Any]]] = {}  # step key -> effects recorded, oldest first
+        self.kinds_used: set[str] = set()  # whose per-run resources the session closes
+
+    def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]],
+             interrupted: Iterable[str] = ()) -> None:
+        """What earlier processes of this run executed and recorded (from the ledger, on resume).
+        Executions that were `interrupted` (started, never finished) may have left something running:
+        their kinds end it now, before the step is retried, skipped or rolled back."""
+        self.executions.update(executions)
+        for key, recorded in effects.items():
+            self.effects.setdefault(key, []).extend(recorded)
+        by_key = self.doc.step_by_key()
+        for key in interrupted:
+            step = by_key.get(key)
+            recover = registry.get(step.kind).recover if step is not None else None
+            number = self.executions.get(key)
+            last = [e for e in self.effects.get(key, []) if e.get("execution", number) == number]
+            if recover is None or not last:
+                continue  # nothing recorded by the interrupted execution: it had not acted yet
+            note = recover(Execution(key, self.transport.target, last), self.transport)
+            if note is not None:
+                self.emit(ev.NOTE, key, action="interrupted-execution-ended", message=note,
+                          **self.execution_of(key))
+
+    def execution_of(self, key: str) -> dict[str, Any]:
+        """The `target` and `execution` fields every step.started/effect/finished event carries."""
+        return {"target": self.transport.target, "execution": self.executions.get(key, 1)}
 
     def refresh_facts(self) -> None:
         """`run.t_plus` ("T+00:12:05") and `run.t_plus_seconds`: time since the run started."""
@@ -125,11 +157,13 @@ class StepRunner:
             outcome = StepOutcome(step.key, FAILED, message=f"{self.doc.locate(step)}: {exc}")
             return self._finish(step, base, outcome)
         if emit_start:
+            self.executions[step.key] = self.executions.get(step.key, 0) + 1
             # The intent is recorded before anything acts: a crash from here on is resumable.
             self.emit(
                 ev.STEP_STARTED,
                 step.key,
                 **base,
+                **self.execution_of(step.key),
                 location=str(self.doc.locate(step)),
                 config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
                 check=step.is_check,
@@ -158,7 +192,7 @@ class StepRunner:
                 self.templater.masker.add(value.strip())
         if step.id and outcome.status == OK:
             self.outputs[step.id] = outcome.outputs
-        self.emit(ev.STEP_FINISHED, step.key, **base, **outcome.to_event_data())
+        self.emit(ev.STEP_FINISHED, step.key, **base, **self.execution_of(step.key), **outcome.to_event_data())
         return outcome
 
     def _attempts(self, step: Step, config: Any) -> StepOutcome:
@@ -176,7 +210,7 @@ class StepRunner:
                     outcome.message += f"\nretry timeout {overall:g}s reached after {attempt - 1} attempts"
                     break
                 timeout = left if timeout is None else min(timeout, left)
-            obs, judgement = self.observe(step, config, timeout)
+            obs, judgement = self.observe(step, config, timeout, attempt=attempt)
             outcome = StepOutcome(
                 step.key,
                 OK if judgement.passed else FAILED,
@@ -209,8 +243,11 @@ class StepRunner:
 
     # --- observing and judging ------------------------------------------------------------
 
-    def observe(self, step: Step, config: Any, timeout: float | None) -> tuple[Observation, Judgement]:
+    def observe(
+        self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None
+    ) -> tuple[Observation, Judgement]:
         kind = registry.get(step.kind)
+        self.kinds_used.add(kind.name)
         ctx = StepContext(
             step=step,
             base_dir=self.doc.base_dir,
@@ -223,6 +260,9 @@ class StepRunner:
             channels=self.doc.runbook.channels,
             operator=self.operator,
             render=lambda text, extra: self.templater.render(text, self.outputs, extra),
+            transport=self.transport,
+            # a nested check (wait) or a monitor probe is no execution of its own: nothing to record
+            effect_sink=None if attempt is None else self._effect_sink(step, attempt),
         )
         started = time.monotonic()
         try:
@@ -232,6 +272,15 @@ class StepRunner:
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
         return obs, self.judge(step, obs, kind.default_expect)
+
+    def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
+        def record(effect: str, details: dict[str, Any]) -> None:
+            data = {"effect": effect, **details, **self.execution_of(step.key), "attempt": attempt}
+            # The bus appends to the ledger before emit returns: the effect is durable before it acts.
+            self.emit(ev.STEP_EFFECT, step.key, **data)
+            self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))
+
+        return record
 
     def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
         from tminus.expect import parse

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import BackupSpec
 
 
-@register("backup", queries=("path", "sha256", "bytes", "verified", "drill_seconds"))
+def describe(c: BackupSpec, step: object, nested: object) -> str:
+    from tminus.db import pgtools
+
+    keep = f", keep {c.keep}" if c.keep else ""
+    drill = ", restore drill" if c.drill else ""
+    return f"back up {pgtools.mask_url(c.url)} into {c.dir}{keep}{drill}"
+
+
+@register("backup", config=BackupSpec, effect=Effect.ADDITIVE, describe=describe,
+          queries=("path", "sha256", "bytes", "verified", "drill_seconds"))
 def execute(config: BackupSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.backup import backup

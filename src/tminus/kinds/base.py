@@ -5,13 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from tminus.kinds.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:
     from tminus.runbook.models import Step
 
 
+AUTO_UNDO = ".undo[auto]"  # the key suffix of an undo step a kind derived (step key + suffix)
 OUTPUT_TAIL = 4000  # characters of command output kept as evidence
 
 
@@ -84,15 +88,83 @@ class StepContext:
     channels: Mapping[str, Any] = field(default_factory=dict)
     operator: str = ""  # who runs this run (--operator): recorded by kinds that keep their own history
     render: Callable[[str, Mapping[str, Any]], str] | None = None
+    # Where the step acts: the local host now; SSH hosts and containers later (same step keys).
+    transport: Transport = field(default_factory=LocalTransport)
+    # Writes a `step.effect` event durably; the engine sets it. None outside a run (tests, tools).
+    effect_sink: Callable[[str, dict[str, Any]], None] | None = None
+
+    def record_effect(self, kind: str, **details: Any) -> None:
+        """Record what this step is about to change, *before* changing it: a crash after this line
+        leaves a record that resume and rollback act on (a process group to stop, a version to
+        revert to). Returns once the ledger holds it."""
+        if self.effect_sink is not None:
+            self.effect_sink(kind, details)
 
 
 class Executor(Protocol):
     def __call__(self, config: Any, ctx: StepContext) -> Observation: ...
 
 
+class Effect(StrEnum):
+    """What a step does to the world, by kind and configuration."""
+
+    NONE = "none"  # a check: safe to repeat after a crash, needs no undo
+    REVERSIBLE = "reversible"  # the kind derives its own undo from what it recorded (migrate)
+    ADDITIVE = "additive"  # adds and changes nothing (a backup file), or cannot be taken back (a message)
+    IRREVERSIBLE = "irreversible"  # changes the world: reversed only by the runbook's `undo`
+
+
+@dataclass
+class Execution:
+    """What the ledger knows of one step's executions in a run: the effects each recorded before it
+    acted (oldest first, each with its `execution` number) and how the latest one ended, if it did."""
+
+    key: str
+    target: str = "local"
+    effects: list[dict[str, Any]] = field(default_factory=list)
+    status: str | None = None  # None: started, never finished (a crash or a kill)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def first(self, effect: str) -> dict[str, Any] | None:
+        return next((e for e in self.effects if e.get("effect") == effect), None)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A per-run resource a kind keeps in `StepContext.shared` (an HTTP client, database pools);
+    the session closes each one once, at the end of the run, if a kind that ran declared it."""
+
+    name: str
+    close: Callable[[dict[str, Any]], None]
+
+
+# (config rendered for plan, the step, describe a nested step) -> one line
+Describe = Callable[[Any, "Step", Callable[["Step"], str]], str]
+DeriveUndo = Callable[["Step", Execution], "list[Step] | None"]
+# Before an interrupted execution is retried, skipped or rolled back: end what it left running
+# (a process group); returns a note for the ledger, or None when nothing was left.
+Recover = Callable[[Execution, Transport], "str | None"]
+
+
 @dataclass(frozen=True)
 class Kind:
+    """A kind's descriptor: everything the engine, plan and validation need to know of it."""
+
     name: str
     execute: Executor
     default_expect: tuple[str, ...] = ()
     queries: tuple[str, ...] = ()  # what expectations can ask of it, for docs and validation
+    config: type | None = None  # its pydantic model (defined in tminus.runbook.models)
+    effect: Effect | Callable[[Any], Effect] = Effect.IRREVERSIBLE  # or a function of its config
+    describe: Describe | None = None  # how `tminus plan` says what it will do
+    derive_undo: DeriveUndo | None = None  # the undo of what an execution did (Effect.REVERSIBLE)
+    resources: tuple[Resource, ...] = ()
+    on_failure: str = "rollback"  # the failure policy when the step sets no on_failure
+    recover: Recover | None = None
+
+    def effect_of(self, config: Any) -> Effect:
+        return self.effect if isinstance(self.effect, Effect) else self.effect(config)
+
+    def summary(self, config: Any, step: Step, nested: Callable[[Step], str]) -> str:
+        return self.describe(config, step, nested) if self.describe is not None else self.name

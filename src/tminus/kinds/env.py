@@ -5,12 +5,20 @@ Values may be secrets: failures and evidence name variables, never their values.
 
 from __future__ import annotations
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import EnvSpec
 
 
-@register("env", queries=("failed", "ok"))
+def describe(c: EnvSpec, step: object, nested: object) -> str:
+    parts = [f"present {c.present}"] if c.present else []
+    parts += [f"absent {c.absent}"] if c.absent else []
+    parts += [f"{k} not in forbidden values" for k in c.not_equal]
+    parts += [f"{k} equals expected" for k in c.equals]
+    return "env " + "; ".join(parts)
+
+
+@register("env", config=EnvSpec, effect=Effect.NONE, describe=describe, queries=("failed", "ok"))
 def execute(config: EnvSpec, ctx: StepContext) -> Observation:
     environ = ctx.environ
     failures: list[str] = []

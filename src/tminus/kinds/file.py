@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import FileSpec
 
@@ -21,7 +21,15 @@ MAX_FAILURE_FILES = 10
 _LINE_EXCERPT = 200
 
 
-@register("file", queries=("count", "files", "matches", "exists", "content"))
+def describe(c: FileSpec, step: object, nested: object) -> str:
+    cond = [f"exists={c.exists}"] if c.exists is not None else []
+    cond += [f"contains {c.contains!r}"] if c.contains else []
+    cond += [f"not contains {c.not_contains!r}"] if c.not_contains else []
+    return f"file {c.path} {' '.join(cond)}".rstrip()
+
+
+@register("file", config=FileSpec, effect=Effect.NONE, describe=describe,
+          queries=("count", "files", "matches", "exists", "content"))
 def execute(config: FileSpec, ctx: StepContext) -> Observation:
     pattern = config.path
     try:

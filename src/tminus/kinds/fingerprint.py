@@ -6,12 +6,21 @@ import ast
 import json
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import FingerprintSpec
 
 
-@register("fingerprint", queries=("fingerprint", "tables", "rows"))
+def describe(c: FingerprintSpec, step: object, nested: object) -> str:
+    from tminus.db import pgtools
+
+    tables = ", ".join(c.tables) if c.tables else "every table"
+    compare = " and compare with a recorded fingerprint" if c.compare_to is not None else ""
+    return f"fingerprint {tables} of {pgtools.mask_url(c.url)}{compare}"
+
+
+@register("fingerprint", config=FingerprintSpec, effect=Effect.NONE, describe=describe,
+          queries=("fingerprint", "tables", "rows"))
 def execute(config: FingerprintSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.fingerprint import compare, fingerprint

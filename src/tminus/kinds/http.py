@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tminus.httperrors import describe_transport_error
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, Resource, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import HttpSpec
 
@@ -21,11 +21,36 @@ BODY_EXCERPT = 2000
 _SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"}
 )
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _client_lock = threading.Lock()  # gate checks run concurrently and may race to create the client
+
+
+def effect(c: HttpSpec) -> Effect:
+    """GET, HEAD and OPTIONS only read; any other method may change the service."""
+    return Effect.NONE if c.method.upper() in _SAFE_METHODS else Effect.IRREVERSIBLE
+
+
+def describe(c: HttpSpec, step: object, nested: object) -> str:
+    return f"{c.method.upper()} {c.url}"
+
+
+def close_shared(shared: dict[str, Any]) -> None:
+    """Close the run's clients (the session does when the run ends)."""
+    for key in ("http.client", "http.client.insecure"):
+        client = shared.pop(key, None)
+        if client is not None:
+            client.close()
+
+
+HTTP_CLIENTS = Resource("http.clients", close_shared)  # notify and prometheus share these clients
 
 
 @register(
     "http",
+    config=HttpSpec,
+    effect=effect,
+    describe=describe,
+    resources=(HTTP_CLIENTS,),
     default_expect=("status < 400",),
     queries=("status", "headers", "body", "json", "duration"),
 )
@@ -104,12 +129,6 @@ def client_for(shared: dict[str, Any], *, verify: bool) -> httpx.Client:
     return client
 
 
-def close_shared(shared: dict[str, Any]) -> None:
-    """Close the run's clients (the engine calls this when the run ends)."""
-    for key in ("http.client", "http.client.insecure"):
-        client = shared.pop(key, None)
-        if client is not None:
-            client.close()
 
 
 def _redact(headers: dict[str, str]) -> dict[str, str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import ManualSpec
 
 
-@register("manual", queries=("approved", "by", "how"))
+def describe(c: ManualSpec, step: object, nested: object) -> str:
+    return f"operator confirms: {c.prompt}"
+
+
+@register("manual", config=ManualSpec, effect=Effect.IRREVERSIBLE, describe=describe, queries=("approved", "by", "how"))
 def execute(config: ManualSpec, ctx: StepContext) -> Observation:
     if ctx.approvals is None:
         return Observation(

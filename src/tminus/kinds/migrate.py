@@ -10,12 +10,51 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext, tail
+from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext, tail
 from tminus.kinds.registry import register
-from tminus.runbook.models import MigrateSpec
+from tminus.runbook.models import MigrateSpec, Step
+
+REVERT_TARGET = "revert_target"  # the effect: the version to revert to
 
 
-@register("migrate", queries=("before", "after", "applied", "reverted", "count", "duration"))
+def describe(c: MigrateSpec, step: object, nested: object) -> str:
+    source = f"alembic {c.alembic}" if c.alembic is not None else f"migrations in {c.dir}"
+    if c.revert_to is not None:
+        what = f"revert {source} down to {c.revert_to}"
+    else:
+        what = f"apply {source} up to {c.to or 'the latest'}"
+    return f"{what} on {_safe_text(c.url)}{' (dry run)' if c.dry_run else ''}"
+
+
+def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
+    """The revert to the version the step found before it applied anything: recorded as an effect
+    before the first migration ran (so a step killed mid-apply is reverted too), else as reported
+    by a step that finished (an older ledger, or a revert step)."""
+    config = step.migrate
+    assert config is not None
+    if config.dry_run:  # a dry run changed nothing
+        return None
+    effect = execution.first(REVERT_TARGET)
+    before = effect.get("before") if effect is not None else None
+    if before is None:
+        # A step that failed may still have applied versions before the failing one: where it
+        # started can then be in its evidence only.
+        before = execution.outputs.get("before", execution.evidence.get("before"))
+    if before is None:  # it never reported where it started: nothing safe to revert to
+        return None
+    data = config.model_dump(mode="json", exclude_none=True)
+    # "" is "nothing applied": "0" for tminus' own migrator, "base" for Alembic
+    nothing = "base" if config.alembic is not None else "0"
+    data.update({"revert_to": before or nothing, "dry_run": False})
+    data.pop("to", None)
+    undo = Step.model_validate({"name": f"revert: {step.title}", "migrate": data, "timeout": step.timeout})
+    undo._path = step.path
+    undo._key = f"{step.key}{AUTO_UNDO}"
+    return [undo]
+
+
+@register("migrate", config=MigrateSpec, effect=Effect.REVERSIBLE, describe=describe, derive_undo=derive_undo,
+          queries=("before", "after", "applied", "reverted", "count", "duration"))
 def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -29,6 +68,9 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
         url, ctx.base_dir / (config.dir or "."), table=config.table, lock_timeout=config.lock_timeout,
         statement_timeout=config.statement_timeout, lock_retries=config.lock_retries,
         lock_wait=config.lock_wait, operator=_operator(ctx),
+        on_start=lambda plan: ctx.record_effect(
+            REVERT_TARGET, before=_first_before(ctx, plan.before), versions=[d.version for d in plan.done],
+            url=_safe(url)),
     )
     evidence: dict[str, Any] = {"url": _safe(url), "dry_run": config.dry_run}
     start = time.perf_counter()
@@ -137,6 +179,10 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
     me = f"tminus migrate {migrator.operator}@{migrator.host} (alembic)"
     try:
         with migration_lock(migrator.engine, migrator.tables, config.lock_wait, me):
+            if config.revert_to is None and not config.dry_run:
+                current = _alembic_current(migrator.engine)
+                if current is not None:
+                    ctx.record_effect(REVERT_TARGET, before=_first_before(ctx, current), url=_safe(migrator.url))
             proc = subprocess.run([sys.executable, "-m", "tminus.db.alembic_driver", str(ini), *cmd],
                                   capture_output=True, text=True, cwd=ctx.base_dir, env=env, timeout=ctx.timeout,
                                   check=False)
@@ -169,3 +215,25 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
 
 def _text(data: str | bytes | None) -> str:
     return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+
+
+def _alembic_current(engine: Any) -> str | None:
+    """The revisions in Alembic's default version table ("" for none), as the driver reports them;
+    None when it cannot be read (another version table: the finished step's report is used)."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return ""
+            return ",".join(sorted(r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))))
+    except SQLAlchemyError:
+        return None
+
+
+def _safe_text(url: str) -> str:
+    """A URL for `plan`: the password masked, any text (a placeholder) kept as it is."""
+    from tminus.db import pgtools
+
+    return pgtools.mask_url(url)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import MigrationLintSpec
 
 MAX_EVIDENCE = 50  # findings kept in the ledger; values keep them all
 
 
-@register("migration_lint", queries=("count", "findings"))
+def describe(c: MigrationLintSpec, step: object, nested: object) -> str:
+    ignored = f" (ignoring {', '.join(c.ignore)})" if c.ignore else ""
+    return f"lint the migrations in {c.dir}{ignored}"
+
+
+@register("migration_lint", config=MigrationLintSpec, effect=Effect.NONE, describe=describe,
+          queries=("count", "findings"))
 def execute(config: MigrationLintSpec, ctx: StepContext) -> Observation:
     from tminus.db.lint import lint_directory, migration_files
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
+from tminus.kinds.http import HTTP_CLIENTS
 from tminus.kinds.registry import register
 from tminus.runbook.models import NotifySpec
 from tminus.runbook.monitor import Channel
 
 
-@register("notify", queries=("status", "attempts", "delivered"))
+def describe(c: NotifySpec, step: object, nested: object) -> str:
+    where = f"channel {c.channel}" if c.channel is not None else (c.url or "")
+    first = c.message.strip().splitlines()[0] if c.message.strip() else ""
+    return f"notify {where}: {first}"
+
+
+@register("notify", config=NotifySpec, effect=Effect.ADDITIVE, describe=describe, resources=(HTTP_CLIENTS,),
+          on_failure="continue", queries=("status", "attempts", "delivered"))
 def execute(config: NotifySpec, ctx: StepContext) -> Observation:
     from tminus import notify
     from tminus.kinds.http import client_for

@@ -10,7 +10,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
+from tminus.kinds.http import HTTP_CLIENTS
 from tminus.kinds.registry import register
 from tminus.runbook.models import PrometheusSpec
 
@@ -18,7 +19,12 @@ DEFAULT_TIMEOUT = 30.0
 EVIDENCE_SERIES = 5
 
 
-@register("prometheus", queries=("value", "series", "result_type", "json", "status"))
+def describe(c: PrometheusSpec, step: object, nested: object) -> str:
+    return f"prometheus {c.url}: {c.query}"
+
+
+@register("prometheus", config=PrometheusSpec, effect=Effect.NONE, describe=describe, resources=(HTTP_CLIENTS,),
+          queries=("value", "series", "result_type", "json", "status"))
 def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
     import httpx
 

@@ -1,11 +1,20 @@
-"""The one registry of step kinds. Kind modules are imported only when first used."""
+"""The one registry of step kinds. Kind modules are imported only when first used.
+
+A kind is one module that registers its descriptor (`tminus.kinds.base.Kind`) here: its executor,
+its config model, its effect class, how `plan` describes it, its derived undo and the per-run
+resources it opens. The runbook model asks this registry (never a kind module) what a kind is.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from tminus.kinds.base import Executor, Kind
+from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Recover, Resource
+
+if TYPE_CHECKING:
+    from tminus.runbook.models import Step
 
 _KINDS: dict[str, Kind] = {}
 
@@ -32,13 +41,21 @@ MODULES: dict[str, str] = {
 def register(
     name: str,
     *,
+    config: type | None = None,
+    effect: Effect | Callable[[Any], Effect] = Effect.IRREVERSIBLE,
     default_expect: tuple[str, ...] = (),
     queries: tuple[str, ...] = (),
+    describe: Describe | None = None,
+    derive_undo: DeriveUndo | None = None,
+    resources: tuple[Resource, ...] = (),
+    on_failure: str = "rollback",
+    recover: Recover | None = None,
 ) -> Callable[[Executor], Executor]:
-    """Decorator: `@register("http", default_expect=("status < 400",))`."""
+    """Decorator on the kind's executor: `@register("tcp", config=TcpSpec, effect=Effect.NONE, ...)`."""
 
     def deco(fn: Executor) -> Executor:
-        _KINDS[name] = Kind(name, fn, default_expect, queries)
+        _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
+                            resources, on_failure, recover)
         return fn
 
     return deco
@@ -51,3 +68,28 @@ def get(name: str) -> Kind:
             raise KeyError(f"unknown step kind '{name}'")
         importlib.import_module(module)
     return _KINDS[name]
+
+
+def all_kinds() -> list[Kind]:
+    return [get(name) for name in MODULES]
+
+
+# --- what the runbook model asks -------------------------------------------------------------
+
+
+def effect_of(step: Step) -> Effect:
+    return get(step.kind).effect_of(step.config)
+
+
+def default_on_failure(kind: str) -> str:
+    return get(kind).on_failure
+
+
+def close_resources(shared: dict[str, Any], kinds: Iterable[str]) -> None:
+    """Close, once each, the per-run resources declared by the kinds that ran."""
+    closed: set[str] = set()
+    for name in kinds:
+        for resource in get(name).resources:
+            if resource.name not in closed:
+                closed.add(resource.name)
+                resource.close(shared)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
+from tminus.kinds.sql import SQL_ENGINES
 from tminus.runbook.models import RestoreSpec
 
 
-@register("restore", queries=("restored", "seconds"))
+def describe(c: RestoreSpec, step: object, nested: object) -> str:
+    from tminus.db import pgtools
+
+    return f"restore {pgtools.mask_url(c.url)} from {c.file} (replaces the database)"
+
+
+@register("restore", config=RestoreSpec, effect=Effect.IRREVERSIBLE, describe=describe, resources=(SQL_ENGINES,),
+          queries=("restored", "seconds"))
 def execute(config: RestoreSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.restore import restore

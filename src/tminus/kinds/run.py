@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import Observation, StepContext, tail
+from tminus.kinds.base import Effect, Execution, Observation, StepContext, tail
 from tminus.kinds.registry import register
+from tminus.kinds.transport import Transport, group_alive
 from tminus.runbook.models import RunSpec
 
 # communicate() is called in slices so cancel and a shell that exits while a background child
@@ -27,8 +28,30 @@ _KILL_GRACE = 1.0
 _PIPE_BUF = 4096  # a pipe reported writable takes this much without blocking
 
 
+def describe(c: RunSpec, step: object, nested: object) -> str:
+    return f"$ {c.command.strip()}"
+
+
+def recover(execution: Execution, transport: Transport) -> str | None:
+    """The interrupted execution's process group, if it outlived tminus: ended before the step is
+    retried or rolled back (two copies of a command must not run at once)."""
+    spawned = [e for e in execution.effects if e.get("effect") == "process"]
+    if not spawned:
+        return None
+    last = spawned[-1]  # earlier attempts' groups were killed or had exited before the next began
+    how = transport.stop_group(int(last["pgid"]), last.get("started"))
+    if how is None:
+        return None
+    return (f"the process group {last['pgid']} of the interrupted execution ({last.get('command', '?')!r}) "
+            f"was still running: {how}")
+
+
 @register(
     "run",
+    config=RunSpec,
+    effect=Effect.IRREVERSIBLE,
+    describe=describe,
+    recover=recover,
     default_expect=("exit_code == 0",),
     queries=("exit_code", "stdout", "stderr", "duration", "json"),
 )
@@ -36,17 +59,25 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
     cwd = ctx.base_dir / config.cwd if config.cwd else ctx.base_dir
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(
+        proc = ctx.transport.spawn(
             [config.shell, "-c", config.command],
             cwd=cwd,
             env={**ctx.environ, **config.env},
             stdin=subprocess.PIPE if config.stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
         )
     except OSError as exc:
         return Observation(error=_spawn_error(exc, config.shell, cwd), evidence={"command": config.command})
+    # Before waiting: the group outlives a crash of tminus, and resume must be able to find it
+    # (the start time tells it from a later process that reused the pid).
+    try:
+        ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
+                          command=config.command)
+    except BaseException:
+        _kill_group(proc)  # unrecorded, it must not outlive this step
+        proc.wait()
+        raise
 
     stdin = config.stdin.encode() if config.stdin is not None else None
     deadline = start + ctx.timeout if ctx.timeout is not None else None
@@ -230,37 +261,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     give_up = time.perf_counter() + _KILL_GRACE
     while time.perf_counter() < give_up:
         proc.poll()  # reap the shell: a zombie leader would keep the group "alive"
-        if not _group_alive(pgid):
+        if not group_alive(pgid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
     proc.poll()
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (non-zombie) process remains in the group. Orphaned grandchildren are
-    reaped by init, which in some containers never happens: their zombies do not count."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True  # no procfs (macOS): trust killpg
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields after the command name: state, ppid, pgrp, ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
 
 
 def _spawn_error(exc: OSError, shell: str, cwd: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tminus.db.sqltext import escape_literal_colons, split_statements
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, Resource, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import SqlSpec
 
@@ -26,7 +26,23 @@ EVIDENCE_ROWS = 20
 _engines_lock = threading.Lock()
 
 
-@register("sql", queries=("rows", "count", "scalar", "rowcount"))
+def close_shared(shared: dict[str, Any]) -> None:
+    """Dispose the run's engines (the session does when the run ends)."""
+    for engine in shared.pop("sql.engines", {}).values():
+        engine.dispose()
+
+
+SQL_ENGINES = Resource("sql.engines", close_shared)  # restore disposes them too
+
+
+def describe(c: SqlSpec, step: object, nested: object) -> str:
+    what = c.query.strip().splitlines()[0] if c.query else f"file {c.file}"
+    return f"sql{' (write)' if c.write else ''}: {what}"
+
+
+@register("sql", config=SqlSpec, effect=lambda c: Effect.IRREVERSIBLE if c.write else Effect.NONE,
+          describe=describe, resources=(SQL_ENGINES,),
+          queries=("rows", "count", "scalar", "rowcount"))
 def execute(config: SqlSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -211,12 +227,6 @@ def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool 
 
 def _sqlite_autocommit_off(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
-
-
-def close_shared(shared: dict[str, Any]) -> None:
-    """Dispose the run's engines (the engine calls this when the run ends)."""
-    for engine in shared.pop("sql.engines", {}).values():
-        engine.dispose()
 
 
 def _json_safe(value: Any) -> Any:

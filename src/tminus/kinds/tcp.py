@@ -5,14 +5,18 @@ from __future__ import annotations
 import socket
 import time
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import TcpSpec
 
 MAX_CONNECT_TIMEOUT = 5.0
 
 
-@register("tcp", queries=("open", "duration"))
+def describe(c: TcpSpec, step: object, nested: object) -> str:
+    return f"tcp {c.host}:{c.port} is {c.state}"
+
+
+@register("tcp", config=TcpSpec, effect=Effect.NONE, describe=describe, queries=("open", "duration"))
 def execute(config: TcpSpec, ctx: StepContext) -> Observation:
     try:
         port = int(config.port)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from tminus.kinds.base import Observation, StepContext
+from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.runbook.models import WaitSpec
+from tminus.runbook.models import Step, WaitSpec
 
 DEFAULT_TIMEOUT = 60.0
 
 
-@register("wait", queries=("attempts",))
+def describe(c: WaitSpec, step: Step, nested: Callable[[Step], str]) -> str:
+    from tminus.durations import format_duration
+
+    limit = format_duration(step.timeout) if step.timeout else f"{DEFAULT_TIMEOUT:g}s"
+    return f"every {format_duration(c.interval)} up to {limit}: {nested(c.check)}"
+
+
+@register("wait", config=WaitSpec, effect=Effect.NONE, describe=describe, queries=("attempts",))
 def execute(config: WaitSpec, ctx: StepContext) -> Observation:
     if ctx.run_nested is None:
         return Observation(error="wait needs the engine's nested-step runner (StepContext.run_nested)")

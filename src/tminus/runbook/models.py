@@ -1,19 +1,23 @@
 """The runbook format, version 1, as pydantic models.
 
 The spec describes *what* a runbook asks for; it never imports the code that executes it
-(tminus.kinds, tminus.engine). Every step is a mapping with common fields (defined once, on
+(the kind modules, tminus.engine): what a kind is (its effect class) it asks tminus.kinds.registry.
+Every step is a mapping with common fields (defined once, on
 `Step`) and exactly one key naming its kind (`run`, `http`, `sql`, ...), whose value is that
 kind's configuration model below.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+
+if TYPE_CHECKING:
+    from tminus.kinds.base import Effect
 
 # --- kind configurations ---------------------------------------------------------------
 
@@ -220,7 +224,7 @@ class PrometheusSpec(Spec):
 
 
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
-# model here and a module under tminus/kinds registering an executor for the same name.
+# model here and a module under tminus/kinds registering its descriptor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus",
@@ -287,33 +291,34 @@ class Step(Spec):
         raise AssertionError("validated step without a kind")
 
     @property
+    def effect(self) -> Effect:
+        """What the step does to the world, as its kind declares it for this configuration:
+        none, reversible, additive or irreversible (a str enum)."""
+        from tminus.kinds.registry import effect_of
+
+        return effect_of(self)
+
+    @property
     def is_check(self) -> bool:
         """A check has no side effects: safe to repeat after a crash, needs no undo."""
-        kind = self.kind
-        if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus"):
-            return True
-        if kind == "http":
-            assert self.http is not None
-            return self.http.method.upper() in ("GET", "HEAD", "OPTIONS")
-        if kind == "sql":
-            assert self.sql is not None
-            return not self.sql.write
-        return False  # run, manual: they change the world or depend on a person
+        return self.effect == "none"
 
     @property
     def needs_undo(self) -> bool:
-        """Whether a rollback must reverse this step: not checks, not additive steps (a backup adds a
-        file and changes nothing; a notification cannot be unsent), not `migrate` (its undo is an
-        automatic revert)."""
-        return not self.is_check and self.kind not in ("backup", "migrate", "notify")
+        """Whether a rollback must reverse this step with the runbook's `undo`: not checks, not
+        additive steps (a backup adds a file and changes nothing; a notification cannot be unsent),
+        not reversible ones (`migrate` derives its own revert)."""
+        return self.effect == "irreversible"
 
     @property
     def failure_policy(self) -> str:
-        """`on_failure`, or its default: a failed announcement (`notify`) must not roll back a cutover
-        or stop a rollback because the chat is down, so it continues; every other step rolls back."""
+        """`on_failure`, or its kind's default: a failed announcement (`notify`) must not roll back a
+        cutover or stop a rollback because the chat is down, so it continues; every other step rolls back."""
         if self.on_failure is not None:
             return self.on_failure
-        return "continue" if self.kind == "notify" else "rollback"
+        from tminus.kinds.registry import default_on_failure
+
+        return default_on_failure(self.kind)
 
     @property
     def config(self) -> Spec:

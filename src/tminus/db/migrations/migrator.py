@@ -92,6 +92,7 @@ class Migrator:
         operator: str | None = None,
         host: str | None = None,
         on_event: Callable[[str], None] | None = None,
+        on_start: Callable[[Outcome], None] | None = None,
     ):
         self.url = url
         self.directory = Path(directory)
@@ -103,6 +104,9 @@ class Migrator:
         self.operator = operator or default_operator()
         self.host = host or socket.gethostname()
         self.on_event = on_event or (lambda _msg: None)
+        # Called under the lock with the plan, before the first migration is applied: the caller
+        # records where the database was (a crash mid-apply must not lose the revert target).
+        self.on_start = on_start or (lambda _plan: None)
         self._engine: Engine | None = None
         # The migrate or revert under way, as far as it got: when a later version fails, the
         # versions before it stay committed and a rollback must know where this run started.
@@ -277,6 +281,8 @@ class Migrator:
             outcome = self._plan_migrate(files, target, *self._read())
             outcome.dry_run = False
             self.progress = progress = Outcome("migrate", outcome.before, outcome.before)
+            if outcome.done:
+                self.on_start(outcome)
             by_version = {f.version: f for f in files}
             for planned in outcome.done:
                 mf = by_version[planned.version]

@@ -1,0 +1,164 @@
+"""The undo plan: derived from what a run executed, recorded whole in `rollback.started`, executed
+from that record (a resumed rollback reads it back from the ledger rather than re-deriving it).
+
+Order: the phases that were started, newest first; inside a phase, the undo of each touched step
+newest first (the runbook's `undo`, or the undo its kind derives from what the execution recorded:
+a `migrate` step's revert), then the phase's own `undo`; then the rollback section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tminus import events as ev
+from tminus.kinds import registry
+from tminus.kinds.base import Execution
+from tminus.runbook.document import PathKey, path_to_str
+from tminus.runbook.models import Step
+
+if TYPE_CHECKING:
+    from tminus.engine.runner import Runner
+
+
+@dataclass
+class PlannedUndo:
+    step: Step
+    section: str  # "undo:<phase name>" or "rollback"
+    derived: bool = False  # returned by the step's kind (key ends in `.undo[auto]`), not written in the runbook
+
+    def to_record(self) -> dict[str, Any]:
+        """The entry as `rollback.started` records it: enough to rebuild the step without the runbook."""
+        return {
+            "key": self.step.key,
+            "name": self.step.title,
+            "section": self.section,
+            "derived": self.derived,
+            "path": list(self.step.path),
+            "step": self.step.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+
+    @classmethod
+    def from_record(cls, entry: dict[str, Any]) -> PlannedUndo:
+        return cls(step_from_record(entry), str(entry["section"]), bool(entry.get("derived")))
+
+
+def step_from_record(entry: dict[str, Any]) -> Step:
+    step = Step.model_validate(entry["step"])
+    path = tuple(entry.get("path") or ())
+    _place(step, path)
+    step._key = str(entry["key"])  # a derived step's key is its origin's plus `.undo[auto]`
+    return step
+
+
+def _place(step: Step, path: PathKey) -> None:
+    """Keys and places of a rebuilt step and of the steps inside it (a wait's check, undo steps)."""
+    step._path = path
+    step._key = path_to_str(path)
+    if step.wait is not None:
+        _place(step.wait.check, (*path, "wait", "check"))
+    for index, undo in enumerate(step.undo or []):
+        _place(undo, (*path, "undo", index))
+
+
+def is_recorded_plan(entries: Any) -> bool:
+    """Whether a `rollback.started` carries a plan to execute (older ledgers list only keys and names)."""
+    return isinstance(entries, list) and all(isinstance(e, dict) and "step" in e for e in entries)
+
+
+@dataclass
+class RollbackEnd:
+    ok: bool
+    state: str = ""
+    failures: list[str] = field(default_factory=list)
+
+
+def execution_of(runner: Runner, step: Step) -> Execution:
+    """What the run knows of a step's executions: effects recorded before acting, how it ended."""
+    outcome = runner.done.get(step.key)
+    steps = runner.steps
+    return Execution(
+        key=step.key,
+        target=steps.transport.target,
+        effects=list(steps.effects.get(step.key, [])),
+        status=None if outcome is None else outcome.status,
+        outputs=dict(outcome.outputs) if outcome is not None else {},
+        evidence=dict(outcome.evidence) if outcome is not None else {},
+    )
+
+
+def derive(runner: Runner) -> Iterator[PlannedUndo]:
+    """The plan from what was executed (see the module's docstring)."""
+    rb = runner.rb
+    for index in sorted(set(runner.started_phases), reverse=True):
+        phase = rb.phases[index]
+        section = f"undo:{phase.name}"
+        for step in reversed(phase.steps):
+            if not runner._touched(step):
+                continue
+            if step.undo:
+                for undo in step.undo:
+                    yield PlannedUndo(undo, section)
+                continue
+            derive_undo = registry.get(step.kind).derive_undo
+            if derive_undo is not None:
+                for undo in derive_undo(step, execution_of(runner, step)) or []:
+                    yield PlannedUndo(undo, section, derived=True)
+        for undo in phase.undo:
+            yield PlannedUndo(undo, section)
+    for step in rb.rollback:
+        yield PlannedUndo(step, "rollback")
+
+
+def plan_for(runner: Runner) -> tuple[list[PlannedUndo], bool]:
+    """The plan a rollback executes, and whether it is the one recorded by an earlier process of
+    this run (a rollback interrupted, or stopped by a failed undo step, continues with its plan
+    even if the runbook's undo steps were edited since)."""
+    prior = runner.prior
+    recorded = getattr(prior, "rollback_plan", None)
+    if prior.in_rollback and recorded:
+        return [PlannedUndo.from_record(e) for e in recorded], True
+    return list(derive(runner)), False
+
+
+def execute(runner: Runner, reason: str) -> RollbackEnd:
+    """Undo what was done, then the rollback steps, then verify again."""
+    plan, recorded = plan_for(runner)
+    steps = runner.steps
+    steps.emit(ev.ROLLBACK_STARTED, section="rollback", reason=reason, recorded=recorded,
+               steps=[p.to_record() for p in plan])
+    completed: list[str] = []
+    for index, planned in enumerate(plan):
+        step = planned.step
+        if runner._finished_ok(step):
+            completed.append(step.key)
+            continue  # resumed rollback: this undo step already ran
+        outcome = runner._run_step(step, planned.section)
+        if outcome.ok or step.failure_policy == "continue":
+            completed.append(step.key)
+            continue
+        remaining = [p.step.title for p in plan[index + 1:]]
+        state = (
+            f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
+            f"undone so far: {', '.join(completed) or 'nothing'}\n"
+            f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
+            f"fix the cause, then `tminus resume {steps.run_id}` continues the rollback"
+        )
+        steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
+        return RollbackEnd(False, state)
+    failures = runner.verify(section="verify-after-rollback", after_rollback=True)
+    if failures:
+        state = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)
+        steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
+        return RollbackEnd(False, state, failures)
+    steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=True, undone=completed)
+    return RollbackEnd(True)
+
+
+def recorded_steps(entries: Any) -> dict[str, Step]:
+    """The steps of a recorded plan by key, derived undo steps included: on resume an interrupted
+    `...undo[auto]` step is known like any step of the runbook (and gets the operator's choice)."""
+    if not is_recorded_plan(entries):
+        return {}
+    return {str(e["key"]): step_from_record(e) for e in entries}

@@ -1,0 +1,112 @@
+"""Where a step acts. `LocalTransport` spawns processes on this host; an SSH or container transport
+implements the same calls later, and a step's executions are then keyed by (step key, target)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+
+class Transport(Protocol):
+    target: str
+
+    def spawn(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: int | IO[Any] | None,
+              stdout: int | IO[Any] | None, stderr: int | IO[Any] | None) -> subprocess.Popen[bytes]: ...
+
+    def process_identity(self, pid: int) -> str | None: ...
+
+    def stop_group(self, pgid: int, identity: str | None, grace: float = ...) -> str | None: ...
+
+
+class LocalTransport:
+    """Processes on this host, each the leader of its own process group (killed as a group)."""
+
+    target = "local"
+
+    def spawn(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: int | IO[Any] | None,
+              stdout: int | IO[Any] | None, stderr: int | IO[Any] | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr,
+                                start_new_session=True)
+
+    def process_identity(self, pid: int) -> str | None:
+        return process_start_time(pid)
+
+    def stop_group(self, pgid: int, identity: str | None, grace: float = 5.0) -> str | None:
+        """End a process group left behind by an earlier tminus process: SIGTERM, then SIGKILL after
+        `grace`. Only the group recorded: while its leader lives, its start time must be `identity`
+        (else the pid was reused); a group whose leader exited cannot have been recycled (a pid
+        in use as a group id is not reused). Returns how it ended, or None if nothing of it was left."""
+        leader = process_start_time(pgid)
+        if leader is not None and leader != identity:
+            return None  # another process holds the pid now
+        if not group_alive(pgid):
+            return None
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return None
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not group_alive(pgid):
+                return "terminated (SIGTERM)"
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        return f"killed (SIGKILL after SIGTERM and {grace:g}s)"
+
+
+def process_start_time(pid: int) -> str | None:
+    """When the process started, as "<boot id>:<clock ticks since boot>" (/proc/PID/stat field 22):
+    a pid recycled by a later process has another start time. None without procfs or process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = fields[19]  # fields after the command name start at field 3 (state)
+    except (OSError, IndexError):
+        return None
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+    except OSError:
+        boot = ""
+    return f"{boot}:{ticks}"
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process remains in the group. Orphaned grandchildren are
+    reaped by init, which in some containers never happens: their zombies do not count."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True  # no procfs (macOS): trust killpg
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, from /proc; [] without procfs."""
+    out: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
