@@ -420,30 +420,38 @@ def _step_data(i: int) -> dict[str, Any]:
     }
 
 
-def measure_appends(url: str, reps: int) -> Series:
+def measure_appends(url: str, reps: int) -> tuple[Series, Series]:
+    """Per-event append cost through a run's writer: unfenced (a gate run, which holds no lease) and
+    fenced by a held lease (every other run: each append also checks the lease's token and generation)."""
     from tminus.events import Event
     from tminus.ledger import open_ledger
 
-    series = Series()
+    plain, fenced = Series(), Series()
     ledger = open_ledger(url)
     try:
         for rep in range(reps):
-            check_deadline()
-            run_id = f"bench-{rep}-{secrets.token_hex(4)}"
-            ledger.create_run(
-                run_id=run_id, runbook_name="bench-ledger", runbook_path="runbook.yaml", content_hash="0" * 64,
-                runbook_text="name: bench-ledger\n", environment="default", operator="bench",
-                host=platform.node(), pid=os.getpid(),
-            )
-            events = [Event(type="step.finished", run_id=run_id, data=_step_data(i),
-                            step_key=f"phases[0].steps[{i}]") for i in range(APPENDS)]
-            start = time.perf_counter()
-            for event in events:
-                ledger.append(event)
-            series.add((time.perf_counter() - start) / APPENDS)
+            for series, with_lease in ((plain, False), (fenced, True)):
+                check_deadline()
+                run_id = f"bench-{rep}-{secrets.token_hex(4)}"
+                ledger.create_run(
+                    run_id=run_id, runbook_name="bench-ledger", runbook_path="runbook.yaml", content_hash="0" * 64,
+                    runbook_text="name: bench-ledger\n", environment="default", operator="bench",
+                    host=platform.node(), pid=os.getpid(),
+                )
+                lease = ledger.acquire_lease(f"bench-ledger@{run_id}", run_id=run_id, operator="bench",
+                                             host=platform.node(), pid=os.getpid()) if with_lease else None
+                writer = ledger.open_writer(run_id, fence=lease.fence if lease is not None else None)
+                events = [Event(type="step.finished", run_id=run_id, data=_step_data(i),
+                                step_key=f"phases[0].steps[{i}]") for i in range(APPENDS)]
+                start = time.perf_counter()
+                for event in events:
+                    writer.append(event)
+                series.add((time.perf_counter() - start) / APPENDS)
+                if lease is not None:
+                    lease.release()
     finally:
         ledger.close()
-    return series
+    return plain, fenced
 
 
 def bench_ledger() -> list[str]:
@@ -453,38 +461,39 @@ def bench_ledger() -> list[str]:
         TABLE_HEAD,
     ]
     with tempfile.TemporaryDirectory(prefix="tminus-bench-") as tmp:
-        lite = measure_appends(f"sqlite:///{Path(tmp) / 'ledger.db'}", LEDGER_REPS)
+        lite, lite_fenced = measure_appends(f"sqlite:///{Path(tmp) / 'ledger.db'}", LEDGER_REPS)
     lines.append(row("SQLite (WAL, synchronous=NORMAL), per event", lite, "us",
-                     note="each append is its own transaction"))
-    pg_row, pg_note = postgres_row()
-    if pg_row:
-        lines.append(pg_row)
+                     note="each append is its own transaction; unfenced (a gate run)"))
+    lines.append(row("  the same, fenced by a held lease (every other run)", lite_fenced, "us",
+                     note="the lease's token and generation checked in the same transaction"))
+    pg_rows, pg_note = postgres_rows()
+    lines += pg_rows
     lines.append("")
     if pg_note:
         lines += [pg_note, ""]
     return lines
 
 
-def postgres_row() -> tuple[str | None, str | None]:
+def postgres_rows() -> tuple[list[str], str | None]:
     try:
         import psycopg
     except ImportError:
-        return None, "PostgreSQL: skipped, psycopg is not installed."
+        return [], "PostgreSQL: skipped, psycopg is not installed."
     name = f"tminus_bench_{secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, f"PostgreSQL: skipped, not reachable at `{PG_ADMIN_URL}` ({first})."
+        return [], f"PostgreSQL: skipped, not reachable at `{PG_ADMIN_URL}` ({first})."
     try:
         found = admin.execute("SHOW server_version").fetchone()
         version = str(found[0]) if found else "?"
         try:
             admin.execute(f'CREATE DATABASE "{name}"')
         except psycopg.Error as exc:
-            return None, f"PostgreSQL: skipped, cannot create a scratch database ({type(exc).__name__}: {exc})."
+            return [], f"PostgreSQL: skipped, cannot create a scratch database ({type(exc).__name__}: {exc})."
         try:
-            pg = measure_appends(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", LEDGER_REPS)
+            pg, pg_fenced = measure_appends(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", LEDGER_REPS)
         finally:
             try:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -492,8 +501,9 @@ def postgres_row() -> tuple[str | None, str | None]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         admin.close()
-    return row(f"PostgreSQL {version.split()[0]} on 127.0.0.1 (psycopg 3), per event", pg, "us",
-               note="scratch database, dropped afterwards"), None
+    return [row(f"PostgreSQL {version.split()[0]} on 127.0.0.1 (psycopg 3), per event", pg, "us",
+                note="scratch database, dropped afterwards; unfenced"),
+            row("  the same, fenced by a held lease", pg_fenced, "us")], None
 
 
 # --- the report ----------------------------------------------------------------------------------
