@@ -1,4 +1,5 @@
-"""Facts about processes on this host, shared by the ledger's leases, the migration lock and `status`."""
+"""Facts about processes on this host: liveness (the ledger's leases, the migration lock, `status`) and
+who runs this one (the operator recorded by runs, approvals and migrations)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # it exists but belongs to another user
         return True
     return True
+
+
+def default_operator() -> str:
+    """Who runs this process, for the record: $TMINUS_OPERATOR, else the login name."""
+    import getpass
+
+    try:
+        return os.environ.get("TMINUS_OPERATOR") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"

@@ -9,7 +9,6 @@ import click
 
 from tminus import __version__
 from tminus.cli.common import (
-    default_operator,
     emit_json,
     env_options,
     fail,
@@ -22,6 +21,7 @@ from tminus.cli.common import (
 )
 from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
 from tminus.engine.exitcodes import Exit
+from tminus.processes import default_operator
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -28,13 +26,6 @@ def fail(message: str, code: Exit = Exit.FAILED, hint: str | None = None) -> NoR
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def default_operator() -> str:
-    try:
-        return os.environ.get("TMINUS_OPERATOR") or getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
 
 
 def ledger_option(fn: F) -> F:

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from tminus.cli.common import default_operator, emit_json, fail, open_ledger_or_fail, parse_vars
+from tminus.cli.common import emit_json, fail, open_ledger_or_fail, parse_vars
 from tminus.engine.exitcodes import Exit
+from tminus.processes import default_operator
 
 
 def build_options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,

@@ -112,7 +112,7 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
 def _operator(ctx: StepContext) -> str:
     """Who runs the step, as recorded in the tracking tables: the run's --operator; TMINUS_OPERATOR
     (and the login name) when the kind runs outside a run."""
-    from tminus.db.migrations import default_operator
+    from tminus.processes import default_operator
 
     return ctx.operator or ctx.environ.get("TMINUS_OPERATOR") or default_operator()
 

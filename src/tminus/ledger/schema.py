@@ -183,6 +183,17 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(meta).values(key=key, value=value))
 
 
+def known_version(found: dict[str, str], shown_url: str) -> int:
+    """The ledger's schema version; a LedgerError when a newer tminus wrote it."""
+    version = int(found.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger at {shown_url} has schema version {version}, but this tminus only knows "
+            f"versions up to {SCHEMA_VERSION}: upgrade tminus to read or write it"
+        )
+    return version
+
+
 def migrate(engine: Engine, shown_url: str) -> dict[str, str]:
     """Bring the schema to SCHEMA_VERSION; refuse a ledger written by a newer tminus. Returns meta."""
     with engine.begin() as conn:
@@ -191,12 +202,7 @@ def migrate(engine: Engine, shown_url: str) -> dict[str, str]:
         if not inspect(conn).has_table(meta.name):
             meta.create(conn)
         found = read_meta(conn)
-        version = int(found.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the ledger at {shown_url} has schema version {version}, but this tminus only knows "
-                f"versions up to {SCHEMA_VERSION}: upgrade tminus to read or write it"
-            )
+        version = known_version(found, shown_url)
         for step in MIGRATIONS[version:]:
             step(conn)
         if version < SCHEMA_VERSION:
@@ -215,12 +221,7 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
             url=shown_url,
         )
     found = read_meta(conn)
-    version = int(found.get("schema_version", "0"))
-    if version > SCHEMA_VERSION:
-        raise LedgerError(
-            f"the ledger at {shown_url} has schema version {version}, but this tminus only knows "
-            f"versions up to {SCHEMA_VERSION}: upgrade tminus to read or write it"
-        )
+    version = known_version(found, shown_url)
     if version < 1:
         raise LedgerError(f"the ledger at {shown_url} was never set up completely (schema version {version}): "
                           "a command that writes (`tminus gate`, `run`, `approve`, `unlock`) finishes it")

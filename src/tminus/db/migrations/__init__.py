@@ -17,11 +17,11 @@ from tminus.db.migrations.errors import (
     RevertIncomplete,
     VerifyFailed,
 )
-from tminus.db.migrations.migrator import Migrator, default_operator
+from tminus.db.migrations.migrator import Migrator
 from tminus.db.migrations.report import AppliedState, Done, HalfApplied, Outcome, Status
 
 __all__ = [
     "AppliedState", "Done", "DriftError", "HalfApplied", "HalfAppliedError", "LockTimeout", "MigrationError",
     "MigrationFailed", "MigrationFileError", "MigrationLockTimeout", "Migrator", "NotRevertible", "Outcome",
-    "RevertIncomplete", "Status", "VerifyFailed", "default_operator",
+    "RevertIncomplete", "Status", "VerifyFailed",
 ]

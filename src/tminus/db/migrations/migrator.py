@@ -53,6 +53,7 @@ from tminus.db.migrations.report import (
     run_verify_script,
 )
 from tminus.db.migrations.store import AppliedRow, Tables
+from tminus.processes import default_operator
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -62,16 +63,6 @@ __all__ = [
     "MigrationFailed", "MigrationFileError", "MigrationLockTimeout", "Migrator", "NotRevertible", "Outcome",
     "RevertIncomplete", "Status", "VerifyFailed",
 ]
-
-def default_operator() -> str:
-    import getpass
-    import os
-
-    try:
-        return os.environ.get("TMINUS_OPERATOR") or getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
-
 
 def _lock_not_available(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
