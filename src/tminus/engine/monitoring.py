@@ -25,6 +25,8 @@ from tminus.runbook.models import MonitorSpec, Step
 
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
 BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
+# why a stage ended when the stop channel was raised (the runner acts on the request behind it)
+STOPPED = "interrupted by a signal; `tminus resume` continues"
 RECENT_SAMPLES = 10  # samples quoted with a verdict (a `consecutive: N` rule quotes its N)
 
 
@@ -136,7 +138,7 @@ class Monitor:
             while result is None:
                 tick_at = started + self._paused + tick * spec.interval
                 if cancel.wait(max(0.0, tick_at - time.monotonic())):
-                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+                    result = WatchResult("interrupted", STOPPED)
                     break
                 if time.monotonic() - started - self._paused >= duration:
                     break
@@ -147,7 +149,7 @@ class Monitor:
                     count += 1
                 tick += 1
                 if cancel.is_set() and result is None:
-                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+                    result = WatchResult("interrupted", STOPPED)
         finally:
             workers.shutdown(wait=True)
         if result is None:

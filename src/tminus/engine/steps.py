@@ -231,7 +231,7 @@ class StepRunner:
             obs = Observation(error=f"{type(exc).__name__}: {exc}")
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
-        return obs, self.judge(step, obs, kind.default_expect)
+        return obs, judge(self.doc, self.templater, self.outputs, step, obs, kind.default_expect)
 
     def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
         def record(effect: str, details: dict[str, Any]) -> None:
@@ -241,9 +241,6 @@ class StepRunner:
             self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))
 
         return record
-
-    def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
-        return judge(self.doc, self.templater, self.outputs, step, obs, default_expect)
 
     def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
         try:
@@ -273,6 +270,3 @@ def _strings(obj: Any) -> list[str]:
     if isinstance(obj, list | tuple):
         return [s for v in obj for s in _strings(v)]
     return []
-
-
-Emit = Callable[..., None]
