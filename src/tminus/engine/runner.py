@@ -11,7 +11,6 @@ comes through the stop channel (stop.py); the policy (policy.py) is consulted at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -27,7 +26,6 @@ from tminus.engine.prior import Prior
 from tminus.engine.run_state import RunState
 from tminus.engine.steps import StepRunner
 from tminus.engine.stop import ABORT, INTERRUPT, UNDOING, Stopped, StopRequest
-from tminus.runbook.models import Step
 
 
 @dataclass
@@ -176,10 +174,6 @@ class Runner:
         if end.ok:
             return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
         return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{end.state}", end.failures)
-
-    def undo_plan(self) -> Iterable[tuple[Step, str]]:
-        """The undo plan derived from what this run executed (engine/rollback.py)."""
-        return [(p.step, p.section) for p in rollback.derive(self.state)]
 
     # --- how a stop ends the run --------------------------------------------------------------
 
