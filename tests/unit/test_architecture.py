@@ -56,12 +56,46 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 KNOWN_DEBT: set[str] = {
 }
 
+# The engine from the top down: the session drives the runner, which executes the lifecycle's
+# sections (changes, decision, monitor_sections; rollback for the undo path; resume rebuilds what they
+# read), which share the run's state (run_state), which runs one step at a time (steps); below the
+# step executor, the records and rules everything reads (outcome, prior, judging, lifecycle, stop...).
+_TOP = ("tminus.engine.session", "tminus.engine.runner")
+_SECTIONS = ("tminus.engine.changes", "tminus.engine.decision", "tminus.engine.monitor_sections",
+             "tminus.engine.rollback", "tminus.engine.resume")
+_RUN = (*_TOP, *_SECTIONS, "tminus.engine.run_state")  # what executes a run's lifecycle
+_EXECUTION = (*_RUN, "tminus.engine.steps", "tminus.engine.monitoring", "tminus.engine.notifications")
+
+
+def _except(modules: tuple[str, ...], *kept: str) -> tuple[str, ...]:
+    return tuple(m for m in modules if m not in {f"tminus.engine.{k}" for k in kept})
+
+
 # Inside a room: module -> modules it must not import (a lower module never reaches up).
 FORBIDDEN_MODULES: dict[str, tuple[str, ...]] = {
-    "tminus.engine.plan": ("tminus.engine.session", "tminus.engine.runner"),
-    "tminus.engine.steps": ("tminus.engine.session", "tminus.engine.runner"),
-    "tminus.engine.context": ("tminus.engine.session", "tminus.engine.runner", "tminus.engine.plan",
-                              "tminus.engine.steps"),
+    "tminus.engine.plan": _RUN,
+    "tminus.engine.context": (*_EXECUTION, "tminus.engine.plan"),
+    "tminus.engine.recorder": _EXECUTION,
+    "tminus.engine.resume": _TOP,
+    "tminus.engine.rollback": (*_TOP, "tminus.engine.resume"),
+    # a section knows the run's shared state, never the runner that sequences it nor another section
+    # (the rollback's verify-after-rollback is the verify of changes.py)
+    "tminus.engine.changes": _except((*_TOP, *_SECTIONS), "changes"),
+    "tminus.engine.decision": _except((*_TOP, *_SECTIONS), "decision"),
+    "tminus.engine.monitor_sections": _except((*_TOP, *_SECTIONS), "monitor_sections"),
+    "tminus.engine.run_state": (*_TOP, *_SECTIONS),
+    "tminus.engine.steps": _except(_EXECUTION, "steps"),
+    "tminus.engine.monitoring": _RUN,
+    "tminus.engine.notifications": (*_RUN, "tminus.engine.monitoring"),
+    # below the step executor: what reads outcomes, the prior record or a stop need not load it
+    "tminus.engine.prior": _EXECUTION,
+    "tminus.engine.outcome": (*_EXECUTION, "tminus.engine.prior", "tminus.engine.judging"),
+    "tminus.engine.judging": (*_EXECUTION, "tminus.engine.prior"),
+    "tminus.engine.lifecycle": (*_EXECUTION, "tminus.engine.prior", "tminus.engine.policy", "tminus.engine.stop"),
+    "tminus.engine.policy": _EXECUTION,
+    "tminus.engine.stop": (*_EXECUTION, "tminus.engine.policy", "tminus.engine.lifecycle"),
+    "tminus.engine.lease": _EXECUTION,
+    "tminus.engine.signals": _EXECUTION,
     # the commands sit on top of cli/: what they share lives below them
     "tminus.cli.running": ("tminus.cli.app", "tminus.cli.watch", "tminus.cli.inspect", "tminus.cli.explain"),
     "tminus.cli.watch": ("tminus.cli.app",),

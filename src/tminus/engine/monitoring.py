@@ -8,16 +8,16 @@ completes, so detection never waits for the next tick.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine.notifications import Notifier
 from tminus.engine.steps import StepRunner
 from tminus.errors import TemplateError
 from tminus.monitor import Rule, Sample, State, Transition
@@ -25,7 +25,8 @@ from tminus.runbook.models import MonitorSpec, Step
 
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
 BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
-NOTIFY_DRAIN_SECONDS = 30.0  # how long the end of the window waits for notifications still retrying
+# why a stage ended when the stop channel was raised (the runner acts on the request behind it)
+STOPPED = "interrupted by a signal; `tminus resume` continues"
 RECENT_SAMPLES = 10  # samples quoted with a verdict (a `consecutive: N` rule quotes its N)
 
 
@@ -60,8 +61,7 @@ class Monitor:
         self._decided = False  # a rule decided the window's end (rollback, abort, ...)
         self._recent: dict[str, deque[Sample]] = {}  # probe -> its latest samples, quoted as evidence
         self._last_at: dict[str, float] = {}  # probe -> the time of its last sample
-        self._notifier: ThreadPoolExecutor | None = None
-        self._pending: list[Future[Any]] = []
+        self.notifier = Notifier(steps)
 
     # --- stages -------------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class Monitor:
             while result is None:
                 tick_at = started + self._paused + tick * spec.interval
                 if cancel.wait(max(0.0, tick_at - time.monotonic())):
-                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+                    result = WatchResult("interrupted", STOPPED)
                     break
                 if time.monotonic() - started - self._paused >= duration:
                     break
@@ -149,13 +149,13 @@ class Monitor:
                     count += 1
                 tick += 1
                 if cancel.is_set() and result is None:
-                    result = WatchResult("interrupted", "interrupted by a signal; `tminus resume` continues")
+                    result = WatchResult("interrupted", STOPPED)
         finally:
             workers.shutdown(wait=True)
         if result is None:
             result = WatchResult("passed", f"{stage}: {count} samples in {duration:g}s; no rule fired")
         result.samples = count
-        self.drain_notifications()
+        self.notifier.drain()
         self.steps.emit(ev.MONITOR_FINISHED, stage=stage, ok=result.outcome == "passed", outcome=result.outcome,
                         reason=result.reason, samples=count, fired=result.fired)
         return result
@@ -277,50 +277,10 @@ class Monitor:
                         by=answer.by, how=answer.how)
         return WatchResult("rollback", why, fired=[name])
 
-    # --- notifications ------------------------------------------------------------------------
-
     def notify(self, armed: _Armed, message: str) -> None:
-        """Tell the rule's and the monitor's channels, in the background: delivery retries must not
-        delay the next probe (detection latency)."""
+        """Tell the rule's and the monitor's channels (in the background: notifications.py)."""
         names = list(dict.fromkeys([*armed.spec.notify, *self.spec.notify]))
-        if not names:
-            return
-        if self._notifier is None:
-            self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tminus-notify")
-        extra = {"rule": armed.spec.name, "rule_text": armed.spec.describe()}
-        for name in names:
-            self._pending.append(self._notifier.submit(deliver, self.steps, name, message, extra))
-
-    def drain_notifications(self) -> None:
-        deadline = time.monotonic() + NOTIFY_DRAIN_SECONDS
-        for future in self._pending:
-            # a delivery's own failure is already a ledger event (notify.failed)
-            with contextlib.suppress(Exception):
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-        self._pending.clear()
-        if self._notifier is not None:
-            self._notifier.shutdown(wait=False)
-            self._notifier = None
-
-
-def deliver(steps: StepRunner, channel_name: str, message: str, extra: dict[str, Any]) -> bool:
-    """Send one notification to a named channel and record the delivery (or its failure)."""
-    from tminus.kinds.http import client_for
-    from tminus.notify import send
-
-    channel = steps.doc.runbook.channels.get(channel_name)
-    if channel is None:
-        steps.emit(ev.NOTIFY_FAILED, channel=channel_name, error=f"no channel named '{channel_name}'")
-        return False
-    steps.refresh_facts()
-    message = steps.templater.masker.mask(message)  # a webhook is output too: secrets stay masked
-    delivery = send(
-        channel, message, render=lambda text, names: steps.templater.render(text, steps.outputs, names),
-        extra=extra, cancel=steps.stop, client=client_for(steps.shared, verify=True),
-    )
-    steps.emit(ev.NOTIFY_SENT if delivery.ok else ev.NOTIFY_FAILED, channel=channel_name, url=delivery.url,
-               attempts=delivery.attempts, status=delivery.status, error=delivery.error, message=message)
-    return delivery.ok
+        self.notifier.send(names, message, {"rule": armed.spec.name, "rule_text": armed.spec.describe()})
 
 
 def _first_line(text: str) -> str:
@@ -340,4 +300,4 @@ def _kept(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "deliver"]
+__all__ = ["MONITOR_KEY", "Monitor", "WatchResult"]

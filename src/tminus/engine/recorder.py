@@ -16,8 +16,7 @@ import threading
 from collections.abc import Callable
 
 from tminus import events as ev
-from tminus.engine.runner import Stopped
-from tminus.engine.stop import StopRequest
+from tminus.engine.stop import Stopped, StopRequest
 from tminus.errors import LeaseLost
 from tminus.events import Event
 from tminus.ledger.interfaces import RunWriter

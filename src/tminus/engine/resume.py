@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tminus.engine.outcome import StepOutcome
+from tminus.engine.prior import Prior
 from tminus.engine.rollback import is_recorded_plan, recorded_steps
-from tminus.engine.runner import Prior
-from tminus.engine.steps import StepOutcome
+from tminus.engine.steps import StepRunner
+from tminus.errors import ResumeRefused
 from tminus.projection import RunView, project
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
@@ -27,6 +29,34 @@ class History:
         """The runbook's steps, and those of the recorded rollback plan (derived `...undo[auto]`
         steps, and undo steps as they were when the rollback began): what resume resolves keys to."""
         return {**doc.step_by_key(), **recorded_steps(self.prior.rollback_plan)}
+
+    def choose(self, doc: RunbookDocument, choice: str | None, reason: str | None) -> dict[str, str]:
+        """What resume does with each step a crash interrupted: a check or an idempotent step is
+        retried; any other may have half-acted, so the operator's `choice` (retry, skip with a
+        reason, rollback) is required. Sets `prior.interrupted`; a rollback puts the run on the undo path."""
+        steps = self.steps_by_key(doc)  # derived undo steps of a recorded rollback too
+        decisions: dict[str, str] = {}
+        for key in self.interrupted:
+            step = steps.get(key)
+            if step is None:
+                continue
+            if StepRunner.is_rerunnable(step):
+                decisions[key] = "retry"
+            elif choice is None:
+                raise ResumeRefused(
+                    f"step '{step.title}' ({key}) was interrupted while it ran and is neither a check nor "
+                    "idempotent: it may have half-acted.\nChoose: --retry (run it again), "
+                    "--skip --reason '...' (it completed; go on), or --rollback (undo what was done)"
+                )
+            else:
+                decisions[key] = choice
+                if choice == "skip" and not reason:
+                    raise ResumeRefused("--skip needs --reason: say why the step may be taken as done")
+        self.prior.interrupted = decisions
+        if "rollback" in decisions.values():
+            self.prior.in_rollback = True
+            self.prior.rollback_reason = "the operator chose to roll back after an interruption"
+        return decisions
 
 
 def history_from_events(events: Iterable[Any]) -> History:

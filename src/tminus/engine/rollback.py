@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tminus import events as ev
+from tminus.engine import lifecycle as lc
+from tminus.engine.changes import verify_within
+from tminus.engine.run_state import RunState
 from tminus.kinds import registry
 from tminus.kinds.base import Execution
 from tminus.runbook.document import PathKey, path_to_str
 from tminus.runbook.models import Step
-
-if TYPE_CHECKING:
-    from tminus.engine.runner import Runner
 
 
 @dataclass
@@ -74,10 +74,10 @@ class RollbackEnd:
     failures: list[str] = field(default_factory=list)
 
 
-def execution_of(runner: Runner, step: Step) -> Execution:
+def execution_of(state: RunState, step: Step) -> Execution:
     """What the run knows of a step's executions: effects recorded before acting, how it ended."""
-    outcome = runner.done.get(step.key)
-    steps = runner.steps
+    outcome = state.done.get(step.key)
+    steps = state.steps
     return Execution(
         key=step.key,
         target=steps.transport.target,
@@ -88,14 +88,14 @@ def execution_of(runner: Runner, step: Step) -> Execution:
     )
 
 
-def derive(runner: Runner) -> Iterator[PlannedUndo]:
+def derive(state: RunState) -> Iterator[PlannedUndo]:
     """The plan from what was executed (see the module's docstring)."""
-    rb = runner.rb
-    for index in sorted(set(runner.started_phases), reverse=True):
+    rb = state.rb
+    for index in sorted(set(state.started_phases), reverse=True):
         phase = rb.phases[index]
-        section = f"undo:{phase.name}"
+        section = lc.section_id(lc.UNDO, phase.name)
         for step in reversed(phase.steps):
-            if not runner._touched(step):
+            if not state.touched(step):
                 continue
             if step.undo:
                 for undo in step.undo:
@@ -103,56 +103,56 @@ def derive(runner: Runner) -> Iterator[PlannedUndo]:
                 continue
             derive_undo = registry.get(step.kind).derive_undo
             if derive_undo is not None:
-                for undo in derive_undo(step, execution_of(runner, step)) or []:
+                for undo in derive_undo(step, execution_of(state, step)) or []:
                     yield PlannedUndo(undo, section, derived=True)
         for undo in phase.undo:
             yield PlannedUndo(undo, section)
     for step in rb.rollback:
-        yield PlannedUndo(step, "rollback")
+        yield PlannedUndo(step, lc.ROLLBACK)
 
 
-def plan_for(runner: Runner) -> tuple[list[PlannedUndo], bool]:
+def plan_for(state: RunState) -> tuple[list[PlannedUndo], bool]:
     """The plan a rollback executes, and whether it is the one recorded by an earlier process of
     this run (a rollback interrupted, or stopped by a failed undo step, continues with its plan
     even if the runbook's undo steps were edited since)."""
-    prior = runner.prior
-    recorded = getattr(prior, "rollback_plan", None)
+    prior = state.prior
+    recorded = prior.rollback_plan
     if prior.in_rollback and recorded:
         return [PlannedUndo.from_record(e) for e in recorded], True
-    return list(derive(runner)), False
+    return list(derive(state)), False
 
 
-def execute(runner: Runner, reason: str) -> RollbackEnd:
+def execute(state: RunState, reason: str) -> RollbackEnd:
     """Undo what was done, then the rollback steps, then verify again."""
-    plan, recorded = plan_for(runner)
-    steps = runner.steps
-    steps.emit(ev.ROLLBACK_STARTED, section="rollback", reason=reason, recorded=recorded,
+    plan, recorded = plan_for(state)
+    steps = state.steps
+    steps.emit(ev.ROLLBACK_STARTED, section=lc.ROLLBACK, reason=reason, recorded=recorded,
                steps=[p.to_record() for p in plan])
     completed: list[str] = []
     for index, planned in enumerate(plan):
         step = planned.step
-        if runner._finished_ok(step):
+        if state.finished_ok(step):
             completed.append(step.key)
             continue  # resumed rollback: this undo step already ran
-        outcome = runner._run_step(step, planned.section)
+        outcome = state.run_step(step, planned.section)
         if outcome.ok or step.failure_policy == "continue":
             completed.append(step.key)
             continue
         remaining = [p.step.title for p in plan[index + 1:]]
-        state = (
+        summary = (
             f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
             f"undone so far: {', '.join(completed) or 'nothing'}\n"
             f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
             f"fix the cause, then `tminus resume {steps.run_id}` continues the rollback"
         )
-        steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
-        return RollbackEnd(False, state)
-    failures = runner.verify(section="verify-after-rollback", after_rollback=True)
+        steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=False, state=summary)
+        return RollbackEnd(False, summary)
+    failures = verify_within(state, section=lc.VERIFY_AFTER_ROLLBACK, after_rollback=True)
     if failures:
-        state = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)
-        steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=False, state=state)
-        return RollbackEnd(False, state, failures)
-    steps.emit(ev.ROLLBACK_FINISHED, section="rollback", ok=True, undone=completed)
+        summary = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)
+        steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=False, state=summary)
+        return RollbackEnd(False, summary, failures)
+    steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=True, undone=completed)
     return RollbackEnd(True)
 
 

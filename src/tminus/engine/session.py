@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,20 +18,23 @@ from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
+from tminus.engine.lease import LEASE_BROKEN, hold_lease
 from tminus.engine.policy import Policy
+from tminus.engine.prior import Prior
 from tminus.engine.recorder import LedgerRecorder
 from tminus.engine.resume import history_from_events
-from tminus.engine.runner import Prior, Runner, RunResult, Stopped
+from tminus.engine.runner import Runner, RunResult
+from tminus.engine.signals import signals_stop
 from tminus.engine.steps import StepRunner
-from tminus.engine.stop import INTERRUPT, StopChannel, StopRequest
+from tminus.engine.stop import INTERRUPT, StopChannel, Stopped, StopRequest
 from tminus.errors import LeaseLost, ResumeRefused
 from tminus.events import EventBus, Subscriber
+from tminus.kinds.registry import close_resources
 from tminus.ledger.interfaces import Ledger
 from tminus.ledger.records import Fence, RunRecord
 from tminus.runbook.document import RunbookDocument
 
 RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
-LEASE_BROKEN = "the lease was broken by `tminus unlock`; the run stopped. `tminus resume` continues"
 
 
 def new_run_id() -> str:
@@ -95,28 +97,7 @@ class Session:
         self.run_id = run.id
         history = history_from_events(self.ledger.events(run.id))
         prior = history.prior
-        steps = history.steps_by_key(self.doc)  # derived undo steps of a recorded rollback too
-        decisions: dict[str, str] = {}
-        for key in history.interrupted:
-            step = steps.get(key)
-            if step is None:
-                continue
-            if StepRunner.is_rerunnable(step):
-                decisions[key] = "retry"
-            elif choice is None:
-                raise ResumeRefused(
-                    f"step '{step.title}' ({key}) was interrupted while it ran and is neither a check nor "
-                    "idempotent: it may have half-acted.\nChoose: --retry (run it again), "
-                    "--skip --reason '...' (it completed; go on), or --rollback (undo what was done)"
-                )
-            else:
-                decisions[key] = choice
-                if choice == "skip" and not reason:
-                    raise ResumeRefused("--skip needs --reason: say why the step may be taken as done")
-        prior.interrupted = decisions
-        if "rollback" in decisions.values():
-            prior.in_rollback = True
-            prior.rollback_reason = "the operator chose to roll back after an interruption"
+        decisions = history.choose(self.doc, choice, reason)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
@@ -156,34 +137,15 @@ class Session:
             kind=kind,
         )
 
-    @contextmanager
-    def _lease(self) -> Iterator[Fence]:
+    def _lease(self) -> AbstractContextManager[Fence]:
         """Hold the run's lease; yields its fence, which every write of the run checks."""
-        lease = self.ledger.acquire_lease(
-            lease_key(self.doc, self.opts.environment),
-            run_id=self.run_id,
-            operator=self.opts.operator,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            wait=self.opts.lock_wait,
-        )
-        lease.start_heartbeat()
-        done = threading.Event()
+        return hold_lease(self.ledger, lease_key(self.doc, self.opts.environment), run_id=self.run_id,
+                          operator=self.opts.operator, wait=self.opts.lock_wait, on_broken=self._lease_broken)
 
-        def watch() -> None:
-            # Someone broke our lease (`tminus unlock`): stop before another run acts beside us.
-            while not done.is_set():
-                if lease.lost.wait(0.5):
-                    self.lease_lost = True
-                    self.stop.request(INTERRUPT, LEASE_BROKEN, "lease")
-                    return
-
-        threading.Thread(target=watch, name="tminus-lease-watch", daemon=True).start()
-        try:
-            yield lease.fence
-        finally:
-            done.set()
-            lease.release()
+    def _lease_broken(self) -> None:
+        """Someone broke our lease (`tminus unlock`): stop before another run acts beside us."""
+        self.lease_lost = True
+        self.stop.request(INTERRUPT, LEASE_BROKEN, "lease")
 
     def _drive(
         self,
@@ -260,7 +222,7 @@ class Session:
         self.stop.attach(record)
         runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
         self.policy.start(self.stop)
-        with _signals_set(self.stop):
+        with signals_stop(self.stop):
             try:
                 return body(runner)
             except Stopped as exc:  # a refused write (the lease is gone) outside any section
@@ -268,7 +230,8 @@ class Session:
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
                 self.policy.finish()
-                _close_shared(steps)
+                # the per-run resources (HTTP clients, database pools) the kinds that ran opened
+                close_resources(steps.shared, sorted(steps.kinds_used))
 
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The
@@ -287,36 +250,6 @@ def _started_epoch(ledger: Ledger, run_id: str) -> float:
         return datetime.fromisoformat(record.started_at).timestamp() if record else time.time()
     except (TypeError, ValueError):
         return time.time()
-
-
-@contextmanager
-def _signals_set(stop: StopChannel) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the current step (its process group is killed) and end the run resumably."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        # Not from the handler itself: recording takes locks the interrupted code may hold.
-        name = signal.Signals(signum).name
-        threading.Thread(
-            target=stop.request, name="tminus-stop-signal", daemon=True,
-            args=(INTERRUPT, "interrupted by a signal; `tminus resume` continues", f"signal {name}"),
-        ).start()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _close_shared(steps: StepRunner) -> None:
-    """Close the per-run resources (HTTP clients, database pools) that the kinds which ran declared."""
-    from tminus.kinds.registry import close_resources
-
-    close_resources(steps.shared, sorted(steps.kinds_used))
 
 
 __all__ = ["Exit", "Session", "new_run_id"]

@@ -1,7 +1,7 @@
-"""Executing one step: condition, rendering, attempts with retry and timeout, judging, events.
+"""Executing one step: condition, rendering, attempts with retry and timeout, events.
 
-A step's verdict is explained: each expectation's message carries the runbook file:line of the
-assertion, what was expected, and the actual value.
+How a step ended is `outcome.StepOutcome`; how an observation is judged against its expectations
+is judging.py.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine.judging import Judgement, judge
+from tminus.engine.outcome import FAILED, INTERRUPTED, OK, SKIPPED, StepOutcome
 from tminus.engine.stop import INTERRUPT, StopChannel
-from tminus.errors import ExpectationSyntaxError, TemplateError
+from tminus.errors import TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Execution, Observation, StepContext
@@ -22,47 +23,6 @@ from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
-
-OK = "ok"
-FAILED = "failed"
-SKIPPED = "skipped"
-INTERRUPTED = "interrupted"
-
-
-@dataclass
-class StepOutcome:
-    """How one step ended. `outputs` feed later templates; the rest is evidence."""
-
-    key: str
-    status: str  # ok | failed | skipped
-    attempts: int = 0
-    duration: float = 0.0  # seconds, all attempts
-    message: str = ""  # why it failed (or was skipped), in one or a few lines
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (OK, SKIPPED)
-
-    def to_event_data(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "attempts": self.attempts,
-            "duration_ms": round(self.duration * 1000, 3),
-            "message": self.message,
-            "verdicts": self.verdicts,
-            "outputs": self.outputs,
-            "evidence": self.evidence,
-        }
-
-
-@dataclass
-class Judgement:
-    passed: bool
-    message: str
-    verdicts: list[dict[str, Any]]
 
 
 class StepRunner:
@@ -271,7 +231,7 @@ class StepRunner:
             obs = Observation(error=f"{type(exc).__name__}: {exc}")
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
-        return obs, self.judge(step, obs, kind.default_expect)
+        return obs, judge(self.doc, self.templater, self.outputs, step, obs, kind.default_expect)
 
     def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
         def record(effect: str, details: dict[str, Any]) -> None:
@@ -281,37 +241,6 @@ class StepRunner:
             self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))
 
         return record
-
-    def judge(self, step: Step, obs: Observation, default_expect: tuple[str, ...]) -> Judgement:
-        from tminus.expect import parse
-
-        where = self.doc.locate(step)
-        problems: list[str] = []
-        if obs.error:
-            problems.append(f"{where}: {obs.error}")
-        problems.extend(f"{where}: {f}" for f in obs.failures)
-        verdicts: list[dict[str, Any]] = []
-        texts = step.expect if step.expect is not None else list(default_expect)
-        for i, text in enumerate(texts):
-            loc = self.doc.locate(step, "expect", i) if step.expect is not None else where
-            try:
-                assertion = parse(self.templater.render(text, self.outputs))
-            except (TemplateError, ExpectationSyntaxError) as exc:
-                problems.append(f"{loc}: {text}: {exc}")
-                continue
-            if obs.error:
-                continue  # nothing was observed; the error already explains the failure
-            verdict = assertion.evaluate(obs.values)
-            data = verdict.to_dict()
-            data["location"] = str(loc)
-            verdicts.append(data)
-            if verdict.passed is not True:  # a failure, or no data: checks fail closed
-                problems.append(f"{loc}: {verdict.message}")
-        if problems:
-            raw = _raw_excerpt(obs)
-            if raw:
-                problems.append(raw)
-        return Judgement(not problems, "\n".join(problems), verdicts)
 
     def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
         try:
@@ -341,20 +270,3 @@ def _strings(obj: Any) -> list[str]:
     if isinstance(obj, list | tuple):
         return [s for v in obj for s in _strings(v)]
     return []
-
-
-def _raw_excerpt(obs: Observation) -> str:
-    """The raw output behind a failed verdict, always shown (truncated)."""
-    ev_ = obs.evidence
-    parts = []
-    for key in ("stdout", "stderr", "body"):
-        text = ev_.get(key)
-        if isinstance(text, str) and text.strip():
-            text = text.strip()
-            if len(text) > 600:
-                text = "..." + text[-600:]
-            parts.append(f"{key}: {text}")
-    return "\n".join(parts)
-
-
-Emit = Callable[..., None]

@@ -52,6 +52,16 @@ class StopRequest:
         return {"mode": self.mode, "reason": self.reason, "by": self.by, "requested_at": self.at}
 
 
+class Stopped(Exception):
+    """A stop request cut the current section short; `request.mode` says what the run does next.
+    Raised by the runner's checks between steps, and by the ledger's recorder when a write is
+    refused because the lease is gone (an interrupt)."""
+
+    def __init__(self, request: StopRequest) -> None:
+        super().__init__(request.describe())
+        self.request = request
+
+
 # recorder(request, accepted, note): note says why a request was not accepted
 Recorder = Callable[[StopRequest, bool, str], None]
 
@@ -132,4 +142,4 @@ class StopChannel(threading.Event):
             self._recorder = None
 
 
-__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "ROLLBACK", "StopChannel", "StopRequest"]
+__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "ROLLBACK", "StopChannel", "StopRequest", "Stopped"]

@@ -1,0 +1,156 @@
+"""The sections around the change itself: the gates that must pass before anything changes, the
+phases that change, and verify, which confirms the change (and, inside the rollback, its undoing).
+
+Each is a function of the run's shared state (run_state.py); the runner plugs them into the
+lifecycle (`Runner.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tminus import events as ev
+from tminus.engine import lifecycle as lc
+from tminus.engine.lifecycle import Next, Section, SectionResult
+from tminus.engine.outcome import StepOutcome
+from tminus.engine.run_state import RunState
+from tminus.runbook.models import Phase, Runbook, Step
+
+MAX_CONCURRENT_CHECKS = 16  # a gate's checks run side by side, this many at the most
+
+# --- gates ---------------------------------------------------------------------------------------
+
+
+def gates(state: RunState, section: Section) -> SectionResult:
+    """Every gate's checks, concurrently within a gate; every failure reported."""
+    failures = manifest_problems(state.rb, state.environment, state.steps.environ)
+    for problem in failures:
+        state.steps.emit(ev.NOTE, "environment", action="manifest", message=problem)
+    for gate in state.rb.gates:
+        outcomes = _concurrently(state, gate.checks, lc.section_id(lc.GATE, gate.name))
+        failures.extend(f"gate '{gate.name}': {o.message}" for o in outcomes if not o.ok)
+    if failures:
+        return SectionResult(Next.BLOCK, ok=False, reason="a gate failed: nothing was changed",
+                             failures=failures, data={"failures": failures})
+    return SectionResult(reason="every gate passed", data={"failures": []})
+
+
+def manifest_problems(rb: Runbook, env_name: str, environ: Mapping[str, str]) -> list[str]:
+    """The environment's variable manifest: required names set, forbidden values absent."""
+    spec = rb.environments.get(env_name)
+    if spec is None:
+        return []
+    out = [
+        f"environment variable {n} is required in '{env_name}' but is not set"
+        for n in spec.env.required
+        if not environ.get(n)
+    ]
+    for name, forbidden in spec.env.forbidden.items():
+        values = [forbidden] if isinstance(forbidden, str) else forbidden
+        if name in environ and environ[name] in values:
+            # never print the value itself: it may be a secret
+            out.append(f"environment variable {name} is set to a value forbidden in '{env_name}'")
+    return out
+
+
+def _concurrently(state: RunState, checks: list[Step], section: str) -> list[StepOutcome]:
+    if len(checks) == 1:
+        return [state.run_step(checks[0], section)]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CHECKS, len(checks))) as pool:
+        return list(pool.map(lambda s: state.run_step(s, section), checks))
+
+
+# --- phases --------------------------------------------------------------------------------------
+
+
+def phase_section(state: RunState, index: int, phase: Phase) -> Section:
+    """The section of one phase; done when every step finished ok (a step re-run for its secret
+    outputs is not done)."""
+    return Section(lc.PHASE, phase.name, run=lambda section: _phase(state, section), index=index,
+                   done=lambda: all(state.finished_ok(s) for s in phase.steps),
+                   starting=lambda: _phase_starting(state, index))
+
+
+def _phase_starting(state: RunState, index: int) -> dict[str, Any]:
+    phase = state.rb.phases[index]
+    if index not in state.started_phases:
+        state.started_phases.append(index)
+    fields: dict[str, Any] = {
+        "phase": phase.name,
+        "index": index,
+        "budget": phase.budget,
+        "planned_start": sum(p.budget or 0.0 for p in state.rb.phases[:index]),
+    }
+    monitor = state.monitor
+    if monitor is not None and monitor.cutover_at is None:
+        monitor.begin_cutover()  # the baseline ends where the first change begins
+        fields["cutover_at"] = monitor.cutover_at
+    return fields
+
+
+def _phase(state: RunState, section: Section) -> SectionResult:
+    assert section.index is not None
+    phase = state.rb.phases[section.index]
+    phase_started = time.monotonic()
+    continued: list[str] = []  # steps with on_failure: continue that failed
+    for step in phase.steps:
+        if state.finished_ok(step):
+            continue
+        outcome = state.run_step(step, section.id)
+        if outcome.ok:
+            continue
+        policy = step.failure_policy
+        if policy == "continue":
+            continued.append(step.key)
+            continue
+        reason = f"step '{step.title}' in phase '{phase.name}' failed:\n{outcome.message}"
+        if policy == "abort":
+            return SectionResult(Next.ABORT, ok=False, data={"failed_step": step.key},
+                                 reason=reason + "\n(on_failure: abort: nothing undone)")
+        return SectionResult(Next.ROLLBACK, ok=False, reason=reason, data={"failed_step": step.key})
+    data: dict[str, Any] = {"actual": round(time.monotonic() - phase_started, 3), "budget": phase.budget}
+    if continued:
+        data["continued"] = continued
+    return SectionResult(data=data)
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+def verify(state: RunState, section: Section) -> SectionResult:
+    """The verify section: every check runs; any failure takes the undo path."""
+    failures = _verify_checks(state, list(state.rb.verify), section.id)
+    if failures:
+        return SectionResult(Next.ROLLBACK, ok=False, reason="verify failed:\n" + "\n".join(failures),
+                             failures=failures, data={"failures": failures})
+    return SectionResult(data={"failures": []})
+
+
+def verify_within(state: RunState, *, section: str, after_rollback: bool = False) -> list[str]:
+    """Verify as a part of another section (the rollback's verify-after-rollback), with section
+    events of its own."""
+    checks = [s for s in state.rb.verify if s.after_rollback or not after_rollback]
+    if not checks:
+        return []
+    where = Section.parse(section).describe()
+    state.steps.emit(ev.SECTION_STARTED, **where)
+    failures = _verify_checks(state, checks, section)
+    state.steps.emit(ev.SECTION_FINISHED, **where, ok=not failures, status=lc.FAILED if failures else lc.OK,
+                     failures=failures)
+    state.check_stop()
+    return failures
+
+
+def _verify_checks(state: RunState, checks: list[Step], section: str) -> list[str]:
+    failures = []
+    for step in checks:
+        outcome = state.run_step(step, section)
+        if not outcome.ok:
+            failures.append(f"verify '{step.title}': {outcome.message}")
+    return failures
+
+
+__all__ = ["gates", "manifest_problems", "phase_section", "verify", "verify_within"]
