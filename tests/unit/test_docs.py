@@ -275,3 +275,28 @@ def test_anchors_of_links_between_docs_exist() -> None:
             if page.suffix != ".md" or page not in docs:
                 continue
             assert anchor in anchors(docs[page]), f"{path.relative_to(ROOT)}: no heading for #{anchor} in {page.name}"
+
+
+# --- docs/architecture.md stays the map ------------------------------------------------------------
+
+PACKAGE = ROOT / "src" / "tminus"
+
+
+def _rooms() -> list[str]:
+    """Every room of the package: its sub-packages and its top-level modules."""
+    rooms = [p.name + "/" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    rooms += [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    return sorted(rooms)
+
+
+@pytest.mark.parametrize("room", _rooms())
+def test_architecture_names_every_room(room: str) -> None:
+    text = (DOCS / "architecture.md").read_text()
+    assert f"`{room}`" in text, f"docs/architecture.md: the room table should say what `{room}` holds"
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (PACKAGE / "engine").glob("*.py") if p.stem != "__init__"))
+def test_architecture_names_every_engine_module(module: str) -> None:
+    text = (DOCS / "architecture.md").read_text()
+    assert f"`{module}`" in text or f"`engine/{module}.py`" in text or f"{module}.py" in text, (
+        f"docs/architecture.md: say what engine/{module}.py does")
