@@ -70,7 +70,8 @@ def story(r: Run, stop: Stop) -> StopStory:
     why = f": {reason.splitlines()[0]}" if reason else ""
     where, when_ = _moment(r, stop), r.when(at)
     if stop.source == "signal":
-        text = f"At {when_} the run received {asker(stop)} and stopped ({stop.mode}){why}."
+        took = "" if stop.mode == "interrupt" else f" and took {mode_words(stop.mode)}"
+        text = f"At {when_} the run received {asker(stop)}{took}{why}."
         short = f"it received {asker(stop)}"
     elif stop.source == "lease" and stop.policy is None:
         text = f"At {when_} the run stopped because its lease was lost{why}."
@@ -109,8 +110,7 @@ def _effects(r: Run, stop: Stop) -> list[str]:
     if p is not None and p.hook == "before_step":
         return [f"In {where}, step {p.step} never started; nothing of it ran."]
     if stopped:
-        return [f"{_step_words(e)} was running in {where}: {_DID.get(str(e.stopped), 'it was stopped')}."
-                for e in stopped]
+        return [f"{_step_words(e)} was running: {_DID.get(str(e.stopped), 'it was stopped')}." for e in stopped]
     if p is not None and p.hook == "after_section" and section is not None:
         return [f"{where[0].upper()}{where[1:]} had finished {section.status}; no step was running."]
     if p is not None and p.hook == "before_section":
