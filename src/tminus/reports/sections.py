@@ -29,6 +29,7 @@ class SectionRow:
     steps: dict[str, int] = field(default_factory=dict)  # step state -> how many (each key's last execution)
     failed_step: str | None = None
     undone: list[dict[str, Any]] = field(default_factory=list)  # the rollback: each planned step and its state
+    outcome: str | None = None  # the decision's verdict, the monitor's outcome, in a few words
 
     @property
     def over_budget(self) -> float | None:
@@ -41,7 +42,8 @@ class SectionRow:
         return {"id": self.id, "kind": self.kind, "name": self.name, "status": self.status,
                 "stopped": self.stopped, "stopped_by": self.stopped_by, "planned_start": self.planned_start,
                 "budget": self.budget, "actual": self.actual, "over_budget": self.over_budget,
-                "steps": self.steps, "failed_step": self.failed_step, "undone": self.undone}
+                "steps": self.steps, "failed_step": self.failed_step, "undone": self.undone,
+                "outcome": self.outcome}
 
 
 def summarize(view: RunView) -> list[SectionRow]:
@@ -58,6 +60,7 @@ def summarize(view: RunView) -> list[SectionRow]:
                          s.planned_start, s.budget, s.actual, _count(passes.get(i, [])), s.failed_step)
         if s.kind == "rollback":
             row.undone = _undone(view)
+        row.outcome = _outcome(view, s.kind, s.name)
         rows.append(row)
     return rows
 
@@ -74,7 +77,7 @@ def lines(rows: list[SectionRow]) -> list[str]:
             stopped = f"stopped by {mode_words(r.stopped)}" + (f" ({r.stopped_by})" if r.stopped_by else "")
         done = sum(1 for u in r.undone if u["status"] in ("ok", "skipped"))
         undone = f"undone {done} of {len(r.undone)} planned step(s)" if r.undone else ""
-        parts = [p for p in (_timing(r), _steps(r), undone, stopped) if p]
+        parts = [p for p in (r.outcome, _timing(r), _steps(r), undone, stopped) if p]
         out.append(f"  {r.id:<{width}}  {r.status:<11}  {'; '.join(parts)}".rstrip())
         if r.undone:
             out += [f"  {'':<{width}}    {_MARK.get(u['status'], '?')} {u['name'] or u['key']} [{u['key']}]"
@@ -87,6 +90,19 @@ _MARK = {"ok": "✓", "failed": "✗", "skipped": "-", "stopped": "■", "interr
          "not run": "·"}
 _NOT_DONE = {"not run": "NOT undone (did not run)", "failed": "FAILED", "stopped": "stopped before it finished",
              "interrupted": "cut short", "running": "still running"}
+
+
+def _outcome(view: RunView, kind: str, name: str | None) -> str | None:
+    """The go/no-go's verdict and who gave it; how the monitor's baseline or window ended."""
+    d = view.decision
+    if kind == "decision" and d is not None:
+        return f"{d.verdict} ({d.mode}" + (f", by {d.by}" if d.by else "") + ")"
+    if kind in ("monitor", "baseline"):
+        stage = "baseline" if kind == "baseline" or name == "baseline" else "window"
+        ends = [x.end for x in view.monitor.stages if x.stage == stage and x.end is not None]
+        if ends:
+            return f"{ends[-1].outcome}, {ends[-1].samples} samples"
+    return None
 
 
 def _timing(r: SectionRow) -> str:
