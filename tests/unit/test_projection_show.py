@@ -33,7 +33,7 @@ def test_a_rolled_back_run_in_lifecycle_order_with_what_the_rollback_undid() -> 
         ("rollback[0]", "tell the channel", "ok", "rollback")]
     text = lines(rows)
     assert text[0] == "Sections:"
-    assert text[4] == "  rollback               ok           1 ok; undone 2 of 2 planned step(s)"
+    assert text[4] == "  rollback               ok           undone 2 of 2 planned step(s)"
     assert text[5:7] == ["                           ✓ restore version [phases[0].steps[0].undo[0]]",
                          "                           ✓ tell the channel [rollback[0]]"]
 
@@ -56,7 +56,7 @@ def test_over_budget_is_marked() -> None:
                                                               "budget": 60.0}}]
     (row,) = summarize(project(events))
     assert row.over_budget == 35.0 and row.to_dict()["over_budget"] == 35.0
-    assert lines([row])[1] == "  phase:slow  ok           planned T+0:02, budget 1m00s, took 1m35s (35.0s OVER BUDGET)"
+    assert lines([row])[1] == "  phase:slow  ok           planned T+2m00s, budget 1m00s, took 1m35s (35.0s OVER BUDGET)"
 
 
 def test_an_interrupted_rollback_shows_what_is_not_undone_and_a_stop_who_asked() -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.durations import format_duration, format_tplus
+from tminus.durations import format_duration
 from tminus.projection import RUNNING, Execution, RunView
+from tminus.projection.times import tplus
 from tminus.reports.stops import asker, mode_words
 
 STEP_STATES = ("ok", "failed", "stopped", "skipped", "interrupted", "running")
@@ -66,7 +67,7 @@ def summarize(view: RunView) -> list[SectionRow]:
 
 
 def lines(rows: list[SectionRow]) -> list[str]:
-    """`  phase:deploy   ok   planned T+0:00, budget 1m00s, took 42s; 2 ok`, rollback steps under it."""
+    """`  phase:deploy   ok   planned T+10s, budget 1m00s, took 42s; 2 ok`, rollback steps under it."""
     if not rows:
         return []
     width = max(len(r.id) for r in rows)
@@ -109,7 +110,7 @@ def _timing(r: SectionRow) -> str:
     """A phase's plan against what happened: planned T+0:00, budget 1m00s, took 1m05s (5s OVER)."""
     parts = []
     if r.planned_start is not None:
-        parts.append(f"planned {format_tplus(r.planned_start)}")
+        parts.append(f"planned {tplus(r.planned_start)}")  # to the second: phases are often short
     if r.budget is not None:
         parts.append(f"budget {format_duration(r.budget)}")
     if r.actual is not None:
@@ -119,6 +120,8 @@ def _timing(r: SectionRow) -> str:
 
 
 def _steps(r: SectionRow) -> str:
+    if r.undone:
+        return ""  # the rollback's own steps are in its list of what was undone
     counted = ", ".join(f"{n} {state}" for state, n in r.steps.items())
     if r.failed_step:
         counted += f" (failed: {r.failed_step})"
