@@ -178,3 +178,23 @@ def test_unknown_types_still_go_to_others_and_a_live_fold_links_the_same() -> No
     live.apply(e("guard.tripped", guard="error budget"))
     assert [f.type for f in live.others] == ["guard.tripped"]
     assert isinstance(live.stopped_by(live.stops[0])[0], Section)
+
+
+def test_an_undo_section_whose_step_an_interrupt_cut_short_stays_one_pass_across_the_resume() -> None:
+    undo = "phases[0].steps[0].undo[0]"
+    plan = [{"key": undo, "name": "undo"}]
+    view = project([
+        e(ev.RUN_STARTED), e(ev.ROLLBACK_STARTED, section="rollback", reason="r", plan=plan),
+        started(undo, "undo:one"), stop("interrupt", "ops"),
+        e(ev.RUN_FINISHED, status="interrupted", exit_code=130),
+    ])
+    (section,) = view.sections_of("undo")
+    assert section.status == "running"  # not "ok": its step never ended
+    view.apply_all([
+        e(ev.RUN_RESUMED), e(ev.ROLLBACK_STARTED, section="rollback", reason="r", plan=plan), started(undo, "undo:one"),
+        e(ev.STEP_FINISHED, undo, name="undo", section="undo:one", status="ok"),
+        e(ev.ROLLBACK_FINISHED, section="rollback", ok=True),
+    ])
+    assert [(s.id, s.status) for s in view.sections_of("undo")] == [("undo:one", "ok")]
+    first, second = view.executions_of(undo)
+    assert (first.status, first.stopped, second.status) == (INTERRUPTED, "interrupt", "ok")

@@ -240,9 +240,11 @@ class RunView:
         return s
 
     def _close_implicit(self) -> None:
-        """Undo sections have no events of their own: they end where the next section begins."""
+        """Undo sections have no events of their own: they end where the next section begins. One whose
+        step was cut short stays running, as a phase does: a resume continues the same pass."""
+        cut_short = {e.section for e in self._in_flight.values()}
         for s in self.sections:
-            if s.implicit and s.kind == "undo" and s.status == RUNNING:
+            if s.implicit and s.kind == "undo" and s.status == RUNNING and s.id not in cut_short:
                 ran = [e for e in self.executions if e.section == s.id and e.ended]
                 s.status = FAILED if any(e.status == FAILED for e in ran) else OK
                 last = max(ran, key=lambda e: e.finished_seq or 0, default=None)
