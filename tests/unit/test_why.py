@@ -400,3 +400,23 @@ def test_a_kill_switch_with_a_stopped_verify_is_the_stop_not_a_verify_failure() 
                              "and counts as touched: its undo is part of the rollback."]
     assert x.summary.startswith(f"Run {RID} rolled back because ops asked for the kill switch (pager says stop);")
     assert x.notes == ["At 12:00:23 (T+23s) bob asked for an abort: not acted on (a stop was already requested)."]
+
+
+def test_a_stopped_check_inside_a_failed_verify_is_named_as_stopped_not_failed() -> None:
+    events = [
+        *started(), *gates_ok(), *phase_ok(),
+        ev("section.started", 20, section="verify"),
+        *step(21, "verify[0]", "health", "verify", "failed", exit_code=1, message="exit_code == 0: got 1"),
+        ev("step.started", 22, "verify[1]", name="slow check", kind="run", section="verify"),
+        stop_ev(23, "rollback", "guard", "budget spent"),
+        ev("step.finished", 24, "verify[1]", name="slow check", kind="run", section="verify", status="failed",
+           message="stopped: rollback requested by guard: budget spent\nkilled", evidence={"stopped": "rollback"}),
+        ev("section.finished", 25, section="verify", ok=False, failures=["health", "slow check"]),  # no "stopped"
+        *undo_ok(26, "verify failed"),
+    ]
+    x = explain(record("rolled_back", 11, "verify failed"), events)
+    (cause,) = x.causes
+    assert cause.kind == "verify"
+    stopped = [d for d in cause.details if "slow check" in d]
+    assert stopped == ["At 12:00:24 (T+24s) step 'slow check' (verify) was stopped by a rollback (guard)."]
+    assert "killed" in cause.details and not any(d.startswith("stopped: ") for d in cause.details)
