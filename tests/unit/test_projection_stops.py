@@ -198,3 +198,13 @@ def test_an_undo_section_whose_step_an_interrupt_cut_short_stays_one_pass_across
     assert [(s.id, s.status) for s in view.sections_of("undo")] == [("undo:one", "ok")]
     first, second = view.executions_of(undo)
     assert (first.status, first.stopped, second.status) == (INTERRUPTED, "interrupt", "ok")
+
+
+def test_a_stop_between_steps_after_a_resume_does_not_name_a_step_a_crash_left_behind() -> None:
+    view = project([
+        e(ev.RUN_STARTED), e(ev.SECTION_STARTED, **phase("one")), started("phases[0].steps[0]", "phase:one"),
+        e(ev.RUN_RESUMED),  # kill -9: the step was cut short by nobody; the operator chose --skip
+        stop("interrupt", "signal SIGTERM"),
+    ])
+    (s,) = view.stops
+    assert (s.step, s.section) == (None, "phase:one")

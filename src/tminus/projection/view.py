@@ -462,8 +462,9 @@ class RunView:
             stop.section, stop.step = asked[-1].section, asked[-1].step
         else:
             stop.section = next((s.id for s in reversed(self.sections) if s.status == RUNNING), None)
-        if stop.step is None and self._in_flight:
-            stop.step = list(self._in_flight)[-1]
+        running = [key for key, e in self._in_flight.items() if e.status == RUNNING]  # not a crash's leftovers
+        if stop.step is None and running:
+            stop.step = running[-1]
         self.stops.append(stop)
         if stop.accepted:
             self._acting = stop
