@@ -34,6 +34,10 @@ def test_run_with_the_ledger_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     code, shown = run_json("show", result["run_id"], cwd=tmp_path, env=env)
     assert shown["run"]["status"] == "completed"
     assert shown["events"][0]["type"] == "run.started"
+    assert [(r["id"], r["status"]) for r in shown["sections"]] == [
+        ("gates", "ok"), ("phase:one", "ok"), ("decision", "ok")]
+    one = shown["sections"][1]
+    assert (one["budget"], one["planned_start"], one["over_budget"], one["steps"]) == (60.0, 0, None, {"ok": 1})
     assert tminus("ledger", "verify", cwd=tmp_path, env=env).returncode == 0
     assert not (tmp_path / ".tminus").exists()  # nothing fell back to SQLite
 

@@ -162,6 +162,11 @@ def test_retry_records_every_attempt_and_outputs_feed_templates(tmp_path: Path) 
     assert len(attempts) == 2
     finished = [e for e in shown["events"] if e["type"] == "step.finished" and e["step_key"] == "phases[0].steps[0]"]
     assert finished[0]["data"]["attempts"] == 3
+    # the sections summary, from the projection: the retried step counts once, as it ended
+    phase = next(r for r in shown["sections"] if r["id"] == "phase:p")
+    assert (phase["status"], phase["steps"], phase["kind"], phase["name"]) == ("ok", {"ok": 2}, "phase", "p")
+    text = tminus("show", result["run_id"], "--no-evidence", cwd=tmp_path).stdout
+    assert "\nSections:\n" in text and text.index("Sections:") < text.index("Outcome: completed")
 
 
 def test_secret_never_leaks_to_output_ledger_or_reports(tmp_path: Path) -> None:
@@ -185,7 +190,9 @@ def test_secret_never_leaks_to_output_ledger_or_reports(tmp_path: Path) -> None:
     for args in (("show", run_id), ("show", run_id, "--json"), ("history", "--json"), ("plan", "runbook.yaml")):
         shown = tminus(*args, cwd=tmp_path, env=env)
         assert fake not in shown.stdout + shown.stderr, args
-    assert "***" in tminus("show", run_id, cwd=tmp_path, env=env).stdout
+    shown_text = tminus("show", run_id, cwd=tmp_path, env=env).stdout
+    assert "***" in shown_text
+    assert "  rollback " in shown_text.split("Sections:")[1]  # the summary says what the rollback undid
     raw = (tmp_path / ".tminus" / "ledger.db").read_bytes()
     for extra in tmp_path.glob(".tminus/ledger.db*"):
         raw += extra.read_bytes()

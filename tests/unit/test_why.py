@@ -350,3 +350,73 @@ def test_aborted_lists_what_is_still_in_place() -> None:
     assert x.aftermath == ["Still in place (not undone): 'write marker' (phase 'deploy')."]
     assert x.summary == f"Run {RID} was aborted because step 'flip flag' (phase 'deploy') failed with exit code 2; " \
                         "nothing was undone."
+
+
+# --- stop requests ----------------------------------------------------------------------------------
+
+
+def stop_ev(t: float, mode: str, by: str, reason: str, *, accepted: bool = True, note: str = "") -> Ev:
+    extra = {"note": note} if note else {}
+    return ev("run.stop", t, None, mode=mode, by=by, reason=reason, accepted=accepted, **extra,
+              requested_at=datetime.fromtimestamp(T0 + t, UTC).isoformat())
+
+
+def test_a_signal_is_the_cause_of_an_interrupted_run_not_its_reason() -> None:
+    events = [
+        *started(), *gates_ok(),
+        ev("section.started", 10, section="phase:deploy", phase="deploy"),
+        ev("step.started", 11, "phases[0].steps[0]", name="migrate", kind="run", section="phase:deploy"),
+        stop_ev(20, "interrupt", "signal SIGINT", "interrupted by a signal; `tminus resume` continues"),
+        ev("section.finished", 21, section="phase:deploy", ok=False, status="stopped", stopped="interrupt"),
+        ev("run.finished", 21, status="interrupted", exit_code=130, reason="interrupted by a signal"),
+    ]
+    x = explain(record("interrupted", 130, "interrupted by a signal"), events)
+    assert x.causes[0].text == ("At 12:00:20 (T+20s) the run received SIGINT: interrupted by a signal; "
+                                "`tminus resume` continues.")
+    assert x.causes[0].details == ["Step 'migrate' (phase 'deploy', phases[0].steps[0]) was running: it was cut "
+                                   "short; `tminus resume` decides what to do with it."]
+    assert x.summary == (f"Run {RID} was interrupted at 12:00:21 (T+21s) while step 'migrate' was running "
+                         "because it received SIGINT; nothing is lost and it can be resumed.")
+
+
+def test_a_kill_switch_with_a_stopped_verify_is_the_stop_not_a_verify_failure() -> None:
+    events = [
+        *started(), *gates_ok(), *phase_ok(),
+        ev("section.started", 20, section="verify"),
+        ev("step.started", 21, "verify[0]", name="health", kind="http", section="verify"),
+        stop_ev(22, "kill_switch", "ops", "pager says stop"),
+        stop_ev(23, "abort", "bob", "me too", accepted=False, note="a stop was already requested"),
+        ev("step.finished", 23, "verify[0]", name="health", kind="http", section="verify", status="failed",
+           message="stopped: kill switch by ops: pager says stop", evidence={"stopped": "kill_switch"}),
+        ev("section.finished", 24, section="verify", ok=False, status="stopped", stopped="kill_switch"),
+        *undo_ok(25, "kill switch by ops: pager says stop"),
+        ev("run.finished", 32, status="rolled_back", exit_code=11, reason="kill switch by ops: pager says stop"),
+    ]
+    x = explain(record("rolled_back", 11, "kill switch by ops: pager says stop"), events)
+    (cause,) = x.causes
+    assert cause.kind == "stop"
+    assert cause.text == "At 12:00:22 (T+22s) ops asked for the kill switch: pager says stop."
+    assert cause.details == ["Step 'health' (verify, verify[0]) was running: it was stopped (recorded as failed) "
+                             "and counts as touched: its undo is part of the rollback."]
+    assert x.summary.startswith(f"Run {RID} rolled back because ops asked for the kill switch (pager says stop);")
+    assert x.notes == ["At 12:00:23 (T+23s) bob asked for an abort: not acted on (a stop was already requested)."]
+
+
+def test_a_stopped_check_inside_a_failed_verify_is_named_as_stopped_not_failed() -> None:
+    events = [
+        *started(), *gates_ok(), *phase_ok(),
+        ev("section.started", 20, section="verify"),
+        *step(21, "verify[0]", "health", "verify", "failed", exit_code=1, message="exit_code == 0: got 1"),
+        ev("step.started", 22, "verify[1]", name="slow check", kind="run", section="verify"),
+        stop_ev(23, "rollback", "guard", "budget spent"),
+        ev("step.finished", 24, "verify[1]", name="slow check", kind="run", section="verify", status="failed",
+           message="stopped: rollback requested by guard: budget spent\nkilled", evidence={"stopped": "rollback"}),
+        ev("section.finished", 25, section="verify", ok=False, failures=["health", "slow check"]),  # no "stopped"
+        *undo_ok(26, "verify failed"),
+    ]
+    x = explain(record("rolled_back", 11, "verify failed"), events)
+    (cause,) = x.causes
+    assert cause.kind == "verify"
+    stopped = [d for d in cause.details if "slow check" in d]
+    assert stopped == ["At 12:00:24 (T+24s) step 'slow check' (verify) was stopped by a rollback (guard)."]
+    assert "killed" in cause.details and not any(d.startswith("stopped: ") for d in cause.details)

@@ -32,6 +32,9 @@ def why(run_id: str, ledger_url: str | None, as_json: bool) -> None:
                      decision, a monitor rule that fired), what was undone, and
                      whether verify after the rollback confirmed the service is back
     rollback failed  where the rollback stopped and how to continue
+    stopped          a stop request (a policy, a guard, the kill switch, a signal,
+                     a lost lease): who asked, for what, when, and what it did to
+                     the section and step that were running
     aborted, interrupted, needs operator
                      what was running or is awaited, and the command that continues
     completed        gates, phase times against budgets, verify, the decision

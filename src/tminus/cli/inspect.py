@@ -72,7 +72,11 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
     run = find_run(ledger, run_id)
     events = ledger.events(run.id)
     if as_json:
-        emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events]})
+        from tminus.projection import project
+        from tminus.reports.sections import summarize
+
+        rows = [r.to_dict() for r in summarize(project(events))]
+        emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events], "sections": rows})
     else:
         print_show(run, events, evidence=evidence)
 

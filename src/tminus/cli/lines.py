@@ -136,13 +136,19 @@ def _rollback_finished(e: Any, d: dict[str, Any], verbose: bool, evidence: bool)
 
 
 def _stop_requested(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
-    what = d.get("kind") or d.get("action") or "stop"
+    what = str(d.get("mode") or d.get("kind") or d.get("action") or "stop").replace("_", " ")
+    by = f" by {d['by']}" if d.get("by") else ""
     why = f": {_first_line(d.get('reason'))}" if d.get("reason") else ""
-    return [f"■ {what} requested{why}"]
+    refused = "" if d.get("accepted", True) else f" (not acted on: {d.get('note') or 'refused'})"
+    return [f"■ {what} requested{by}{why}{refused}"]
 
 
 def _policy_applied(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
-    return [f"{STEP}policy applied" + (f": {_fields(d)}" if d else "")]
+    if not d.get("policy"):
+        return [f"{STEP}policy applied" + (f": {_fields(d)}" if d else "")]
+    where = ", ".join(str(x) for x in (d.get("hook"), d.get("section"), d.get("step")) if x)
+    why = f": {_first_line(d.get('reason'))}" if d.get("reason") else ""
+    return [f"{STEP}policy {d['policy']} ({where}) decided {d.get('decision')}{why}"]
 
 
 def _note(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:

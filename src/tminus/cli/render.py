@@ -203,6 +203,10 @@ def _elapsed(start: str | None, end: str | None) -> float | None:
 
 
 def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
+    """The header, every event's line, the sections summary (from the projection), the outcome."""
+    from tminus.projection import project
+    from tminus.reports import sections
+
     console.print(f"[bold]Run {run.id}[/bold]: {run.runbook_name} in {run.environment} · {run.kind}")
     console.print(f"operator {run.operator}@{run.host} (pid {run.pid}) · runbook {run.runbook_path} "
                   f"(sha256 {run.content_hash[:12]})", markup=False)
@@ -217,6 +221,11 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
         offset = (datetime.fromisoformat(e.at) - t0).total_seconds()
         line = format_event(e, show_stamp(offset), evidence=evidence)  # monitor samples only with evidence
         if line:
+            console.print(line, markup=False)
+    summary = sections.lines(sections.summarize(project(events)))
+    if summary:
+        console.print()
+        for line in summary:
             console.print(line, markup=False)
     style = "green" if run.status == "completed" else "red"
     console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")

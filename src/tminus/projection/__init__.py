@@ -26,11 +26,13 @@ from tminus.projection.model import (
     Note,
     Notification,
     PlannedStep,
+    PolicyUse,
     RollbackEnd,
     RollbackPass,
     RollbackView,
     RunMark,
     Section,
+    Stop,
     split_section,
 )
 from tminus.projection.upcast import UPCASTERS, upcast
@@ -39,6 +41,6 @@ from tminus.projection.view import Fact, RunView, project
 __all__ = [
     "FAILED", "INTERRUPTED", "LOCAL", "OK", "RUNNING", "SKIPPED", "UPCASTERS", "Answer", "Approval",
     "Decision", "Effect", "Execution", "Fact", "MonitorAction", "MonitorEnd", "MonitorSample", "MonitorStage",
-    "MonitorTransition", "MonitorView", "Note", "Notification", "PlannedStep", "RollbackEnd", "RollbackPass",
-    "RollbackView", "RunMark", "RunView", "Section", "project", "split_section", "upcast",
+    "MonitorTransition", "MonitorView", "Note", "Notification", "PlannedStep", "PolicyUse", "RollbackEnd",
+    "RollbackPass", "RollbackView", "RunMark", "RunView", "Section", "Stop", "project", "split_section", "upcast",
 ]

@@ -60,6 +60,8 @@ class Section:
     failures: list[str] = field(default_factory=list)
     cutover_at: float | None = None
     implicit: bool = False  # read from rollback, monitor, decision or undo step events, not section.*
+    stopped: str | None = None  # the stop mode that ended it (its status is then failed)
+    stop: Stop | None = None  # the request that stopped it, when recorded
     data: dict[str, Any] = field(default_factory=dict)  # the start's payload, updated by the finish's
 
 
@@ -106,6 +108,9 @@ class Execution:
     evidence: dict[str, Any] = field(default_factory=dict)
     failed_tries: list[dict[str, Any]] = field(default_factory=list)  # step.attempt payloads
     effects: list[Effect] = field(default_factory=list)
+    # a stop request ended it: the mode (a rollback or abort ends it failed, an interrupt cuts it short)
+    stopped: str | None = None
+    stop: Stop | None = None  # that request, when recorded
     data: dict[str, Any] = field(default_factory=dict)  # the finished (or skipped) payload
 
     @property
@@ -293,6 +298,7 @@ class RollbackEnd:
     ok: bool
     state: str | None = None
     undone: list[str] = field(default_factory=list)
+    stopped: str | None = None  # the stop mode that ended the rollback where it was (abort)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -347,6 +353,52 @@ class RollbackView:
     def outcomes(self) -> dict[str, Execution]:
         """The last ended execution of each undo or rollback step."""
         return {e.key: e for e in self.executions if e.ended}
+
+
+@dataclass
+class PolicyUse:
+    """policy.applied: a policy hook asked the run to stop (before a section or a step, after a section)."""
+
+    seq: int
+    at: float | None
+    policy: str | None
+    hook: str | None  # before_section | before_step | after_section
+    section: str | None  # the section's id
+    section_kind: str | None
+    section_name: str | None
+    step: str | None  # before_step: the step kept from starting
+    decision: str | None  # the stop mode it asked for: interrupt | rollback | abort | kill_switch
+    reason: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stop:
+    """run.stop: a request through the stop channel, from a signal, a lost lease, a policy, a guard or
+    a kill switch; accepted (the run acts on it) or not (`note` says why)."""
+
+    seq: int
+    at: float | None
+    mode: str | None  # interrupt | rollback | abort | kill_switch
+    reason: str | None
+    by: str | None  # "signal SIGINT", "lease", "policy:NAME", a guard's or an operator's name
+    requested_at: float | None = None
+    accepted: bool = True
+    note: str | None = None
+    section: str | None = None  # the section running when it was asked (or the policy's section)
+    step: str | None = None  # the step it stopped: running then, or kept from starting by a policy
+    policy: PolicyUse | None = None  # the policy decision behind it
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """policy, signal, lease or other."""
+        by = self.by or ""
+        if by.startswith("policy:"):
+            return "policy"
+        if by.startswith("signal"):
+            return "signal"
+        return "lease" if by == "lease" else "other"
 
 
 @dataclass

@@ -32,11 +32,13 @@ from tminus.projection.model import (
     Note,
     Notification,
     PlannedStep,
+    PolicyUse,
     RollbackEnd,
     RollbackPass,
     RollbackView,
     RunMark,
     Section,
+    Stop,
     split_section,
 )
 from tminus.projection.times import epoch
@@ -73,14 +75,18 @@ class RunView:
     rollback: RollbackView = field(default_factory=RollbackView)
     notes: list[Note] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    stops: list[Stop] = field(default_factory=list)  # every run.stop, accepted or not
+    policies: list[PolicyUse] = field(default_factory=list)  # every policy.applied
     cutover_at: float | None = None  # when the first phase began (resume's reading)
     warnings: list[str] = field(default_factory=list)  # payloads read best effort (newer versions)
-    others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types, stops, policy)
+    others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types)
     count: int = 0  # events applied
     last_seq: int = 0
     # step key -> its execution that started and has not ended (insertion order kept across re-starts)
     _in_flight: dict[str, Execution] = field(default_factory=dict, repr=False)
     _waiting: dict[str | None, Approval] = field(default_factory=dict, repr=False)
+    _acting: Stop | None = field(default=None, repr=False)  # the accepted stop this process acts on
+    _unlinked: list[Execution | Section] = field(default_factory=list, repr=False)  # stopped before run.stop landed
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -138,6 +144,15 @@ class RunView:
             out[e.key] = e
         return out
 
+    def accepted_stops(self, after: int = 0) -> list[Stop]:
+        """The stop requests the run acted on, recorded after seq `after`."""
+        return [s for s in self.stops if s.accepted and s.seq > after]
+
+    def stopped_by(self, stop: Stop) -> list[Execution | Section]:
+        """What `stop` ended: the sections and executions it stopped, in the order they began."""
+        found: list[Execution | Section] = [x for x in self.sections if x.stop is stop]
+        return found + [e for e in self.executions if e.stop is stop]
+
     def approvals_for(self, key: str) -> list[Approval]:
         return [a for a in self.approvals if a.key == key]
 
@@ -175,6 +190,7 @@ class RunView:
 
     def _run_resumed(self, f: Fact) -> None:
         self._cut_short()
+        self._acting, self._unlinked = None, []  # a new process: a new stop channel
         self.resumes.append(_mark(f))
 
     def _run_finished(self, f: Fact) -> None:
@@ -187,9 +203,12 @@ class RunView:
 
     def _cut_short(self) -> None:
         """The process that ran these steps is gone: what still runs was interrupted."""
+        stop = self._acting
         for e in self._in_flight.values():
             if e.status == RUNNING:
                 e.status = INTERRUPTED
+                if stop is not None and stop.mode == "interrupt" and (e.started_seq or 0) < stop.seq:
+                    e.stopped, e.stop = stop.mode, stop  # cut short by the interrupt, not by a crash
 
     # sections -------------------------------------------------------------------------------
 
@@ -216,12 +235,16 @@ class RunView:
         s.status = OK if ok else FAILED
         s.finished_seq, s.finished_at = f.seq, f.at
         s.data.update(f.data)
+        if isinstance(f.data.get("stopped"), str):
+            self._was_stopped(s, f.data["stopped"])
         return s
 
     def _close_implicit(self) -> None:
-        """Undo sections have no events of their own: they end where the next section begins."""
+        """Undo sections have no events of their own: they end where the next section begins. One whose
+        step was cut short stays running, as a phase does: a resume continues the same pass."""
+        cut_short = {e.section for e in self._in_flight.values()}
         for s in self.sections:
-            if s.implicit and s.kind == "undo" and s.status == RUNNING:
+            if s.implicit and s.kind == "undo" and s.status == RUNNING and s.id not in cut_short:
                 ran = [e for e in self.executions if e.section == s.id and e.ended]
                 s.status = FAILED if any(e.status == FAILED for e in ran) else OK
                 last = max(ran, key=lambda e: e.finished_seq or 0, default=None)
@@ -285,6 +308,9 @@ class RunView:
         e.message = d.get("message", "")
         e.verdicts, e.outputs, e.evidence = d.get("verdicts", []), d.get("outputs", {}), d.get("evidence", {})
         e.name, e.kind = d.get("name", e.name), d.get("kind", e.kind)
+        stopped = e.evidence.get("stopped") if isinstance(e.evidence, Mapping) else None
+        if isinstance(stopped, str):
+            self._was_stopped(e, stopped)
 
     def _step_skipped(self, f: Fact) -> None:
         e = self._ending(f)
@@ -408,11 +434,58 @@ class RunView:
 
     def _rollback_finished(self, f: Fact) -> None:
         d = f.data
-        end = RollbackEnd(f.seq, f.at, bool(d.get("ok")), d.get("state"), list(d.get("undone") or []), d)
+        end = RollbackEnd(f.seq, f.at, bool(d.get("ok")), d.get("state"), list(d.get("undone") or []),
+                          d.get("stopped") if isinstance(d.get("stopped"), str) else None, d)
         if self.rollback.passes:
             self.rollback.passes[-1].end = end
         self._close_implicit()
         self._close(f, "rollback", end.ok)
+
+    # stops and policies ---------------------------------------------------------------------
+
+    def _policy_applied(self, f: Fact) -> None:
+        d = f.data
+        section = d.get("section") if isinstance(d.get("section"), str) else None
+        kind, name = (d.get("kind"), d.get("name")) if isinstance(d.get("kind"), str) else \
+            split_section(section) if section else (None, None)
+        self.policies.append(PolicyUse(f.seq, f.at, d.get("policy"), d.get("hook"), section, kind, name or None,
+                                       d.get("step") or f.step_key, d.get("decision"), d.get("reason"), d))
+
+    def _stop_requested(self, f: Fact) -> None:
+        d = f.data
+        stop = Stop(f.seq, f.at, d.get("mode"), d.get("reason"), d.get("by"), epoch(d.get("requested_at")),
+                    bool(d.get("accepted", True)), d.get("note"), data=d)
+        asked = [p for p in self.policies if f"policy:{p.policy}" == stop.by
+                 and not any(s.policy is p for s in self.stops)]
+        if asked:  # the policy decision recorded just before its request
+            stop.policy = asked[-1]
+            stop.section, stop.step = asked[-1].section, asked[-1].step
+        else:
+            stop.section = next((s.id for s in reversed(self.sections) if s.status == RUNNING), None)
+        running = [key for key, e in self._in_flight.items() if e.status == RUNNING]  # not a crash's leftovers
+        if stop.step is None and running:
+            stop.step = running[-1]
+        self.stops.append(stop)
+        if stop.accepted:
+            self._acting = stop
+            for thing in [x for x in self._unlinked if x.stopped == stop.mode]:
+                self._link(thing, stop)
+                self._unlinked.remove(thing)
+
+    def _was_stopped(self, thing: Execution | Section, mode: str) -> None:
+        """A step or section ended by a stop request: linked to the request (its run.stop may land after
+        it, written by the thread that asked)."""
+        thing.stopped = mode
+        if self._acting is not None and self._acting.mode == mode:
+            self._link(thing, self._acting)
+        else:
+            self._unlinked.append(thing)
+
+    @staticmethod
+    def _link(thing: Execution | Section, stop: Stop) -> None:
+        thing.stop = stop
+        if isinstance(thing, Execution) and stop.step is None:
+            stop.step = thing.key
 
     # notes and notifications ----------------------------------------------------------------
 
@@ -451,6 +524,19 @@ class RunView:
                          "undone": [[k, e.status] for k, e in rb.outcomes().items()]},
             "others": [f.type for f in self.others],
             "warnings": list(self.warnings),
+            **self._stops_outline(),
+        }
+
+    def _stops_outline(self) -> dict[str, Any]:
+        """Stops and policies, for runs that have them (older outlines stay as they were checked)."""
+        if not (self.stops or self.policies):
+            return {}
+        return {
+            "stops": [{"mode": s.mode, "by": s.by, "accepted": s.accepted, "section": s.section, "step": s.step,
+                       "policy": s.policy.policy if s.policy else None,
+                       "stopped": [x.id if isinstance(x, Section) else x.key for x in self.stopped_by(s)]}
+                      for s in self.stops],
+            "policies": [[p.policy, p.hook, p.section, p.step, p.decision] for p in self.policies],
         }
 
 
@@ -510,4 +596,6 @@ _HANDLERS: dict[str, Callable[[RunView, Fact], None]] = {
     ev.NOTE: RunView._note,
     ev.NOTIFY_SENT: RunView._notified,
     ev.NOTIFY_FAILED: RunView._notified,
+    ev.STOP_REQUESTED: RunView._stop_requested,
+    ev.POLICY_APPLIED: RunView._policy_applied,
 }

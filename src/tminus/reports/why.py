@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from tminus.projection import Decision, Execution, MonitorAction, RollbackPass, RunMark, RunView, project
+from tminus.projection import Decision, Execution, MonitorAction, RollbackPass, RunMark, RunView, Stop, project
+from tminus.reports import stops
 from tminus.reports.records import (
     Run,
     clock,
@@ -35,7 +36,7 @@ _HEADLINE = {
 
 @dataclass
 class Cause:
-    kind: str  # gate, manifest, step, verify, decision, monitor, operator, interrupted, waiting, reason
+    kind: str  # gate, manifest, step, verify, decision, monitor, operator, stop, interrupted, waiting, reason
     text: str  # one sentence
     short: str  # the cause in a few words, for the summary
     at: float | None = None
@@ -103,7 +104,7 @@ def explain(run: Any, events: Iterable[Any] | RunView) -> Explanation:
     r = Run(view, t0)
     x.decision = decision_record(r)
     x.monitor = monitor_record(r)
-    x.notes = run_notes(r)
+    x.notes = run_notes(r) + _refused_stops(r)
     handler = {"blocked": _blocked, "rolled_back": _rolled_back, "rollback_failed": _rolled_back,
                "aborted": _aborted, "interrupted": _interrupted, "running": _interrupted,
                "needs_operator": _needs_operator, "completed": _completed}.get(run.status)
@@ -164,9 +165,14 @@ def _rolled_back(x: Explanation, r: Run, run: Any) -> None:
         end = r.view.rollback.end
         state = str((end.state if end else None) or run.reason or "")
         x.aftermath += [line for line in state.splitlines() if line.strip() and "tminus resume" not in line]
-        stopped = [u for u in x.undone if u["status"] == "failed"]
+        halted = _stop_cause(r, _last_stop(r, after=first.seq, modes=("abort",))) if end and end.stopped else None
+        if halted is not None:
+            x.causes.append(halted)
+        stopped = [u for u in x.undone if u["status"] in ("failed", "stopped")]
         where = f"the rollback stopped at '{stopped[-1]['name']}'" if stopped else \
             "the rollback ran, but verify does not confirm the service is back"
+        if halted is not None:
+            where = f"{halted.short} during it" + (f" at '{stopped[-1]['name']}'" if stopped else "")
         x.summary = f"Run {run.id} could not roll back: {cause.short}, and {where}."
         x.next_steps.append(f"Fix the cause, then `tminus resume {run.id}` continues the rollback "
                             "(what was undone is not undone again).")
@@ -193,6 +199,10 @@ def _interrupted(x: Explanation, r: Run, run: Any) -> None:
     for note in r.view.notes_for("unlock"):
         x.causes.append(Cause("operator", f"At {r.when(note.at)} {note.by} broke the run's lease with "
                               f"`tminus unlock`: {note.reason}.", "its lease was broken", note.at))
+    resumed = r.view.resumes[-1].seq if r.view.resumes else 0
+    stop = _stop_cause(r, _last_stop(r, after=resumed, modes=("interrupt",)))
+    if stop is not None:
+        x.causes.append(stop)
     if running:
         e = running[-1]
         x.causes.append(Cause("interrupted", f"Step '{e.name}' ({section_words(e)}, {e.key}) started at "
@@ -205,7 +215,8 @@ def _interrupted(x: Explanation, r: Run, run: Any) -> None:
     else:
         what = f" while step '{running[-1].name}' was running" if running else " between steps"
         at = f" at {r.when(ends[-1].at)}" if ends else ""
-        x.summary = f"Run {run.id} was interrupted{at}{what}; nothing is lost and it can be resumed."
+        how = f" because {stop.short}" if stop is not None else ""
+        x.summary = f"Run {run.id} was interrupted{at}{what}{how}; nothing is lost and it can be resumed."
     if running and not (running[-1].check or running[-1].idempotent):
         x.next_steps.append(f"`tminus resume {run.id}`: '{running[-1].name}' may have half-acted, so "
                             "choose --retry (run it again), --skip --reason '...' (it completed) or --rollback.")
@@ -276,8 +287,11 @@ def _trigger(r: Run, before: int | None, run: Any) -> Cause:
     for d in view.decisions:
         if d.verdict == "no-go":
             add(d.seq, partial(_no_go, r, d))
+    for stop in view.stops:
+        if stop.accepted and stop.mode != "interrupt":
+            add(stop.seq, partial(_stop_cause, r, stop))
     for s in view.sections_of("verify"):
-        if s.finished_seq is not None and s.status != "ok":
+        if s.finished_seq is not None and s.status != "ok" and not s.stopped:  # a stopped verify: the stop
             add(s.finished_seq, partial(_verify_cause, r, s.started_seq or 0, s.finished_seq, s.finished_at))
     for s in view.sections_of("phase"):
         if s.failed_step and s.failed_seq is not None:
@@ -291,6 +305,24 @@ def _trigger(r: Run, before: int | None, run: Any) -> Cause:
             return cause
     reason = str(run.reason or "no cause was recorded").splitlines()
     return Cause("reason", reason[0], reason[0], details=reason[1:])
+
+
+def _stop_cause(r: Run, stop: Stop | None) -> Cause | None:
+    if stop is None:
+        return None
+    told = stops.story(r, stop)
+    return Cause("stop", told.text, told.short, told.at, told.details, told.data)
+
+
+def _last_stop(r: Run, after: int, modes: tuple[str, ...]) -> Stop | None:
+    found = [s for s in r.view.accepted_stops(after) if s.mode in modes]
+    return found[-1] if found else None
+
+
+def _refused_stops(r: Run) -> list[str]:
+    """Stop requests the run did not act on (the first request wins)."""
+    return [f"At {r.when(s.at)} {stops.asker(s)} asked for {stops.mode_words(s.mode)}: not acted on"
+            + (f" ({s.note})." if s.note else ".") for s in r.view.stops if not s.accepted]
 
 
 def _operator_rollback(r: Run, m: RunMark) -> Cause:
@@ -338,8 +370,12 @@ def _step_cause(e: Execution, r: Run) -> Cause:
         if isinstance(text, str) and text.strip():
             details.append(f"{key}: {excerpt(' | '.join(text.strip().splitlines()[-3:]))}")
     kind = "gate" if e.section_kind == "gate" else "step"
-    text = f"At {r.when(e.finished_at)} step '{name}' ({where}) failed{how}{tries}."
-    return Cause(kind, text, f"step '{name}' ({where}) failed{how}", e.finished_at, details,
+    failed = "failed"
+    if e.stopped:  # ended by a stop request, not by what it found
+        failed = f"was stopped by {stops.mode_words(e.stopped)}" + (f" ({stops.asker(e.stop)})" if e.stop else "")
+        how, tries, details = "", "", [d for d in details if not d.startswith("stopped: ")]
+    text = f"At {r.when(e.finished_at)} step '{name}' ({where}) {failed}{how}{tries}."
+    return Cause(kind, text, f"step '{name}' ({where}) {failed}{how}", e.finished_at, details,
                  {"step": e.key, "name": name, "section": e.section,
                   "exit_code": evidence.get("exit_code"), "verdicts": failing})
 
@@ -409,10 +445,14 @@ def _undone(r: Run, first: RollbackPass) -> list[dict[str, Any]]:
             out.append({"key": key, "name": names.get(key), "section": None, "status": "not run", "at": None,
                         "text": f"'{names.get(key)}' did not run: it is NOT undone."})
             continue
-        line = f"At {r.when(e.finished_at)} '{e.name}' ({section_words(e)}): {e.status}."
-        if e.status == "failed":
+        status = "stopped" if e.stopped else e.status
+        line = f"At {r.when(e.finished_at)} '{e.name}' ({section_words(e)}): {status}."
+        if e.stopped:
+            line += (f" {stops.mode_words(e.stopped).capitalize()}" + (f" by {stops.asker(e.stop)}" if e.stop else "")
+                     + " stopped it before it finished: it may be half undone.")
+        elif e.status == "failed":
             line += " " + " ".join(str(e.message or "").splitlines()[:2])
-        out.append({"key": key, "name": e.name, "section": e.section, "status": e.status,
+        out.append({"key": key, "name": e.name, "section": e.section, "status": status,
                     **r.stamp(e.finished_at), "message": e.message, "text": line})
     return out
 
