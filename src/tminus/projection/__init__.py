@@ -5,6 +5,7 @@ approve, why, replay) reads this view; none of them compares event types or pars
 Never imports the engine, the CLI, the reports or the kinds: only tminus.events and tminus.durations.
 """
 
+from tminus.projection.fact import Fact
 from tminus.projection.model import (
     FAILED,
     INTERRUPTED,
@@ -36,7 +37,7 @@ from tminus.projection.model import (
     split_section,
 )
 from tminus.projection.upcast import UPCASTERS, upcast
-from tminus.projection.view import Fact, RunView, project
+from tminus.projection.view import RunView, project
 
 __all__ = [
     "FAILED", "INTERRUPTED", "LOCAL", "OK", "RUNNING", "SKIPPED", "UPCASTERS", "Answer", "Approval",
