@@ -199,3 +199,40 @@ def test_no_module_outside_events_and_the_projection_spells_a_dotted_event_type(
             if isinstance(node, ast.Constant) and node.value in dotted:
                 found.append(f"{path.relative_to(SRC)}:{node.lineno} {node.value}")
     assert not found, "\n".join(found)
+
+
+# --- the folds' order (docs/architecture.md): view -> folds -> state, fact -> model ---------------------
+
+FOLDS = SRC / "projection" / "folds"
+# fold module -> the folds it may use: every fold may open and close sections and link stops
+SHARED_FOLDS = {"sections": {"stops"}, "stops": set()}
+
+
+def tminus_imports(path: Path) -> set[str]:
+    """Every tminus module a file imports, lazy imports included (`from a import b` counts as a.b too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return {name for name in found if name.startswith("tminus.")}
+
+
+@pytest.mark.parametrize("fold", sorted(p.stem for p in FOLDS.glob("*.py") if p.stem != "__init__"))
+def test_a_fold_uses_only_the_shared_folds_and_never_the_view(fold: str) -> None:
+    used = tminus_imports(FOLDS / f"{fold}.py")
+    folds = {name.split(".")[3] for name in used if name.startswith("tminus.projection.folds.")}
+    allowed = SHARED_FOLDS.get(fold, {"sections", "stops"})
+    assert folds <= allowed, f"{fold} imports the folds {sorted(folds - allowed)}"
+    # the package's __init__ re-exports the view, so `from tminus.projection import ...` reaches it too
+    view = {n for n in used if n == "tminus.projection" or n.startswith("tminus.projection.view")}
+    assert not view, f"{fold} imports the view: {sorted(view)}"
+
+
+@pytest.mark.parametrize("module", ["state", "fact", "model", "upcast", "times"])
+def test_what_the_folds_stand_on_knows_no_fold_and_no_view(module: str) -> None:
+    used = tminus_imports(SRC / "projection" / f"{module}.py")
+    above = {n for n in used if n == "tminus.projection" or n.startswith(("tminus.projection.folds",
+                                                                            "tminus.projection.view"))}
+    assert not above, f"{module} imports {sorted(above)}"
