@@ -17,6 +17,8 @@ _HEADLINE = {
 
 @dataclass
 class Cause:
+    """One link of the chain of causes: a sentence, the same in a few words for the summary, details."""
+
     kind: str  # gate, manifest, step, verify, decision, monitor, operator, stop, interrupted, waiting, reason
     text: str  # one sentence
     short: str  # the cause in a few words, for the summary
@@ -27,6 +29,8 @@ class Cause:
 
 @dataclass
 class Explanation:
+    """What `tminus why` says about one run: `lines()` is what it prints, `to_dict()` its --json."""
+
     run: dict[str, Any]
     status: str
     exit_code: int | None
