@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
@@ -22,7 +22,6 @@ from tminus.engine.lease import LEASE_BROKEN, hold_lease
 from tminus.engine.policy import Policy
 from tminus.engine.prior import Prior
 from tminus.engine.recorder import LedgerRecorder
-from tminus.engine.resume import history_from_events
 from tminus.engine.runner import Runner, RunResult
 from tminus.engine.signals import signals_stop
 from tminus.engine.steps import StepRunner
@@ -33,6 +32,9 @@ from tminus.kinds.registry import close_resources
 from tminus.ledger.interfaces import Ledger
 from tminus.ledger.records import Fence, RunRecord
 from tminus.runbook.document import RunbookDocument
+
+if TYPE_CHECKING:
+    from tminus.engine.resume import History
 
 RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
 
@@ -95,7 +97,7 @@ class Session:
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
         self.run_id = run.id
-        history = history_from_events(self.ledger.events(run.id))
+        history = _history(self.ledger, run.id)
         prior = history.prior
         decisions = history.choose(self.doc, choice, reason)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
@@ -114,7 +116,7 @@ class Session:
         if run.status != "completed":
             raise ResumeRefused(f"run {run.id} is '{run.status}'; only a completed run can be rolled back")
         self.run_id = run.id
-        prior = history_from_events(self.ledger.events(run.id)).prior
+        prior = _history(self.ledger, run.id).prior
         with self._lease() as fence:
             return self._drive(
                 prior, lambda r: r.run_rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
@@ -241,6 +243,13 @@ class Session:
         threading.Thread(target=self.stop.request, args=(request.mode, request.reason, request.by),
                          name="tminus-lease-lost", daemon=True).start()
         return request
+
+
+def _history(ledger: Ledger, run_id: str) -> History:
+    """What the run did so far, folded from its events (imported here: a new run never needs it)."""
+    from tminus.engine.resume import history_from_events
+
+    return history_from_events(ledger.events(run_id))
 
 
 def _started_epoch(ledger: Ledger, run_id: str) -> float:
