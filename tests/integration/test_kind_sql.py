@@ -224,3 +224,70 @@ def test_password_is_masked_in_evidence(pg_url: str, tmp_path: Path) -> None:
 def test_bad_url_is_an_error(tmp_path: Path) -> None:
     obs = Db("nosuchdb://x/y", tmp_path)("SELECT 1")
     assert obs.error is not None and "bad database URL" in obs.error
+
+
+# --- a check is one statement in a read-only transaction (issue 9, item 11) ---------------------
+
+
+@pytest.mark.parametrize("script", [
+    "SELECT 1; COMMIT; DELETE FROM items",
+    "SELECT 1; COMMIT; DELETE FROM items; COMMIT",
+    "COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; DELETE FROM items; COMMIT",
+    "SELECT 1;\nDELETE FROM items",
+])
+def test_a_check_cannot_escape_its_read_only_transaction(db: Db, script: str) -> None:
+    obs = db(script)
+    assert obs.error is not None
+    assert "one statement" in obs.error and "write: true" in obs.error
+    assert db.count("items") == 2  # nothing was deleted
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("script", [
+    # The splitter sees one statement (it does not know E'' escapes); PostgreSQL would see three.
+    "SELECT E'\\''; COMMIT; DELETE FROM items; SELECT ''",
+    # One statement that ends the read-only transaction: what follows in the step must not write.
+    "COMMIT",
+])
+def test_postgres_a_check_is_one_statement_on_the_wire(pg_url: str, tmp_path: Path, script: str) -> None:
+    db = Db(pg_url, tmp_path)
+    assert db("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)", write=True).error is None
+    assert db("INSERT INTO items VALUES (1, 'a'), (2, 'b')", write=True).error is None
+    db(script)
+    assert db.count("items") == 2
+    # the pooled connection a check used is still read-only in its next transaction, and writes still work
+    assert db("DELETE FROM items").error is not None
+    assert db("DELETE FROM items WHERE id = 2", write=True).error is None
+    assert db.count("items") == 1
+    close_shared(db.shared)
+
+
+@pytest.mark.postgres
+def test_postgres_check_session_is_read_only_by_default(pg_url: str, tmp_path: Path) -> None:
+    """Even a statement that commits the check's transaction leaves a read-only session behind."""
+    db = Db(pg_url, tmp_path)
+    obs = db("SHOW default_transaction_read_only")
+    assert obs.error is None, obs.error
+    assert obs.values["scalar"] == "on"
+    assert db("SHOW default_transaction_read_only", write=True).values["scalar"] == "off"
+    close_shared(db.shared)
+
+
+def test_a_check_with_one_statement_and_a_trailing_semicolon_passes(db: Db) -> None:
+    obs = db("SELECT count(*) FROM items;  -- how many\n")
+    assert obs.error is None, obs.error
+    assert obs.values["scalar"] == 2
+
+
+def test_a_multi_statement_file_is_refused_as_a_check(db: Db, tmp_path: Path) -> None:
+    (tmp_path / "check.sql").write_text("SELECT 1;\nDELETE FROM items;\n")
+    obs = db(file="check.sql")
+    assert obs.error is not None and "one statement" in obs.error and "check.sql" in obs.error
+    assert db.count("items") == 2
+
+
+def test_write_steps_still_run_several_statements(db: Db) -> None:
+    obs = db("DELETE FROM items WHERE id = 1; INSERT INTO items VALUES (5, 'e')", write=True)
+    assert obs.error is None, obs.error
+    assert db.count("items") == 2
+    assert db("SELECT name FROM items WHERE id = 5").values["scalar"] == "e"

@@ -64,14 +64,17 @@ def execute(config: SqlSpec, ctx: StepContext) -> Observation:
     statements = split_statements(source, sqlite=engine.dialect.name == "sqlite")
     if not statements:
         return Observation(error="the SQL is empty; give a statement in 'query' or 'file'", evidence=evidence)
+    if not config.write and len(statements) > 1:
+        where = f"the file {config.file}" if config.file is not None else "the query"
+        return Observation(error=several_statements(where, len(statements)), evidence=evidence)
 
     guard = _Guard(ctx, write=config.write)
     start = time.perf_counter()
     try:
         rows, rowcount = _run(engine, statements, config, guard)
-    except (_Stopped, SQLAlchemyError) as exc:
+    except (_Stopped, SQLAlchemyError, _driver_error()) as exc:
         evidence["duration_ms"] = round((time.perf_counter() - start) * 1000.0, 1)
-        cause = str(exc.orig).strip() if isinstance(exc, DBAPIError) else str(exc)
+        cause = str(exc.orig).strip() if isinstance(exc, DBAPIError) else str(exc).strip()
         if guard.stopped == "timeout" or "statement timeout" in cause:
             waited = ctx.timeout if ctx.timeout is not None else evidence["duration_ms"] / 1000
             return Observation(error=f"timed out after {waited:.1f}s", timed_out=True, evidence=evidence)
@@ -90,32 +93,79 @@ def execute(config: SqlSpec, ctx: StepContext) -> Observation:
     return Observation(values=values, outputs=outputs, evidence=evidence)
 
 
+def several_statements(where: str, count: int) -> str:
+    """Why a check refuses a script: a COMMIT inside it would end the read-only transaction."""
+    return (f"a check (a sql step without write: true) runs one statement in a read-only transaction, "
+            f"and {where} has {count}; set write: true if the step changes the database, "
+            f"or give each query a step of its own")
+
+
 def _run(engine: Engine, statements: list[str], config: SqlSpec, guard: _Guard) -> tuple[list[dict[str, Any]], int]:
     """Execute every statement in one transaction. Rows come from the last statement that
     returns rows; rowcount adds up rows affected (DML) or returned (queries)."""
-    from sqlalchemy import text
-
     rows: list[dict[str, Any]] = []
     rowcount = 0
     with engine.connect() as conn, guard.watch(conn):
-        plain = conn.execution_options(no_parameters=True)
+        on_the_wire = _one_statement if conn.dialect.name == "postgresql" and not config.write else _statement
         for stmt in statements:
             guard.check()
-            if config.params:
-                result = conn.execute(text(escape_literal_colons(stmt)), config.params)
-            else:
-                # No text(): a colon inside a literal ('{"a":1}') must not become a parameter.
-                result = plain.exec_driver_sql(stmt)
-            if result.returns_rows:
-                rows = [{str(k): _json_safe(v) for k, v in r._mapping.items()} for r in result]
+            got, affected = on_the_wire(conn, stmt, config.params)
+            if got is not None:
+                rows = [{k: _json_safe(v) for k, v in r.items()} for r in got]
                 rowcount += len(rows)
             else:
-                rowcount += max(result.rowcount, 0)
+                rowcount += max(affected, 0)
         if config.write:
             conn.commit()
         else:
             conn.rollback()
     return rows, rowcount
+
+
+Rows = list[dict[str, Any]]
+
+
+def _statement(conn: Connection, stmt: str, params: dict[str, Any]) -> tuple[Rows | None, int]:
+    """One statement through SQLAlchemy: (rows, or None when it returns none; rows affected)."""
+    from sqlalchemy import text
+
+    if params:
+        result = conn.execute(text(escape_literal_colons(stmt)), params)
+    else:
+        # No text(): a colon inside a literal ('{"a":1}') must not become a parameter.
+        result = conn.execution_options(no_parameters=True).exec_driver_sql(stmt)
+    if result.returns_rows:
+        return [{str(k): v for k, v in r._mapping.items()} for r in result], 0
+    return None, result.rowcount
+
+
+def _one_statement(conn: Connection, stmt: str, params: dict[str, Any]) -> tuple[Rows | None, int]:
+    """A PostgreSQL check's statement through the extended query protocol (a pipeline always uses
+    it), which carries exactly one statement: text the splitter misreads (an E'' escape) cannot
+    smuggle a COMMIT and a write past the read-only transaction."""
+    from sqlalchemy import text
+
+    raw: Any = conn.connection.dbapi_connection
+    sql, bound = stmt, None
+    if params:  # compiled as SQLAlchemy would: :name becomes %(name)s, a literal % is doubled
+        compiled = text(escape_literal_colons(stmt)).compile(dialect=conn.dialect)
+        sql, bound = str(compiled), compiled.construct_params(params)
+    with raw.cursor() as cur:
+        with raw.pipeline():
+            cur.execute(sql, bound)
+        if cur.description is None:
+            return None, cur.rowcount
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()], cur.rowcount
+
+
+def _driver_error() -> type[Exception]:
+    """psycopg's errors: a check's statement on PostgreSQL goes to the driver itself."""
+    try:
+        from psycopg import Error
+    except ImportError:  # no PostgreSQL driver: nothing raises it
+        return _Stopped
+    return Error
 
 
 class _Stopped(Exception):
@@ -208,6 +258,8 @@ def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool 
                 raise ValueError(f"SQLite database {path} does not exist; check the path")
             parsed = parsed.set(database=str(path))
     key = parsed.render_as_string(hide_password=False)
+    read_only = not write and parsed.get_backend_name() == "postgresql"
+    key += " (read-only)" if read_only else ""
     with _engines_lock:
         engines: dict[str, Engine] = shared.setdefault("sql.engines", {})
         engine = engines.get(key)
@@ -218,7 +270,13 @@ def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool 
                 event.listen(engine, "connect", _sqlite_autocommit_off)
                 event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
             elif parsed.get_backend_name() == "postgresql":
-                engine = create_engine(parsed, connect_args={"connect_timeout": 10})
+                args: dict[str, Any] = {"connect_timeout": 10}
+                if read_only:
+                    # Checks get sessions of their own, read-only by default: a transaction begun
+                    # after the check's own (a COMMIT that got through) is read-only too.
+                    options = str(parsed.query.get("options", ""))
+                    args["options"] = f"{options} -c default_transaction_read_only=on".strip()
+                engine = create_engine(parsed, connect_args=args)
             else:
                 engine = create_engine(parsed)
             engines[key] = engine
