@@ -26,6 +26,7 @@ def make_ctx(
     approvals: Approvals | None = None,
     shared: dict[str, Any] | None = None,
     key: str = "phase:test/0",
+    roots: tuple[str, ...] = (),
 ) -> StepContext:
     parsed = step if isinstance(step, Step) else Step.model_validate(step)
     parsed._key = key
@@ -37,6 +38,7 @@ def make_ctx(
         environ=dict(os.environ) if environ is None else environ,
         approvals=approvals,
         shared={} if shared is None else shared,
+        roots=roots,
     )
 
 

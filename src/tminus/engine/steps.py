@@ -223,6 +223,7 @@ class StepRunner:
             transport=self.transport,
             # a nested check (wait) or a monitor probe is no execution of its own: nothing to record
             effect_sink=None if attempt is None else self._effect_sink(step, attempt),
+            roots=tuple(self.doc.runbook.roots),
         )
         started = time.monotonic()
         try:

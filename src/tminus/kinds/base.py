@@ -92,6 +92,8 @@ class StepContext:
     transport: Transport = field(default_factory=LocalTransport)
     # Writes a `step.effect` event durably; the engine sets it. None outside a run (tests, tools).
     effect_sink: Callable[[str, dict[str, Any]], None] | None = None
+    # The runbook's `roots:` as written: folders besides base_dir that paths may lie in.
+    roots: tuple[str, ...] = ()
 
     def record_effect(self, kind: str, **details: Any) -> None:
         """Record what this step is about to change, *before* changing it: a crash after this line
@@ -139,12 +141,23 @@ class Resource:
     close: Callable[[dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """What a kind refuses in a configuration before anything runs: the field at fault, why, what to do."""
+
+    field: str
+    message: str
+    hint: str | None = None
+
+
 # (config rendered for plan, the step, describe a nested step) -> one line
 Describe = Callable[[Any, "Step", Callable[["Step"], str]], str]
 DeriveUndo = Callable[["Step", Execution], "list[Step] | None"]
 # Before an interrupted execution is retried, skipped or rolled back: end what it left running
 # (a process group); returns a note for the ledger, or None when nothing was left.
 Recover = Callable[[Execution, Transport], "str | None"]
+# At validation: the configuration as written (templates unrendered) -> what the kind refuses in it.
+Validate = Callable[[Any], "list[Refusal]"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ class Kind:
     resources: tuple[Resource, ...] = ()
     on_failure: str = "rollback"  # the failure policy when the step sets no on_failure
     recover: Recover | None = None
+    validate: Validate | None = None  # refusals validation reports with the runbook's position
 
     def effect_of(self, config: Any) -> Effect:
         return self.effect if isinstance(self.effect, Effect) else self.effect(config)

@@ -11,6 +11,7 @@ from typing import Any
 
 from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
+from tminus.runbook import roots
 from tminus.runbook.models import FileSpec
 
 CONTENT_LIMIT = 1_000_000  # `content` is offered only for one file smaller than this
@@ -46,10 +47,19 @@ def execute(config: FileSpec, ctx: StepContext) -> Observation:
             return Observation(error=f"timed out after {ctx.timeout:.1f}s searching {pattern}", timed_out=True)
         return None
 
+    places = roots.allowed(ctx.base_dir, ctx.roots)
+    try:  # where the glob starts, then every match (a symlink may point out): nothing outside is read
+        roots.confine(roots.glob_base(pattern), ctx.base_dir, ctx.roots, what="the file path")
+    except roots.OutsideRoots as exc:
+        return Observation(error=str(exc), evidence={"pattern": pattern})
     paths: list[str] = []
     for match in glob.iglob(pattern, root_dir=ctx.base_dir, recursive=True):
         if (stopped := stop()) is not None:
             return stopped
+        real = Path(os.path.realpath(ctx.base_dir / match))
+        if not roots.inside(real, places):
+            error = str(roots.OutsideRoots(match, real, places, what=f"{pattern!r} matches"))
+            return Observation(error=error, evidence={"pattern": pattern})
         paths.append(_relative(match, ctx.base_dir))
     paths.sort()
 

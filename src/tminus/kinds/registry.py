@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Recover, Resource
+from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Recover, Resource, Validate
 
 if TYPE_CHECKING:
     from tminus.runbook.models import Step
@@ -50,12 +50,13 @@ def register(
     resources: tuple[Resource, ...] = (),
     on_failure: str = "rollback",
     recover: Recover | None = None,
+    validate: Validate | None = None,
 ) -> Callable[[Executor], Executor]:
     """Decorator on the kind's executor: `@register("tcp", config=TcpSpec, effect=Effect.NONE, ...)`."""
 
     def deco(fn: Executor) -> Executor:
         _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
-                            resources, on_failure, recover)
+                            resources, on_failure, recover, validate)
         return fn
 
     return deco

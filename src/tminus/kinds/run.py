@@ -17,6 +17,7 @@ from tminus.kinds.base import Effect, Execution, Observation, StepContext, tail
 from tminus.kinds.registry import register
 from tminus.kinds.transport import Transport, group_alive
 from tminus.runbook.models import RunSpec
+from tminus.runbook.roots import OutsideRoots, confine
 
 # communicate() is called in slices so cancel and a shell that exits while a background child
 # still holds the pipes are noticed without a watcher thread per command.
@@ -56,7 +57,13 @@ def recover(execution: Execution, transport: Transport) -> str | None:
     queries=("exit_code", "stdout", "stderr", "duration", "json"),
 )
 def execute(config: RunSpec, ctx: StepContext) -> Observation:
-    cwd = ctx.base_dir / config.cwd if config.cwd else ctx.base_dir
+    cwd = ctx.base_dir
+    if config.cwd:
+        try:
+            confine(config.cwd, ctx.base_dir, ctx.roots, what="the working directory (cwd)")
+        except OutsideRoots as exc:
+            return Observation(error=str(exc), evidence={"command": config.command})
+        cwd = ctx.base_dir / config.cwd
     start = time.perf_counter()
     try:
         proc = ctx.transport.spawn(

@@ -7,16 +7,18 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tminus.db.sqltext import escape_literal_colons, split_statements
-from tminus.kinds.base import Effect, Observation, Resource, StepContext
+from tminus.kinds.base import Effect, Observation, Refusal, Resource, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import SqlSpec
+from tminus.runbook.roots import OutsideRoots, confine
+from tminus.templating.templater import has_template
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -40,21 +42,34 @@ def describe(c: SqlSpec, step: object, nested: object) -> str:
     return f"sql{' (write)' if c.write else ''}: {what}"
 
 
+def validate(c: SqlSpec) -> list[Refusal]:
+    """A check's query written as several statements is refused before a run (a file's, at run time)."""
+    if c.write or c.query is None or has_template(c.query):
+        return []
+    count = len(split_statements(c.query, sqlite=c.url.startswith("sqlite")))
+    if count <= 1:
+        return []
+    return [Refusal("query", several_statements("the query", count),
+                    "a COMMIT among them would end the check's read-only transaction")]
+
+
 @register("sql", config=SqlSpec, effect=lambda c: Effect.IRREVERSIBLE if c.write else Effect.NONE,
-          describe=describe, resources=(SQL_ENGINES,),
+          describe=describe, resources=(SQL_ENGINES,), validate=validate,
           queries=("rows", "count", "scalar", "rowcount"))
 def execute(config: SqlSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
     if config.file is not None:
         try:
-            source = (ctx.base_dir / config.file).read_text(encoding="utf-8")
+            source = confine(config.file, ctx.base_dir, ctx.roots, what="the SQL file").read_text(encoding="utf-8")
+        except OutsideRoots as exc:
+            return Observation(error=str(exc))
         except OSError as exc:
             return Observation(error=f"cannot read SQL file {config.file}: {exc.strerror or exc}")
     else:
         source = config.query or ""
     try:
-        engine = engine_for(ctx.shared, config.url, ctx.base_dir, write=config.write)
+        engine = engine_for(ctx.shared, config.url, ctx.base_dir, write=config.write, roots=ctx.roots)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         return Observation(error=f"bad database URL {config.url!r}: {exc}")
     evidence: dict[str, Any] = {
@@ -241,8 +256,10 @@ def _cancel_watcher(guard: _Guard, cancel_query: Callable[[], None]) -> Iterator
         done.set()
 
 
-def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool = True) -> Engine:
-    """The run's engine for `url`; relative SQLite paths are relative to the runbook's folder."""
+def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool = True,
+               roots: Iterable[str] = ()) -> Engine:
+    """The run's engine for `url`; relative SQLite paths are relative to the runbook's folder, and
+    stay inside it or a declared root (OutsideRoots, a ValueError, otherwise)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
 
@@ -252,7 +269,11 @@ def engine_for(shared: dict[str, Any], url: str, base_dir: Path, *, write: bool 
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database or ""
         if db and db != ":memory:" and not db.startswith("file:"):
-            path = Path(db) if Path(db).is_absolute() else base_dir / db
+            if Path(db).is_absolute():
+                path = Path(db)  # a database named by its full path, like a server by its host
+            else:
+                path = base_dir / db
+                confine(db, base_dir, roots, what="the SQLite database")
             if not write and not path.exists():
                 # A read-only check must not create an empty database by accident.
                 raise ValueError(f"SQLite database {path} does not exist; check the path")

@@ -422,6 +422,10 @@ class Runbook(Spec):
         default_factory=list, description="Environment variables whose values are masked."
     )
     environments: dict[str, Environment] = Field(default_factory=dict)
+    roots: list[str] = Field(
+        default_factory=list,
+        description="Folders besides the runbook's own that file paths, cwd and SQLite paths may lie in.",
+    )
     gates: list[Gate] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
     verify: list[Step] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
+from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
@@ -90,6 +92,7 @@ class _Validator:
         self._env_names()
         self._references()
         monitor_problems(self.rb, self.add, closest=closest)
+        kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
     def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
