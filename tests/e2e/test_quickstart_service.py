@@ -4,6 +4,7 @@ HTTP server on a free loopback port, a real SQLite database in a temporary state
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -251,9 +252,13 @@ def test_runbook_validates_and_every_expectation_parses() -> None:
 
 
 def test_runbook_cuts_over_to_v2_then_rolls_v3_back(svc: Service, tmp_path: Path) -> None:
-    """The demo's two runs, through the real `tminus run`."""
+    """The demo's two runs, through the real `tminus run`, on a copy of the quickstart folder whose
+    state/ is the service's: the backup the undo looks at must lie inside the runbook's folder."""
+    shutil.copytree(QUICKSTART, tmp_path, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state", ".tminus", "__pycache__"))
+    assert svc.state.parent == tmp_path
     svc("start")
-    args = ["run", str(QUICKSTART / "runbook.yaml"), "-e", "local", "--yes",
+    args = ["run", str(tmp_path / "runbook.yaml"), "-e", "local", "--yes",
             "--ledger", f"sqlite:///{tmp_path / 'ledger.db'}",
             "--var", f"python={sys.executable}", "--var", f"port={svc.port}", "--var", f"state={svc.state}"]
 
