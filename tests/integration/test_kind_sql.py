@@ -291,3 +291,12 @@ def test_write_steps_still_run_several_statements(db: Db) -> None:
     assert obs.error is None, obs.error
     assert db.count("items") == 2
     assert db("SELECT name FROM items WHERE id = 5").values["scalar"] == "e"
+
+
+def test_a_percent_sign_in_a_check_with_and_without_params(db: Db) -> None:
+    obs = db("SELECT '50%' AS p, name FROM items WHERE name LIKE 'a%'")
+    assert obs.error is None, obs.error
+    assert obs.values["rows"] == [{"p": "50%", "name": "a"}]
+    obs = db("SELECT '50%' AS p, :v AS v, '%(x)s' AS f", params={"v": 7})
+    assert obs.error is None, obs.error
+    assert obs.values["rows"] == [{"p": "50%", "v": 7, "f": "%(x)s"}]
