@@ -308,3 +308,11 @@ def test_ordinary_templates_still_work() -> None:
         "'it'\"'\"'s' [\"a\", \"b\"] d 0,1,2 08080 1-2 DB1 AB [1a,][2b] xxx 1024 8081 a8080 31"
     )
     assert t.truthy("vars.hosts | length == 2 and 'a' in vars.hosts")
+
+
+def test_a_template_cannot_change_what_the_next_one_sees() -> None:
+    t = templater(hosts=["a"])
+    for text in ("{{ vars.hosts.append('b') }}", "{{ vars.update({'port': 1}) }}", "{{ vars.db.clear() }}"):
+        with pytest.raises(TemplateError, match="is unsafe"):
+            t.render(text)
+    assert t.render("{{ vars.hosts }} {{ vars.port }} {{ vars.db.host }}") == "['a'] 8080 db1"

@@ -30,6 +30,7 @@ from jinja2.sandbox import (
     UNSAFE_FUNCTION_ATTRIBUTES,
     UNSAFE_GENERATOR_ATTRIBUTES,
     UNSAFE_METHOD_ATTRIBUTES,
+    ImmutableSandboxedEnvironment,
     SandboxedEnvironment,
     SecurityError,
 )
@@ -190,8 +191,9 @@ def _size(_ctx: Context, value: Any) -> Any:
     return check_size(value)
 
 
-class GuardedEnvironment(SandboxedEnvironment):
-    """A SandboxedEnvironment with tminus's limits. Templates must be compiled from `guard(ast)`."""
+class GuardedEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox that also refuses changing lists and dicts (a template must not change `vars` for the
+    next one), with tminus's limits. Templates must be compiled from `guard(ast)`."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
 
