@@ -18,7 +18,7 @@ from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
 from tminus.runbook.validate_monitor import monitor_problems
-from tminus.templating.sandbox import static_problems
+from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")

@@ -6,8 +6,7 @@ Jinja2's `SandboxedEnvironment` refuses attributes starting with `_` and Python 
 strings and lists are capped in size, loops and calls are counted, and a rendering that takes
 longer than `TIME_LIMIT` stops. Operations that could build something huge in one go (`'x' * n`,
 `a ** b`, `s.replace(...)`, `'x' | center(n)`, `'%9999999d' % 1`) are checked *before* they run.
-`static_problems` finds what can be seen without running (unknown filters, unsafe attributes,
-oversized constant ranges), so `tminus validate` refuses it with a position.
+`checks.py` finds what can be seen without running, for `tminus validate`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from jinja2.sandbox import (
     UNSAFE_GENERATOR_ATTRIBUTES,
     UNSAFE_METHOD_ATTRIBUTES,
     ImmutableSandboxedEnvironment,
-    SandboxedEnvironment,
     SecurityError,
 )
 from jinja2.visitor import NodeTransformer
@@ -48,6 +46,11 @@ UNSAFE_ATTRIBUTES = frozenset(
     | UNSAFE_COROUTINE_ATTRIBUTES | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
 )
 _BIG_WIDTH = re.compile(r"\d{7,}|%[^a-zA-Z%]*\*")  # a width of a million or more, or a '*' width
+_NESTED_SPEC = re.compile(r"\{[^{}]*\{")  # '{:{}}'.format(x, width): the width is an argument
+# Filters and str methods whose numbers are sizes (a width, a count of pieces); elsewhere a number
+# is a value (an epoch in '{}'.format(ts) is fine).
+SIZE_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice"})
+SIZE_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 LOOP_FILTER = "_tminus_loop"
 EMIT_FILTER = "_tminus_emit"
 SIZE_FILTER = "_tminus_size"
@@ -91,11 +94,26 @@ def tick(count: int = 1) -> None:
         raise TemplateLimit(f"the template took longer than {TIME_LIMIT:g} s to render")
 
 
+def weight(value: Any, limit: int = MAX_SIZE) -> int:
+    """About how many characters `value` is as text, counting a list's items (the same string
+    repeated a million times in a list is a million strings once printed); stops past `limit`."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        total = len(value)
+        for item in (*value.keys(), *value.values()) if isinstance(value, dict) else value:
+            if total > limit:
+                break
+            total += weight(item, limit - total) if isinstance(item, str | bytes | list | tuple | dict) else 1
+        return total
+    return 1
+
+
 def check_size(value: Any) -> Any:
     """Refuse a string or collection over MAX_SIZE, or an integer over MAX_INT_BITS."""
-    if isinstance(value, str | bytes | list | tuple | dict | set | frozenset) and len(value) > MAX_SIZE:
-        what = "characters" if isinstance(value, str | bytes) else "items"
-        raise TemplateLimit(f"the template builds a value of {len(value):,} {what} (the limit is {MAX_SIZE:,})")
+    if isinstance(value, str | bytes | list | tuple | dict | set | frozenset) and weight(value) > MAX_SIZE:
+        what = "characters" if isinstance(value, str | bytes) else "characters once written out"
+        raise TemplateLimit(f"the template builds a value of over {MAX_SIZE:,} {what}")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise TemplateLimit(f"the template builds an integer of over {MAX_INT_BITS:,} bits")
     return value
@@ -112,15 +130,29 @@ def _check_format(text: Any, what: str) -> None:
         raise TemplateLimit(f"{what}: a format with a width of a million or more (or a '*' width) is refused")
 
 
-def _estimate(name: str, obj: Any, args: tuple[Any, ...]) -> int:
-    """The length a string operation would produce, before running it."""
+def _estimate(name: str, text: str, args: tuple[Any, ...]) -> int:
+    """About the length a string operation (a method of `text`, or a filter of it) would produce,
+    before running it: the ones that can multiply their input."""
     if name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        count = obj.count(args[0]) if args[0] else len(obj) + 1
+        count = text.count(args[0]) if args[0] else len(text) + 1
         if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
             count = min(count, args[2])
-        return len(obj) + count * (len(args[1]) - len(args[0]))
-    if name == "join" and args and isinstance(args[0], list | tuple):
-        return len(obj) * len(args[0]) + sum(len(x) for x in args[0] if isinstance(x, str))
+        return len(text) + count * (len(args[1]) - len(args[0]))
+    if name == "join" and args and isinstance(args[0], str | list | tuple | dict | set | frozenset):
+        return len(text) * len(args[0]) + weight(args[0])
+    if name in ("format", "format_map", "%"):  # each field may repeat the largest value
+        values = [v for a in args for v in (a.values() if isinstance(a, dict) else a if isinstance(a, tuple) else (a,))]
+        largest = max((weight(v) if isinstance(v, str | list | tuple | dict) else 32 for v in values), default=0)
+        return len(text) + (text.count("{") + text.count("%")) * largest
+    if name == "translate" and args and isinstance(args[0], dict):
+        largest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        return len(text) * largest
+    if name == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else 8
+        return len(text) + text.count("\t") * size
+    if name == "indent":
+        width = args[0] if args and isinstance(args[0], int | str) else 4
+        return len(text) + (text.count("\n") + 1) * (len(width) if isinstance(width, str) else width)
     return 0
 
 
@@ -131,11 +163,11 @@ def limited_range(*args: int) -> range:
     return r
 
 
-def _guard_binop(op: str, left: Any, right: Any) -> None:
+def guard_binop(op: str, left: Any, right: Any) -> None:
     if op == "*":
         for seq, n in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_SIZE:
-                raise TemplateLimit(f"'*' would build {len(seq) * n:,} items (the limit is {MAX_SIZE:,})")
+            if isinstance(seq, str | list | tuple) and isinstance(n, int) and weight(seq) * n > MAX_SIZE:
+                raise TemplateLimit(f"'*' would build over {MAX_SIZE:,} characters ({len(seq) * n:,} items)")
         if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
             raise TemplateLimit(f"'*' would build an integer of over {MAX_INT_BITS:,} bits")
     elif op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
@@ -143,7 +175,8 @@ def _guard_binop(op: str, left: Any, right: Any) -> None:
             raise TemplateLimit(f"'**' would build an integer of over {MAX_INT_BITS:,} bits")
     elif op == "%" and isinstance(left, str):
         _check_format(left, "'%'")
-        _check_ints(right if isinstance(right, tuple) else (right,), "'%'")
+        if _estimate("%", left, (right,)) > MAX_SIZE:
+            raise TemplateLimit(f"'%' would build over {MAX_SIZE:,} characters")
 
 
 def _guarded_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -153,16 +186,20 @@ def _guarded_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tick()
         values = args[skip:]
-        _check_ints((*values[1:], *kwargs.values()), f"the filter '{name}'")
+        if name in SIZE_FILTERS:
+            _check_ints((*values[1:], *kwargs.values()), f"the filter '{name}'")
         if name == "format" and values:
             _check_format(values[0], "the filter 'format'")
         if name == "wordwrap" and values and isinstance(values[0], str) and len(values[0]) > MAX_WRAP:
             raise TemplateLimit(f"the filter 'wordwrap' takes at most {MAX_WRAP:,} characters")
-        if name in ("join", "replace") and values and isinstance(values[0], str | list | tuple):
-            subject = values[0] if name == "replace" else (values[1] if len(values) > 1 else "")
-            rest = values[1:] if name == "replace" else (list(values[0]),)
-            if isinstance(subject, str) and _estimate(name, subject, tuple(rest)) > MAX_SIZE:
-                raise TemplateLimit(f"the filter '{name}' would build over {MAX_SIZE:,} characters")
+        estimate = 0
+        if name == "join" and values:
+            separator = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
+            estimate = _estimate("join", separator, (values[0],))
+        elif name in ("replace", "indent", "format") and values and isinstance(values[0], str):
+            estimate = _estimate(name, values[0], tuple(values[1:]))
+        if estimate > MAX_SIZE:
+            raise TemplateLimit(f"the filter '{name}' would build over {MAX_SIZE:,} characters")
         return check_size(fn(*args, **kwargs))
 
     return wrapper
@@ -209,20 +246,21 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
         tick()
-        _guard_binop(operator_, left, right)
+        guard_binop(operator_, left, right)
         return check_size(self.binop_table[operator_](left, right))
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         tick()
-        if __obj is not limited_range:  # range says it better: "range() of N items"
-            _check_ints((*args, *kwargs.values()), f"calling {getattr(__obj, '__name__', 'a function')}")
         target = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped by the sandbox
         owner = getattr(target, "__self__", None)
         if isinstance(owner, str):
             name = target.__name__
             if name in ("format", "format_map"):
                 _check_format(owner, f"str.{name}")
-            if _estimate(name, owner, args) > MAX_SIZE:
+            if name in SIZE_METHODS or (name in ("format", "format_map") and _NESTED_SPEC.search(owner)):
+                values = (*args, *kwargs.values(), *(v for a in args if isinstance(a, dict) for v in a.values()))
+                _check_ints(values, f"str.{name}")
+            if _estimate(name, owner, (*args, kwargs)) > MAX_SIZE:
                 raise TemplateLimit(f"str.{name} would build over {MAX_SIZE:,} characters")
         return check_size(super().call(__context, __obj, *args, **kwargs))
 
@@ -254,82 +292,3 @@ def guard(ast: nodes.Template) -> nodes.Template:
 
 def _wrap(node: nodes.Node, name: str) -> nodes.Expr:
     return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
-
-
-# --- what validation can see without running --------------------------------------------------
-
-
-def static_problems(
-    env: SandboxedEnvironment, ast: nodes.Node, context_names: Iterable[str]
-) -> Iterator[tuple[str, str]]:
-    """(message, hint) for each refusal visible in a parsed template: unknown filters and tests,
-    attributes the sandbox refuses, constant ranges over the limit."""
-    roots = set(context_names)
-    known_filters = sorted(n for n in env.filters if not n.startswith("_"))
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        table = env.filters if isinstance(node, nodes.Filter) else env.tests
-        if node.name not in table or node.name.startswith("_"):
-            what = "filter" if isinstance(node, nodes.Filter) else "test"
-            known = known_filters if isinstance(node, nodes.Filter) else sorted(env.tests)
-            match = _closest(node.name, known)
-            yield (f"unknown {what} '{node.name}'",
-                   (f"did you mean '{match}'? " if match else "") + f"known {what}s: {', '.join(known)}")
-    for access in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
-        if isinstance(access, nodes.Filter):  # `x | attr('__init__')` reads an attribute too
-            name = _const_str(access.args[0]) if access.name == "attr" and access.args else None
-        elif isinstance(access, nodes.Getattr):
-            name = access.attr
-        else:
-            assert isinstance(access, nodes.Getitem)
-            name = _const_str(access.arg)
-        if name is None:
-            continue
-        base = getattr(access, "node", None)
-        on_context = isinstance(base, nodes.Name) and base.name in roots
-        if name.startswith("__") or (not on_context and (name.startswith("_") or name in UNSAFE_ATTRIBUTES)):
-            yield (f"unsafe template: the attribute '{name}' is refused (templates run in a sandbox)",
-                   "templates read values (vars.x, steps.id.output, env.NAME); names starting with '_' "
-                   "and Python internals are not reachable")
-    for call in ast.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "range":
-            consts = [v for v in map(_const_int, call.args) if v is not None]
-            if len(consts) == len(call.args) and 1 <= len(consts) <= 3 and not call.kwargs:
-                try:
-                    size = len(range(*consts))
-                except ValueError:
-                    continue
-                if size > MAX_RANGE:
-                    yield (f"range() of {size:,} items is over the limit of {MAX_RANGE:,}",
-                           "templates are sandboxed: ranges, strings and output are limited")
-
-
-def _const_int(node: nodes.Node) -> int | None:
-    """The value of a constant integer expression (`10**9`, `-5`), computed within the limits."""
-    if isinstance(node, nodes.Const):
-        return node.value if isinstance(node.value, int) and not isinstance(node.value, bool) else None
-    if isinstance(node, nodes.Neg):
-        inner = _const_int(node.node)
-        return None if inner is None else -inner
-    if isinstance(node, nodes.Pow | nodes.Mul | nodes.Add | nodes.Sub):
-        left, right = _const_int(node.left), _const_int(node.right)
-        if left is None or right is None:
-            return None
-        try:
-            _guard_binop(node.operator, left, right)
-        except TemplateLimit:
-            return MAX_SIZE**2  # far over any limit: the range is reported as too big
-        value = SandboxedEnvironment.default_binop_table[node.operator](left, right)
-        return value if isinstance(value, int) else None
-    return None
-
-
-def _const_str(node: nodes.Node) -> str | None:
-    return node.value if isinstance(node, nodes.Const) and isinstance(node.value, str) else None
-
-
-def _closest(word: str, choices: list[str]) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return match[0] if match else None
-
