@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +233,130 @@ def test_plan_mode_keeps_an_unset_environment_variable_undefined_for_default() -
     t = Templater(vars={"port": 8080}, environ={}, secrets=[], plan_mode=True)
     assert t.render("{{ env.PORT | default(vars.port) }}") == "8080"  # what a run would use
     assert t.render("{{ env.PORT }}") == "⟨env.PORT unset⟩"
+
+
+# --- the sandbox ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ cycler.__init__.__globals__.os.popen('touch pwned').read() }}",
+        "{{ cycler | attr('__init__') }}",
+        "{{ ''.__class__.__mro__ }}",
+        "{{ joiner[vars.a] }}",  # dynamic: only the render can see it
+        "{{ lipsum(3) }}",
+    ],
+)
+def test_python_internals_are_out_of_reach(text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TemplateError, match=r"unsafe|undefined name lipsum"):
+        templater(a="__init__").render(text)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ range(10**9) | list }}", "range() of 1,000,000,000 items is over the limit of 10,000"),
+        ("{{ 'x' * 10**9 }}", "'*' would build over 1,000,000 characters (1,000,000,000 items)"),
+        ("{{ [0] * 10**8 }}", "'*' would build over 1,000,000 characters (100,000,000 items)"),
+        ("{{ ['x' * 999999] * 999999 }}", "'*' would build over 1,000,000 characters (999,999 items)"),
+        ("{% set l = ['x' * 999999] %}{{ (l + l) | string }}", "builds a value of over 1,000,000 characters"),
+        ("{{ 7 ** 100000 }}", "'**' would build an integer"),
+        ("{{ 'x' | center(10**9) }}", "the filter 'center': the number 1,000,000,000 is over the limit"),
+        ("{{ 'x'.ljust(10**9) }}", "str.ljust: the number"),
+        ("{{ '{:{}}'.format(1, 10**9) }}", "str.format: the number"),
+        ("{{ '%1000000000d' % 1 }}", "a format with a width of a million or more"),
+        ("{{ '{:1000000000}'.format(1) }}", "str.format: a format with a width"),
+        ("{{ ('x' * 900000).replace('x', 'yy') }}", "str.replace would build over 1,000,000 characters"),
+        ("{{ ('x' * 900000) | wordwrap(1) }}", "the filter 'wordwrap' takes at most"),
+        ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+         "builds a value of over 1,000,000 characters"),
+        ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "too much work"),
+        ("{% set x %}{% for i in range(10000) %}{{ 'x' * 900000 }}{% endfor %}{% endset %}",
+         "writes over 1,000,000 characters"),
+        ("{% for i in range(10000) %}" + "y" * 1000 + "{% endfor %}", "writes over 1,000,000 characters"),
+        ("{{ ('\\n' * 500000) | indent(999999) }}", "the filter 'indent' would build over 1,000,000 characters"),
+        ("{{ ('\\t' * 999999).expandtabs(999999) }}", "str.expandtabs would build over"),
+        ("{{ ('a' * 999999).translate({97: 'x' * 999999}) }}", "str.translate would build over"),
+        ("{{ ('{0}' * 300000).format('x' * 999999) }}", "str.format would build over"),
+        ("{{ ('%(a)s' * 200000) % {'a': 'x' * 999999} }}", "'%' would build over"),
+        ("{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}{{ f() }}", "RecursionError|too much work"),
+    ],
+)
+def test_bombs_fail_fast_with_a_clear_message(text: str, message: str) -> None:
+    import re
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(TemplateError) as info:
+        templater().render(text)
+    assert time.monotonic() - start < 0.5
+    assert re.search(message if "|" in message else re.escape(message), str(info.value))
+
+
+def test_a_when_expression_is_sandboxed_too() -> None:
+    with pytest.raises(TemplateError, match="range"):
+        templater().truthy("range(10**9) | list | length > 0")
+    with pytest.raises(TemplateError, match="unsafe"):
+        templater().truthy("cycler.__init__.__globals__")
+
+
+def test_ordinary_templates_still_work() -> None:
+    t = templater(hosts=["a", "b"], name="it's")
+    text = (
+        "{{ vars.name | shquote }} {{ vars.hosts | tojson }} {{ env.NOPE | default('d') }} "
+        "{{ range(3) | join(',') }} {{ '%05d' | format(vars.port) }} {{ '{}-{}'.format(1, 2) }} "
+        "{{ vars.db.host.upper() }} {{ vars.hosts | map('upper') | join }} "
+        "{% for h in vars.hosts %}[{{ loop.index }}{{ h }}{{ ',' if not loop.last }}]{% endfor %} "
+        "{{ 'x' * 3 }} {{ 2 ** 10 }} {{ vars.port + 1 }} {{ 'a' ~ vars.port }} {{ (7 // 2) ~ (7 % 2) }} "
+        "{{ '{}'.format(1700000000) }} {{ '%d' % 1700000000 }} {{ dict(ts=1700000000).ts }}"
+    )
+    assert t.render(text) == (
+        "'it'\"'\"'s' [\"a\", \"b\"] d 0,1,2 08080 1-2 DB1 AB [1a,][2b] xxx 1024 8081 a8080 31 "
+        "1700000000 1700000000 1700000000"
+    )
+    assert t.truthy("vars.hosts | length == 2 and 'a' in vars.hosts")
+
+
+def test_a_template_cannot_change_what_the_next_one_sees() -> None:
+    t = templater(hosts=["a"])
+    for text in ("{{ vars.hosts.append('b') }}", "{{ vars.update({'port': 1}) }}", "{{ vars.db.clear() }}"):
+        with pytest.raises(TemplateError, match="is unsafe"):
+            t.render(text)
+    assert t.render("{{ vars.hosts }} {{ vars.port }} {{ vars.db.host }}") == "['a'] 8080 db1"
+
+
+def test_random_combinations_of_amplifiers_stay_within_the_limits() -> None:
+    """A seeded fuzz: nest amplifying operations at random; every rendering ends fast, either with
+    a TemplateError or with text under the size limit, never with another exception."""
+    import random
+    import time
+
+    from tminus.templating.sandbox import MAX_SIZE
+
+    rng = random.Random(9)
+    seeds = ["'x'", "'ab' * 999", "range(5000) | list", "vars.db", "'{0}%s\\t\\n'", "[vars.port] * 3"]
+    wrappers = [
+        "({0}) * 999", "({0}) ~ ({0})", "({0}) | string", "({0}) | join(({0}) | string)",
+        "({0}) | string | replace('x', ({0}) | string)", "(({0}) | string).center(999999)",
+        "({0}) | string | indent(99999)", "(({0}) | string).format(({0}) | string)",
+        "({0}) | tojson", "({0}) | list", "(({0}) | string) % (({0}) | string)",
+        "(({0}) | string).expandtabs(9999)", "({0}) | batch(3) | list", "({0}) | map('string') | join",
+    ]
+    t = templater()
+    for _ in range(200):
+        expr = rng.choice(seeds)
+        for _ in range(rng.randint(1, 4)):
+            expr = rng.choice(wrappers).format(expr)
+        loop = rng.random() < 0.3
+        text = f"{{% for i in range(99) %}}{{{{ {expr} }}}}{{% endfor %}}" if loop else f"{{{{ {expr} }}}}"
+        start = time.monotonic()
+        try:
+            out = t.render(text)
+        except TemplateError:
+            pass
+        else:
+            assert len(out) <= MAX_SIZE, text
+        assert time.monotonic() - start < 1.5, text

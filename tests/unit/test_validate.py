@@ -282,3 +282,63 @@ def test_undo_on_steps_that_run_while_undoing() -> None:
     ]
     assert {p.hint for p in problems} == {
         "undo steps are not undone themselves: remove 'undo:' here, or make it a phase step"}
+
+
+# --- templates the sandbox refuses, seen before anything runs ----------------------------------
+
+
+def test_unsafe_attributes_are_positioned_errors() -> None:
+    problems = problems_of("""\
+        name: a
+        vars: {k: x}
+        phases:
+          - name: p
+            steps:
+              - run: "echo {{ cycler.__init__.__globals__.os.popen('touch pwned').read() }}"
+              - run: "echo {{ joiner | attr('__class__') }} {{ vars['__x__'] }}"
+                when: "cycler.__init__ is defined"
+        """)
+    got = [(where(p), p.message) for p in problems]
+    assert got == [
+        ((6, 9), "unsafe template: the attribute '__globals__' is refused (templates run in a sandbox)"),
+        ((6, 9), "unsafe template: the attribute '__init__' is refused (templates run in a sandbox)"),
+        ((7, 9), "unsafe template: the attribute '__class__' is refused (templates run in a sandbox)"),
+        ((7, 9), "unsafe template: the attribute '__x__' is refused (templates run in a sandbox)"),
+        ((7, 9), "undefined variable vars.__x__"),
+        ((8, 9), "unsafe template: the attribute '__init__' is refused (templates run in a sandbox)"),
+    ]
+
+
+def test_a_var_or_environment_variable_may_start_with_an_underscore() -> None:
+    ok("""\
+        name: a
+        vars: {_x: 1}
+        phases: [{name: p, steps: [run: "echo {{ vars._x }} {{ env._ | default('') }}"]}]
+        """)
+
+
+def test_unknown_filters_and_tests_name_the_known_ones() -> None:
+    problems = problems_of("""\
+        name: a
+        phases:
+          - name: p
+            steps:
+              - run: "echo {{ 'a' | nosuchfilter }} {{ vars | tojsn }}"
+                when: "1 is odd_number"
+        """)
+    assert [(where(p), p.message) for p in problems] == [
+        ((5, 9), "unknown filter 'nosuchfilter'"),
+        ((5, 9), "unknown filter 'tojsn'"),
+        ((6, 9), "unknown test 'odd_number'"),
+    ]
+    assert "known filters: abs, " in (problems[0].hint or "") and "shquote" in (problems[0].hint or "")
+    assert (problems[1].hint or "").startswith("did you mean 'tojson'? known filters:")
+    assert "_tminus" not in (problems[0].hint or "")  # the sandbox's own filters are not offered
+
+
+def test_a_constant_range_over_the_limit() -> None:
+    [p] = problems_of("""\
+        name: a
+        phases: [{name: p, steps: [run: "echo {{ range(10**9) | list }} {{ range(100) | sum }}"]}]
+        """)
+    assert p.message == "range() of 1,000,000,000 items is over the limit of 10,000"

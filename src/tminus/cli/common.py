@@ -46,26 +46,24 @@ def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(fn)
 
 
+VAR_FILE_KEY = "tminus.var_file"
+
+
 def env_options(fn: F) -> F:
+    # --var-file is kept in the click context (read by running.build_options), so the commands that
+    # take these options need no parameter for it.
+    fn = click.option(
+        "--var-file", metavar="FILE", type=click.Path(dir_okay=False), expose_value=False,
+        callback=lambda ctx, _param, value: ctx.meta.__setitem__(VAR_FILE_KEY, value),
+        help="Override variables from a YAML or JSON mapping; --var wins over it.",
+    )(fn)
     fn = click.option(
         "--var", "var_items", multiple=True, metavar="KEY=VALUE",
-        help="Override a runbook variable (repeatable). Values are parsed as JSON when they parse.",
+        help="Override a variable declared under vars: (repeatable). The value is text as written, "
+             "unless the variable's default is a number, boolean, list or mapping.",
     )(fn)
     return click.option("-e", "--env", "environment", default=None, metavar="ENV",
                         help="Environment defined in the runbook.")(fn)
-
-
-def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"--var {item!r} is not KEY=VALUE", Exit.USAGE)
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
 
 
 def load_document(path: str, text: str | None = None) -> Any:

@@ -12,14 +12,15 @@ from typing import Any
 
 import click
 
-from tminus.cli.common import emit_json, fail, open_ledger_or_fail, parse_vars
+from tminus.cli.common import VAR_FILE_KEY, emit_json, fail, open_ledger_or_fail
 from tminus.engine.exitcodes import Exit
 from tminus.processes import default_operator
 
 
 def build_options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,
                   **kw: Any) -> Any:
-    """The engine's `Options` from the command's flags; an unknown environment is a usage error."""
+    """The engine's `Options` from the command's flags; an unknown environment, an undeclared
+    `--var` name or a value its variable cannot take is a usage error (see cli/variables.py)."""
     from tminus.engine.context import Options, resolve_environment
     from tminus.errors import TminusError
 
@@ -27,8 +28,22 @@ def build_options(doc: Any, environment: str | None, var_items: tuple[str, ...],
         env = resolve_environment(doc, environment)
     except TminusError as exc:
         fail(str(exc), Exit.USAGE)
-    kw.setdefault("overrides", parse_vars(var_items))
+    if "overrides" not in kw:
+        kw["overrides"] = _overrides(doc, env, var_items)
     return Options(environment=env, operator=operator or default_operator(), **kw)
+
+
+def _overrides(doc: Any, environment: str, var_items: tuple[str, ...]) -> dict[str, Any]:
+    from tminus.cli.variables import resolve_overrides
+
+    ctx = click.get_current_context(silent=True)
+    var_file = ctx.meta.get(VAR_FILE_KEY) if ctx is not None else None
+    overrides, problems = resolve_overrides(doc, environment, var_items, var_file)
+    if problems:
+        for problem in problems[:-1]:
+            click.echo(f"error: {problem}", err=True)
+        fail(problems[-1], Exit.USAGE)
+    return overrides
 
 
 def run_options(fn: Any) -> Any:

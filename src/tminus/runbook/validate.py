@@ -20,6 +20,7 @@ from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
+from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
@@ -262,7 +263,13 @@ class _Validator:
         self._names(template, path, visible)
 
     def _names(self, ast: nodes.Template, path: PathKey, visible: frozenset[str]) -> None:
-        for name in sorted(meta.find_undeclared_variables(ast) - self.known_names):
+        for message, hint in static_problems(self.env, ast, CONTEXT_NAMES):
+            self.add(message, path, hint)
+        try:
+            undeclared = meta.find_undeclared_variables(ast)
+        except jinja2.TemplateAssertionError:  # an unknown filter or test, reported just above
+            return
+        for name in sorted(undeclared - self.known_names):
             self.add(f"undefined template name '{name}'", path,
                      closest(name, list(CONTEXT_NAMES)) or f"known names: {', '.join(CONTEXT_NAMES)}")
         seen: set[tuple[str, str]] = set()

@@ -16,10 +16,12 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 from jinja2.parser import Parser
+from jinja2.sandbox import SecurityError
 from pydantic import BaseModel, ValidationError
 
 from tminus.errors import TemplateError
 from tminus.templating.masking import MASK, Masker
+from tminus.templating.sandbox import MAX_SIZE, GuardedEnvironment, TemplateLimit, budget, guard
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "none", "null"})
@@ -102,8 +104,9 @@ class _Undefined(jinja2.StrictUndefined):
         return super()._undefined_message
 
 
-class _Environment(jinja2.Environment):
-    """Prefers keys over dict methods (a var named `items` is the var) and labels nested dicts."""
+class _Environment(GuardedEnvironment):
+    """Sandboxed (see sandbox.py); prefers keys over dict methods (a var named `items` is the var)
+    and labels nested dicts."""
 
     plan_mode: bool = False
 
@@ -137,11 +140,11 @@ def _shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def new_environment(plan_mode: bool = False) -> jinja2.Environment:
+def new_environment(plan_mode: bool = False) -> GuardedEnvironment:
     """The Jinja2 environment every runbook string is rendered (and validated) with."""
     env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
     env.plan_mode = plan_mode
-    env.filters.update(shquote=_shquote, sh=_shquote, tojson=_tojson)
+    env.add_filters(shquote=_shquote, sh=_shquote, tojson=_tojson)
     return env
 
 
@@ -182,7 +185,7 @@ class Templater:
             "secrets": _Named("secrets", secret_values),
         }
         self._templates: dict[str, jinja2.Template] = {}
-        self._expressions: dict[str, jinja2.environment.TemplateExpression] = {}
+        self._expressions: dict[str, jinja2.Template] = {}
 
     def set_fact(self, name: str, value: Any) -> None:
         """Update a run fact (`run.t_plus` changes as the run goes on)."""
@@ -203,19 +206,24 @@ class Templater:
         """Render `text`; `extra` adds names for one rendering (a notification's `message`, `rule`)."""
         if not has_template(text):
             return text
-        template = self._templates.get(text)
-        if template is None:
+        with budget():
+            template = self._templates.get(text)
+            if template is None:
+                try:
+                    template = self._env.from_string(guard(self._env.parse(text)))
+                except jinja2.TemplateSyntaxError as exc:
+                    raise TemplateError(f"template syntax error in {text!r}: {exc.message}") from None
+                except SecurityError as exc:  # a constant folded while compiling went over a limit
+                    raise TemplateError(_refused(text, exc)) from None
+                self._templates[text] = template
             try:
-                template = self._env.from_string(text)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"template syntax error in {text!r}: {exc.message}") from None
-            self._templates[text] = template
-        try:
-            return template.render(self._with_steps(steps, extra))
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(str(exc)) from None
-        except Exception as exc:  # a filter or operator failed on the values it got
-            raise TemplateError(f"cannot render {text!r}: {type(exc).__name__}: {exc}") from None
+                return _bounded(template.generate(self._with_steps(steps, extra)))
+            except jinja2.UndefinedError as exc:
+                raise TemplateError(str(exc)) from None
+            except SecurityError as exc:
+                raise TemplateError(_refused(text, exc)) from None
+            except Exception as exc:  # a filter or operator failed on the values it got
+                raise TemplateError(f"cannot render {text!r}: {type(exc).__name__}: {exc}") from None
 
     def render_obj(self, obj: Any, steps: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
         if isinstance(obj, str):
@@ -253,24 +261,58 @@ class Templater:
         """Evaluate a `when:` expression. Strings like "false", "no", "0" and "" are false,
         because environment variables and rendered values are always text."""
         source = when_expression(expr)
-        compiled = self._expressions.get(source)
-        if compiled is None:
+        with budget():
+            compiled = self._expressions.get(source)
+            if compiled is None:
+                try:
+                    compiled = self._compile_expression(source)
+                except jinja2.TemplateSyntaxError as exc:
+                    raise TemplateError(f"expression syntax error in {source!r}: {exc.message}") from None
+                except SecurityError as exc:
+                    raise TemplateError(_refused(source, exc)) from None
+                self._expressions[source] = compiled
+            if self.plan_mode and "steps" in _names(self._env, source):
+                return True  # depends on run-time outputs: the plan shows the step as conditional
             try:
-                compiled = self._env.compile_expression(source, undefined_to_none=False)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"expression syntax error in {source!r}: {exc.message}") from None
-            self._expressions[source] = compiled
-        if self.plan_mode and "steps" in _names(self._env, source):
-            return True  # depends on run-time outputs: the plan shows the step as conditional
-        try:
-            value = compiled(**self._with_steps(steps))
-            if isinstance(value, str):
-                return value.strip().lower() not in _FALSE_WORDS
-            return bool(value)
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(str(exc)) from None
-        except Exception as exc:
-            raise TemplateError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
+                value = _evaluate(compiled, self._with_steps(steps))
+                if isinstance(value, str):
+                    return value.strip().lower() not in _FALSE_WORDS
+                return bool(value)
+            except jinja2.UndefinedError as exc:
+                raise TemplateError(str(exc)) from None
+            except SecurityError as exc:
+                raise TemplateError(_refused(source, exc)) from None
+            except Exception as exc:
+                raise TemplateError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
+
+    def _compile_expression(self, source: str) -> jinja2.Template:
+        """As `Environment.compile_expression`, but through the sandbox's rewrite."""
+        expr = parse_expression(self._env, source)
+        body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
+        return self._env.from_string(guard(body))
+
+
+def _bounded(chunks: Iterator[str]) -> str:
+    """Join a rendering's output, stopping as soon as it passes MAX_SIZE."""
+    out: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise TemplateLimit(f"the rendered text is over {MAX_SIZE:,} characters")
+        out.append(chunk)
+    return "".join(out)
+
+
+def _evaluate(template: jinja2.Template, names: dict[str, Any]) -> Any:
+    context = template.new_context(names)
+    for _ in template.root_render_func(context):
+        pass
+    return context.vars["result"]
+
+
+def _refused(text: str, exc: Exception) -> str:
+    return f"template refused in {text!r}: {exc}"
 
 
 def _names(env: jinja2.Environment, source: str) -> set[str]:
