@@ -40,8 +40,10 @@ RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
 
 
 def new_run_id() -> str:
-    """Sortable and short: 20261123-094512-3fa9."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """Sortable by when the run began, to the millisecond, and unique: 20261123-094512-123-3fa9c2d1e0
+    (40 random bits: rapid runs in one millisecond do not collide; 16 bits per second did)."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(5)}"
 
 
 class Session:
