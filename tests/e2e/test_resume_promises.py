@@ -73,3 +73,54 @@ def test_resume_honours_a_rollback_whose_verify_failed(tmp_path: Path) -> None:
     assert "verify" in resumed["reason"]
     assert lines(tmp_path / "log") == done
     assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
+
+
+SKIPPABLE = """
+    name: skippable
+    phases:
+      - name: one
+        steps:
+          - name: half-acting
+            run: "echo acted >> log; touch started; while [ ! -f release ]; do sleep 0.05; done"
+            undo: [{run: "echo undo-half >> log"}]
+          - name: later
+            run: "echo later >> log; test ! -f fail-later"
+        undo: [{run: "echo undo-one >> log"}]
+"""
+
+
+def _kill_in_the_first_step(tmp_path: Path) -> str:
+    """kill -9 tminus while its non-idempotent first step runs; the step's command then ends by itself."""
+    import os
+    import signal
+
+    from tests.helpers import spawn, wait_for
+
+    proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "started").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    (tmp_path / "release").touch()  # the orphaned loop (if resume does not end it) ends itself
+    _code, runs = run_json("history", cwd=tmp_path)
+    assert runs[0]["status"] == "running"
+    return str(runs[0]["id"])
+
+
+def test_a_step_skipped_on_resume_is_undone_by_the_rollback_that_follows(tmp_path: Path) -> None:
+    write_runbook(tmp_path, SKIPPABLE)
+    (tmp_path / "fail-later").touch()
+    run_id = _kill_in_the_first_step(tmp_path)
+    code, result = run_json("resume", run_id, "--skip", "--reason", "it completed", "--no-input", cwd=tmp_path)
+    assert code == 11, result
+    assert lines(tmp_path / "log") == ["acted", "later", "undo-half", "undo-one"]
+    assert "half-acting" in result["reason"]  # the run says what it undid
+
+
+def test_a_step_skipped_on_resume_is_undone_by_a_later_rollback(tmp_path: Path) -> None:
+    write_runbook(tmp_path, SKIPPABLE)
+    run_id = _kill_in_the_first_step(tmp_path)
+    code, result = run_json("resume", run_id, "--skip", "--reason", "it completed", "--no-input", cwd=tmp_path)
+    assert code == 0, result
+    code, rolled = run_json("rollback", run_id, "--reason", "undo it all", "--no-input", cwd=tmp_path)
+    assert code == 11, rolled
+    assert lines(tmp_path / "log") == ["acted", "later", "undo-half", "undo-one"]

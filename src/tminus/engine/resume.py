@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.engine.outcome import StepOutcome
+from tminus.engine.outcome import SKIPPED, StepOutcome
 from tminus.engine.prior import Prior, RollbackEnded
 from tminus.engine.rollback import is_recorded_plan, recorded_steps
 from tminus.engine.steps import StepRunner
@@ -81,7 +81,8 @@ def history_from_view(view: RunView) -> History:
     sections = {s.id: s.status for s in view.sections if not s.implicit and s.status != "running"}
     prior = Prior(
         done={key: StepOutcome(key, e.status, attempts=e.attempts, duration=e.duration, message=e.message,
-                               verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence)
+                               verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence,
+                               touched=e.status == SKIPPED and bool(e.data.get("touched")))
               for key, e in view.outcomes().items()},
         sections=sections,
         rollback_reason=rollback.reason,

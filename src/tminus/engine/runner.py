@@ -185,7 +185,8 @@ class Runner:
         """Undo what was done, newest first, then the rollback steps, then verify again (engine/rollback.py)."""
         end = rollback.execute(self.state, reason)
         if end.ok:
-            return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
+            undone = f"\nundone: {', '.join(end.undone)}" if end.undone else ""
+            return RunResult("rolled_back", Exit.ROLLED_BACK, reason + undone)
         return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{end.state}", end.failures)
 
     # --- how a stop ends the run --------------------------------------------------------------
