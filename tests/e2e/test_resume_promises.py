@@ -4,10 +4,13 @@ the environment is re-checked before acting, and a CRLF or BOM runbook resumes."
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
-from tests.helpers import lines, run_json, tminus, write_runbook
+import pytest
+from tests.helpers import lines, run_json, spawn, tminus, wait_for, write_runbook
 
 FAILS_IN_PHASE_TWO = """
     name: crashy
@@ -91,11 +94,6 @@ SKIPPABLE = """
 
 def _kill_in_the_first_step(tmp_path: Path) -> str:
     """kill -9 tminus while its non-idempotent first step runs; the step's command then ends by itself."""
-    import os
-    import signal
-
-    from tests.helpers import spawn, wait_for
-
     proc = spawn("run", "runbook.yaml", cwd=tmp_path)
     wait_for(lambda: (tmp_path / "started").exists())
     os.kill(proc.pid, signal.SIGKILL)
@@ -124,3 +122,50 @@ def test_a_step_skipped_on_resume_is_undone_by_a_later_rollback(tmp_path: Path) 
     code, rolled = run_json("rollback", run_id, "--reason", "undo it all", "--no-input", cwd=tmp_path)
     assert code == 11, rolled
     assert lines(tmp_path / "log") == ["acted", "later", "undo-half", "undo-one"]
+
+
+WATCHED = """
+    name: watched
+    phases:
+      - name: deploy
+        steps:
+          - name: ship
+            run: "echo ship >> log"
+            undo: [{run: "echo unship >> log"}]
+        undo: [{run: "echo undo-deploy >> log"}]
+    decision: auto
+    monitor:
+      duration: 120s
+      interval: 100ms
+      probes:
+        - name: alive
+          run: "touch watching; echo ok"
+      rules:
+        - name: broken
+          when: "exit_code != 0"
+          consecutive: 3
+"""
+
+
+@pytest.mark.parametrize("how", ["resume --rollback", "rollback"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["interrupted", "killed"])
+def test_an_operator_rolls_back_a_run_stopped_in_its_monitor_window(
+        tmp_path: Path, how: str, sig: signal.Signals) -> None:
+    write_runbook(tmp_path, WATCHED)
+    proc = spawn("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "watching").exists())  # after the go decision, inside the window
+    os.kill(proc.pid, sig)
+    assert proc.wait(timeout=20) == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    _code, runs = run_json("history", cwd=tmp_path)
+    run_id = runs[0]["id"]
+    if how == "rollback":
+        code, result = run_json("rollback", run_id, "--reason", "errors since the release", "--no-input",
+                                cwd=tmp_path)
+    else:
+        code, result = run_json("resume", run_id, "--rollback", "--no-input", cwd=tmp_path)
+    assert code == 11 and result["status"] == "rolled_back", result
+    assert lines(tmp_path / "log") == ["ship", "unship", "undo-deploy"]
+    assert "step 'ship'" in result["reason"]
+    # rolled back: nothing to resume, nothing more to undo
+    assert tminus("resume", run_id, "--no-input", cwd=tmp_path).returncode == 15
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0

@@ -53,10 +53,19 @@ class History:
                 if choice == "skip" and not reason:
                     raise ResumeRefused("--skip needs --reason: say why the step may be taken as done")
         self.prior.interrupted = decisions
-        if "rollback" in decisions.values():
-            self.prior.in_rollback = True
-            self.prior.rollback_reason = "the operator chose to roll back after an interruption"
+        if choice == "rollback":  # with or without an interrupted step: inside the monitor window too
+            self.roll_back("the operator chose to roll back on resume" + (f": {reason}" if reason else ""))
         return decisions
+
+    def roll_back(self, reason: str) -> None:
+        """Put the run on the undo path (`resume --rollback`, `tminus rollback`), at any point of it:
+        every step a crash interrupted counts as touched (it may have half-acted); a rollback in
+        progress keeps its reason and its recorded plan."""
+        for key in self.interrupted:
+            self.prior.interrupted.setdefault(key, "rollback")
+        if not self.prior.in_rollback:
+            self.prior.in_rollback = True
+            self.prior.rollback_reason = reason
 
 
 def history_from_events(events: Iterable[Any]) -> History:

@@ -117,16 +117,25 @@ class Session:
                                fence=fence)
 
     def rollback(self, run: RunRecord, *, reason: str) -> RunResult:
-        """Undo a completed run: the same undo path an automatic rollback takes."""
-        if run.status != "completed":
-            raise ResumeRefused(f"run {run.id} is '{run.status}'; only a completed run can be rolled back")
+        """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting
+        for an operator, inside its monitor window, its rollback failed): the same undo path an
+        automatic rollback takes. A run still held by a live process is refused by its lease."""
+        if run.status not in ("completed", *RESUMABLE):
+            raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
+                                f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
         self.run_id = run.id
-        prior = _history(self.ledger, run.id).prior
+        history = _history(self.ledger, run.id)
+        asked = f"operator {self.opts.operator} asked for a rollback: {reason}"
+        history.roll_back(asked)
+        prior = history.prior
+
+        def body(r: Runner) -> RunResult:
+            ended = r.rollback_ended()  # a rollback had finished before a crash: honour it
+            return ended if ended is not None else r.run_rollback(prior.rollback_reason or asked)
+
         with self._lease() as fence:
-            return self._drive(
-                prior, lambda r: r.run_rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
-                started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason}, fence=fence,
-            )
+            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason},
+                               fence=fence)
 
     # --- machinery ----------------------------------------------------------------------------
 
