@@ -169,3 +169,68 @@ def test_an_operator_rolls_back_a_run_stopped_in_its_monitor_window(
     # rolled back: nothing to resume, nothing more to undo
     assert tminus("resume", run_id, "--no-input", cwd=tmp_path).returncode == 15
     assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
+
+
+MANIFEST = """
+    name: manifested
+    secrets: [DEPLOY_TOKEN]
+    environments:
+      production:
+        env:
+          required: [DEPLOY_REGION]
+          forbidden: {DEPLOY_MODE: dry}
+    phases:
+      - name: one
+        steps:
+          - name: half-acting
+            run: "echo acted >> log; touch started; while [ ! -f release ]; do sleep 0.05; done"
+            idempotent: true
+          - name: uses the token
+            run: 'echo token-$(printf %s "$DEPLOY_TOKEN" | wc -c) >> log'
+        undo: [{run: "echo undo-one >> log"}]
+"""
+GOOD_ENV = {"DEPLOY_TOKEN": "s3cr3t", "DEPLOY_REGION": "eu", "DEPLOY_MODE": "live"}
+
+
+@pytest.mark.parametrize("unset, named", [
+    ({"DEPLOY_TOKEN": ""}, "DEPLOY_TOKEN"),
+    ({"DEPLOY_REGION": ""}, "DEPLOY_REGION"),
+    ({"DEPLOY_MODE": "dry"}, "DEPLOY_MODE"),
+], ids=["secret", "required", "forbidden"])
+def test_resume_refuses_a_shell_missing_what_the_run_needs(tmp_path: Path, unset: dict[str, str],
+                                                            named: str) -> None:
+    write_runbook(tmp_path, MANIFEST)
+    proc = spawn("run", "runbook.yaml", "-e", "production", cwd=tmp_path, env=GOOD_ENV)
+    wait_for(lambda: (tmp_path / "started").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    (tmp_path / "release").touch()
+    _code, runs = run_json("history", cwd=tmp_path)
+    run_id = runs[0]["id"]
+    shell = {**GOOD_ENV, **unset}
+    for command in (("resume", run_id, "--no-input"), ("rollback", run_id, "--reason", "x", "--no-input")):
+        refused = tminus(*command, cwd=tmp_path, env=shell)
+        assert refused.returncode == 15, refused.stderr
+        assert named in refused.stderr and "s3cr3t" not in refused.stderr
+        assert lines(tmp_path / "log") == ["acted"]  # nothing ran, nothing was undone
+    _code, runs = run_json("history", cwd=tmp_path)
+    assert runs[0]["status"] == "running"  # still resumable once the shell is fixed
+    code, result = run_json("resume", run_id, "--no-input", cwd=tmp_path, env=GOOD_ENV)
+    assert code == 0, result
+    assert lines(tmp_path / "log") == ["acted", "acted", "token-6"]
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.replace("\n", "\r\n").encode(),
+    lambda text: "\ufeff".encode() + text.encode(),
+    lambda text: "\ufeff".encode() + text.replace("\n", "\r\n").encode(),
+], ids=["crlf", "bom", "bom-crlf"])
+def test_a_crlf_or_bom_runbook_resumes(tmp_path: Path, encode: object) -> None:
+    import textwrap
+
+    text = textwrap.dedent(SKIPPABLE).lstrip()
+    (tmp_path / "runbook.yaml").write_bytes(encode(text))  # type: ignore[operator]
+    run_id = _kill_in_the_first_step(tmp_path)
+    code, result = run_json("resume", run_id, "--skip", "--reason", "it completed", "--no-input", cwd=tmp_path)
+    assert code == 0, result
+    assert lines(tmp_path / "log") == ["acted", "later"]

@@ -156,14 +156,16 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
            no_input: bool, lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None,
            as_json: bool) -> None:
     """Continue an interrupted run: completed steps are not run again."""
-    import hashlib
     from pathlib import Path
+
+    from tminus.runbook.document import content_hash
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
     path = Path(record.runbook_path)
-    text = path.read_text(encoding="utf-8") if path.exists() else record.runbook_text
-    if hashlib.sha256(text.encode()).hexdigest() != record.content_hash:
+    # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
+    text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
+    if content_hash(text) != record.content_hash:
         if not allow_changed:
             fail(f"the runbook {path} changed since run {record.id} started (content hash differs)",
                  Exit.NEEDS_OPERATOR,

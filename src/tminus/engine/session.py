@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
+from tminus.engine.changes import manifest_problems
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
@@ -99,6 +100,7 @@ class Session:
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
         self.run_id = run.id
+        self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
         prior = history.prior
         decisions = history.choose(self.doc, choice, reason)
@@ -124,6 +126,7 @@ class Session:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
         self.run_id = run.id
+        self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
         asked = f"operator {self.opts.operator} asked for a rollback: {reason}"
         history.roll_back(asked)
@@ -138,6 +141,19 @@ class Session:
                                fence=fence)
 
     # --- machinery ----------------------------------------------------------------------------
+
+    def _refuse_an_unready_shell(self) -> None:
+        """Before a resume or a rollback acts: the environment's manifest (required variables set,
+        forbidden values absent) and every declared secret. The gates checked them when the run
+        began, but this is another shell: one missing a variable would fail a step of a healthy
+        cutover and roll it back. Refused (exit 15), nothing recorded: the run stays resumable."""
+        rb, environ = self.doc.runbook, self.opts.environ
+        problems = manifest_problems(rb, self.opts.environment, environ) + [
+            f"secret {name} is declared by the runbook but not set" for name in rb.secrets if not environ.get(name)]
+        if problems:
+            raise ResumeRefused(
+                f"this shell cannot continue run {self.run_id}; nothing was done:\n  " + "\n  ".join(problems)
+                + "\nset them as when the run began, then run the command again")
 
     def _create_run(self, kind: str) -> None:
         self.ledger.create_run(
