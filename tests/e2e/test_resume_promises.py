@@ -234,3 +234,23 @@ def test_a_crlf_or_bom_runbook_resumes(tmp_path: Path, encode: object) -> None:
     code, result = run_json("resume", run_id, "--skip", "--reason", "it completed", "--no-input", cwd=tmp_path)
     assert code == 0, result
     assert lines(tmp_path / "log") == ["acted", "later"]
+
+
+def test_an_operator_rolls_back_a_live_run_in_its_monitor_window(tmp_path: Path) -> None:
+    """A live run holds its lease: `tminus unlock` stops it at once (fenced: it writes nothing more)
+    and `tminus rollback` then undoes what it did, as docs/cli.md says."""
+    write_runbook(tmp_path, WATCHED)
+    proc = spawn("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "watching").exists())
+    _code, runs = run_json("history", cwd=tmp_path)
+    run_id = runs[0]["id"]
+    held = tminus("rollback", run_id, "--reason", "errors", "--no-input", cwd=tmp_path)
+    assert held.returncode == 14, held.stderr  # never two processes acting on one run
+    unlocked = tminus("unlock", "runbook.yaml", "-e", "default", "--reason", "rolling back by hand", cwd=tmp_path)
+    assert unlocked.returncode == 0, unlocked.stderr
+    code, result = run_json("rollback", run_id, "--reason", "errors since the release", "--no-input",
+                            "--lock-wait", "20s", cwd=tmp_path)
+    assert proc.wait(timeout=20) == 130
+    assert code == 11 and result["status"] == "rolled_back", result
+    assert lines(tmp_path / "log") == ["ship", "unship", "undo-deploy"]
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
