@@ -99,6 +99,16 @@ def test_folding_event_by_event_as_they_arrive_gives_the_same_view(path: Path) -
 FLAGS = ("gates_passed", "verify_passed", "decided_go", "baseline_done", "in_rollback")
 
 
+def _pop_fields_added_since(got: dict[str, Any]) -> None:
+    """Fields of the history added after every fixture was recorded (issue 9), at what they must
+    read as for these runs: no step skipped by an operator on resume, no rollback whose run's end
+    a crash lost."""
+    prior = got["prior"]
+    assert prior.pop("rollback_ended") is None
+    for outcome in prior["done"].values():
+        assert outcome.pop("touched") is False
+
+
 @pytest.mark.parametrize("path", RECORDED, ids=name)
 @pytest.mark.parametrize("version", ["as recorded", "tagged"])
 def test_resume_reads_the_same_history(path: Path, version: str) -> None:
@@ -106,6 +116,7 @@ def test_resume_reads_the_same_history(path: Path, version: str) -> None:
     events = fixture["events"] if version == "as recorded" else tagged(fixture["events"])
     history = history_from_events(events)
     got = dataclasses.asdict(history)
+    _pop_fields_added_since(got)
     if path.parent.name == "v1":  # recorded by this engine: every field, effects and plan included
         assert roundtrip(got) == fixture["readers"]["history"]
         return

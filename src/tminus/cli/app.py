@@ -144,7 +144,8 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
 @click.argument("run_id")
 @click.option("--retry", "choice", flag_value="retry", help="Run the interrupted step again.")
 @click.option("--skip", "choice", flag_value="skip", help="Take the interrupted step as done (needs --reason).")
-@click.option("--rollback", "choice", flag_value="rollback", help="Roll back instead of going on.")
+@click.option("--rollback", "choice", flag_value="rollback",
+              help="Roll back instead of going on (at any point, inside the monitor window too).")
 @click.option("--reason", help="Why (recorded): required with --skip and --allow-changed.")
 @click.option("--allow-changed", is_flag=True, help="Resume although the runbook file changed (needs --reason).")
 @run_options
@@ -155,14 +156,16 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
            no_input: bool, lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None,
            as_json: bool) -> None:
     """Continue an interrupted run: completed steps are not run again."""
-    import hashlib
     from pathlib import Path
+
+    from tminus.runbook.document import content_hash
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)
     path = Path(record.runbook_path)
-    text = path.read_text(encoding="utf-8") if path.exists() else record.runbook_text
-    if hashlib.sha256(text.encode()).hexdigest() != record.content_hash:
+    # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
+    text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
+    if content_hash(text) != record.content_hash:
         if not allow_changed:
             fail(f"the runbook {path} changed since run {record.id} started (content hash differs)",
                  Exit.NEEDS_OPERATOR,
@@ -179,14 +182,15 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--reason", required=True, help="Why the completed run is rolled back (recorded).")
+@click.option("--reason", required=True, help="Why the run is rolled back (recorded).")
 @run_options
 @operator_option
 @ledger_option
 @json_option
 def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str, verbose: bool,
              operator: str | None, ledger_url: str | None, as_json: bool) -> None:
-    """Undo a completed run: its undo steps newest first, the rollback steps, then verify."""
+    """Undo a completed run, or one that stopped before it ended: its undo steps newest first, the
+    rollback steps, then verify."""
 
     ledger = open_ledger_or_fail(ledger_url)
     record = find_run(ledger, run_id)

@@ -27,6 +27,9 @@ class StepOutcome:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    # skipped, yet it acted: the operator took an interrupted step as done (`resume --skip`), so
+    # a rollback runs its undo
+    touched: bool = False
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,16 @@ class _SectionFlag:
 
 
 @dataclass
+class RollbackEnded:
+    """A rollback that finished (its `rollback.finished` is in the ledger) in a process that died
+    before it recorded the run's end: resume ends the run as the rollback did and runs nothing."""
+
+    ok: bool
+    reason: str  # why the rollback began
+    state: str = ""  # what it said when it did not end well (a failed undo step, verify after rollback)
+
+
+@dataclass
 class Prior:
     """What an interrupted run had already done, rebuilt from its ledger events (see resume.py)."""
 
@@ -43,6 +53,7 @@ class Prior:
     executions: dict[str, int] = field(default_factory=dict)  # step key -> executions started so far
     effects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step key -> step.effect data
     rollback_plan: list[dict[str, Any]] | None = None  # the plan the last rollback.started recorded
+    rollback_ended: RollbackEnded | None = None  # the last rollback finished, the run's end was never recorded
 
     gates_passed = _SectionFlag(lc.GATES, lc.OK, lc.FAILED)
     verify_passed = _SectionFlag(lc.VERIFY, lc.OK, lc.FAILED)
@@ -51,4 +62,4 @@ class Prior:
     in_rollback = _SectionFlag(lc.ROLLBACK, lc.RUNNING, lc.OK)
 
 
-__all__ = ["Prior"]
+__all__ = ["Prior", "RollbackEnded"]

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tminus.engine.outcome import StepOutcome
-from tminus.engine.prior import Prior
+from tminus.engine.outcome import SKIPPED, StepOutcome
+from tminus.engine.prior import Prior, RollbackEnded
 from tminus.engine.rollback import is_recorded_plan, recorded_steps
 from tminus.engine.steps import StepRunner
 from tminus.errors import ResumeRefused
@@ -53,15 +53,34 @@ class History:
                 if choice == "skip" and not reason:
                     raise ResumeRefused("--skip needs --reason: say why the step may be taken as done")
         self.prior.interrupted = decisions
-        if "rollback" in decisions.values():
-            self.prior.in_rollback = True
-            self.prior.rollback_reason = "the operator chose to roll back after an interruption"
+        if choice == "rollback":  # with or without an interrupted step: inside the monitor window too
+            self.roll_back("the operator chose to roll back on resume" + (f": {reason}" if reason else ""))
         return decisions
+
+    def roll_back(self, reason: str) -> None:
+        """Put the run on the undo path (`resume --rollback`, `tminus rollback`), at any point of it:
+        every step a crash interrupted counts as touched (it may have half-acted); a rollback in
+        progress keeps its reason and its recorded plan."""
+        for key in self.interrupted:
+            self.prior.interrupted.setdefault(key, "rollback")
+        if not self.prior.in_rollback:
+            self.prior.in_rollback = True
+            self.prior.rollback_reason = reason
 
 
 def history_from_events(events: Iterable[Any]) -> History:
     """`events` are ledger EventRecords (type, step_key, data) in order."""
     return history_from_view(project(events))
+
+
+def _ended_unrecorded(view: RunView) -> RollbackEnded | None:
+    """The last rollback finished, and no process recorded the run's end after it (a crash between
+    `rollback.finished` and the run's status): the rollback's end is the run's."""
+    last = view.rollback.passes[-1]
+    end = last.end
+    if end is None or any(finish.seq > end.seq for finish in view.finishes):
+        return None
+    return RollbackEnded(end.ok, last.reason, end.state or "")
 
 
 def history_from_view(view: RunView) -> History:
@@ -71,7 +90,8 @@ def history_from_view(view: RunView) -> History:
     sections = {s.id: s.status for s in view.sections if not s.implicit and s.status != "running"}
     prior = Prior(
         done={key: StepOutcome(key, e.status, attempts=e.attempts, duration=e.duration, message=e.message,
-                               verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence)
+                               verdicts=e.verdicts, outputs=e.outputs, evidence=e.evidence,
+                               touched=e.status == SKIPPED and bool(e.data.get("touched")))
               for key, e in view.outcomes().items()},
         sections=sections,
         rollback_reason=rollback.reason,
@@ -90,6 +110,7 @@ def history_from_view(view: RunView) -> History:
         # the plan a rollback recorded is the one a resumed rollback executes (older ledgers: none)
         last = [entry.spec for entry in rollback.passes[-1].plan]
         prior.rollback_plan = last if is_recorded_plan(last) else None
+        prior.rollback_ended = _ended_unrecorded(view)
     for execution in view.executions:  # the next execution of a key is numbered after these
         prior.executions[execution.key] = max(prior.executions.get(execution.key, 0), execution.attempt)
     for effect in view.effects:  # what each step recorded before it acted: derived undo reads it

@@ -27,6 +27,7 @@ class PlannedUndo:
     step: Step
     section: str  # "undo:<phase name>" or "rollback"
     derived: bool = False  # returned by the step's kind (key ends in `.undo[auto]`), not written in the runbook
+    undoes: str = ""  # what it undoes, in words: "step 'NAME'" or "phase 'NAME'" ("" for a rollback step)
 
     def to_record(self) -> dict[str, Any]:
         """The entry as `rollback.started` records it: enough to rebuild the step without the runbook."""
@@ -35,13 +36,15 @@ class PlannedUndo:
             "name": self.step.title,
             "section": self.section,
             "derived": self.derived,
+            "undoes": self.undoes,
             "path": list(self.step.path),
             "step": self.step.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
 
     @classmethod
     def from_record(cls, entry: dict[str, Any]) -> PlannedUndo:
-        return cls(step_from_record(entry), str(entry["section"]), bool(entry.get("derived")))
+        return cls(step_from_record(entry), str(entry["section"]), bool(entry.get("derived")),
+                   str(entry.get("undoes") or ""))
 
 
 def step_from_record(entry: dict[str, Any]) -> Step:
@@ -72,6 +75,7 @@ class RollbackEnd:
     ok: bool
     state: str = ""
     failures: list[str] = field(default_factory=list)
+    undone: list[str] = field(default_factory=list)  # what the rollback undid, in words, in order
 
 
 def execution_of(state: RunState, step: Step) -> Execution:
@@ -97,16 +101,17 @@ def derive(state: RunState) -> Iterator[PlannedUndo]:
         for step in reversed(phase.steps):
             if not state.touched(step):
                 continue
+            what = f"step '{step.title}'"
             if step.undo:
                 for undo in step.undo:
-                    yield PlannedUndo(undo, section)
+                    yield PlannedUndo(undo, section, undoes=what)
                 continue
             derive_undo = registry.get(step.kind).derive_undo
             if derive_undo is not None:
                 for undo in derive_undo(step, execution_of(state, step)) or []:
-                    yield PlannedUndo(undo, section, derived=True)
+                    yield PlannedUndo(undo, section, derived=True, undoes=what)
         for undo in phase.undo:
-            yield PlannedUndo(undo, section)
+            yield PlannedUndo(undo, section, undoes=f"phase '{phase.name}'")
     for step in rb.rollback:
         yield PlannedUndo(step, lc.ROLLBACK)
 
@@ -153,7 +158,7 @@ def execute(state: RunState, reason: str) -> RollbackEnd:
         steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=False, state=summary)
         return RollbackEnd(False, summary, failures)
     steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=True, undone=completed)
-    return RollbackEnd(True)
+    return RollbackEnd(True, undone=list(dict.fromkeys(p.undoes for p in plan if p.undoes)))
 
 
 def recorded_steps(entries: Any) -> dict[str, Step]:

@@ -73,9 +73,10 @@ class RunState:
         self.consult(BEFORE_STEP, self.policy.before_step(step, self.current), self.current, step)
         choice = self.prior.interrupted.get(step.key)
         if choice == "skip":
-            outcome = StepOutcome(step.key, SKIPPED, message="skipped on resume by the operator")
+            # the operator says it completed: it acted, so its undo runs on a later rollback
+            outcome = StepOutcome(step.key, SKIPPED, message="skipped on resume by the operator", touched=True)
             self.steps.emit(ev.STEP_SKIPPED, step.key, name=step.title, section=section,
-                            message=outcome.message)
+                            message=outcome.message, touched=True)
         else:
             outcome = self.steps.run(step, section)
         self.done[step.key] = outcome
@@ -85,10 +86,11 @@ class RunState:
 
     def touched(self, step: Step) -> bool:
         """Started, even if it failed: its undo must run because it may have half-acted.
-        A step skipped (by `when` or on resume) did nothing here, so it has nothing to undo."""
+        A step skipped by `when` did nothing, so it has nothing to undo; one the operator skipped
+        on resume (`--skip`: it completed) did act."""
         outcome = self.done.get(step.key)
         if outcome is not None:
-            return outcome.status != SKIPPED
+            return outcome.status != SKIPPED or outcome.touched
         return step.key in self.prior.interrupted
 
     def finished_ok(self, step: Step) -> bool:

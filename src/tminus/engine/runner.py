@@ -61,6 +61,19 @@ class Runner:
             return self.run_rollback(self.prior.rollback_reason or "resumed rollback")
         return self.execute(self.lifecycle(gates_only=gates_only))
 
+    def rollback_ended(self) -> RunResult | None:
+        """A rollback finished before a crash kept its process from recording the run's end: the
+        run ends as that rollback did; nothing runs forward again, nothing is undone twice."""
+        ended = self.prior.rollback_ended
+        if ended is None:
+            return None
+        self.steps.emit(ev.NOTE, None, action="rollback-finished-before", message=(
+            "the rollback had finished before the run's process stopped: the run ends as it did, "
+            "nothing is run again"))
+        if ended.ok:
+            return RunResult("rolled_back", Exit.ROLLED_BACK, ended.reason)
+        return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{ended.reason}\n{ended.state}")
+
     def watch_only(self, *, baseline: float | None, duration: float | None) -> RunResult:
         """`tminus monitor`: the monitor section alone, against a service changed by other means."""
         watch = self.monitor
@@ -172,7 +185,8 @@ class Runner:
         """Undo what was done, newest first, then the rollback steps, then verify again (engine/rollback.py)."""
         end = rollback.execute(self.state, reason)
         if end.ok:
-            return RunResult("rolled_back", Exit.ROLLED_BACK, reason)
+            undone = f"\nundone: {', '.join(end.undone)}" if end.undone else ""
+            return RunResult("rolled_back", Exit.ROLLED_BACK, reason + undone)
         return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{end.state}", end.failures)
 
     # --- how a stop ends the run --------------------------------------------------------------

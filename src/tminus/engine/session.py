@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
+from tminus.engine.changes import manifest_problems
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
@@ -40,8 +41,10 @@ RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
 
 
 def new_run_id() -> str:
-    """Sortable and short: 20261123-094512-3fa9."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """Sortable by when the run began, to the millisecond, and unique: 20261123-094512-123-3fa9c2d1e0
+    (40 random bits: rapid runs in one millisecond do not collide; 16 bits per second did)."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(5)}"
 
 
 class Session:
@@ -97,12 +100,16 @@ class Session:
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
         self.run_id = run.id
+        self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
         prior = history.prior
         decisions = history.choose(self.doc, choice, reason)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
+            ended = r.rollback_ended()
+            if ended is not None:
+                return ended
             if run.kind == "monitor" and not prior.in_rollback:
                 return r.watch_only(baseline=None, duration=None)  # a resumed watch goes on where it stopped
             return r.run(gates_only=gates_only)
@@ -112,18 +119,41 @@ class Session:
                                fence=fence)
 
     def rollback(self, run: RunRecord, *, reason: str) -> RunResult:
-        """Undo a completed run: the same undo path an automatic rollback takes."""
-        if run.status != "completed":
-            raise ResumeRefused(f"run {run.id} is '{run.status}'; only a completed run can be rolled back")
+        """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting
+        for an operator, inside its monitor window, its rollback failed): the same undo path an
+        automatic rollback takes. A run still held by a live process is refused by its lease."""
+        if run.status not in ("completed", *RESUMABLE):
+            raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
+                                f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
         self.run_id = run.id
-        prior = _history(self.ledger, run.id).prior
+        self._refuse_an_unready_shell()
+        history = _history(self.ledger, run.id)
+        asked = f"operator {self.opts.operator} asked for a rollback: {reason}"
+        history.roll_back(asked)
+        prior = history.prior
+
+        def body(r: Runner) -> RunResult:
+            ended = r.rollback_ended()  # a rollback had finished before a crash: honour it
+            return ended if ended is not None else r.run_rollback(prior.rollback_reason or asked)
+
         with self._lease() as fence:
-            return self._drive(
-                prior, lambda r: r.run_rollback(f"operator {self.opts.operator} asked for a rollback: {reason}"),
-                started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason}, fence=fence,
-            )
+            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"action": "rollback", "reason": reason},
+                               fence=fence)
 
     # --- machinery ----------------------------------------------------------------------------
+
+    def _refuse_an_unready_shell(self) -> None:
+        """Before a resume or a rollback acts: the environment's manifest (required variables set,
+        forbidden values absent) and every declared secret. The gates checked them when the run
+        began, but this is another shell: one missing a variable would fail a step of a healthy
+        cutover and roll it back. Refused (exit 15), nothing recorded: the run stays resumable."""
+        rb, environ = self.doc.runbook, self.opts.environ
+        problems = manifest_problems(rb, self.opts.environment, environ) + [
+            f"secret {name} is declared by the runbook but not set" for name in rb.secrets if not environ.get(name)]
+        if problems:
+            raise ResumeRefused(
+                f"this shell cannot continue run {self.run_id}; nothing was done:\n  " + "\n  ".join(problems)
+                + "\nset them as when the run began, then run the command again")
 
     def _create_run(self, kind: str) -> None:
         self.ledger.create_run(

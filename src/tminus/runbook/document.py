@@ -43,7 +43,7 @@ class RunbookDocument:
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
+        return content_hash(self.text)
 
     @property
     def base_dir(self) -> Path:
@@ -54,6 +54,12 @@ class RunbookDocument:
 
     def step_by_key(self) -> dict[str, Step]:
         return {s.key: s for s in self.runbook.all_steps()}
+
+
+def content_hash(text: str) -> str:
+    """The runbook's identity for resume: sha256 of its text with a UTF-8 BOM and CRLF line endings
+    normalised away, so the file hashes the same however it was read (run and resume alike)."""
+    return hashlib.sha256(text.removeprefix("\ufeff").replace("\r\n", "\n").encode()).hexdigest()
 
 
 def path_to_str(path: PathKey) -> str:
