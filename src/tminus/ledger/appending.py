@@ -1,10 +1,13 @@
-"""Appending to a run's hash chain inside a caller's transaction, with each run's head cached."""
+"""Appending to a run's hash chain, and to the ledger-wide chain, inside a caller's transaction, with
+each run's head and the ledger's last link cached."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tminus.errors import LedgerError
 from tminus.ledger import schema as s
@@ -18,18 +21,31 @@ _MOVE_HEAD = (
            s.runs.c.head_hash == bindparam("old_hash"))
     .values(event_count=bindparam("new_count"), head_hash=bindparam("new_hash"))
 )
-_INSERT_EVENT = insert(s.events)
+_LINK_TRIES = 200
+# The event with its link, unless another writer took that link first (then nothing is inserted, no
+# error aborts the transaction, and we relink): one statement, as before the ledger-wide chain.
+# RETURNING says which: psycopg reports no rowcount for an INSERT here.
+_INSERT_LINKED = {
+    "sqlite": sqlite_insert(s.events).on_conflict_do_nothing(index_elements=[s.events.c.lseq])
+    .returning(s.events.c.lseq),
+    "postgresql": pg_insert(s.events).on_conflict_do_nothing(index_elements=[s.events.c.lseq])
+    .returning(s.events.c.lseq),
+}
+LAST_LINK = select(s.events.c.lseq, s.events.c.lhash).where(
+    s.events.c.lseq == select(func.max(s.events.c.lseq)).scalar_subquery())
 
 
 class Chains:
-    """The chains of the runs one process appends to: run id -> (event count, head hash), so an
-    append needs no read. Thread safety comes from the caller's serialised transactions."""
+    """The chains of the runs one process appends to: run id -> (event count, head hash), and the
+    ledger-wide chain's last link (lseq, lhash), so an append needs no read. Thread safety comes from
+    the caller's serialised transactions."""
 
     def __init__(self, hasher: Hasher, shown_url: str, key_problem: str | None) -> None:
         self.hasher = hasher
         self.url = shown_url
         self.key_problem = key_problem
         self._heads: dict[str, tuple[int, str]] = {}
+        self._last_link: tuple[int, str] | None = None
 
     def require_key(self) -> None:
         if self.key_problem:
@@ -56,13 +72,30 @@ class Chains:
             moved = conn.execute(_MOVE_HEAD, {"rid": run_id, "old_count": head[0], "old_hash": prev_hash,
                                               "new_count": seq, "new_hash": digest}).rowcount
             if moved:
-                conn.execute(_INSERT_EVENT, {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key,
-                                             "at": at, "data": data_text, "prev_hash": prev_hash, "hash": digest})
+                self._insert(conn, {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key, "at": at,
+                                    "data": data_text, "prev_hash": prev_hash, "hash": digest})
                 # Cached before commit: if the commit fails, the next compare-and-set misses and reloads.
                 self._heads[run_id] = (seq, digest)
                 return EventRecord(run_id, seq, type_, step_key, at, data, prev_hash, digest)
             self._heads.pop(run_id, None)
         raise LedgerError(f"could not append to run {run_id}: its head keeps moving under concurrent writers")
+
+    def _insert(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Insert the event as the next link of the ledger-wide chain. Each miss means another process
+        appended meanwhile, so this bounds only how many appends may overtake one of ours."""
+        statement = _INSERT_LINKED[conn.dialect.name]
+        for _ in range(_LINK_TRIES):
+            last = self._last_link or self._load_last_link(conn)
+            link = (last[0] + 1, self.hasher.link(last[1], last[0] + 1, row["run_id"], row["seq"], row["hash"]))
+            if conn.execute(statement, {**row, "lseq": link[0], "lhash": link[1]}).first() is not None:
+                self._last_link = link  # as for a run's head: a failed commit makes the next insert miss
+                return
+            self._last_link = None
+        raise LedgerError(f"could not append to the ledger at {self.url}: other writers keep taking its next link")
+
+    def _load_last_link(self, conn: Connection) -> tuple[int, str]:
+        row = conn.execute(LAST_LINK).first()
+        return (0, "") if row is None else (int(row[0]), str(row[1]))
 
     def _load_head(self, conn: Connection, run_id: str) -> tuple[int, str]:
         row = conn.execute(select(s.runs.c.event_count, s.runs.c.head_hash).where(s.runs.c.id == run_id)).first()

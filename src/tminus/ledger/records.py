@@ -30,6 +30,26 @@ class _Record:
 
 
 @dataclass(frozen=True)
+class LedgerHead(_Record):
+    """The head of the ledger-wide chain: how many links it has and the last one. Written down outside
+    the ledger (`ledger verify` prints it), it lets a later verify detect that the newest events of
+    the whole ledger were deleted, which nothing inside the ledger can."""
+
+    count: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> LedgerHead:
+        count, sep, digest = text.strip().partition(":")
+        if not (sep and count.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise ValueError(f"{text!r} is not a ledger head: expected COUNT:HASH as `tminus ledger verify` prints it")
+        return cls(int(count), digest)
+
+
+@dataclass(frozen=True)
 class RunRecord(_Record):
     id: str
     runbook_name: str
