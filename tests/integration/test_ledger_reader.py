@@ -194,4 +194,4 @@ def test_a_v1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(url: str) -> None
         writer.open_writer("r1", fence=lease.fence).append(Event("note", "r1", {"after": "upgrade"}))
         assert writer.verify() == []
         assert writer.ledger_head().count == 1  # v1's events predate the ledger-wide chain: the note is link 1
-    assert version(url) == str(s.SCHEMA_VERSION) == "3"
+    assert version(url) == str(s.SCHEMA_VERSION) == "4"

@@ -131,9 +131,10 @@ class Ledger(LedgerReader, Protocol):
 
     def record_approval(
         self, run_id: str, step_key: str | None, *, approved: bool, by: str, host: str,
-        reason: str | None = None,
+        reason: str | None = None, identity: str | None = None,
     ) -> ApprovalRecord:
-        """`tminus approve`: an answer waiting to be consumed by the run's request."""
+        """`tminus approve`: an answer waiting to be consumed by the run's request. `by` is the name
+        the approver gave (a claim), `identity` their OS user@host (records.local_identity())."""
         ...
 
     def append(self, event: Event) -> EventRecord:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tminus.processes import pid_alive
+
+
+def local_identity() -> str:
+    """Who this process is, as the operating system says: `user@host` of its effective uid. Unlike an
+    operator name (`--operator`, $TMINUS_OPERATOR: a claim anyone can type), changing it takes another
+    account. No environment variable overrides it."""
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (some containers): the uid is still who it is
+        user = f"uid{uid}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def now_iso() -> str:
@@ -95,6 +110,7 @@ class ApprovalRecord(_Record):
     at: str
     request_seq: int | None = None  # the seq of the approval.requested it answered; None while unused
     consumed_at: str | None = None
+    identity: str | None = None  # who gave it (local_identity() of `tminus approve`); `by` is their claim
 
 
 @dataclass(frozen=True)

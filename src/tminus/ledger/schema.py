@@ -188,7 +188,19 @@ def _v3_ledger_chain(conn: Connection) -> None:
     set_meta(conn, CHAIN_SINCE, utcnow())  # in the events' own `at` format: the two compare as text
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing, _v3_ledger_chain]
+# --- version 4: who gave an approval, as the OS says (`approved_by` is what they claimed) -----------
+
+V4_COLUMNS: dict[str, list[tuple[str, str]]] = {approvals.name: [("identity", "VARCHAR(300)")]}
+approvals.append_column(Column("identity", String(300)))
+
+
+def _v4_approval_identity(conn: Connection) -> None:
+    for table, columns in V4_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing, _v3_ledger_chain, _v4_approval_identity]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -251,7 +263,7 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
 
 def missing_columns(version: int) -> set[str]:
     """'table.column' of the columns a ledger of `version` does not have yet."""
-    added = [V2_COLUMNS, V3_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
+    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
     return {f"{table}.{name}" for columns_of in added for table, columns in columns_of.items()
             for name, _ddl in columns}
 
