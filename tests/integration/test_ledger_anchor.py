@@ -196,3 +196,19 @@ def test_concurrent_writers_to_different_runs_keep_one_ledger_wide_chain(url: st
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_unlinking_the_events_after_a_gap_is_detected_with_a_key(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passing the events after the gap off as written before the ledger-wide chain existed (no link)
+    would end the chain before the gap: each event's hash covers its place in the chain."""
+    monkeypatch.setenv("TMINUS_LEDGER_KEY", "s3cret-key")
+    with open_ledger(url) as ledger:
+        make_run(ledger, "r1")
+        append(ledger, "r1", *ROLLED_BACK)
+        make_run(ledger, "r2")
+        append(ledger, "r2", "run.started", "run.finished")
+    truncate(url, "r1", keep=2)
+    sql(url, "UPDATE tminus_events SET lseq = NULL, lhash = NULL WHERE run_id = 'r2'")
+    with open_reader(url) as reader:
+        problems = reader.verify()
+    assert any("run r2: event 1 (run.started) hash mismatch" in p for p in problems), problems

@@ -234,12 +234,17 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
         starter = asked.get("identity") or asked.get("operator")
         why = (f"{me} runs run {record.id}, and --operator {who} does not make another person of it"
                if asked.get("identity") == me else f"{who} started run {record.id}")
+        from tminus.errors import LedgerError
         from tminus.events import NOTE, Event
 
-        ledger.append(Event(NOTE, record.id, {"action": "self-approval-refused", "by": who, "identity": me,
-                                              "message": f"{why}: its {step_key} needs a second person"},
-                            step_key=step_key))
-        fail(f"{why}; its {step_key} needs a second person (refused, and noted in the run)", Exit.FAILED,
+        noted = "noted in the run"
+        try:  # on the record, like the run's own refusals; unfenced, like `unlock`'s note
+            ledger.append(Event(NOTE, record.id, {"action": "self-approval-refused", "by": who, "identity": me,
+                                                  "message": f"{why}: its {step_key} needs a second person"},
+                                step_key=step_key))
+        except LedgerError as exc:  # e.g. a keyed ledger and no TMINUS_LEDGER_KEY here
+            noted = f"not noted: {exc}"
+        fail(f"{why}; its {step_key} needs a second person (refused, {noted})", Exit.FAILED,
              hint=f"someone other than {starter} runs this command, logged in as themselves")
     ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
                            reason=reason, identity=me)

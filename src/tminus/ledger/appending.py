@@ -3,6 +3,8 @@ each run's head and the ledger's last link cached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -66,31 +68,44 @@ class Chains:
         for _ in range(2):
             head = self._heads.get(run_id) or self._load_head(conn, run_id)
             seq, prev_hash = head[0] + 1, head[1]
-            digest = self.hasher.event(prev_hash, run_id, seq, type_, step_key, at, data_text)
+            last = self._last_link or self._load_last_link(conn)
+            # The event's hash covers its place in the ledger-wide chain (lseq, the last argument).
+            digest_at = partial(self.hasher.event, prev_hash, run_id, seq, type_, step_key, at, data_text)
+            digest = digest_at(last[0] + 1)
             # Compare-and-set on the run's head: if another process appended to this run since we
             # cached it (`tminus unlock` adds a note), nothing is written and we reload.
             moved = conn.execute(_MOVE_HEAD, {"rid": run_id, "old_count": head[0], "old_hash": prev_hash,
                                               "new_count": seq, "new_hash": digest}).rowcount
             if moved:
-                self._insert(conn, {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key, "at": at,
-                                    "data": data_text, "prev_hash": prev_hash, "hash": digest})
+                row = {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key, "at": at,
+                       "data": data_text, "prev_hash": prev_hash}
+                digest = self._insert(conn, row, last, digest, digest_at)
                 # Cached before commit: if the commit fails, the next compare-and-set misses and reloads.
                 self._heads[run_id] = (seq, digest)
                 return EventRecord(run_id, seq, type_, step_key, at, data, prev_hash, digest)
             self._heads.pop(run_id, None)
         raise LedgerError(f"could not append to run {run_id}: its head keeps moving under concurrent writers")
 
-    def _insert(self, conn: Connection, row: dict[str, Any]) -> None:
-        """Insert the event as the next link of the ledger-wide chain. Each miss means another process
-        appended meanwhile, so this bounds only how many appends may overtake one of ours."""
+    def _insert(
+        self, conn: Connection, row: dict[str, Any], last: tuple[int, str], digest: str,
+        digest_at: Callable[[int], str],
+    ) -> str:
+        """Insert the event as the link after `last` of the ledger-wide chain; its hash as inserted.
+        If another process took that link meanwhile, relink after the new last one (the event's hash
+        and the run's head change with it). This bounds only how many appends may overtake one of ours."""
         statement = _INSERT_LINKED[conn.dialect.name]
         for _ in range(_LINK_TRIES):
-            last = self._last_link or self._load_last_link(conn)
-            link = (last[0] + 1, self.hasher.link(last[1], last[0] + 1, row["run_id"], row["seq"], row["hash"]))
-            if conn.execute(statement, {**row, "lseq": link[0], "lhash": link[1]}).first() is not None:
-                self._last_link = link  # as for a run's head: a failed commit makes the next insert miss
-                return
-            self._last_link = None
+            lseq = last[0] + 1
+            lhash = self.hasher.link(last[1], lseq, row["run_id"], row["seq"], digest)
+            if conn.execute(statement, {**row, "hash": digest, "lseq": lseq, "lhash": lhash}).first() is not None:
+                self._last_link = (lseq, lhash)  # as for a run's head: a failed commit makes the next insert miss
+                return digest
+            last = self._load_last_link(conn)
+            moved = digest_at(last[0] + 1)
+            conn.execute(_MOVE_HEAD, {"rid": row["run_id"], "old_count": row["seq"], "old_hash": digest,
+                                      "new_count": row["seq"], "new_hash": moved})
+            digest = moved
+        self._last_link = None
         raise LedgerError(f"could not append to the ledger at {self.url}: other writers keep taking its next link")
 
     def _load_last_link(self, conn: Connection) -> tuple[int, str]:

@@ -3,8 +3,9 @@
 Each run's chain starts from a genesis hash over the run's own details (runbook, text, environment,
 operator, host, start time), so editing the run row is detected like editing an event. Event n
 carries prev_hash (event n-1's hash, or the genesis) and
-hash = sha256(prev_hash + canonical JSON of [run_id, seq, type, step_key, at, data]), an
-HMAC-SHA256 when the ledger is keyed: without the key nobody can rewrite a whole chain consistently.
+hash = sha256(prev_hash + canonical JSON of [run_id, seq, type, step_key, at, lseq, data]) (lseq: its
+place in the ledger-wide chain, below; absent for events written before it), an HMAC-SHA256 when the
+ledger is keyed: without the key nobody can rewrite a whole chain consistently.
 
 A run's chain alone cannot show that its *last* events were deleted (the run row that records its
 head is as writable as the events). So every event is also a link of one ledger-wide chain, in the
@@ -76,11 +77,15 @@ class Hasher:
         return self.digest("run:" + canonical(identity))
 
     def event(
-        self, prev_hash: str, run_id: str, seq: int, type_: str, step_key: str | None, at: str, data_text: str
+        self, prev_hash: str, run_id: str, seq: int, type_: str, step_key: str | None, at: str, data_text: str,
+        lseq: int | None = None,
     ) -> str:
-        # Equal to prev_hash + canonical([run_id, seq, type, step_key, at, data]) for canonical
-        # data_text, without serialising the data a second time on the hot path.
-        head = canonical([run_id, seq, type_, step_key, at])
+        # Equal to prev_hash + canonical([run_id, seq, type, step_key, at, (lseq,) data]) for canonical
+        # data_text, without serialising the data a second time on the hot path. `lseq`, the event's
+        # place in the ledger-wide chain, is covered since that chain exists (schema 3): unlinking an
+        # event changes its hash. Older events (None) keep the older form.
+        fields: list[Any] = [run_id, seq, type_, step_key, at]
+        head = canonical(fields if lseq is None else [*fields, lseq])
         return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
 
     def link(self, prev_link: str, lseq: int, run_id: str, seq: int, event_hash: str) -> str:
@@ -97,6 +102,7 @@ class StoredEvent:
     data_text: str
     prev_hash: str
     hash: str
+    lseq: int | None = None
 
 
 def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[StoredEvent]) -> list[str]:
@@ -126,7 +132,7 @@ def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[Stored
         except ValueError:
             problems.append(f"{label} data is not valid JSON - the event was changed after it was written")
         else:
-            if hasher.event(e.prev_hash, rid, e.seq, e.type, e.step_key, e.at, data_text) != e.hash:
+            if hasher.event(e.prev_hash, rid, e.seq, e.type, e.step_key, e.at, data_text, e.lseq) != e.hash:
                 problems.append(f"{label} hash mismatch - the event was changed after it was written")
         prev_seq, prev_hash = e.seq, e.hash
 

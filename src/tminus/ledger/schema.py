@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from tminus.errors import LedgerError, LedgerMissing
-from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED, utcnow
+from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED
 
 metadata = MetaData()
 
@@ -171,13 +171,12 @@ def _backfill_consumed(conn: Connection) -> None:
 
 # lseq: the event's place in the ledger-wide chain; lhash: its link. The unique index makes two
 # writers that both computed link n collide (the second retries), so no head row is needed: the
-# chain's head is its highest lseq. Events written by an older tminus have neither.
+# chain's head is its highest lseq. Events written by an older tminus have neither; a linked event's
+# hash covers its lseq, so unlinking one (to pass it off as older) breaks its run's chain.
 V3_COLUMNS: dict[str, list[tuple[str, str]]] = {events.name: [("lseq", "INTEGER"), ("lhash", "VARCHAR(64)")]}
 events.append_column(Column("lseq", Integer))
 events.append_column(Column("lhash", String(64)))
 _ONE_PER_LINK = Index("tminus_events_by_link", events.c.lseq, unique=True)
-# meta: when the chain began; an event without a link written after it was put there outside tminus.
-CHAIN_SINCE = "chain_since"
 
 
 def _v3_ledger_chain(conn: Connection) -> None:
@@ -185,7 +184,6 @@ def _v3_ledger_chain(conn: Connection) -> None:
         for name, ddl in columns:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
     _ONE_PER_LINK.create(conn)
-    set_meta(conn, CHAIN_SINCE, utcnow())  # in the events' own `at` format: the two compare as text
 
 
 # --- version 4: who gave an approval, as the OS says (`approved_by` is what they claimed) -----------
