@@ -86,7 +86,8 @@ def test_an_approval_answers_one_request_and_a_request_takes_one_approval(ledger
     assert ledger.verify() == []
 
 
-def channel(ledger: Ledger, *, operator: str = "alice") -> tuple[OperatorChannel, list[Event]]:
+def channel(ledger: Ledger, *, operator: str = "alice", identity: str = "alice@h1",
+            ) -> tuple[OperatorChannel, list[Event]]:
     """The operator channel of run r1 as the session wires it: events go through its recorder."""
     bus = EventBus()
     lost = lambda exc: StopRequest("interrupt", str(exc), "lease")  # noqa: E731
@@ -97,7 +98,8 @@ def channel(ledger: Ledger, *, operator: str = "alice") -> tuple[OperatorChannel
     def emit(type_: str, step_key: str | None = None, **data: Any) -> None:
         bus.emit(Event(type_, RID, data, step_key))
 
-    return OperatorChannel(ledger=ledger, run_id=RID, operator=operator, emit=emit, stop=StopChannel()), seen
+    return OperatorChannel(ledger=ledger, run_id=RID, operator=operator, emit=emit, stop=StopChannel(),
+                           identity=identity), seen
 
 
 def test_a_monitor_pausing_twice_takes_two_different_approvals(ledger: Ledger) -> None:
@@ -121,12 +123,22 @@ def test_a_monitor_pausing_twice_takes_two_different_approvals(ledger: Ledger) -
 
 
 def test_the_runs_own_operator_cannot_answer_a_second_person_request(ledger: Ledger) -> None:
-    own = ledger.record_approval(RID, STEP, approved=True, by="alice", host="h1")
-    other = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2")
+    """Refused: the run's operator name, the run's OS identity under another name, no identity at all.
+    Taken: another identity. Each refusal is a note; the answer carries the claim and the identity."""
+    own = ledger.record_approval(RID, STEP, approved=True, by="alice", host="h1", identity="mallory@h9")
+    posing = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h1", identity="alice@h1")
+    unknown = ledger.record_approval(RID, STEP, approved=True, by="carol", host="h3")
+    other = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2", identity="bob@h2")
     ops, seen = channel(ledger)
     answer = ops.request(STEP, "go?", None, timeout=10, second_person_of="alice")
     assert (answer.approved, answer.by, answer.how) == (True, "bob", "approve-command")
     notes = [e for e in seen if e.type == ev.NOTE]
-    assert [n.data["action"] for n in notes] == ["self-approval-refused"]
+    assert [(n.data["action"], n.data["approval_id"]) for n in notes] == [
+        ("self-approval-refused", own.id), ("self-approval-refused", posing.id), ("self-approval-refused", unknown.id)]
+    assert "also not as bob" in notes[1].data["message"] and "no identity" in notes[2].data["message"]
+    (request,) = [e for e in seen if e.type == ev.APPROVAL_REQUESTED]
+    assert (request.data["operator"], request.data["identity"]) == ("alice", "alice@h1")
+    (given,) = [e for e in seen if e.type == ev.APPROVAL_GIVEN]
+    assert (given.data["by"], given.data["identity"], given.data["approval_id"]) == ("bob", "bob@h2", other.id)
     consumed = {a.id: a.request_seq for a in ledger.approvals(RID, STEP)}
-    assert consumed[own.id] is None and consumed[other.id] is not None
+    assert [consumed[a.id] for a in (own, posing, unknown)] == [None] * 3 and consumed[other.id] is not None

@@ -18,7 +18,6 @@ from tminus.errors import LedgerError, LedgerMissing
 from tminus.events import PAYLOAD_VERSION, Event
 from tminus.ledger import engines, open_ledger, open_reader
 from tminus.ledger import schema as s
-from tminus.ledger.appending import Chains
 from tminus.ledger.chain import Hasher, normalise
 
 pytestmark = pytest.mark.usefixtures("_no_key")
@@ -142,12 +141,12 @@ def make_v1_ledger(url: str) -> None:
     """A ledger as tminus wrote it at schema v1: one run that asked twice and consumed one approval
     (named by its approval.given), plus an approval never used."""
     engine = engines.create(url)
-    chains = Chains(Hasher(None), url, None)
+    hasher = Hasher(None)
     run = dict(id="r1", runbook_name="deploy", runbook_path="/rb.yaml", content_hash="x",
                runbook_text="name: deploy", environment="prod", operator="alice", host="h1", pid=1, kind="run",
                parent_run_id=None, status="running", exit_code=None, reason=None,
                started_at="2026-11-23T09:00:00.000000+00:00", finished_at=None, event_count=0)
-    run["head_hash"] = chains.hasher.genesis(run)
+    run["head_hash"] = hasher.genesis(run)
     with engine.begin() as conn:
         s.meta.create(conn)
         s.MIGRATIONS[0](conn)
@@ -156,10 +155,18 @@ def make_v1_ledger(url: str) -> None:
         for sql in ("INSERT INTO tminus_approvals (run_id, step_key, approved, approved_by, host, at) "
                     "VALUES ('r1', 'p.s', true, 'bob', 'h2', 'then')",) * 2:
             conn.execute(text(sql))
-        for type_, data in (("approval.requested", {}), ("approval.given", {"approval_id": 1}),
-                            ("approval.requested", {})):
-            plain, canonical = normalise(data)
-            chains.append(conn, "r1", type_, "p.s", "2026-11-23T09:00:01+00:00", plain, canonical)
+        head = str(run["head_hash"])
+        for seq, (type_, data) in enumerate((("approval.requested", {}), ("approval.given", {"approval_id": 1}),
+                                             ("approval.requested", {})), start=1):
+            _plain, canonical = normalise(data)
+            at = "2026-11-23T09:00:01+00:00"
+            digest = hasher.event(head, "r1", seq, type_, "p.s", at, canonical)
+            conn.execute(text("INSERT INTO tminus_events (run_id, seq, type, step_key, at, data, prev_hash, hash) "
+                              "VALUES ('r1', :seq, :type, 'p.s', :at, :data, :prev, :hash)"),
+                         dict(seq=seq, type=type_, at=at, data=canonical, prev=head, hash=digest))
+            conn.execute(text("UPDATE tminus_runs SET event_count = :seq, head_hash = :hash"),
+                         dict(seq=seq, hash=digest))
+            head = digest
     engine.dispose()
 
 
@@ -186,4 +193,5 @@ def test_a_v1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(url: str) -> None
         assert lease.fence.generation == 1
         writer.open_writer("r1", fence=lease.fence).append(Event("note", "r1", {"after": "upgrade"}))
         assert writer.verify() == []
-    assert version(url) == str(s.SCHEMA_VERSION) == "2"
+        assert writer.ledger_head().count == 1  # v1's events predate the ledger-wide chain: the note is link 1
+    assert version(url) == str(s.SCHEMA_VERSION) == "4"

@@ -229,14 +229,30 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
     elif step_key not in pending:
         fail(f"run {record.id} is not waiting for an approval of '{step_key}' "
              f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
-    who = operator or default_operator()
+    from tminus.ledger.records import local_identity
+
+    who = operator or default_operator()  # a claim: anyone can type any name
+    me = local_identity()  # who this is, as the OS says: a second person is another one of these
     asked = pending_requests(view).get(step_key, {})
-    if asked.get("second_person") and asked.get("operator") == who:
-        fail(f"{who} started run {record.id}; its {step_key} needs a second person", Exit.FAILED,
-             hint="someone else runs this command (their --operator or TMINUS_OPERATOR names them)")
+    if asked.get("second_person") and (asked.get("identity") == me or asked.get("operator") == who):
+        starter = asked.get("identity") or asked.get("operator")
+        why = (f"{me} runs run {record.id}, and --operator {who} does not make another person of it"
+               if asked.get("identity") == me else f"{who} started run {record.id}")
+        from tminus.errors import LedgerError
+        from tminus.events import NOTE, Event
+
+        noted = "noted in the run"
+        try:  # on the record, like the run's own refusals; unfenced, like `unlock`'s note
+            ledger.append(Event(NOTE, record.id, {"action": "self-approval-refused", "by": who, "identity": me,
+                                                  "message": f"{why}: its {step_key} needs a second person"},
+                                step_key=step_key))
+        except LedgerError as exc:  # e.g. a keyed ledger and no TMINUS_LEDGER_KEY here
+            noted = f"not noted: {exc}"
+        fail(f"{why}; its {step_key} needs a second person (refused, {noted})", Exit.FAILED,
+             hint=f"someone other than {starter} runs this command, logged in as themselves")
     ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
-                           reason=reason)
-    click.echo(f"{'refused' if refuse else 'approved'} {step_key} of run {record.id} as {who}")
+                           reason=reason, identity=me)
+    click.echo(f"{'refused' if refuse else 'approved'} {step_key} of run {record.id} as {who} ({me})")
 
 
 @cli.command()

@@ -88,26 +88,36 @@ def ledger() -> None:
 
 @ledger.command("verify")
 @click.argument("run_id", required=False)
+@click.option("--head", "expected", metavar="COUNT:HASH",
+              help="A head an earlier verify printed: it must still be in the ledger-wide chain.")
 @ledger_option
 @json_option
-def ledger_verify(run_id: str | None, ledger_url: str | None, as_json: bool) -> None:
+def ledger_verify(run_id: str | None, expected: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Recompute the hash chains; exit 1 if anything was changed or removed."""
+    from tminus.errors import LedgerError
+    from tminus.ledger import LedgerHead
+
+    try:
+        recorded = None if expected is None else LedgerHead.parse(expected)
+    except ValueError as exc:
+        fail(str(exc), Exit.USAGE)
     store = open_reader_or_fail(ledger_url)
     if run_id:
         run_id = find_run(store, run_id).id
-    from tminus.errors import LedgerError
-
     try:
-        problems = store.verify(run_id)
+        problems = store.verify(run_id, head=recorded)
+        head = store.ledger_head()
     except LedgerError as exc:  # e.g. a keyed ledger without TMINUS_LEDGER_KEY
         fail(str(exc))
     if as_json:
-        emit_json({"intact": not problems, "problems": problems, "ledger": store.url})
+        emit_json({"intact": not problems, "problems": problems, "ledger": store.url, "head": str(head)})
     elif problems:
         for p in problems:
             click.echo(f"TAMPERED: {p}", err=True)
     else:
         click.echo(f"ledger {store.url}: intact")
+        click.echo(f"head {head} (keep it elsewhere; `tminus ledger verify --head {head}` later detects "
+                   "the deletion of anything recorded up to now)")
     if problems:
         sys.exit(int(Exit.FAILED))
 

@@ -7,6 +7,11 @@ approves everything, `--no-input` refuses at once. Who answered, how and when is
 An approval answers one request: its `approval.given` is recorded in the transaction that marks the
 approval consumed by that request (see engine/recorder.py), so no approval is used twice. An
 approval given before the request (still unused) answers it.
+
+Who answered is two things: `by`, the operator name given (`--operator`, $TMINUS_OPERATOR: a claim),
+and `identity`, the OS user@host of the process that answered (ledger.records.local_identity()).
+A request that needs a second person is answered only by another identity: one account passing
+another `--operator` is the same person.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tminus.errors import ApprovalTaken
 from tminus.events import utcnow
 from tminus.kinds.base import Approval
 from tminus.ledger.interfaces import LedgerReader
+from tminus.ledger.records import ApprovalRecord, local_identity
 
 POLL_SECONDS = 0.2
 
@@ -39,8 +45,10 @@ class OperatorChannel:
         no_input: bool = False,
         interactive: bool = False,
         pause_display: Callable[[], Any] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.identity = identity or local_identity()  # of this process: who runs `tminus run`/`resume`
         self.run_id = run_id
         self.operator = operator
         self.emit = emit
@@ -59,17 +67,23 @@ class OperatorChannel:
         *,
         second_person_of: str | None = None,
     ) -> Approval:
-        """Ask and wait. `second_person_of`: the operator who may NOT answer (no self-approval)."""
+        """Ask and wait. `second_person_of`: the operator who may NOT answer (no self-approval): neither
+        under that name nor as this process's identity, whatever name they give."""
         how_to = f"tminus approve {self.run_id} --step {step_key}"
         self.emit(ev.APPROVAL_REQUESTED, step_key, prompt=prompt, instructions=instructions,
                   timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'",
-                  second_person=second_person_of is not None, operator=self.operator)
+                  second_person=second_person_of is not None, operator=self.operator, identity=self.identity)
         taken: set[int] = set()  # approvals another consumer took first: wait for another answer
         while True:
-            approval, record_id = self._obtain(step_key, prompt, instructions, timeout, taken, second_person_of)
+            approval, record = self._obtain(step_key, prompt, instructions, timeout, taken, second_person_of)
+            record_id = None if record is None else record.id
+            # The identity behind the answer: the approver's for `tminus approve`, else this process's
+            # (the terminal, --yes, --no-input, an interruption); a timeout is nobody's.
+            identity = record.identity if record is not None else None if approval.how == "timeout" else self.identity
             try:
                 self.emit(ev.APPROVAL_GIVEN, step_key, approved=approval.approved, by=approval.by,
-                          how=approval.how, reason=approval.reason, at=approval.at, approval_id=record_id)
+                          how=approval.how, reason=approval.reason, at=approval.at, approval_id=record_id,
+                          identity=identity)
             except ApprovalTaken:
                 if record_id is None:
                     raise
@@ -85,7 +99,7 @@ class OperatorChannel:
         timeout: float | None,
         taken: set[int],
         second_person_of: str | None,
-    ) -> tuple[Approval, int | None]:
+    ) -> tuple[Approval, ApprovalRecord | None]:
         second = second_person_of is not None
         if self.yes and not second:
             return Approval(True, self.operator, "--yes", "approved in advance with --yes", utcnow()), None
@@ -104,13 +118,13 @@ class OperatorChannel:
             for a in self.ledger.approvals(self.run_id, step_key):
                 if a.request_seq is not None or a.id in taken or a.id in ignored:  # used by a request
                     continue
-                if second and a.by == second_person_of:
+                refused = self._not_a_second_person(a, second_person_of or "") if second else None
+                if refused:
                     ignored.add(a.id)
-                    self.emit(ev.NOTE, step_key, action="self-approval-refused", by=a.by,
-                              message=f"{a.by} started this run and cannot answer its go/no-go: "
-                                      "a second person must approve")
+                    self.emit(ev.NOTE, step_key, action="self-approval-refused", by=a.by, identity=a.identity,
+                              approval_id=a.id, message=refused)
                     continue
-                return Approval(a.approved, a.by, "approve-command", a.reason, a.at), a.id
+                return Approval(a.approved, a.by, "approve-command", a.reason, a.at), a
             if interactive:
                 answer = _read_line(POLL_SECONDS)
                 if answer is not None:
@@ -126,6 +140,18 @@ class OperatorChannel:
                 return Approval(False, "nobody", "timeout",
                                 f"no answer within {timeout:g}s: silence counts as no", utcnow()), None
 
+    def _not_a_second_person(self, a: ApprovalRecord, operator: str) -> str | None:
+        """Why approval `a` cannot answer a request that needs a second person, or None."""
+        if a.identity is None:
+            return (f"an answer as {a.by} carries no identity (an older tminus, or written outside it): a second "
+                    f"person is a different OS user, so it cannot answer; {a.by} runs `tminus approve` again")
+        if a.identity == self.identity:
+            return (f"{a.identity} runs this run and cannot answer its go/no-go, also not as {a.by}: "
+                    "a second person (another OS user) must approve")
+        if a.by == operator:
+            return f"{a.by} started this run and cannot answer its go/no-go: a second person must approve"
+        return None
+
     def _show_prompt(self, prompt: str, instructions: str | None, step_key: str) -> None:
         if self.pause_display:
             self.pause_display()
@@ -138,8 +164,11 @@ class OperatorChannel:
     def _say_second_person(self, prompt: str, step_key: str, operator: str) -> None:
         if self.pause_display:
             self.pause_display()
-        print(f"\n>>> {prompt}\nThis decision needs a second person: someone other than {operator} runs\n"
-              f"    tminus approve {self.run_id} --step {step_key} [--no-go --reason '...']", flush=True)
+        # On stderr with the other messages: stdout may be `--json`'s.
+        print(f"\n>>> {prompt}\nThis decision needs a second person: someone other than {operator} "
+              f"({self.identity}),\nlogged in as themselves, runs\n"
+              f"    tminus approve {self.run_id} --step {step_key} [--no-go --reason '...']",
+              file=sys.stderr, flush=True)
 
     def _interpret(self, answer: str) -> Approval | None:
         word = answer.strip().lower()

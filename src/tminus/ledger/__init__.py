@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from tminus.ledger.interfaces import HeldLease, Ledger, LedgerReader, RunWriter
-from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, RunRecord
+from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, LedgerHead, RunRecord
 
 DEFAULT_URL = "sqlite:///.tminus/ledger.db"
 
@@ -53,6 +53,7 @@ __all__ = [
     "HeldLease",
     "LeaseRecord",
     "Ledger",
+    "LedgerHead",
     "LedgerReader",
     "RunRecord",
     "RunWriter",

@@ -3,8 +3,15 @@
 Each run's chain starts from a genesis hash over the run's own details (runbook, text, environment,
 operator, host, start time), so editing the run row is detected like editing an event. Event n
 carries prev_hash (event n-1's hash, or the genesis) and
-hash = sha256(prev_hash + canonical JSON of [run_id, seq, type, step_key, at, data]), an
-HMAC-SHA256 when the ledger is keyed: without the key nobody can rewrite a whole chain consistently.
+hash = sha256(prev_hash + canonical JSON of [run_id, seq, type, step_key, at, lseq, data]) (lseq: its
+place in the ledger-wide chain, below; absent for events written before it), an HMAC-SHA256 when the
+ledger is keyed: without the key nobody can rewrite a whole chain consistently.
+
+A run's chain alone cannot show that its *last* events were deleted (the run row that records its
+head is as writable as the events). So every event is also a link of one ledger-wide chain, in the
+order events were written across all runs: link n = digest(link n-1 + canonical([n, run_id, seq,
+event hash])), from a genesis digest. Deleting any event that something was written after leaves a
+gap there, whichever run it belonged to (see docs/concepts.md for what verify proves).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 _KEY_CHECK = "tminus-ledger-key-check"
+_LEDGER_GENESIS = "tminus-ledger-chain"
 
 
 def canonical(value: Any) -> str:
@@ -69,12 +77,20 @@ class Hasher:
         return self.digest("run:" + canonical(identity))
 
     def event(
-        self, prev_hash: str, run_id: str, seq: int, type_: str, step_key: str | None, at: str, data_text: str
+        self, prev_hash: str, run_id: str, seq: int, type_: str, step_key: str | None, at: str, data_text: str,
+        lseq: int | None = None,
     ) -> str:
-        # Equal to prev_hash + canonical([run_id, seq, type, step_key, at, data]) for canonical
-        # data_text, without serialising the data a second time on the hot path.
-        head = canonical([run_id, seq, type_, step_key, at])
+        # Equal to prev_hash + canonical([run_id, seq, type, step_key, at, (lseq,) data]) for canonical
+        # data_text, without serialising the data a second time on the hot path. `lseq`, the event's
+        # place in the ledger-wide chain, is covered since that chain exists (schema 3): unlinking an
+        # event changes its hash. Older events (None) keep the older form.
+        fields: list[Any] = [run_id, seq, type_, step_key, at]
+        head = canonical(fields if lseq is None else [*fields, lseq])
         return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
+
+    def link(self, prev_link: str, lseq: int, run_id: str, seq: int, event_hash: str) -> str:
+        """Link `lseq` of the ledger-wide chain; `prev_link` "" means the chain's start."""
+        return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + canonical([lseq, run_id, seq, event_hash]))
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class StoredEvent:
     data_text: str
     prev_hash: str
     hash: str
+    lseq: int | None = None
 
 
 def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[StoredEvent]) -> list[str]:
@@ -115,7 +132,7 @@ def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[Stored
         except ValueError:
             problems.append(f"{label} data is not valid JSON - the event was changed after it was written")
         else:
-            if hasher.event(e.prev_hash, rid, e.seq, e.type, e.step_key, e.at, data_text) != e.hash:
+            if hasher.event(e.prev_hash, rid, e.seq, e.type, e.step_key, e.at, data_text, e.lseq) != e.hash:
                 problems.append(f"{label} hash mismatch - the event was changed after it was written")
         prev_seq, prev_hash = e.seq, e.hash
 
@@ -134,4 +151,44 @@ def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[Stored
     elif prev_hash != head:
         what = "its recorded details were changed" if count == 0 else "the last event was replaced"
         problems.append(f"run {rid}: the run's head hash does not match its chain - {what}")
+    return problems
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    lseq: int
+    run_id: str
+    seq: int
+    hash: str
+    lhash: str
+
+
+def _where(link: StoredLink | None) -> str:
+    return "the ledger's start" if link is None else f"run {link.run_id} event {link.seq}"
+
+
+def verify_links(hasher: Hasher, links: Iterable[StoredLink], expected: tuple[int, str] | None = None) -> list[str]:
+    """Problems in the ledger-wide chain, `links` in lseq order; `expected` a head (count, last link)
+    recorded elsewhere earlier (`ledger verify --head`), if any. The chain's own head is its last link:
+    deleting the ledger's newest events leaves nothing to compare with but `expected`."""
+    problems: list[str] = []
+    prev: StoredLink | None = None
+    seen: dict[int, str] = {}
+    for link in links:
+        last = 0 if prev is None else prev.lseq
+        within = prev is not None and prev.run_id == link.run_id and link.seq - prev.seq == link.lseq - last
+        if link.lseq != last + 1 and within:
+            pass  # events of this run alone were deleted: its own chain reports them
+        elif link.lseq != last + 1:
+            gap = f"link {last + 1}" if link.lseq == last + 2 else f"links {last + 1}-{link.lseq - 1}"
+            problems.append(f"ledger-wide chain: {gap} missing between {_where(prev)} and run {link.run_id} event "
+                            f"{link.seq} - events written there were deleted (a run's tail, or a whole run)")
+        elif hasher.link("" if prev is None else prev.lhash, link.lseq, link.run_id, link.seq, link.hash) != link.lhash:
+            problems.append(f"ledger-wide chain: link {link.lseq} (run {link.run_id} event {link.seq}) does not "
+                            "match - events were deleted, replaced or reordered and the links rewritten")
+        seen[link.lseq] = link.lhash
+        prev = link
+    if expected is not None and seen.get(expected[0]) != expected[1]:
+        problems.append(f"ledger-wide chain: the recorded head {expected[0]}:{expected[1]} is not in the ledger - "
+                        "events written up to then were deleted, or the ledger was rewritten or replaced")
     return problems

@@ -11,7 +11,7 @@ import threading
 from typing import Protocol, Self
 
 from tminus.events import Event
-from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, RunRecord
+from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, LedgerHead, RunRecord
 
 
 class LedgerReader(Protocol):
@@ -43,8 +43,13 @@ class LedgerReader(Protocol):
 
     def get_lease(self, key: str) -> LeaseRecord | None: ...
 
-    def verify(self, run_id: str | None = None) -> list[str]:
-        """Recompute the hash chains (one run or all): problems in words, [] when intact."""
+    def verify(self, run_id: str | None = None, *, head: LedgerHead | None = None) -> list[str]:
+        """Recompute the hash chains (one run or all, and the ledger-wide chain): problems in words, []
+        when intact. `head`: a ledger_head() kept outside the ledger, which must still be in the chain."""
+        ...
+
+    def ledger_head(self) -> LedgerHead:
+        """The ledger-wide chain's head: print it, keep it elsewhere, give it to a later verify."""
         ...
 
     def close(self) -> None: ...
@@ -126,9 +131,10 @@ class Ledger(LedgerReader, Protocol):
 
     def record_approval(
         self, run_id: str, step_key: str | None, *, approved: bool, by: str, host: str,
-        reason: str | None = None,
+        reason: str | None = None, identity: str | None = None,
     ) -> ApprovalRecord:
-        """`tminus approve`: an answer waiting to be consumed by the run's request."""
+        """`tminus approve`: an answer waiting to be consumed by the run's request. `by` is the name
+        the approver gave (a claim), `identity` their OS user@host (records.local_identity())."""
         ...
 
     def append(self, event: Event) -> EventRecord:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Column, Select, Table, func, select
+from sqlalchemy import Column, Connection, Select, Table, func, select
 
 from tminus.errors import LedgerError
 from tminus.ledger import schema as s
-from tminus.ledger.chain import Hasher, StoredEvent, verify_chain
+from tminus.ledger.appending import LAST_LINK
+from tminus.ledger.chain import Hasher, StoredEvent, StoredLink, verify_chain, verify_links
 from tminus.ledger.database import Database
 from tminus.ledger.leases import lease_record
-from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, RunRecord
+from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, LedgerHead, RunRecord
 
 
 class SqlReader:
@@ -26,6 +27,7 @@ class SqlReader:
         self._db = db
         self._hasher = hasher
         self._missing = s.missing_columns(int(meta.get("schema_version", s.SCHEMA_VERSION)))
+        self._chainless = "tminus_events.lseq" in self._missing
         self._key_problem = key_problem(db, hasher, meta)
 
     @property
@@ -66,7 +68,7 @@ class SqlReader:
 
     def events(self, run_id: str, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         """The run's events in seq order; only those after seq `after` (tailing), at most `limit`."""
-        query = select(s.events).where(s.events.c.run_id == run_id)
+        query = self._select(s.events).where(s.events.c.run_id == run_id)
         if after:
             query = query.where(s.events.c.seq > after)
         query = query.order_by(s.events.c.seq)
@@ -79,13 +81,16 @@ class SqlReader:
             for r in rows
         ]
 
-    def verify(self, run_id: str | None = None) -> list[str]:
-        """Recompute every chain (one run, or all); human-readable problems, [] when intact."""
+    def verify(self, run_id: str | None = None, *, head: LedgerHead | None = None) -> list[str]:
+        """Recompute every chain (one run's, or all) and the ledger-wide chain; human-readable problems,
+        [] when intact. `head`: one `ledger_head()` returned earlier, kept outside the ledger; it must
+        still be a link of the chain. The ledger-wide chain is checked whole even for one run: a gap
+        anywhere may be this run's deleted tail."""
         if self._key_problem:
             raise LedgerError(self._key_problem)
         problems: list[str] = []
         run_query = select(s.runs).order_by(s.runs.c.started_at, s.runs.c.id)
-        event_query = select(s.events).order_by(s.events.c.run_id, s.events.c.seq)
+        event_query = self._select(s.events).order_by(s.events.c.run_id, s.events.c.seq)
         if run_id is not None:
             run_query = run_query.where(s.runs.c.id == run_id)
             event_query = event_query.where(s.events.c.run_id == run_id)
@@ -96,14 +101,33 @@ class SqlReader:
             by_run: dict[str, list[StoredEvent]] = {}
             for r in conn.execute(event_query):
                 by_run.setdefault(r.run_id, []).append(
-                    StoredEvent(r.seq, r.type, r.step_key, r.at, r.data, r.prev_hash, r.hash)
+                    StoredEvent(r.seq, r.type, r.step_key, r.at, r.data, r.prev_hash, r.hash,
+                                None if self._chainless else r.lseq)
                 )
+            linked = self._verify_links(conn, head)
         for rid, run in runs.items():
             problems.extend(verify_chain(self._hasher, run, by_run.pop(rid, [])))
         for rid, orphans in by_run.items():
             problems.append(f"run {rid}: {len(orphans)} event(s) of a run that is not in the ledger - "
                             "the run was deleted, or events were added outside tminus")
-        return problems
+        return problems + linked
+
+    def ledger_head(self) -> LedgerHead:
+        """The ledger-wide chain's head now: its last link (0 links on a ledger older than schema 3)."""
+        if self._chainless:
+            return LedgerHead(0, "")
+        with self._db.transaction() as conn:
+            row = conn.execute(LAST_LINK).first()
+        return LedgerHead(0, "") if row is None else LedgerHead(int(row[0]), str(row[1]))
+
+    def _verify_links(self, conn: Connection, expected: LedgerHead | None) -> list[str]:
+        if self._chainless:  # an older schema, read as it is: its events have no links yet
+            return [] if expected is None else [
+                "ledger-wide chain: this ledger predates it (schema version < 3), so no recorded head can be checked"]
+        e = s.events.c
+        links = (StoredLink(r.lseq, r.run_id, r.seq, r.hash, r.lhash) for r in conn.execute(
+            select(e.lseq, e.run_id, e.seq, e.hash, e.lhash).where(e.lseq.is_not(None)).order_by(e.lseq)))
+        return verify_links(self._hasher, links, None if expected is None else (expected.count, expected.hash))
 
     # --- approvals and leases ---------------------------------------------------------------------
 
@@ -141,7 +165,7 @@ class SqlReader:
 def approval_record(row: dict[str, Any]) -> ApprovalRecord:
     return ApprovalRecord(
         int(row["id"]), row["run_id"], row["step_key"], bool(row["approved"]), row["approved_by"], row["host"],
-        row["reason"], row["at"], row.get("request_seq"), row.get("consumed_at"),
+        row["reason"], row["at"], row.get("request_seq"), row.get("consumed_at"), row.get("identity"),
     )
 
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tminus.processes import pid_alive
+
+
+def local_identity() -> str:
+    """Who this process is, as the operating system says: `user@host` of its effective uid. Unlike an
+    operator name (`--operator`, $TMINUS_OPERATOR: a claim anyone can type), changing it takes another
+    account. No environment variable overrides it."""
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (some containers): the uid is still who it is
+        user = f"uid{uid}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def now_iso() -> str:
@@ -27,6 +42,26 @@ def epoch_from_iso(text: str) -> float:
 class _Record:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LedgerHead(_Record):
+    """The head of the ledger-wide chain: how many links it has and the last one. Written down outside
+    the ledger (`ledger verify` prints it), it lets a later verify detect that the newest events of
+    the whole ledger were deleted, which nothing inside the ledger can."""
+
+    count: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> LedgerHead:
+        count, sep, digest = text.strip().partition(":")
+        if not (sep and count.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise ValueError(f"{text!r} is not a ledger head: expected COUNT:HASH as `tminus ledger verify` prints it")
+        return cls(int(count), digest)
 
 
 @dataclass(frozen=True)
@@ -75,6 +110,7 @@ class ApprovalRecord(_Record):
     at: str
     request_seq: int | None = None  # the seq of the approval.requested it answered; None while unused
     consumed_at: str | None = None
+    identity: str | None = None  # who gave it (local_identity() of `tminus approve`); `by` is their claim
 
 
 @dataclass(frozen=True)

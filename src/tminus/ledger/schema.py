@@ -167,7 +167,38 @@ def _backfill_consumed(conn: Connection) -> None:
                          .values(request_seq=request_seq, consumed_at=row.at))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing]
+# --- version 3: the ledger-wide chain (docs/concepts.md, "What verify proves") --------------------
+
+# lseq: the event's place in the ledger-wide chain; lhash: its link. The unique index makes two
+# writers that both computed link n collide (the second retries), so no head row is needed: the
+# chain's head is its highest lseq. Events written by an older tminus have neither; a linked event's
+# hash covers its lseq, so unlinking one (to pass it off as older) breaks its run's chain.
+V3_COLUMNS: dict[str, list[tuple[str, str]]] = {events.name: [("lseq", "INTEGER"), ("lhash", "VARCHAR(64)")]}
+events.append_column(Column("lseq", Integer))
+events.append_column(Column("lhash", String(64)))
+_ONE_PER_LINK = Index("tminus_events_by_link", events.c.lseq, unique=True)
+
+
+def _v3_ledger_chain(conn: Connection) -> None:
+    for table, columns in V3_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    _ONE_PER_LINK.create(conn)
+
+
+# --- version 4: who gave an approval, as the OS says (`approved_by` is what they claimed) -----------
+
+V4_COLUMNS: dict[str, list[tuple[str, str]]] = {approvals.name: [("identity", "VARCHAR(300)")]}
+approvals.append_column(Column("identity", String(300)))
+
+
+def _v4_approval_identity(conn: Connection) -> None:
+    for table, columns in V4_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing, _v3_ledger_chain, _v4_approval_identity]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -230,9 +261,9 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
 
 def missing_columns(version: int) -> set[str]:
     """'table.column' of the columns a ledger of `version` does not have yet."""
-    if version >= 2:
-        return set()
-    return {f"{table}.{name}" for table, columns in V2_COLUMNS.items() for name, _ddl in columns}
+    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
+    return {f"{table}.{name}" for columns_of in added for table, columns in columns_of.items()
+            for name, _ddl in columns}
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "migrate", "missing_columns"]

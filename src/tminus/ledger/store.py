@@ -82,19 +82,20 @@ class SqlLedger(SqlReader):
 
     def record_approval(
         self, run_id: str, step_key: str | None, *, approved: bool, by: str, host: str,
-        reason: str | None = None,
+        reason: str | None = None, identity: str | None = None,
     ) -> ApprovalRecord:
-        """An operator's answer for a manual step (or the go/no-go when step_key is None)."""
+        """An operator's answer for a manual step (or the go/no-go when step_key is None). `by` is the
+        name they gave; `identity` who they are (records.local_identity() of the approving process)."""
         at = now_iso()
         with self._db.transaction() as conn:
             if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise LedgerError(f"cannot approve: no run {run_id} in the ledger at {self.url}")
             new_id = conn.execute(insert(s.approvals).values(
                 run_id=run_id, step_key=step_key, approved=approved, approved_by=by, host=host,
-                reason=reason, at=at,
+                reason=reason, at=at, identity=identity,
             )).inserted_primary_key
         assert new_id is not None
-        return ApprovalRecord(int(new_id[0]), run_id, step_key, approved, by, host, reason, at)
+        return ApprovalRecord(int(new_id[0]), run_id, step_key, approved, by, host, reason, at, identity=identity)
 
     # --- leases (logic in leases.py) --------------------------------------------------------------
 
