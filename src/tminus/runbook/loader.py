@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -27,6 +27,7 @@ from tminus.runbook.document import PathKey, RunbookDocument, SourceMap, assign_
 from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
 from tminus.runbook.schema import accepts_shorthand
 from tminus.runbook.validate import closest, semantic_problems
+from tminus.runbook.yamlguard import MAX_BYTES, check_text, too_large, yaml_problem
 
 _EXPECTED = {
     "string_type": "a string",
@@ -41,11 +42,6 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
-}
-_YAML_HINTS = {
-    "mapping values are not allowed": "quote the value: a plain value cannot contain ': '",
-    "found character '\\t'": "indent with spaces: YAML does not allow tabs",
-    "could not find expected ':'": "check the indentation and that every key ends with ':'",
 }
 _IDENTIFIER = next(getattr(m, "pattern", None) for m in get_args(Identifier)[1].metadata)
 
@@ -90,7 +86,10 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 def _read(path: Path) -> str:
     file = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # never more than the limit: the file may be /dev/zero
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise RunbookError([too_large(max(path.stat().st_size, len(raw)), file)])
     except FileNotFoundError:
         raise RunbookError([Problem(f"runbook file not found: {file}", Location(file),
                                     "check the path, e.g. tminus plan runbooks/release.yaml")]) from None
@@ -118,26 +117,17 @@ def _yaml() -> YAML:
 
 
 def _parse(text: str, source: SourceMap) -> tuple[Any, list[Problem]]:
+    refused = check_text(text, source.file)  # limits, tags, merge keys: before ruamel builds anything
+    if refused:
+        raise RunbookError(refused)
     try:
         tree = _yaml().load(text)
     except DuplicateKeyError:
         raise RunbookError(_duplicate_keys(text, source.file)) from None
     except MarkedYAMLError as exc:
-        raise RunbookError([_yaml_problem(exc, source.file)]) from None
+        raise RunbookError([yaml_problem(exc, source.file)]) from None
     problems: list[Problem] = []
     return _plain(tree, (), source, problems, item=False), problems
-
-
-def _yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    message = f"YAML syntax error: {exc.problem or exc.context}"
-    if exc.problem and exc.context:
-        started = exc.context_mark
-        at = f" started at line {started.line + 1}, column {started.column + 1}" if started else ""
-        message += f" ({exc.context}{at})"
-    hint = next((h for k, h in _YAML_HINTS.items() if k in message), None)
-    location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-    return Problem(message, location, hint)
 
 
 def _duplicate_keys(text: str, file: str) -> list[Problem]:
@@ -167,7 +157,7 @@ def _duplicate_keys(text: str, file: str) -> list[Problem]:
     try:
         root = _yaml().compose(text)
     except MarkedYAMLError as exc:
-        return [_yaml_problem(exc, file)]
+        return [yaml_problem(exc, file)]
     if root is not None:
         walk(root, ())
     return problems
@@ -192,12 +182,6 @@ def _plain(value: Any, path: PathKey, source: SourceMap, problems: list[Problem]
                 source.positions[(*path, i)] = (pos[0] + 1, pos[1] + 1)
             items.append(_plain(v, (*path, i), source, problems, item=True))
         return items
-    if isinstance(value, TaggedScalar):
-        problems.append(Problem(
-            f"unsupported YAML tag '{value.tag}'", source.locate(path),
-            "remove the tag: runbooks use plain YAML values", path_to_str(path),
-        ))
-        return str(value.value)
     if isinstance(value, str):
         if item and isinstance(value, DoubleQuotedScalarString | SingleQuotedScalarString):
             source.quoted.add(path)
