@@ -25,7 +25,7 @@ def _bounded(seconds: float) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"a duration must be finite, got {seconds}; write it as 30s, 5m or 2h")
     if seconds > MAX_DURATION:
-        raise ValueError(f"a duration is at most 366 days, got {seconds / 86400:.3g} days; a run is watched for hours, not years")
+        raise ValueError(f"a duration is at most 366 days, got {seconds / 86400:.3g} days")
     return seconds
 
 
