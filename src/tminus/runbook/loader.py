@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import types
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -26,6 +27,7 @@ from tminus.errors import Location, Problem, RunbookError
 from tminus.runbook.document import PathKey, RunbookDocument, SourceMap, assign_keys, path_to_str
 from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
 from tminus.runbook.schema import accepts_shorthand
+from tminus.runbook.types import HintedValueError
 from tminus.runbook.validate import closest, semantic_problems
 from tminus.runbook.yamlguard import MAX_BYTES, check_text, too_large, yaml_problem
 
@@ -262,7 +264,7 @@ def _explain(
     if kind == "extra_forbidden":
         names = _keys_of(_model_at(path[:-1]))
         hint = closest(str(key), names) or (f"allowed keys: {', '.join(names)}" if names else None)
-        return f"unknown key '{key}'", hint
+        return f"unknown key '{key}'{_lookalikes(str(key))}", hint
     if kind == "missing":
         field = _field_of(_model_at(path[:-1]), str(key))
         about = f" ({field.description})" if field is not None and field.description else ""
@@ -282,10 +284,22 @@ def _explain(
     if kind == "too_short":
         return f"'{key}' needs at least {ctx.get('min_length', 1)} entry", None
     if kind in ("value_error", "assertion_error"):
-        message = str(ctx.get("error") or err["msg"])
+        error = ctx.get("error")
+        if isinstance(error, HintedValueError):
+            return str(error), error.hint
+        message = str(error or err["msg"])
         return message, _step_hint(path, value) if _model_at(path) is Step else None
     text = err["msg"].replace("Input should be", "expected")
     return f"{text[:1].lower()}{text[1:]}, got {_describe(value)}", None
+
+
+def _lookalikes(key: str) -> str:
+    """Name the characters that are not ASCII: 'name' with a Cyrillic a (U+0430) reads as 'name'."""
+    odd = dict.fromkeys(c for c in key if not c.isascii())
+    if not odd:
+        return ""
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in list(odd)[:3])
+    return f" (it holds {names}: keys are ASCII)"
 
 
 def _expected(err: ErrorDetails, path: PathKey) -> str:

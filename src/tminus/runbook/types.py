@@ -20,12 +20,21 @@ from tminus.durations import parse_duration
 MAX_DURATION = 366 * 86400.0  # beyond a year a timer is a typo, and sleep() refuses inf
 
 
+class HintedValueError(ValueError):
+    """A validator's refusal with a hint, which the loader shows under the message."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
 def _bounded(seconds: float) -> float:
     """A finite duration of at most a year: `.inf`, `.nan` and `1e308` are typos, not timeouts."""
     if not math.isfinite(seconds):
-        raise ValueError(f"a duration must be finite, got {seconds}; write it as 30s, 5m or 2h")
+        raise HintedValueError(f"a duration must be finite, got {seconds}", "write it as 30s, 5m or 2h")
     if seconds > MAX_DURATION:
-        raise ValueError(f"a duration is at most 366 days, got {seconds / 86400:.3g} days")
+        raise HintedValueError(f"a duration is at most 366 days, got {seconds / 86400:.3g} days",
+                               "write it as 30s, 5m or 2h; a step that may run for ever has no timeout")
     return seconds
 
 

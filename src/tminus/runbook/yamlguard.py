@@ -43,6 +43,7 @@ _YAML_HINTS = {
     "mapping values are not allowed": "quote the value: a plain value cannot contain ': '",
     "found character '\\t'": "indent with spaces: YAML does not allow tabs",
     "could not find expected ':'": "check the indentation and that every key ends with ':'",
+    "found another document": "a runbook is one YAML document: remove the '---' line or split the file",
 }
 # What YAML allows in a stream (YAML 1.2, 5.1); ruamel raises an unpositioned error on the rest.
 _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
