@@ -185,3 +185,35 @@ def test_matches_reads_a_bounded_subject() -> None:
 
     with pytest.raises(ValueError, match="at most"):
         regex_search(re.compile("x"), "a" * (MAX_SUBJECT + 1))
+
+
+# --- `matches`: patterns that backtrack super-linearly are refused, others kept -----------------
+
+SAFE = [r"v\d+\.\d+", r"^v\d+$", "^OK", r"(?:\d{1,3}\.){3}\d{1,3}", r"(\d|x)*", r".*foo.*bar", r"(a{2})+",
+        r"^[a-z]++[a-z0-9]*$", r"(?>\w+\s?)*", r"(\w++\s?)*", r"[A-Z][a-z]+", r"error|warning", r"\s*\w+",
+        r"(foo|bar)+", r"\bHTTP/1\.[01] 200\b", "Applying .* OK", r"^\s*$", "(a|ab)*c", r"(GET|POST) /api"]
+# exponential in the subject's length, or polynomial of degree 2 and more under search
+# ([a-z]+[a-z0-9]*! took 296 s on 10,000 letters)
+CATASTROPHIC = [r"(a+)+$", r"(a*)*b", r"(\w+\s?)*$", r"(a|a)*b", r"(x|xy?)+$", r"\d+\d*!", r"[a-z]+[a-z0-9]*!",
+                r".*.*=.*;", r"(.*a){12}", r"(?i)A+a+b", r"\s+\s+$", r"^(([a-z])+.)+[A-Z]([a-z])+$"]
+
+
+@pytest.mark.parametrize("pattern", SAFE)
+def test_matches_keeps_patterns_that_backtrack_linearly(pattern: str) -> None:
+    from tminus.expect import parse
+
+    written = pattern.replace("/", "\\/")
+    assert parse(f"stdout matches /{written}/").operand.pattern == pattern
+
+
+@pytest.mark.parametrize("pattern", CATASTROPHIC)
+def test_matches_refuses_catastrophic_patterns_at_validation(pattern: str) -> None:
+    from tminus.errors import ExpectationSyntaxError
+    from tminus.expect import parse
+
+    started = time.process_time()
+    with pytest.raises(ExpectationSyntaxError, match=r"can take (exponential|polynomial) time") as info:
+        parse(f"stdout matches /{pattern}/")
+    assert info.value.column == len("stdout matches ")
+    assert "possessive" in str(info.value)
+    assert time.process_time() - started < CPU_SECONDS
