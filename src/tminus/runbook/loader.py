@@ -29,7 +29,8 @@ from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
 from tminus.runbook.schema import accepts_shorthand
 from tminus.runbook.types import HintedValueError
 from tminus.runbook.validate import closest, semantic_problems
-from tminus.runbook.yamlguard import MAX_BYTES, check_text, too_large, yaml_problem
+from tminus.runbook.yamlguard import MAX_BYTES, too_large, yaml_problem
+from tminus.runbook.yamlguard import load as guarded_load
 
 _EXPECTED = {
     "string_type": "a string",
@@ -119,11 +120,8 @@ def _yaml() -> YAML:
 
 
 def _parse(text: str, source: SourceMap) -> tuple[Any, list[Problem]]:
-    refused = check_text(text, source.file)  # limits, tags, merge keys: before ruamel builds anything
-    if refused:
-        raise RunbookError(refused)
     try:
-        tree = _yaml().load(text)
+        tree = guarded_load(_yaml(), text, source.file)  # limits, tags, merge keys: refused as read
     except DuplicateKeyError:
         raise RunbookError(_duplicate_keys(text, source.file)) from None
     except MarkedYAMLError as exc:

@@ -2,13 +2,14 @@
 
 ruamel builds values recursively and expands every alias, so a hostile file can exhaust the stack
 (a 5,000-deep list), memory (the billion-laughs alias bomb) or time (a 20 MB file). This pass reads
-the parser's event stream, which is lazy and flat, and stops at the first limit crossed, so what
-is refused is refused within milliseconds, each with file:line:column and a hint. It also refuses
+each event on its way from ruamel's parser (lazy and flat) to its composer, and stops at the first
+limit crossed, so what is refused is refused within milliseconds, each with file:line:column and
+a hint; the size, the characters and the brackets are checked on the text before that. It also refuses
 what a runbook has no use for and that would otherwise be silently misread: explicit tags
 (`!!python/object`, `!!str`, `!custom`), merge keys (`<<:`), a collection as a key, an alias inside
 the node it names (read as an empty value), an anchor defined twice, and control characters.
 
-Only when this pass finds nothing does the loader hand the text to ruamel for the real load.
+Only when nothing was found does ruamel construct values from what it composed.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionStartEvent,
+    DocumentEndEvent,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
     SequenceEndEvent,
 )
 
-from tminus.errors import Location, Problem
+from tminus.errors import Location, Problem, RunbookError
 
 # A long real runbook is ~100 KB and 5,000 values. ruamel (pure Python) reads ~100,000 values a
 # second at best, and this pass ~300,000: these bounds keep a refusal well under a second.
@@ -75,8 +77,41 @@ def too_large(size: int, file: str) -> Problem:
     )
 
 
-def check_text(text: str, file: str) -> list[Problem]:
-    """Every problem found before building: empty when the text is safe to load with ruamel."""
+def load(yaml: YAML, text: str, file: str) -> Any:
+    """`yaml.load(text)` with every event checked on its way from the parser to the composer.
+
+    Raises RunbookError with the problems found: at once when a limit is crossed (nothing deeper
+    or further is read), else at the document's end, before ruamel constructs anything from what
+    it composed. Other ruamel errors (syntax, duplicate keys) pass through to the caller.
+    """
+    if refused := _refuse_text(text, file):
+        raise RunbookError(refused)
+    guard = _Guard(file)
+
+    class Parser(yaml.Parser):  # type: ignore[name-defined]  # one pass: no second parse
+        def get_event(self) -> Any:
+            event = super().get_event()
+            guard.see(event)
+            if isinstance(event, DocumentEndEvent) and guard.problems:
+                raise _Stop
+            return event
+
+    yaml.Parser = Parser
+    try:
+        return yaml.load(text)
+    except _Stop:
+        raise RunbookError(guard.problems) from None
+    except MarkedYAMLError as exc:
+        if guard.problems:  # the syntax error is one more problem
+            raise RunbookError([*guard.problems, yaml_problem(exc, file)]) from None
+        raise
+    except YAMLError as exc:  # a reader error, which _refuse_text should have caught: a position still
+        at = _at(text, getattr(exc, "position", 0), file)
+        raise RunbookError([*guard.problems, Problem(f"YAML error: {exc}", at)]) from None
+
+
+def _refuse_text(text: str, file: str) -> list[Problem]:
+    """What is refused before parsing: the size, characters YAML refuses, bracket bombs."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         return [too_large(size, file)]
@@ -85,17 +120,7 @@ def check_text(text: str, file: str) -> list[Problem]:
     if (index := _brackets(text)) is not None:
         return [Problem(f"more than {MAX_BRACKETS} '[' and '{{' open at once", _at(text, index, file),
                         "flatten the structure: a runbook never needs this depth")]
-    guard = _Guard(file)
-    try:
-        for event in YAML(typ="rt").parse(text):
-            guard.see(event)
-    except _Stop:
-        pass
-    except MarkedYAMLError as exc:
-        guard.problems.append(yaml_problem(exc, file))
-    except YAMLError as exc:  # a reader error: no mark, a position in the text
-        guard.problems.append(Problem(f"YAML error: {exc}", _at(text, getattr(exc, "position", 0), file)))
-    return guard.problems
+    return []
 
 
 def _brackets(text: str) -> int | None:
@@ -217,8 +242,9 @@ class _Guard:
         if anchor is not None:
             if anchor in self.anchored_at:
                 first = self.anchored_at[anchor]
-                self._add_problem(event, f"the anchor &{anchor} is defined twice (first at line {first.line + 1}, "
-                                         f"column {first.column + 1})", "give each anchor its own name")
+                # a stop, before ruamel's composer warns about it on stderr
+                self._stop(event, f"the anchor &{anchor} is defined twice (first at line {first.line + 1}, "
+                                  f"column {first.column + 1})", "give each anchor its own name")
             self.anchored_at[anchor] = event.start_mark
         tag = getattr(event, "tag", None)
         if tag is not None:
