@@ -15,11 +15,12 @@ Only when nothing was found does ruamel construct values from what it composed.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -98,7 +99,9 @@ def load(yaml: YAML, text: str, file: str) -> Any:
 
     yaml.Parser = Parser
     try:
-        return yaml.load(text)
+        with warnings.catch_warnings():  # ruamel warns of a reused anchor as it peeks: the guard refuses it
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            return yaml.load(text)
     except _Stop:
         raise RunbookError(guard.problems) from None
     except MarkedYAMLError as exc:
@@ -242,7 +245,6 @@ class _Guard:
         if anchor is not None:
             if anchor in self.anchored_at:
                 first = self.anchored_at[anchor]
-                # a stop, before ruamel's composer warns about it on stderr
                 self._stop(event, f"the anchor &{anchor} is defined twice (first at line {first.line + 1}, "
                                   f"column {first.column + 1})", "give each anchor its own name")
             self.anchored_at[anchor] = event.start_mark
