@@ -169,7 +169,7 @@ def _plain(value: Any, path: PathKey, source: SourceMap, problems: list[Problem]
         out: dict[Any, Any] = {}
         for k, v in value.items():
             key = _plain(k, path, source, [], item=False)
-            pos = value.lc.data.get(k)  # merged (<<) keys have no position of their own
+            pos = value.lc.data.get(k)  # every key has one: merge keys (<<) are refused by yamlguard
             if pos is not None:
                 source.positions[(*path, key)] = (pos[0] + 1, pos[1] + 1)
             out[key] = _plain(v, (*path, key), source, problems, item=False)
