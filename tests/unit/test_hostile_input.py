@@ -130,11 +130,15 @@ def test_refused_with_a_position_and_a_hint_within_a_second(
     name: str, corpus: dict[str, tuple[Path, str, int, int]]
 ) -> None:
     path, message, line, column = corpus[name]
-    started = time.process_time()
-    with pytest.raises(RunbookError) as info:
-        load_runbook(path)
-    spent = time.process_time() - started
-    assert spent < CPU_SECONDS, f"{name}: {spent:.2f}s of CPU"
+    spent = []
+    for _ in range(3):  # the best of three: a shared machine slows a try, never a hang into a pass
+        started = time.process_time()
+        with pytest.raises(RunbookError) as info:
+            load_runbook(path)
+        spent.append(time.process_time() - started)
+        if spent[-1] < CPU_SECONDS:
+            break
+    assert min(spent) < CPU_SECONDS, f"{name}: {spent} s of CPU"
     problem: Problem = info.value.problems[0]
     assert message in problem.message, problem.render()
     assert problem.location is not None
