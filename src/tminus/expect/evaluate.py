@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tminus.expect.regex import search
 from tminus.expect.values import (
     equal,
     is_number,
@@ -294,7 +295,10 @@ def _holds(predicate: str, operand: Any, tolerance: float | None, actual: Any) -
         if not isinstance(actual, str):
             raise TypeMismatch(f"expected a string for {predicate}")
         if predicate == "matches":
-            return operand.search(actual) is not None
+            try:
+                return search(operand, actual)
+            except ValueError as exc:  # too long to search in bounded time
+                raise TypeMismatch(str(exc)) from None
         return actual.startswith(operand) if predicate == "startsWith" else actual.endswith(operand)
     if predicate == "isEmpty":
         if isinstance(actual, str | bytes | list | tuple | Mapping):

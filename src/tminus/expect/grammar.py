@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from tminus.errors import ExpectationSyntaxError
 from tminus.expect.evaluate import Assertion, Filter
+from tminus.expect.regex import UnsafePattern, compile_pattern
 from tminus.expect.values import is_number
 from tminus.expect.vocabulary import (
     ARGUMENT_QUERIES,
@@ -258,9 +259,11 @@ class _Parser:
         tok = self.take()
         if tok.kind == "regex":
             try:
-                return re.compile(tok.value)
+                return compile_pattern(tok.value)
             except re.error as exc:
                 self.fail(f"invalid regular expression: {exc}", tok)
+            except UnsafePattern as exc:
+                self.fail(str(exc), tok)
         if tok.kind in ("number", "string"):
             return tok.value
         if tok.kind == "word" and tok.value in _LITERAL_WORDS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tminus.expect.regex import compile_pattern
 from tminus.expect.values import is_number, render, type_name, typed
 
 QUERIES: dict[str, str] = {
@@ -123,7 +124,7 @@ def check_operand(predicate: str, operand: Any) -> Any:
         if not isinstance(operand, str):
             raise ValueError(f"'matches' expects a \"string\" or a /regex/, got {type_name(operand)}")
         try:
-            return re.compile(operand)
+            return compile_pattern(operand)  # UnsafePattern is a ValueError: it says why
         except re.error as exc:
             raise ValueError(f"invalid regular expression: {exc}") from None
     if predicate == "in" and not isinstance(operand, list | tuple):

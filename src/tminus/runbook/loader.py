@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import types
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -26,7 +27,10 @@ from tminus.errors import Location, Problem, RunbookError
 from tminus.runbook.document import PathKey, RunbookDocument, SourceMap, assign_keys, path_to_str
 from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
 from tminus.runbook.schema import accepts_shorthand
+from tminus.runbook.types import HintedValueError
 from tminus.runbook.validate import closest, semantic_problems
+from tminus.runbook.yamlguard import MAX_BYTES, too_large, yaml_problem
+from tminus.runbook.yamlguard import load as guarded_load
 
 _EXPECTED = {
     "string_type": "a string",
@@ -41,11 +45,6 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
-}
-_YAML_HINTS = {
-    "mapping values are not allowed": "quote the value: a plain value cannot contain ': '",
-    "found character '\\t'": "indent with spaces: YAML does not allow tabs",
-    "could not find expected ':'": "check the indentation and that every key ends with ':'",
 }
 _IDENTIFIER = next(getattr(m, "pattern", None) for m in get_args(Identifier)[1].metadata)
 
@@ -90,7 +89,10 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 def _read(path: Path) -> str:
     file = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # never more than the limit: the file may be /dev/zero
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise RunbookError([too_large(max(path.stat().st_size, len(raw)), file)])
     except FileNotFoundError:
         raise RunbookError([Problem(f"runbook file not found: {file}", Location(file),
                                     "check the path, e.g. tminus plan runbooks/release.yaml")]) from None
@@ -119,25 +121,13 @@ def _yaml() -> YAML:
 
 def _parse(text: str, source: SourceMap) -> tuple[Any, list[Problem]]:
     try:
-        tree = _yaml().load(text)
+        tree = guarded_load(_yaml(), text, source.file)  # limits, tags, merge keys: refused as read
     except DuplicateKeyError:
         raise RunbookError(_duplicate_keys(text, source.file)) from None
     except MarkedYAMLError as exc:
-        raise RunbookError([_yaml_problem(exc, source.file)]) from None
+        raise RunbookError([yaml_problem(exc, source.file)]) from None
     problems: list[Problem] = []
     return _plain(tree, (), source, problems, item=False), problems
-
-
-def _yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    message = f"YAML syntax error: {exc.problem or exc.context}"
-    if exc.problem and exc.context:
-        started = exc.context_mark
-        at = f" started at line {started.line + 1}, column {started.column + 1}" if started else ""
-        message += f" ({exc.context}{at})"
-    hint = next((h for k, h in _YAML_HINTS.items() if k in message), None)
-    location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-    return Problem(message, location, hint)
 
 
 def _duplicate_keys(text: str, file: str) -> list[Problem]:
@@ -167,7 +157,7 @@ def _duplicate_keys(text: str, file: str) -> list[Problem]:
     try:
         root = _yaml().compose(text)
     except MarkedYAMLError as exc:
-        return [_yaml_problem(exc, file)]
+        return [yaml_problem(exc, file)]
     if root is not None:
         walk(root, ())
     return problems
@@ -179,7 +169,7 @@ def _plain(value: Any, path: PathKey, source: SourceMap, problems: list[Problem]
         out: dict[Any, Any] = {}
         for k, v in value.items():
             key = _plain(k, path, source, [], item=False)
-            pos = value.lc.data.get(k)  # merged (<<) keys have no position of their own
+            pos = value.lc.data.get(k)  # every key has one: merge keys (<<) are refused by yamlguard
             if pos is not None:
                 source.positions[(*path, key)] = (pos[0] + 1, pos[1] + 1)
             out[key] = _plain(v, (*path, key), source, problems, item=False)
@@ -192,12 +182,6 @@ def _plain(value: Any, path: PathKey, source: SourceMap, problems: list[Problem]
                 source.positions[(*path, i)] = (pos[0] + 1, pos[1] + 1)
             items.append(_plain(v, (*path, i), source, problems, item=True))
         return items
-    if isinstance(value, TaggedScalar):
-        problems.append(Problem(
-            f"unsupported YAML tag '{value.tag}'", source.locate(path),
-            "remove the tag: runbooks use plain YAML values", path_to_str(path),
-        ))
-        return str(value.value)
     if isinstance(value, str):
         if item and isinstance(value, DoubleQuotedScalarString | SingleQuotedScalarString):
             source.quoted.add(path)
@@ -278,7 +262,7 @@ def _explain(
     if kind == "extra_forbidden":
         names = _keys_of(_model_at(path[:-1]))
         hint = closest(str(key), names) or (f"allowed keys: {', '.join(names)}" if names else None)
-        return f"unknown key '{key}'", hint
+        return f"unknown key '{key}'{_lookalikes(str(key))}", hint
     if kind == "missing":
         field = _field_of(_model_at(path[:-1]), str(key))
         about = f" ({field.description})" if field is not None and field.description else ""
@@ -298,10 +282,22 @@ def _explain(
     if kind == "too_short":
         return f"'{key}' needs at least {ctx.get('min_length', 1)} entry", None
     if kind in ("value_error", "assertion_error"):
-        message = str(ctx.get("error") or err["msg"])
+        error = ctx.get("error")
+        if isinstance(error, HintedValueError):
+            return str(error), error.hint
+        message = str(error or err["msg"])
         return message, _step_hint(path, value) if _model_at(path) is Step else None
     text = err["msg"].replace("Input should be", "expected")
     return f"{text[:1].lower()}{text[1:]}, got {_describe(value)}", None
+
+
+def _lookalikes(key: str) -> str:
+    """Name the characters that are not ASCII: 'name' with a Cyrillic a (U+0430) reads as 'name'."""
+    odd = dict.fromkeys(c for c in key if not c.isascii())
+    if not odd:
+        return ""
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in list(odd)[:3])
+    return f" (it holds {names}: keys are ASCII)"
 
 
 def _expected(err: ErrorDetails, path: PathKey) -> str:

@@ -1,0 +1,269 @@
+"""The first look at a runbook's YAML, before anything is built from it: limits and refusals.
+
+ruamel builds values recursively and expands every alias, so a hostile file can exhaust the stack
+(a 5,000-deep list), memory (the billion-laughs alias bomb) or time (a 20 MB file). This pass reads
+each event on its way from ruamel's parser (lazy and flat) to its composer, and stops at the first
+limit crossed, so what is refused is refused within milliseconds, each with file:line:column and
+a hint; the size, the characters and the brackets are checked on the text before that. It also refuses
+what a runbook has no use for and that would otherwise be silently misread: explicit tags
+(`!!python/object`, `!!str`, `!custom`), merge keys (`<<:`), a collection as a key, an alias inside
+the node it names (read as an empty value), an anchor defined twice, and control characters.
+
+Only when nothing was found does ruamel construct values from what it composed.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    DocumentEndEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+)
+
+from tminus.errors import Location, Problem, RunbookError
+
+# A long real runbook is ~100 KB and 5,000 values. ruamel (pure Python) reads ~100,000 values a
+# second at best, and this pass ~300,000: these bounds keep a refusal well under a second.
+MAX_BYTES = 512 * 1024
+MAX_VALUES = 20_000  # scalars, lists and mappings, aliases expanded
+MAX_DEPTH = 64  # nested lists and mappings; a runbook's own structure is under 12 deep
+MAX_ALIAS_VALUES = 10_000  # values all aliases together may expand to
+MAX_BRACKETS = 256  # [ and { open at once anywhere in the text, strings included (see _brackets)
+MAX_NUMBER_DIGITS = 1000  # Python refuses to read integers of more than 4,300 digits
+
+_YAML_HINTS = {
+    "mapping values are not allowed": "quote the value: a plain value cannot contain ': '",
+    "found character '\\t'": "indent with spaces: YAML does not allow tabs",
+    "could not find expected ':'": "check the indentation and that every key ends with ':'",
+    "found another document": "a runbook is one YAML document: remove the '---' line or split the file",
+}
+# What YAML allows in a stream (YAML 1.2, 5.1); ruamel raises an unpositioned error on the rest.
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_INTEGER = re.compile(r"[-+]?[0-9][0-9_]*")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class _Stop(Exception):
+    """A limit was crossed: nothing after this point is read."""
+
+
+def yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:
+    """A ruamel syntax error as a positioned problem."""
+    mark = exc.problem_mark or exc.context_mark
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    if exc.problem and exc.context:
+        started = exc.context_mark
+        at = f" started at line {started.line + 1}, column {started.column + 1}" if started else ""
+        message += f" ({exc.context}{at})"
+    hint = next((h for k, h in _YAML_HINTS.items() if k in message), None)
+    location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    return Problem(message, location, hint)
+
+
+def too_large(size: int, file: str) -> Problem:
+    return Problem(
+        f"the runbook is {size:,} bytes; at most {MAX_BYTES:,} are read", Location(file, 1, 1),
+        "split it into smaller runbooks, or keep large data in files the steps read",
+    )
+
+
+def load(yaml: YAML, text: str, file: str) -> Any:
+    """`yaml.load(text)` with every event checked on its way from the parser to the composer.
+
+    Raises RunbookError with the problems found: at once when a limit is crossed (nothing deeper
+    or further is read), else at the document's end, before ruamel constructs anything from what
+    it composed. Other ruamel errors (syntax, duplicate keys) pass through to the caller.
+    """
+    if refused := _refuse_text(text, file):
+        raise RunbookError(refused)
+    guard = _Guard(file)
+
+    class Parser(yaml.Parser):  # type: ignore[name-defined]  # one pass: no second parse
+        def get_event(self) -> Any:
+            event = super().get_event()
+            guard.see(event)
+            if isinstance(event, DocumentEndEvent) and guard.problems:
+                raise _Stop
+            return event
+
+    yaml.Parser = Parser
+    try:
+        with warnings.catch_warnings():  # ruamel warns of a reused anchor as it peeks: the guard refuses it
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            return yaml.load(text)
+    except _Stop:
+        raise RunbookError(guard.problems) from None
+    except MarkedYAMLError as exc:
+        if guard.problems:  # the syntax error is one more problem
+            raise RunbookError([*guard.problems, yaml_problem(exc, file)]) from None
+        raise
+    except YAMLError as exc:  # a reader error, which _refuse_text should have caught: a position still
+        at = _at(text, getattr(exc, "position", 0), file)
+        raise RunbookError([*guard.problems, Problem(f"YAML error: {exc}", at)]) from None
+
+
+def _refuse_text(text: str, file: str) -> list[Problem]:
+    """What is refused before parsing: the size, characters YAML refuses, bracket bombs."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        return [too_large(size, file)]
+    if bad := _NOT_PRINTABLE.search(text):
+        return [_control_character(text, bad.start(), file)]
+    if (index := _brackets(text)) is not None:
+        return [Problem(f"more than {MAX_BRACKETS} '[' and '{{' open at once", _at(text, index, file),
+                        "flatten the structure: a runbook never needs this depth")]
+    return []
+
+
+def _brackets(text: str) -> int | None:
+    """Where more than MAX_BRACKETS brackets are open, counted in the raw text.
+
+    ruamel's scanner keeps a possible key per open flow collection and re-checks them all at
+    every token, before the parser says anything: 5,000 '[' take seconds, a megabyte of them
+    hours. Counting without reading quotes errs only on text with hundreds of unclosed brackets.
+    """
+    if text.count("[") + text.count("{") <= MAX_BRACKETS:
+        return None
+    depth = 0
+    for m in _BRACKET.finditer(text):
+        depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_BRACKETS:
+            return m.start()
+    return None
+
+
+def _at(text: str, index: int, file: str) -> Location:
+    line = text.count("\n", 0, index) + 1
+    return Location(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
+
+
+def _control_character(text: str, index: int, file: str) -> Problem:
+    char = text[index]
+    name = "a NUL byte" if char == "\0" else f"the character U+{ord(char):04X}, which YAML does not allow"
+    count = len(_NOT_PRINTABLE.findall(text))
+    more = f" ({count} such characters in the file)" if count > 1 else ""
+    return Problem(f"the runbook contains {name}{more}", _at(text, index, file),
+                   "remove it: a runbook is plain text (write \\0 or \\x07 inside double quotes if a value needs it)")
+
+
+@dataclass
+class _Frame:
+    """An open list or mapping: its anchor, how many values it holds (aliases expanded)."""
+
+    mapping: bool
+    anchor: str | None
+    size: int = 1
+    items: int = 0  # events directly inside: in a mapping, even ones are keys
+
+
+@dataclass
+class _Guard:
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+    stack: list[_Frame] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # anchor -> values it stands for
+    anchored_at: dict[str, Any] = field(default_factory=dict)  # anchor -> its mark
+    expanded: int = 0
+    values: int = 0
+
+    def see(self, event: Any) -> None:
+        if isinstance(event, MappingEndEvent | SequenceEndEvent):
+            self._close()
+            return
+        if not isinstance(event, AliasEvent | ScalarEvent | CollectionStartEvent):
+            return  # stream and document boundaries
+        self._check_key(event)
+        self._check_anchor_and_tag(event)
+        self.values += 1
+        if self.values > MAX_VALUES:
+            self._stop(event, f"the runbook holds more than {MAX_VALUES:,} values",
+                       "split it into smaller runbooks, or keep large data in files the steps read")
+        if isinstance(event, CollectionStartEvent):
+            if len(self.stack) >= MAX_DEPTH:
+                self._stop(event, f"lists and mappings nested more than {MAX_DEPTH} deep",
+                           "flatten the structure: a runbook never needs this depth")
+            self.stack.append(_Frame(isinstance(event, MappingStartEvent), event.anchor))
+            return
+        size = 1 if isinstance(event, ScalarEvent) else self._alias(event)
+        if isinstance(event, ScalarEvent):
+            self._check_number(event)
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+        self._add(size)
+
+    def _add(self, size: int) -> None:
+        if self.stack:
+            self.stack[-1].size += size
+            self.stack[-1].items += 1
+
+    def _close(self) -> None:
+        frame = self.stack.pop()
+        if frame.anchor is not None:
+            self.sizes[frame.anchor] = frame.size
+        self._add(frame.size)
+
+    def _alias(self, event: AliasEvent) -> int:
+        name = event.anchor
+        if any(f.anchor == name for f in self.stack):
+            self._stop(event, f"the alias *{name} is inside the value &{name} it names (a recursive alias)",
+                       "an alias can only repeat a value that is complete: write the value out")
+        size = self.sizes.get(name)
+        if size is None:  # ruamel would say it too, but only after building
+            self._stop(event, f"the alias *{name} names no anchor before it",
+                       f"define the value with &{name} before it is used")
+        self.expanded += size
+        self.values += size - 1  # the alias itself was counted
+        if self.expanded > MAX_ALIAS_VALUES:
+            self._stop(event, f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?)",
+                       "repeat fewer values through aliases: write the runbook out, or use vars")
+        return size
+
+    def _check_key(self, event: Any) -> None:
+        frame = self.stack[-1] if self.stack else None
+        if frame is None or not frame.mapping or frame.items % 2:
+            return
+        if isinstance(event, CollectionStartEvent):
+            what = "mapping" if isinstance(event, MappingStartEvent) else "list"
+            self._add_problem(event, f"a {what} cannot be a key", "a key is a word or a quoted string")
+        elif isinstance(event, ScalarEvent) and event.value == "<<" and event.style is None and event.tag is None:
+            self._add_problem(event, "merge keys (<<) are not supported",
+                              "write the keys out: a merged key has no position of its own to report")
+
+    def _check_anchor_and_tag(self, event: Any) -> None:
+        anchor = getattr(event, "anchor", None) if not isinstance(event, AliasEvent) else None
+        if anchor is not None:
+            if anchor in self.anchored_at:
+                first = self.anchored_at[anchor]
+                self._stop(event, f"the anchor &{anchor} is defined twice (first at line {first.line + 1}, "
+                                  f"column {first.column + 1})", "give each anchor its own name")
+            self.anchored_at[anchor] = event.start_mark
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            shown = "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+            self._add_problem(event, f"unsupported YAML tag '{shown}'",
+                              "remove the tag: runbooks use plain YAML values")
+
+    def _check_number(self, event: ScalarEvent) -> None:
+        value = event.value
+        if event.style is None and len(value) > MAX_NUMBER_DIGITS and _INTEGER.fullmatch(value):
+            self._add_problem(event, f"a number of {len(value):,} digits is too long to read",
+                              "quote it if it is text")
+
+    def _add_problem(self, event: Any, message: str, hint: str) -> None:
+        mark = event.start_mark
+        self.problems.append(Problem(message, Location(self.file, mark.line + 1, mark.column + 1), hint))
+
+    def _stop(self, event: Any, message: str, hint: str) -> NoReturn:
+        self._add_problem(event, message, hint)
+        raise _Stop
