@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+import tminus
+
 
 @contextmanager
 def second_user() -> Iterator[str]:
@@ -56,7 +58,8 @@ def _python_for(user: str) -> tuple[str, list[str]]:
     for python in candidates:
         if subprocess.run(["runuser", "-u", user, "--", python, "-c", "pass"], capture_output=True).returncode == 0:
             extra = [] if python == sys.executable else [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
-            return python, extra
+            # the tminus under test (an editable install is a .pth hook, which PYTHONPATH does not run)
+            return python, [str(Path(tminus.__file__).resolve().parents[1]), *extra]
     pytest.skip(f"no Python interpreter that {user} may execute")
 
 
@@ -68,5 +71,13 @@ def tminus_as(user: str, *args: str, cwd: Path, env: dict[str, str] | None = Non
     keep = {k: v for k, v in os.environ.items() if k.startswith("TMINUS_") or k in ("PATH", "LANG", "LC_ALL")}
     full_env = {**keep, **(env or {}), "PYTHONPATH": path, "HOME": str(cwd)}
     assignments = [f"{k}={v}" for k, v in full_env.items()]
+    # The checkout (and its venv) may sit in a folder other accounts cannot enter: then the second
+    # person cannot run this tminus at all, which is a fact of the machine, not a failure of tminus.
+    probe = subprocess.run(["runuser", "-u", user, "--", "env", "-i", *assignments, python, "-c",
+                            "import tminus.cli.app"],
+                           cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if probe.returncode != 0:
+        pytest.skip(f"{user} cannot import this checkout's tminus (its folder is not readable by other accounts): "
+                    + (probe.stderr.strip().splitlines() or ["?"])[-1])
     return subprocess.run(["runuser", "-u", user, "--", "env", "-i", *assignments, python, "-m", "tminus", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

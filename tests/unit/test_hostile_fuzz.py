@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -48,16 +47,9 @@ YAML_CHARS = st.sampled_from([*":-[]{}&*!|>'\"#%@`?,\n \t\\", "\0", "\x85", "\uf
                                "!!python/object ", "---\n", "  "])
 
 
-# Item 14 of issue 9 (an unknown filter is a traceback) is fixed on another branch; until it is
-# merged, the fuzzer lets jinja2's own errors pass. Remove this when validate.py reports them.
-KNOWN_ELSEWHERE: tuple[type[Exception], ...] = (jinja2.TemplateError,)
-
-
 def holds(text: str) -> None:
     try:
         load_runbook("fuzz.yaml", text)
-    except KNOWN_ELSEWHERE:
-        pass
     except RunbookError as exc:
         assert exc.problems
         for p in exc.problems:
