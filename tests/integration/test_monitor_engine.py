@@ -154,16 +154,108 @@ def test_errors_ignored_when_the_rule_says_so(tmp_path: Path) -> None:
     ignored = SATURATION.replace("duration: 20s", "duration: 700ms").format(policy="on_error: ignore")
     with standin() as (_svc, base):
         runbook(tmp_path, base, ignored)
-        script(base, sat(0.95, 0.95, "error", 0.95, 0.5))
+        script(base, sat(0.95, 0.95, "close", 0.95, 0.5))
         code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
-    assert code == 0, result  # the 500 (a failed probe) counted as good: the count started again
+    assert code == 0, result  # the dropped connection (a failed probe) counted as good: the count started again
     assert transitions(tmp_path, result["run_id"])[:3] == [
         ("pool saturated", "ok", "pending", 0),
         ("pool saturated", "pending", "ok", 2),
         ("pool saturated", "ok", "pending", 3),
     ]
     error = [e for e in events(tmp_path, result["run_id"], "monitor.sample") if e.data["error"]]
-    assert len(error) == 1 and "status < 400" in error[0].data["error"]
+    assert len(error) == 1 and error[0].data["values"] is None and "failed" in error[0].data["error"]
+
+
+# --- a response is a sample; only a failure to observe is an error -------------------------------
+
+STATUS = """
+monitor:
+  duration: {duration}
+  interval: 100ms
+  probes:
+    - name: health
+      http: {{url: "{url}"}}
+  rules:
+    - name: server errors
+      when: status >= 500
+      consecutive: 1
+      on_error: ignore
+"""
+
+
+def samples(tmp: Path, run_id: str) -> list[dict[str, Any]]:
+    return [e.data for e in events(tmp, run_id, "monitor.sample") if e.data["stage"] == "window"]
+
+
+def test_a_500_answer_is_a_sample_that_a_status_rule_fires_on(tmp_path: Path) -> None:
+    with standin() as (_svc, base):
+        runbook(tmp_path, base, STATUS.format(duration="5s", url="{{ vars.base }}/health"))
+        script(base, [{"saturation": 0.5}, {"saturation": 0.5}, "error", {"saturation": 0.5}])
+        code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result  # on_error: ignore does not hide a 500: it is an answer, not an error
+    run_id = result["run_id"]
+    assert transitions(tmp_path, run_id) == [("server errors", "ok", "firing", 2)]
+    seen = samples(tmp_path, run_id)
+    assert [(s["values"]["status"], s["error"]) for s in seen] == [(200, None), (200, None), (500, None)]
+    assert seen[2]["values"]["json"] == {"error": "internal"}  # the answer is kept for the rules and replay
+    (fired,) = [e for e in events(tmp_path, run_id, "monitor.transition") if e.data["to"] == "firing"]
+    assert "500 >= 500" in fired.data["reason"]
+    replayed = run_json("replay", run_id, cwd=tmp_path)[1]
+    assert replayed["differs"] is False  # replay re-judges the recorded 500 the same way
+
+
+def test_on_error_ignore_still_applies_to_a_refused_connection(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runbook(tmp_path, "unused", STATUS.format(duration="500ms", url=f"http://127.0.0.1:{port}/health"))
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 0, result  # every probe failed to observe, and the rule ignores errors
+    seen = samples(tmp_path, result["run_id"])
+    assert len(seen) >= 3 and all(s["values"] is None and s["error"] for s in seen), seen
+    assert transitions(tmp_path, result["run_id"]) == []
+    runbook(tmp_path, "unused", STATUS.format(duration="500ms", url=f"http://127.0.0.1:{port}/health")
+            .replace("on_error: ignore", "on_error: breach"))
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result  # the same errors, counted as breaches, fire the rule
+
+
+RUN_PROBES = """
+monitor:
+  duration: 20s
+  interval: 100ms
+  probes:
+    - name: job
+      run: "echo busy; exit 1"
+    - name: missing
+      run: "tminus-no-such-command-anywhere"
+  rules:
+    - name: job failing
+      probe: job
+      when: exit_code == 1
+      consecutive: 2
+    - name: missing ignored
+      probe: missing
+      when: exit_code != 0
+      consecutive: 1
+      on_error: ignore
+"""
+
+
+def test_a_run_probe_exiting_1_is_a_sample_with_its_exit_code(tmp_path: Path) -> None:
+    runbook(tmp_path, "unused", RUN_PROBES)
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
+    assert code == 11, result
+    run_id = result["run_id"]
+    job = [s for s in samples(tmp_path, run_id) if s["probe"] == "job"]
+    assert job and all(s["error"] is None and s["values"]["exit_code"] == 1 for s in job), job
+    assert job[0]["values"]["stdout"].strip() == "busy"
+    missing = [s for s in samples(tmp_path, run_id) if s["probe"] == "missing"]
+    assert missing and all(s["values"] is None and "command not found" in s["error"] for s in missing), missing
+    fired = [(m[0], m[2]) for m in transitions(tmp_path, run_id) if m[2] == "firing"]
+    assert fired == [("job failing", "firing")]  # the missing command is an error, ignored by its rule
 
 
 RETRIES_HEAD = """
