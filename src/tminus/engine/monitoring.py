@@ -184,13 +184,13 @@ class Monitor:
             took = 0.0
         else:
             began = time.monotonic()
-            obs, judgement = self.steps.observe(step, config, timeout)
+            # Only the kind's error (refused, timeout, command not found) is a failure to observe.
+            # Whatever answered is a sample, a 500 or an exit code 1 included: judging it is the
+            # rules' job, never the probe's own `expect` (nor its kind's default, `status < 400`),
+            # so `tminus replay` re-judges exactly what the rules judged.
+            obs, _unused = self.steps.observe(step, config, timeout)
             took = (time.monotonic() - began) * 1000
             obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values), None)
-            if error is None and not judgement.passed:
-                # The probe's own expectations (an http probe's default: status < 400) failed: the
-                # service answered, but not as a probe can trust, so it is an error, never a pass.
-                error = "probe check failed: " + _first_line(judgement.message)
         # Rules need their samples in time order: a wall clock stepped back (NTP) must not break them.
         at = max(time.time(), self._last_at.get(name, 0.0) + 1e-6)
         self._last_at[name] = at
@@ -281,10 +281,6 @@ class Monitor:
         """Tell the rule's and the monitor's channels (in the background: notifications.py)."""
         names = list(dict.fromkeys([*armed.spec.notify, *self.spec.notify]))
         self.notifier.send(names, message, {"rule": armed.spec.name, "rule_text": armed.spec.describe()})
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "failed"
 
 
 def _probe_name(step: Step) -> str:
