@@ -442,6 +442,16 @@ def test_error_rate_hold_leaves_failed_probes_out_of_the_count() -> None:
     assert run(rule, [*probes({5, 12}), status(600, 200)]) == []
 
 
+def test_an_answer_is_judged_by_when_and_on_error_only_covers_failures_to_observe() -> None:
+    # the engine records a 500 as a sample with its status (item 15): on_error: ignore never hides it
+    rule = Rule("5xx", "status >= 500", consecutive=1, on_error="ignore")
+    assert run(rule, [status(0, 200), failed(60), status(120, 500)]) == [(120, OK, FIRING)]
+    # without a `when`, error_rate counts failures to observe only: a 503 answer is a good probe
+    rates = Rule("errors", error_rate={"window": 600, "above": 0.0, "min_samples": 1})
+    assert run(rates, [status(0, 503), status(30, 503)]) == []
+    assert run(rates, [failed(60)]) == [(60, OK, FIRING)]
+
+
 # --- replay --------------------------------------------------------------------------------------
 
 RECORDED = series(sat, [(0, 0.91), (60, 0.93), (120, 0.92), (180, 0.94), (240, 0.93), (300, 0.92), (360, 0.5)])
