@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from tminus.errors import LockHeld
 from tminus.events import Event
@@ -167,3 +168,74 @@ def test_break_lease_records_who_when_and_why(url: str, ledger: Ledger) -> None:
     holder = ledger.get_lease(KEY)
     assert holder is not None and holder.run_id == "r2"
     taken.release()
+
+
+# --- leases nobody will release: the state a crash leaves, written as SQL, then the next acquirer ---
+
+def crash_lease(url: str, run_id: str, *, pid: int, beat_ago: float = 0.0) -> None:
+    """The lease row a crashed holder leaves: inserted by hand, as its process wrote it before dying."""
+    engine = sa.create_engine(url)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO tminus_leases (key, run_id, operator, host, pid, acquired_at, heartbeat_at, ttl, token, "
+            "generation) VALUES (:key, :run_id, 'alice', :host, :pid, :at, :beat, 15.0, 'crashed-token', 7)"),
+            {"key": KEY, "run_id": run_id, "host": HOST, "pid": pid, "at": now - 60, "beat": now - beat_ago})
+        conn.execute(sa.text("INSERT INTO tminus_lease_generations (key, generation) VALUES (:key, 7)"), {"key": KEY})
+    engine.dispose()
+
+
+def end_run(url: str, run_id: str, status: str) -> None:
+    """A crash after the final status was written, before the release: the run row says it ended."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tminus_runs SET status = :status, exit_code = 0, "
+                             "finished_at = '2026-01-01T00:00:00Z' WHERE id = :id"), {"status": status, "id": run_id})
+    engine.dispose()
+
+
+@pytest.mark.parametrize("alive", [False, True])
+def test_the_lease_of_an_ended_run_is_reclaimed_and_noted_on_its_chain(url: str, ledger: Ledger, alive: bool) -> None:
+    crash_lease(url, "r1", pid=os.getpid() if alive else dead_pid())
+    end_run(url, "r1", "completed")
+    lease = ledger.acquire_lease(KEY, run_id="r2", operator="bob", host=HOST, pid=os.getpid())
+    assert lease.record.run_id == "r2" and lease.record.generation > 7  # a new acquisition, fenced apart
+    reclaimed = lease.reclaimed
+    assert reclaimed is not None and reclaimed.holder.run_id == "r1" and reclaimed.run_status == "completed"
+    assert reclaimed.taken_by == "r2" and "ended (completed)" in reclaimed.why
+    note = ledger.events("r1")[-1]
+    assert note.type == "note" and note.data["action"] == "lease-reclaimed" and note.data["taken_by"] == "r2"
+    assert ledger.verify("r1") == []
+    current = ledger.get_lease(KEY)
+    assert current is not None and current.run_id == "r2"
+    lease.release()
+
+
+def test_a_phantom_lease_of_a_gone_holder_is_reclaimed(url: str, ledger: Ledger) -> None:
+    crash_lease(url, "never-recorded", pid=dead_pid())
+    lease = ledger.acquire_lease(KEY, run_id="r2", operator="bob", host=HOST, pid=os.getpid())
+    reclaimed = lease.reclaimed
+    assert reclaimed is not None and reclaimed.run_status is None
+    assert "never recorded" in reclaimed.why and "no longer running" in reclaimed.why
+    lease.release()
+
+
+def test_a_phantom_lease_of_a_live_holder_is_still_refused(url: str, ledger: Ledger) -> None:
+    # A live acquirer between its lease and its run row looks exactly like this: never take it.
+    crash_lease(url, "about-to-be-recorded", pid=os.getpid())
+    with pytest.raises(LockHeld) as caught:
+        ledger.acquire_lease(KEY, run_id="r2", operator="bob", host=HOST, pid=os.getpid())
+    assert caught.value.stale is False
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted", "rollback_failed", "needs_operator"])
+def test_the_lease_of_a_resumable_run_is_still_refused(url: str, ledger: Ledger, status: str) -> None:
+    crash_lease(url, "r1", pid=dead_pid())
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tminus_runs SET status = :s WHERE id = 'r1'"), {"s": status})
+    engine.dispose()
+    with pytest.raises(LockHeld) as caught:
+        ledger.acquire_lease(KEY, run_id="r2", operator="bob", host=HOST, pid=os.getpid())
+    assert caught.value.stale is True and "tminus resume r1" in str(caught.value)
+    assert [e.type for e in ledger.events("r1")] == []  # nothing noted: the run is still its own

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tminus.ledger.interfaces import Ledger
-from tminus.ledger.records import Fence
+from tminus.ledger.records import Fence, Reclaimed
 
 LEASE_BROKEN = "the lease was broken by `tminus unlock`; the run stopped. `tminus resume` continues"
 WATCH_INTERVAL = 0.5  # seconds between looks at the lease's `lost` flag
@@ -18,13 +18,17 @@ WATCH_INTERVAL = 0.5  # seconds between looks at the lease's `lost` flag
 
 @contextmanager
 def hold_lease(
-    ledger: Ledger, key: str, *, run_id: str, operator: str, wait: float, on_broken: Callable[[], None]
+    ledger: Ledger, key: str, *, run_id: str, operator: str, wait: float, on_broken: Callable[[], None],
+    on_reclaimed: Callable[[Reclaimed], None] | None = None,
 ) -> Iterator[Fence]:
     """Hold the lease `key` for `run_id`; yields its fence, which every write of the run checks.
-    `on_broken` is called (from the watcher's thread) when the lease is lost while held."""
+    `on_broken` is called (from the watcher's thread) when the lease is lost while held;
+    `on_reclaimed` when the lease was taken over from an ended or unrecorded run."""
     lease = ledger.acquire_lease(
         key, run_id=run_id, operator=operator, host=socket.gethostname(), pid=os.getpid(), wait=wait,
     )
+    if lease.reclaimed is not None and on_reclaimed is not None:
+        on_reclaimed(lease.reclaimed)
     lease.start_heartbeat()
     done = threading.Event()
 

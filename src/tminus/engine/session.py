@@ -31,13 +31,12 @@ from tminus.errors import LeaseLost, ResumeRefused
 from tminus.events import EventBus, Subscriber
 from tminus.kinds.registry import close_resources
 from tminus.ledger.interfaces import Ledger
-from tminus.ledger.records import Fence, RunRecord
+from tminus.ledger.records import RESUMABLE, Fence, Reclaimed, RunRecord
 from tminus.runbook.document import RunbookDocument
 
 if TYPE_CHECKING:
     from tminus.engine.resume import History
 
-RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
 
 
 def new_run_id() -> str:
@@ -67,6 +66,7 @@ class Session:
         self.stop = StopChannel()
         self.run_id = ""
         self.lease_lost = False
+        self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
 
     def request_stop(self, mode: str, reason: str, by: str) -> bool:
         """Stop the current step; the run then does what `mode` says (see engine/stop.py)."""
@@ -172,7 +172,11 @@ class Session:
     def _lease(self) -> AbstractContextManager[Fence]:
         """Hold the run's lease; yields its fence, which every write of the run checks."""
         return hold_lease(self.ledger, lease_key(self.doc, self.opts.environment), run_id=self.run_id,
-                          operator=self.opts.operator, wait=self.opts.lock_wait, on_broken=self._lease_broken)
+                          operator=self.opts.operator, wait=self.opts.lock_wait, on_broken=self._lease_broken,
+                          on_reclaimed=self._lease_reclaimed)
+
+    def _lease_reclaimed(self, reclaimed: Reclaimed) -> None:
+        self.reclaimed = reclaimed
 
     def _lease_broken(self) -> None:
         """Someone broke our lease (`tminus unlock`): stop before another run acts beside us."""
@@ -228,6 +232,9 @@ class Session:
                 overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
                 **(extra or {}),
             )
+            if self.reclaimed is not None:  # where `show` and `status` see it, the ended run has a note too
+                steps.emit(ev.NOTE, action="lease-reclaimed", message=f"took over the lease: {self.reclaimed.why}",
+                           **self.reclaimed.to_dict())
             writer.set_status("running")
         except (LeaseLost, Stopped) as exc:  # the lease was broken before the run began: nothing ran
             self.stop.close()

@@ -11,7 +11,7 @@ import threading
 from typing import Protocol, Self
 
 from tminus.events import Event
-from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, LedgerHead, RunRecord
+from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, LedgerHead, Reclaimed, RunRecord
 
 
 class LedgerReader(Protocol):
@@ -93,6 +93,7 @@ class HeldLease(Protocol):
     key: str
     record: LeaseRecord
     lost: threading.Event  # set when a heartbeat finds the lease broken or taken
+    reclaimed: Reclaimed | None  # the lease of an ended or unrecorded run this acquisition took over
 
     @property
     def fence(self) -> Fence: ...
@@ -122,7 +123,9 @@ class Ledger(LedgerReader, Protocol):
         self, key: str, *, run_id: str, operator: str, host: str, pid: int, ttl: float = 15.0,
         wait: float = 0.0,
     ) -> HeldLease:
-        """LockHeld when another run holds it (or a stale holder that needs `tminus unlock`)."""
+        """LockHeld when another run holds it (or a stale holder that needs `tminus unlock`). The lease
+        of a run that ended, or of an unrecorded run whose holder is gone, is reclaimed instead: noted
+        on the ended run's chain, and handed back as `reclaimed` for the acquirer to note in its own."""
         ...
 
     def break_lease(self, key: str, *, by: str, reason: str) -> LeaseRecord | None:

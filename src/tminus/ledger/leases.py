@@ -3,7 +3,11 @@
 Taking a lease is one INSERT on the primary key (atomic on SQLite and PostgreSQL alike). A holder
 that stopped heartbeating or whose process died is *stale*, but its lease is never taken over
 silently: whatever it was doing may be half done, so a person decides (`tminus unlock`), except
-that a run may take back its own lease - that is how resume works.
+that a run may take back its own lease - that is how resume works - and that a lease nobody will
+ever release is *reclaimed* by the next acquirer (`Lease.reclaimed`, noted by the caller): the
+holder's run has ended (a crash between its final status and the release) or, with the holder gone,
+was never recorded (a crash between the lease and the run row). A run that can still be resumed
+keeps its lease.
 
 Each acquisition gets a generation higher than any before it for that key (a durable counter, kept
 after the lease row is gone). A run writer bound to a lease checks its token and generation in the
@@ -15,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
@@ -26,7 +30,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from tminus.errors import LeaseLost, LockHeld
 from tminus.ledger import schema as s
 from tminus.ledger.database import ConnectionSource
-from tminus.ledger.records import Fence, LeaseRecord, iso_from_epoch
+from tminus.ledger.records import RESUMABLE, Fence, LeaseRecord, Reclaimed, iso_from_epoch
+
+# Called in the transaction that reclaims a lease, to note it there (the store appends to the ended run).
+OnReclaim = Callable[[Connection, Reclaimed], None]
 
 _FIRST_POLL = 0.05
 _MAX_POLL = 1.0
@@ -35,9 +42,11 @@ _MAX_POLL = 1.0
 class Lease:
     """A held lease. Keep it alive with start_heartbeat(); give it back with release()."""
 
-    def __init__(self, source: ConnectionSource, record: LeaseRecord, token: str) -> None:
+    def __init__(self, source: ConnectionSource, record: LeaseRecord, token: str,
+                 reclaimed: Reclaimed | None = None) -> None:
         self.key = record.key
         self.record = record
+        self.reclaimed = reclaimed  # the lease of an ended or unrecorded run this acquisition took over
         self.lost = threading.Event()  # set when a renewal finds the lease broken or taken
         self._source = source
         self._token = token
@@ -137,9 +146,10 @@ def remove(conn: Connection, key: str) -> LeaseRecord | None:
 
 def acquire(
     source: ConnectionSource, key: str, *, run_id: str, operator: str, host: str, pid: int, ttl: float,
-    wait: float,
+    wait: float, on_reclaim: OnReclaim | None = None,
 ) -> Lease:
-    """Take the lease, waiting up to `wait` seconds for a live holder to let go."""
+    """Take the lease, waiting up to `wait` seconds for a live holder to let go; a lease of an ended
+    or unrecorded run is reclaimed at once (`on_reclaim` notes it in the same transaction)."""
     deadline = time.monotonic() + wait
     delay = _FIRST_POLL
     while True:
@@ -147,9 +157,9 @@ def acquire(
         now = time.time()
         row: dict[str, Any] = dict(key=key, run_id=run_id, operator=operator, host=host, pid=pid, acquired_at=now,
                    heartbeat_at=now, ttl=ttl, token=token)
-        taken, holder = _try_take(source, row)
+        taken, holder, reclaimed = _try_take(source, row, on_reclaim)
         if taken is not None:
-            return Lease(source, taken, token)
+            return Lease(source, taken, token, reclaimed)
         if holder is None:  # released between our insert and our read: just try again
             continue
         stale = holder.stale_reason()
@@ -162,28 +172,52 @@ def acquire(
         delay = min(delay * 1.5, _MAX_POLL)
 
 
-def _try_take(source: ConnectionSource, row: dict[str, Any]) -> tuple[LeaseRecord | None, LeaseRecord | None]:
-    """(the lease, None) when it is now ours, else (None, its holder if there still is one)."""
+Taken = tuple[LeaseRecord | None, LeaseRecord | None, Reclaimed | None]
+
+
+def _try_take(source: ConnectionSource, row: dict[str, Any], on_reclaim: OnReclaim | None) -> Taken:
+    """(the lease, None, what it reclaimed) when it is now ours, else (None, its holder if there still
+    is one, None)."""
     insert = pg_insert if source.dialect == "postgresql" else sqlite_insert
     with source.transaction() as conn:
         if conn.execute(insert(s.leases).values(**row).on_conflict_do_nothing()).rowcount == 1:
-            return _stamp(conn, row), None
+            return _stamp(conn, row), None, None
         current = conn.execute(select(s.leases).where(s.leases.c.key == row["key"])).first()
         if current is None:
-            return None, None
+            return None, None, None
         holder = lease_record(current._asdict())
         same_run = holder.run_id == row["run_id"]
         this_process = holder.host == row["host"] and holder.pid == row["pid"]
-        if same_run and (this_process or holder.is_stale()):
-            # Compare-and-set on the old token: of two resumes racing, one wins.
+        reclaim = None if same_run else _abandoned(conn, holder, row["run_id"])
+        if (same_run and (this_process or holder.is_stale())) or reclaim is not None:
+            # Compare-and-set on the old token: of two resumes (or reclaimers) racing, one wins.
             taken = conn.execute(
                 update(s.leases)
                 .where(and_(s.leases.c.key == row["key"], s.leases.c.token == current.token))
                 .values(**row)
             ).rowcount
             if taken:
-                return _stamp(conn, row), None
-        return None, holder
+                stamped = _stamp(conn, row)
+                if reclaim is not None and on_reclaim is not None:
+                    on_reclaim(conn, reclaim)
+                return stamped, None, reclaim
+        return None, holder, None
+
+
+def _abandoned(conn: Connection, holder: LeaseRecord, taker: str) -> Reclaimed | None:
+    """The holder's lease as one nobody will release, or None while its run may still act or resume.
+    A run that ended writes nothing more (its status and run.finished landed together; a late write
+    of its process would be fenced). A run with no row may be a live acquirer about to record it, so
+    only a gone holder's is abandoned."""
+    status = conn.execute(select(s.runs.c.status).where(s.runs.c.id == holder.run_id)).scalar()
+    if status is not None:
+        if status in RESUMABLE:
+            return None
+        return Reclaimed(holder, str(status), f"run {holder.run_id} had ended ({status}) without releasing it", taker)
+    gone = holder.stale_reason()
+    if gone is None:
+        return None
+    return Reclaimed(holder, None, f"run {holder.run_id} was never recorded and its holder is gone ({gone})", taker)
 
 
 def _stamp(conn: Connection, row: dict[str, Any]) -> LeaseRecord:

@@ -113,6 +113,21 @@ class ApprovalRecord(_Record):
     identity: str | None = None  # who gave it (local_identity() of `tminus approve`); `by` is their claim
 
 
+# A run with one of these statuses has not ended: `tminus resume` continues it, so its lease is its own.
+RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
+
+
+@dataclass(frozen=True)
+class Reclaimed(_Record):
+    """A lease the acquirer took from a run that will never release it: `holder` (the lease as found)
+    belonged to a run that had ended (`run_status`) or to one that was never recorded (None)."""
+
+    holder: LeaseRecord
+    run_status: str | None
+    why: str
+    taken_by: str  # the run that took it
+
+
 @dataclass(frozen=True)
 class Fence:
     """What a run writer bound to a lease checks before every write: the lease on `key` is still the

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tminus.errors import LedgerError
@@ -22,7 +22,7 @@ from tminus.ledger.appending import Chains
 from tminus.ledger.chain import Hasher, normalise
 from tminus.ledger.database import Database, first_line
 from tminus.ledger.reader import SqlReader
-from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, RunRecord, now_iso
+from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, Reclaimed, RunRecord, now_iso
 from tminus.ledger.writer import SqlRunWriter, set_status
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class SqlLedger(SqlReader):
         wait: float = 0.0,
     ) -> _leases.Lease:
         lease = _leases.acquire(self._db, key, run_id=run_id, operator=operator, host=host, pid=pid, ttl=ttl,
-                                wait=wait)
+                                wait=wait, on_reclaim=self._note_reclaim)
         self._held.add(lease)
         return lease
 
@@ -120,6 +120,17 @@ class SqlLedger(SqlReader):
                 self._chains.forget(holder.run_id)  # the holder is usually another process: reread its head
                 self._chains.append(conn, holder.run_id, NOTE, None, now_iso(), data, text)
         return holder
+
+    def _note_reclaim(self, conn: Connection, reclaimed: Reclaimed) -> None:
+        """On an ended run's chain, in the reclaiming transaction: who took its lease, and why. (An
+        unrecorded run has no chain: the acquirer notes it in its own run.)"""
+        if reclaimed.run_status is None:
+            return
+        ended = reclaimed.holder.run_id
+        data, text = normalise({"action": "lease-reclaimed", "message": f"{reclaimed.why}; run {reclaimed.taken_by} "
+                                "took it", **reclaimed.to_dict()})
+        self._chains.forget(ended)  # its process is gone (or done): reread its head
+        self._chains.append(conn, ended, NOTE, None, now_iso(), data, text)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
