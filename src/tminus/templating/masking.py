@@ -12,8 +12,9 @@ A secret leaks through its derived forms as much as through itself, so each valu
   value alone determines when it sits at offset 0, 1 or 2 of a longer base64 stream (`base64` of a
   file or of `user:password`). Those fragments are masked only when at least
   MIN_BASE64_FRAGMENT long: shorter ones would mask innocent text.
+The one base64 character at each end of a fragment that also encodes a neighbouring byte stays.
 Not covered: other encodings (hex, base32, gzip, ...), encodings of a derived form (base64 of the
-upper-cased value), and a value interleaved with other text.
+upper-cased value), and a value split by anything but line breaks.
 
 `tail` and `head` mask before they cut, so a secret at the cut is never half-shown.
 """
