@@ -37,7 +37,7 @@ def _forms() -> list[str]:
     b = SECRET.encode()
     forms = [SECRET, quote(SECRET), quote(SECRET, safe=""), quote_plus(SECRET), SECRET.upper(), SECRET.lower(),
              base64.b64encode(b).decode(), base64.urlsafe_b64encode(b).decode(),
-             json.dumps(SECRET)[1:-1], shlex.quote(SECRET), SECRET[len(SECRET) // 2:]]
+             json.dumps(SECRET)[1:-1], shlex.quote(SECRET), SECRET[len(SECRET) // 2:], SECRET[:6]]
     # the part of each base64 stream that the secret alone determines, at each offset
     for prefix in (b"", b"u", b"us", b"user:"):
         full = base64.b64encode(prefix + b + b"@host").decode()
@@ -110,3 +110,23 @@ def test_a_secret_at_the_cut_of_a_long_output_is_not_half_shown(tmp_path: Path) 
     evidence = tminus("show", run_id, "--json", cwd=tmp_path).stdout
     assert "characters truncated" in evidence
     _assert_nowhere(tmp_path, run_id, terminal)
+
+
+def test_a_secret_at_the_cut_of_a_failed_verdicts_value_is_not_half_shown(tmp_path: Path) -> None:
+    # A failed expectation shows the actual value cut to 200 (message) and 500 (verdict) characters.
+    for before in (200 - 6, 500 - 6 - 2):  # the JSON rendering adds a quote
+        case = tmp_path / str(before)
+        case.mkdir()
+        run_id, terminal = _run(case, f"""
+            name: secret-verdict
+            secrets: [DB_PASSWORD]
+            phases:
+              - name: use
+                steps:
+                  - name: long output
+                    run: "printf '%0{before}d' 0; printf %s \\"$DB_PASSWORD\\"; printf '%0600d' 0"
+                    expect: ['stdout contains "never there"']
+        """)
+        _assert_nowhere(case, run_id, terminal)
+        shown = tminus("show", run_id, "--json", cwd=case).stdout
+        assert "characters)" in shown  # the value was cut where the secret is

@@ -97,6 +97,22 @@ def test_masker_masks_a_secret_inside_a_base64_stream_at_any_offset(prefix: byte
     assert len(masked) - len("***") <= len(encode(prefix).decode()) + len(encode(b"@db:5432").decode()) + 5
 
 
+def test_masker_masks_a_secret_shell_quoted_again() -> None:
+    once = shlex.quote(TRICKY)
+    for text in (once, shlex.quote(once), shlex.quote(shlex.quote(once))):
+        masked = Masker([TRICKY]).mask(text)
+        assert "K3y" not in masked and "Pa5" not in masked.replace("p@ss", ""), masked
+
+
+def test_masker_masks_the_start_of_a_secret_cut_by_a_rendered_value() -> None:
+    m = Masker([TRICKY])
+    for k in range(1, len(TRICKY)):  # expect's `render` cut the value k characters into the secret
+        text = f'stdout is "xxxx{TRICKY[:k]}... (900 characters)'
+        assert m.mask(text) == 'stdout is "xxxx***... (900 characters)', k
+    innocent = 'stdout is "all good... (900 characters)'
+    assert m.mask(innocent) == innocent
+
+
 def test_masker_keeps_min_secret_length_and_spares_innocent_text() -> None:
     m = Masker(["ab", "tok-12345678"])
     assert m.mask("ab AB") == "ab AB"  # shorter than MIN_SECRET_LENGTH: never masked, nor its forms

@@ -7,7 +7,7 @@ A secret leaks through its derived forms as much as through itself, so each valu
   any two characters: `fold`, wrapped base64);
 - URL-encoded (`quote` with and without `/` safe, `quote_plus`; `| urlencode`; hex in either case);
 - JSON-escaped (`ensure_ascii` on and off, `\\/`), shell-quoted (`shlex.quote`, bash `'\\''`,
-  backslash escapes, double-quote escapes);
+  backslash escapes, double-quote escapes; a single quote quoted again any number of times);
 - base64, standard and URL-safe: the whole value (with its padding), and the characters that the
   value alone determines when it sits at offset 0, 1 or 2 of a longer base64 stream (`base64` of a
   file or of `user:password`). Those fragments are masked only when at least
@@ -16,7 +16,9 @@ The one base64 character at each end of a fragment that also encodes a neighbour
 Not covered: other encodings (hex, base32, gzip, ...), encodings of a derived form (base64 of the
 upper-cased value), and a value split by anything but line breaks.
 
-`tail` and `head` mask before they cut, so a secret at the cut is never half-shown.
+`tail` and `head` mask before they cut, so a secret at the cut is never half-shown. A value that
+`expect` cut before the event was masked (`... (N characters)`) loses the start of a secret just
+before the cut too.
 """
 
 from __future__ import annotations
@@ -66,8 +68,23 @@ def base64_forms(value: str) -> set[str]:
     return forms
 
 
-def _split(form: str) -> str:
-    return _BREAK.join(re.escape(c) for c in form)
+# A single quote inside shell quoting, quoted again any number of times ('\'' , '"'"'"'"'"'"'"'"').
+_REQUOTED = "'(?:[\\\\\"']*')?"
+# Where `expect`'s rendering cut a value (expect/values.py `render`): what precedes it may be the start of a secret.
+_CUT_MARK = re.compile(r"\.\.\. \(\d+ characters\)")
+
+
+def _split(form: str, text: bool) -> str:
+    return _BREAK.join(_REQUOTED if text and c == "'" else re.escape(c) for c in form)
+
+
+def _start_of(text: str, form: str, fold: bool) -> int:
+    """The length of the longest start of `form` that `text` ends with (0: none)."""
+    for k in range(min(len(form) - 1, len(text)), 0, -1):
+        seen, start = text[-k:], form[:k]
+        if seen == start or (fold and seen.lower() == start.lower()):
+            return k
+    return 0
 
 
 class Masker:
@@ -77,6 +94,7 @@ class Masker:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._longest = 0
+        self._forms: list[tuple[str, bool]] = []
         for v in values:
             self.add(v)
 
@@ -89,12 +107,24 @@ class Masker:
         # Longest first, so a secret containing another is masked whole.
         ordered = sorted([(f, True) for f in texts] + [(f, False) for f in b64], key=lambda p: -len(p[0]))
         self._longest = len(ordered[0][0])
-        self._pattern = re.compile("|".join(f"(?i:{_split(f)})" if fold else _split(f) for f, fold in ordered))
+        self._forms = ordered
+        self._pattern = re.compile("|".join(f"(?i:{_split(f, True)})" if fold else _split(f, False)
+                                            for f, fold in ordered))
 
     def mask(self, text: str) -> str:
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return self._cut_starts(self._pattern.sub(MASK, text))
+
+    def _cut_starts(self, text: str) -> str:
+        """A value cut by `render` before it was masked: the start of a secret just before the cut."""
+        for mark in reversed(list(_CUT_MARK.finditer(text))):
+            end = mark.start()
+            k = max((_start_of(text[max(0, end - len(form)):end], form, fold) for form, fold in self._forms),
+                    default=0)
+            if k:
+                text = text[:end - k] + MASK + text[end:]
+        return text
 
     def tail(self, text: str, limit: int) -> str:
         """The masked end of a long output, marked as truncated."""
