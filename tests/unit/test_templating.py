@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -53,6 +57,89 @@ def test_secret_values_never_survive_masking_of_rendered_output() -> None:
     assert SECRET in out  # the command itself needs the value...
     assert SECRET not in t.masker.mask(out)  # ...but nothing shown or stored does
     assert t.masker.mask(out).count("***") == 3
+
+
+TRICKY = "p@ss w/rd+K3y:'q!é\"$x"  # needs URL, shell and JSON escaping
+
+
+def _forms(value: str) -> dict[str, str]:
+    raw = value.encode()
+    return {
+        "quote": quote(value), "quote safe=''": quote(value, safe=""), "quote_plus": quote_plus(value),
+        "lower-case hex": quote(value, safe="").lower(), "upper": value.upper(), "lower": value.lower(),
+        "title": value.title(), "base64": base64.b64encode(raw).decode(),
+        "urlsafe base64": base64.urlsafe_b64encode(raw).decode(),
+        "json": json.dumps(value)[1:-1], "json unicode": json.dumps(value, ensure_ascii=False)[1:-1],
+        "shlex.quote": shlex.quote(value), "bash @Q": "'" + value.replace("'", "'\\''") + "'",
+        "double quotes": value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$"),
+        "split across lines": "\n".join(value[i:i + 3] for i in range(0, len(value), 3)),
+        "split, CRLF": "\r\n".join(value[i:i + 5] for i in range(0, len(value), 5)),
+        "wrapped base64": "\n".join(textwrap.wrap(base64.b64encode(raw * 4).decode(), 20)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_forms(TRICKY)))
+def test_masker_masks_derived_forms(name: str) -> None:
+    form = _forms(TRICKY)[name]
+    masked = Masker([TRICKY]).mask(f"before {form} after")
+    assert masked.startswith("before ") and masked.endswith(" after") and "***" in masked, masked
+    for piece in ("K3y", "SzN5", "%2BK3y"):  # nothing recognisable of the secret is left
+        assert piece.lower() not in masked.lower(), masked
+
+
+@pytest.mark.parametrize("prefix", [b"", b"u", b"us", b"user:", b"12345678"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_masker_masks_a_secret_inside_a_base64_stream_at_any_offset(prefix: bytes, encode: Any) -> None:
+    stream = encode(prefix + TRICKY.encode() + b"@db:5432").decode()
+    masked = Masker([TRICKY]).mask(stream)
+    assert "***" in masked
+    # what is left are the characters the neighbouring bytes share with the secret: at most 3 + 2
+    assert len(masked) - len("***") <= len(encode(prefix).decode()) + len(encode(b"@db:5432").decode()) + 5
+
+
+def test_masker_masks_a_secret_shell_quoted_again() -> None:
+    once = shlex.quote(TRICKY)
+    for text in (once, shlex.quote(once), shlex.quote(shlex.quote(once))):
+        masked = Masker([TRICKY]).mask(text)
+        assert "K3y" not in masked and "Pa5" not in masked.replace("p@ss", ""), masked
+
+
+def test_masker_masks_the_start_of_a_secret_cut_by_a_rendered_value() -> None:
+    m = Masker([TRICKY])
+    for k in range(1, len(TRICKY)):  # expect's `render` cut the value k characters into the secret
+        text = f'stdout is "xxxx{TRICKY[:k]}... (900 characters)'
+        assert m.mask(text) == 'stdout is "xxxx***... (900 characters)', k
+    innocent = 'stdout is "all good... (900 characters)'
+    assert m.mask(innocent) == innocent
+
+
+def test_masker_keeps_min_secret_length_and_spares_innocent_text() -> None:
+    m = Masker(["ab", "tok-12345678"])
+    assert m.mask("ab AB") == "ab AB"  # shorter than MIN_SECRET_LENGTH: never masked, nor its forms
+    innocent = "deploy v1.2 to prod: 200 OK, token rotated, dG9rLT is not a fragment of length 6+"
+    assert m.mask(innocent) == innocent
+    assert "tok" not in m.mask("TOK-12345678 dG9rLTEyMzQ1Njc4")
+
+
+def test_tail_masks_before_it_cuts() -> None:
+    m = Masker([TRICKY])
+    for at in range(len(TRICKY) + 1):  # the cut at every character of the secret
+        text = "a" * 5000 + TRICKY + "b" * (4000 - at)
+        kept = m.tail(text, 4000)
+        marker, end = kept.split("\n", 1)
+        assert marker.startswith("[... ") and len(end) == 4000
+        assert set(end) <= {"*", "a", "b"}, (at, end[:40])  # not a character of the secret is left
+    assert Masker().tail("x" * 10, 4) == "[... 6 characters truncated ...]\nxxxx"
+    assert Masker().tail("short", 4000) == "short"
+
+
+def test_head_masks_before_it_cuts() -> None:
+    m = Masker([TRICKY])
+    text = "a" * (2000 - 5) + TRICKY + "b" * 3000
+    kept = m.head(text, 2000)
+    start, marker = kept.rsplit("\n", 1)
+    assert set(start) <= {"*", "a", "b"} and len(start) == 2000 and marker.endswith("characters truncated ...]")
+    assert Masker().head("x" * 10, 4) == "xxxx\n[... 6 characters truncated ...]"
 
 
 # --- rendering ----------------------------------------------------------------------------

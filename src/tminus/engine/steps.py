@@ -224,6 +224,7 @@ class StepRunner:
             # a nested check (wait) or a monitor probe is no execution of its own: nothing to record
             effect_sink=None if attempt is None else self._effect_sink(step, attempt),
             roots=tuple(self.doc.runbook.roots),
+            masker=self.templater.masker,
         )
         started = time.monotonic()
         try:

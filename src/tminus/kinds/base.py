@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tminus.kinds.transport import LocalTransport, Transport
+from tminus.templating.masking import Masker
 
 if TYPE_CHECKING:
     from tminus.runbook.models import Step
@@ -19,11 +20,13 @@ AUTO_UNDO = ".undo[auto]"  # the key suffix of an undo step a kind derived (step
 OUTPUT_TAIL = 4000  # characters of command output kept as evidence
 
 
-def tail(text: str, limit: int = OUTPUT_TAIL) -> str:
-    """The end of a long output, marked as truncated."""
-    if len(text) <= limit:
-        return text
-    return f"[... {len(text) - limit} characters truncated ...]\n" + text[-limit:]
+def tail(text: str, limit: int = OUTPUT_TAIL, masker: Masker | None = None) -> str:
+    """The end of a long output, marked as truncated; with a masker, secrets are masked before the
+    cut (cut first, half a secret at the cut would survive the masking of the event)."""
+    return (masker or _NO_SECRETS).tail(text, limit)
+
+
+_NO_SECRETS = Masker()
 
 
 @dataclass
@@ -94,6 +97,16 @@ class StepContext:
     effect_sink: Callable[[str, dict[str, Any]], None] | None = None
     # The runbook's `roots:` as written: folders besides base_dir that paths may lie in.
     roots: tuple[str, ...] = ()
+    # The run's secrets: what a kind cuts (an output's tail) it masks first, through `tail`.
+    masker: Masker = field(default_factory=Masker)
+
+    def tail(self, text: str, limit: int = OUTPUT_TAIL) -> str:
+        """The end of a long output, secrets masked before it is cut."""
+        return tail(text, limit, self.masker)
+
+    def head(self, text: str, limit: int) -> str:
+        """The start of a long output, secrets masked before it is cut."""
+        return self.masker.head(text, limit)
 
     def record_effect(self, kind: str, **details: Any) -> None:
         """Record what this step is about to change, *before* changing it: a crash after this line

@@ -105,7 +105,7 @@ def execute(config: HttpSpec, ctx: StepContext) -> Observation:
     evidence.update(
         status=response.status_code,
         response_headers=_redact(headers),
-        body=_excerpt(body),
+        body=ctx.head(body, BODY_EXCERPT),
         duration_ms=round(duration_ms, 1),
     )
     if str(response.url) != config.url:
@@ -133,12 +133,6 @@ def client_for(shared: dict[str, Any], *, verify: bool) -> httpx.Client:
 
 def _redact(headers: dict[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in _SENSITIVE_HEADERS else v) for k, v in headers.items()}
-
-
-def _excerpt(body: str) -> str:
-    if len(body) <= BODY_EXCERPT:
-        return body
-    return body[:BODY_EXCERPT] + f"\n[... {len(body) - BODY_EXCERPT} characters truncated ...]"
 
 
 _NOT_JSON = object()

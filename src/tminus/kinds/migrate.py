@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext, tail
+from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import MigrateSpec, Step
 
@@ -187,15 +187,16 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
                                   capture_output=True, text=True, cwd=ctx.base_dir, env=env, timeout=ctx.timeout,
                                   check=False)
     except subprocess.TimeoutExpired as exc:
-        evidence.update(command=["alembic", *cmd], stdout=tail(_text(exc.stdout)), stderr=tail(_text(exc.stderr)))
+        evidence.update(command=["alembic", *cmd], stdout=ctx.tail(_text(exc.stdout)),
+                        stderr=ctx.tail(_text(exc.stderr)))
         return Observation(error=f"alembic {' '.join(cmd)} did not finish within {ctx.timeout:g}s and was killed;"
                                  " check the database for a half-applied revision (alembic current)",
                            evidence=evidence, timed_out=True)
     lines = proc.stdout.rstrip("\n").split("\n")
     result: dict[str, Any] = json.loads(lines.pop()[len(MARKER):]) if lines[-1].startswith(MARKER) else {}
     stdout = "\n".join(lines)
-    evidence.update(command=["alembic", *cmd], exit_code=proc.returncode, stdout=tail(stdout),
-                    stderr=tail(proc.stderr))
+    evidence.update(command=["alembic", *cmd], exit_code=proc.returncode, stdout=ctx.tail(stdout),
+                    stderr=ctx.tail(proc.stderr))
     before, after = result.get("before"), result.get("after")
     revisions: list[str] = result.get("revisions") or []
     if before is not None and not config.dry_run:
@@ -206,7 +207,7 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
     }
     evidence.update(outputs)
     if proc.returncode != 0 or not result.get("ok"):
-        why = result.get("error") or tail(proc.stderr.strip() or stdout.strip(), 500)
+        why = result.get("error") or ctx.tail(proc.stderr.strip() or stdout.strip(), 500)
         return Observation(error=f"alembic {' '.join(cmd)} failed (exit {proc.returncode}): {why}",
                            evidence=evidence)
     values = {**outputs, "count": len(revisions)}

@@ -29,7 +29,7 @@ def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
     import httpx
 
     from tminus.httperrors import describe_transport_error
-    from tminus.kinds.http import _excerpt, client_for
+    from tminus.kinds.http import BODY_EXCERPT, client_for
 
     endpoint = config.url.rstrip("/") + "/api/v1/query"
     shown = _without_userinfo(endpoint)
@@ -51,6 +51,9 @@ def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
             error=f"Prometheus query at {shown} failed: {describe_transport_error(exc)}", evidence=evidence
         )
     evidence.update(status=response.status_code, duration_ms=round((time.perf_counter() - start) * 1000, 1))
+    def _excerpt(text: str) -> str:  # secrets masked before the cut
+        return ctx.head(text, BODY_EXCERPT)
+
     evidence["body"] = _excerpt(response.text)  # shown under a failed verdict: what Prometheus said
 
     status = response.status_code

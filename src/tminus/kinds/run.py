@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tminus.kinds.base import Effect, Execution, Observation, StepContext, tail
+from tminus.kinds.base import Effect, Execution, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.kinds.transport import Transport, group_alive
 from tminus.runbook.models import RunSpec
@@ -96,8 +96,8 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
     evidence: dict[str, Any] = {
         "command": config.command,
         "exit_code": proc.returncode,
-        "stdout": tail(stdout),
-        "stderr": tail(stderr),
+        "stdout": ctx.tail(stdout),
+        "stderr": ctx.tail(stderr),
         "duration_ms": round(duration_ms, 1),
         "pid": proc.pid,
     }
@@ -128,7 +128,7 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
     error = None
     if proc.returncode == 127:
         # POSIX shells exit 127 when the command does not exist: nothing was observed.
-        error = f"command not found (exit 127): {tail(stderr.strip(), 500) or config.command}"
+        error = f"command not found (exit 127): {ctx.tail(stderr.strip(), 500) or config.command}"
     return Observation(values=values, outputs=outputs, evidence=evidence, error=error)
 
 
