@@ -255,7 +255,7 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
     given = ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
                                    reason=reason, identity=me, for_seq=request.seq)
     if not given.lead:  # recorded, but another answer to this request came first
-        fail(f"answered nothing: {what} of run {record.id} already has an answer; yours is recorded "
+        fail(f"answered nothing: {what} of run {record.id} was answered first; yours is recorded "
              f"(approval {given.id}) and is not taken", Exit.FAILED, hint=f"see: tminus show {record.id}")
     click.echo(f"{'refused' if refuse else 'approved'} {what} of run {record.id} as {who} ({me})")
 

@@ -93,11 +93,11 @@ class SqlLedger(SqlReader):
         with self._db.transaction() as conn:
             if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise LedgerError(f"cannot approve: no run {run_id} in the ledger at {self.url}")
-            if for_seq is None:
-                for_seq = _pending_request(conn, run_id, step_key)
+            pending = _pending_request(conn, run_id, step_key)
+            for_seq = pending if for_seq is None else for_seq
         values = {"run_id": run_id, "step_key": step_key, "approved": approved, "approved_by": by, "host": host,
                   "reason": reason, "at": at, "identity": identity, "for_seq": for_seq}
-        lead = for_seq is not None
+        lead = for_seq is not None and for_seq == pending  # a request answered meanwhile takes nothing more
         with self._db.transaction() as conn:
             try:
                 with conn.begin_nested():  # a savepoint: a lost race leaves the transaction usable
