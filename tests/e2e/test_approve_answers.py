@@ -103,7 +103,7 @@ def test_a_leftover_answer_to_one_request_does_not_answer_the_next(tmp_path: Pat
     run.wait(timeout=30)
     left = tminus("approve", run_id, "--operator", "bob", cwd=tmp_path)
     assert left.returncode == 0, left.stderr
-    resumed = spawn("resume", run_id, cwd=tmp_path)
+    resumed = spawn("resume", run_id, "--retry", cwd=tmp_path)  # the manual step was cut short: ask again
     wait_for(lambda: len(requests(tmp_path, run_id, MANUAL)) == 2, timeout=30)
     first, second = requests(tmp_path, run_id, MANUAL)
     time.sleep(1.5)  # seven polls of the operator channel: a leftover would have been taken by now
