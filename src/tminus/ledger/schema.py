@@ -284,7 +284,7 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
 
 def missing_columns(version: int) -> set[str]:
     """'table.column' of the columns a ledger of `version` does not have yet."""
-    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
+    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS, V5_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
     return {f"{table}.{name}" for columns_of in added for table, columns in columns_of.items()
             for name, _ddl in columns}
 
