@@ -66,6 +66,9 @@ def test_a_late_no_go_answers_nothing_and_does_not_roll_the_run_back(tmp_path: P
         ("dave", True, decision, True, decision)]
     shown = tminus("show", run_id, cwd=tmp_path)
     assert f"not taken: no-go for {MANUAL} by carol" in shown.stdout, shown.stdout
+    why = tminus("why", run_id, cwd=tmp_path)
+    assert "dave answered go via approve-command" in why.stdout, why.stdout
+    assert f"with approval {kept[2]['id']} for request #{decision}" in why.stdout, why.stdout
 
 
 def test_two_concurrent_approves_one_is_told_it_answered_nothing(tmp_path: Path) -> None:
