@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,35 +103,91 @@ def channel(ledger: Ledger, *, operator: str = "alice", identity: str = "alice@h
                            identity=identity), seen
 
 
-def test_a_monitor_pausing_twice_takes_two_different_approvals(ledger: Ledger) -> None:
-    """Approvals given before the requests (stale ones) answer them, each once, oldest first."""
-    first = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2", reason="first")
-    second = ledger.record_approval(RID, STEP, approved=False, by="carol", host="h3", reason="second")
+def answer_when_asked(url: str, asked: int, *answers: dict[str, Any]) -> threading.Thread:
+    """From another connection, once the `asked`-th request of STEP is in the ledger, record `answers`
+    (record_approval's keywords), each given for the request pending then."""
+
+    def answer() -> None:
+        with open_ledger(url) as other:
+            while len([e for e in other.events(RID) if e.type == ev.APPROVAL_REQUESTED]) < asked:
+                time.sleep(0.02)
+            for a in answers:
+                other.record_approval(RID, STEP, host="h2", **a)
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    return thread
+
+
+def test_a_leftover_answer_to_pause_one_does_not_answer_pause_two(url: str, ledger: Ledger) -> None:
+    """Two answers to pause 1: the first is taken, the second is recorded and answers nothing, also not
+    pause 2, which waits for an answer of its own."""
+    thread = answer_when_asked(url, 1, {"approved": True, "by": "bob", "reason": "first"},
+                               {"approved": False, "by": "carol", "reason": "late no"})
     ops, _seen = channel(ledger)
     one = ops.request(STEP, "continue?", None, timeout=10)
-    two = ops.request(STEP, "continue again?", None, timeout=10)
+    thread.join(timeout=30)
     assert (one.approved, one.by, one.reason) == (True, "bob", "first")
-    assert (two.approved, two.by, two.reason) == (False, "carol", "second")
+    two = ops.request(STEP, "continue again?", None, timeout=0.5)
+    assert (two.approved, two.how) == (False, "timeout")  # not carol's leftover no
+    thread = answer_when_asked(url, 3, {"approved": True, "by": "dave", "reason": "third"})
+    three = ops.request(STEP, "and again?", None, timeout=10)
+    thread.join(timeout=30)
+    assert (three.approved, three.by) == (True, "dave")
     requests = [e.seq for e in ledger.events(RID) if e.type == ev.APPROVAL_REQUESTED]
-    assert [(a.id, a.request_seq) for a in ledger.approvals(RID, STEP)] == list(zip([first.id, second.id], requests,
-                                                                                    strict=True))
+    stored = ledger.approvals(RID, STEP)
+    assert [(a.by, a.for_seq, a.lead, a.request_seq) for a in stored] == [
+        ("bob", requests[0], True, requests[0]), ("carol", requests[0], False, None),
+        ("dave", requests[2], True, requests[2])]
     answers = [e.data["approval_id"] for e in ledger.events(RID) if e.type == ev.APPROVAL_GIVEN]
-    assert answers == [first.id, second.id]
-    # A third request finds nothing left: silence counts as no.
-    three = ops.request(STEP, "and again?", None, timeout=0.3)
-    assert (three.approved, three.how) == (False, "timeout")
+    assert answers == [stored[0].id, None, stored[2].id]
     assert ledger.verify() == []
 
 
-def test_the_runs_own_operator_cannot_answer_a_second_person_request(ledger: Ledger) -> None:
+def test_an_answer_given_when_nothing_is_asked_answers_nothing(ledger: Ledger) -> None:
+    early = ledger.record_approval(RID, STEP, approved=False, by="bob", host="h2", reason="in advance")
+    assert (early.for_seq, early.lead) == (None, False)
+    ops, _seen = channel(ledger)
+    answer = ops.request(STEP, "continue?", None, timeout=0.5)
+    assert (answer.approved, answer.how) == (False, "timeout")
+    (stored,) = ledger.approvals(RID, STEP)
+    assert (stored.id, stored.request_seq) == (early.id, None)
+
+
+def test_two_concurrent_answers_to_one_request_are_both_recorded_one_leads(url: str, ledger: Ledger) -> None:
+    request = ledger.append(Event(ev.APPROVAL_REQUESTED, RID, {}, step_key=STEP)).seq
+    others = [open_ledger(url) for _ in range(2)]
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def answer(other: Ledger, name: str) -> None:
+        start.wait()
+        results.append(other.record_approval(RID, STEP, approved=True, by=name, host="h"))
+
+    threads = [threading.Thread(target=answer, args=(o, n)) for o, n in zip(others, ("bob", "carol"), strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for o in others:
+        o.close()
+    assert sorted(r.lead for r in results) == [False, True]
+    stored = ledger.approvals(RID, STEP)
+    assert sorted(a.by for a in stored) == ["bob", "carol"] and {a.for_seq for a in stored} == {request}
+    assert [a.lead for a in stored] == [True, False]  # the lead is the older row: the run takes it first
+
+
+def test_the_runs_own_operator_cannot_answer_a_second_person_request(url: str, ledger: Ledger) -> None:
     """Refused: the run's operator name, the run's OS identity under another name, no identity at all.
     Taken: another identity. Each refusal is a note; the answer carries the claim and the identity."""
-    own = ledger.record_approval(RID, STEP, approved=True, by="alice", host="h1", identity="mallory@h9")
-    posing = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h1", identity="alice@h1")
-    unknown = ledger.record_approval(RID, STEP, approved=True, by="carol", host="h3")
-    other = ledger.record_approval(RID, STEP, approved=True, by="bob", host="h2", identity="bob@h2")
+    thread = answer_when_asked(url, 1, {"approved": True, "by": "alice", "identity": "mallory@h9"},
+                               {"approved": True, "by": "bob", "identity": "alice@h1"},
+                               {"approved": True, "by": "carol"},
+                               {"approved": True, "by": "bob", "identity": "bob@h2"})
     ops, seen = channel(ledger)
     answer = ops.request(STEP, "go?", None, timeout=10, second_person_of="alice")
+    thread.join(timeout=30)
+    own, posing, unknown, other = ledger.approvals(RID, STEP)
     assert (answer.approved, answer.by, answer.how) == (True, "bob", "approve-command")
     notes = [e for e in seen if e.type == ev.NOTE]
     assert [(n.data["action"], n.data["approval_id"]) for n in notes] == [

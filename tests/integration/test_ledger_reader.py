@@ -189,9 +189,11 @@ def test_a_v1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(url: str) -> None
 
     with open_ledger(url) as writer:  # a writer migrates: v2 columns, and v1's consumption carried over
         assert [(a.id, a.request_seq) for a in writer.approvals("r1")] == [(1, 1), (2, None)]
+        # v5: a consumed approval was given for (and leads) the request it answered; an unused one answers nothing
+        assert [(a.for_seq, a.lead) for a in writer.approvals("r1")] == [(1, True), (None, False)]
         lease = writer.acquire_lease("deploy@prod", run_id="r1", operator="alice", host="h1", pid=os.getpid())
         assert lease.fence.generation == 1
         writer.open_writer("r1", fence=lease.fence).append(Event("note", "r1", {"after": "upgrade"}))
         assert writer.verify() == []
         assert writer.ledger_head().count == 1  # v1's events predate the ledger-wide chain: the note is link 1
-    assert version(url) == str(s.SCHEMA_VERSION) == "4"
+    assert version(url) == str(s.SCHEMA_VERSION) == "5"

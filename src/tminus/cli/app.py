@@ -250,9 +250,14 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
             noted = f"not noted: {exc}"
         fail(f"{why}; its {step_key} needs a second person (refused, {noted})", Exit.FAILED,
              hint=f"someone other than {starter} runs this command, logged in as themselves")
-    ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
-                           reason=reason, identity=me)
-    click.echo(f"{'refused' if refuse else 'approved'} {step_key} of run {record.id} as {who} ({me})")
+    request = {str(k): a for k, a in view.pending_approvals().items()}[step_key]
+    what = f"{step_key} (request #{request.seq}: {request.prompt or 'no prompt'})"
+    given = ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
+                                   reason=reason, identity=me, for_seq=request.seq)
+    if not given.lead:  # recorded, but another answer to this request came first
+        fail(f"answered nothing: {what} of run {record.id} was answered first; yours is recorded "
+             f"(approval {given.id}) and is not taken", Exit.FAILED, hint=f"see: tminus show {record.id}")
+    click.echo(f"{'refused' if refuse else 'approved'} {what} of run {record.id} as {who} ({me})")
 
 
 @cli.command()

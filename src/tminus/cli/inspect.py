@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -76,9 +77,21 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
         from tminus.reports.sections import summarize
 
         rows = [r.to_dict() for r in summarize(project(events))]
-        emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events], "sections": rows})
+        emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events], "sections": rows,
+                   "answers": [_answer_dict(a) for a in ledger.approvals(run.id)]})
     else:
         print_show(run, events, evidence=evidence)
+        for a in ledger.approvals(run.id):  # every answer is kept; those the run did not take, said so
+            if a.request_seq is None:
+                what = "nothing was asked" if a.for_seq is None else f"request #{a.for_seq}"
+                click.echo(f"answer {a.id} not taken: {'go' if a.approved else 'no-go'} for {a.step_key} by {a.by} "
+                           f"({a.identity or 'no identity'}) at {a.at}, given for {what}")
+
+
+def _answer_dict(a: Any) -> dict[str, Any]:
+    """An approval row as `show --json` lists it: `taken_by` is the seq of the request it answered."""
+    return {"id": a.id, "step_key": a.step_key, "approved": a.approved, "by": a.by, "identity": a.identity,
+            "at": a.at, "reason": a.reason, "given_for": a.for_seq, "lead": a.lead, "taken_by": a.request_seq}
 
 
 @click.group()

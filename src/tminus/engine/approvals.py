@@ -4,9 +4,12 @@ On a TTY the operator is asked; at the same time (and always when not on a TTY) 
 recorded in the ledger by `tminus approve RUN_ID` from another terminal answers. `--yes`
 approves everything, `--no-input` refuses at once. Who answered, how and when is recorded.
 
-An approval answers one request: its `approval.given` is recorded in the transaction that marks the
-approval consumed by that request (see engine/recorder.py), so no approval is used twice. An
-approval given before the request (still unused) answers it.
+An approval answers one request: the one pending when it was given (its `for_seq`, the seq of that
+`approval.requested`). Its `approval.given` is recorded in the transaction that marks the approval
+consumed by that request (see engine/recorder.py), so no approval is used twice. An approval given
+when nothing was asked, or for an earlier request (a leftover), answers nothing: it stays in the
+ledger, unused. Of several answers given for one request the first (the `lead`) is taken; a later
+one only when the run refuses the first (a self-approval of a second-person request).
 
 Who answered is two things: `by`, the operator name given (`--operator`, $TMINUS_OPERATOR: a claim),
 and `identity`, the OS user@host of the process that answered (ledger.records.local_identity()).
@@ -73,9 +76,10 @@ class OperatorChannel:
         self.emit(ev.APPROVAL_REQUESTED, step_key, prompt=prompt, instructions=instructions,
                   timeout=timeout, approve_with=how_to, refuse_with=f"{how_to} --no-go --reason '...'",
                   second_person=second_person_of is not None, operator=self.operator, identity=self.identity)
+        asked = self._request_seq(step_key)
         taken: set[int] = set()  # approvals another consumer took first: wait for another answer
         while True:
-            approval, record = self._obtain(step_key, prompt, instructions, timeout, taken, second_person_of)
+            approval, record = self._obtain(step_key, asked, prompt, instructions, timeout, taken, second_person_of)
             record_id = None if record is None else record.id
             # The identity behind the answer: the approver's for `tminus approve`, else this process's
             # (the terminal, --yes, --no-input, an interruption); a timeout is nobody's.
@@ -91,9 +95,16 @@ class OperatorChannel:
                 continue
             return approval
 
+    def _request_seq(self, step_key: str) -> int | None:
+        """The seq of the approval.requested just emitted for `step_key` (None: it reached no ledger)."""
+        asked = [e.seq for e in self.ledger.events(self.run_id) if e.type == ev.APPROVAL_REQUESTED
+                 and e.step_key == step_key]
+        return asked[-1] if asked else None
+
     def _obtain(
         self,
         step_key: str,
+        asked: int | None,
         prompt: str,
         instructions: str | None,
         timeout: float | None,
@@ -117,6 +128,8 @@ class OperatorChannel:
         while True:
             for a in self.ledger.approvals(self.run_id, step_key):
                 if a.request_seq is not None or a.id in taken or a.id in ignored:  # used by a request
+                    continue
+                if asked is None or a.for_seq != asked:  # given for another request, or when none was asked
                     continue
                 refused = self._not_a_second_person(a, second_person_of or "") if second else None
                 if refused:

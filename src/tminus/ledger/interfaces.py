@@ -134,10 +134,13 @@ class Ledger(LedgerReader, Protocol):
 
     def record_approval(
         self, run_id: str, step_key: str | None, *, approved: bool, by: str, host: str,
-        reason: str | None = None, identity: str | None = None,
+        reason: str | None = None, identity: str | None = None, for_seq: int | None = None,
     ) -> ApprovalRecord:
         """`tminus approve`: an answer waiting to be consumed by the run's request. `by` is the name
-        the approver gave (a claim), `identity` their OS user@host (records.local_identity())."""
+        the approver gave (a claim), `identity` their OS user@host (records.local_identity()).
+        `for_seq`: the approval.requested it answers (default: the step's pending one). Always
+        recorded; the result's `lead` is False when it answers nothing (another answer to that request
+        came first, the request was answered meanwhile, or nothing was asked)."""
         ...
 
     def append(self, event: Event) -> EventRecord:

@@ -166,6 +166,7 @@ def approval_record(row: dict[str, Any]) -> ApprovalRecord:
     return ApprovalRecord(
         int(row["id"]), row["run_id"], row["step_key"], bool(row["approved"]), row["approved_by"], row["host"],
         row["reason"], row["at"], row.get("request_seq"), row.get("consumed_at"), row.get("identity"),
+        row.get("for_seq"), bool(row.get("lead")),
     )
 
 

@@ -111,6 +111,8 @@ class ApprovalRecord(_Record):
     request_seq: int | None = None  # the seq of the approval.requested it answered; None while unused
     consumed_at: str | None = None
     identity: str | None = None  # who gave it (local_identity() of `tminus approve`); `by` is their claim
+    for_seq: int | None = None  # the seq of the approval.requested it was given for; None: nothing was asked
+    lead: bool = False  # the first answer given for that request (only a lead can be taken by the run)
 
 
 # A run with one of these statuses has not ended: `tminus resume` continues it, so its lease is its own.

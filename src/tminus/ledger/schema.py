@@ -198,7 +198,30 @@ def _v4_approval_identity(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_fencing, _v3_ledger_chain, _v4_approval_identity]
+# --- version 5: an approval names the request it was given for, and the first answer to it leads ----
+
+# for_seq: the seq of the approval.requested pending when the answer was given (NULL: nothing was
+# asked; such an answer answers nothing). lead: 1 on the first answer given for a request, NULL on any
+# later one; the unique index makes two concurrent answers collide, so the second learns it lost.
+V5_COLUMNS: dict[str, list[tuple[str, str]]] = {approvals.name: [("for_seq", "INTEGER"), ("lead", "INTEGER")]}
+approvals.append_column(Column("for_seq", Integer))
+approvals.append_column(Column("lead", Integer))
+_ONE_LEAD_PER_REQUEST = Index("tminus_approvals_lead", approvals.c.run_id, approvals.c.for_seq, approvals.c.lead,
+                              unique=True)
+
+
+def _v5_approval_request(conn: Connection) -> None:
+    for table, columns in V5_COLUMNS.items():
+        for name, ddl in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    _ONE_LEAD_PER_REQUEST.create(conn)
+    # Consumed approvals were given for the request they answered; unused ones stay unbound (answer nothing).
+    conn.execute(update(approvals).where(approvals.c.request_seq.is_not(None))
+                 .values(for_seq=approvals.c.request_seq, lead=1))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial, _v2_fencing, _v3_ledger_chain, _v4_approval_identity, _v5_approval_request]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -261,7 +284,7 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
 
 def missing_columns(version: int) -> set[str]:
     """'table.column' of the columns a ledger of `version` does not have yet."""
-    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
+    added = [V2_COLUMNS, V3_COLUMNS, V4_COLUMNS, V5_COLUMNS][max(version - 1, 0):]  # V<n>_COLUMNS came with version n
     return {f"{table}.{name}" for columns_of in added for table, columns in columns_of.items()
             for name, _ddl in columns}
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tminus.errors import LedgerError
-from tminus.events import NOTE, Event
+from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED, NOTE, RUN_FINISHED, Event
 from tminus.ledger import engines
 from tminus.ledger import leases as _leases
 from tminus.ledger import schema as s
@@ -82,20 +82,33 @@ class SqlLedger(SqlReader):
 
     def record_approval(
         self, run_id: str, step_key: str | None, *, approved: bool, by: str, host: str,
-        reason: str | None = None, identity: str | None = None,
+        reason: str | None = None, identity: str | None = None, for_seq: int | None = None,
     ) -> ApprovalRecord:
         """An operator's answer for a manual step (or the go/no-go when step_key is None). `by` is the
-        name they gave; `identity` who they are (records.local_identity() of the approving process)."""
+        name they gave; `identity` who they are (records.local_identity() of the approving process).
+        `for_seq`: the request it answers (default: the step's pending approval.requested, if any).
+        Every answer is recorded; `lead` on the result says it is the first for its request (the
+        only one the run can take): a later one, or one given when nothing was asked, answers nothing."""
         at = now_iso()
         with self._db.transaction() as conn:
             if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise LedgerError(f"cannot approve: no run {run_id} in the ledger at {self.url}")
-            new_id = conn.execute(insert(s.approvals).values(
-                run_id=run_id, step_key=step_key, approved=approved, approved_by=by, host=host,
-                reason=reason, at=at, identity=identity,
-            )).inserted_primary_key
+            pending = _pending_request(conn, run_id, step_key)
+            for_seq = pending if for_seq is None else for_seq
+        values = {"run_id": run_id, "step_key": step_key, "approved": approved, "approved_by": by, "host": host,
+                  "reason": reason, "at": at, "identity": identity, "for_seq": for_seq}
+        lead = for_seq is not None and for_seq == pending  # a request answered meanwhile takes nothing more
+        with self._db.transaction() as conn:
+            try:
+                with conn.begin_nested():  # a savepoint: a lost race leaves the transaction usable
+                    new_id = conn.execute(insert(s.approvals).values({**values, "lead": 1 if lead else None})
+                                          ).inserted_primary_key
+            except IntegrityError:  # another answer to this request came first: recorded, but not the lead
+                lead = False
+                new_id = conn.execute(insert(s.approvals).values({**values, "lead": None})).inserted_primary_key
         assert new_id is not None
-        return ApprovalRecord(int(new_id[0]), run_id, step_key, approved, by, host, reason, at, identity=identity)
+        return ApprovalRecord(int(new_id[0]), run_id, step_key, approved, by, host, reason, at, identity=identity,
+                              for_seq=for_seq, lead=lead)
 
     # --- leases (logic in leases.py) --------------------------------------------------------------
 
@@ -189,3 +202,18 @@ def _open(url: str, key: str | None, build: Callable[[Engine, str, Hasher], T], 
 
 
 __all__ = ["SqlLedger", "connect", "connect_reader"]
+
+
+def _pending_request(conn: Any, run_id: str, step_key: str | None) -> int | None:
+    """The seq of the step's approval.requested not answered yet, or None (the projection's rule:
+    a request is pending until an approval.given of its step, or the run's end)."""
+    rows = conn.execute(select(s.events.c.seq, s.events.c.type, s.events.c.step_key).where(
+        s.events.c.run_id == run_id, s.events.c.type.in_((APPROVAL_REQUESTED, APPROVAL_GIVEN, RUN_FINISHED))
+    ).order_by(s.events.c.seq)).all()
+    pending: int | None = None
+    for row in rows:
+        if row.type == RUN_FINISHED:
+            pending = None
+        elif row.step_key == step_key:
+            pending = row.seq if row.type == APPROVAL_REQUESTED else None
+    return pending

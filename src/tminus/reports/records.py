@@ -67,8 +67,10 @@ def decision_record(r: Run) -> dict[str, Any] | None:
     if d.mode == "auto":
         lines = [f"At {r.when(d.at)} the decision was {d.verdict} (auto): {d.reason}."]
     else:
+        taken = answers[-1].approval_id if answers else None  # the `tminus approve` answer the run took
         lines = [f"At {r.when(at)} {d.by} answered {d.verdict} via {d.how}"
                  + (f" (asked at {r.when(asked[-1].at)})" if asked else "")
+                 + (f" with approval {taken} for request #{asked[-1].seq}" if taken is not None and asked else "")
                  + (f": {d.reason}." if d.reason else ".")]
     lines += [f"[{c.get('verdict')}] {c.get('check')}" for c in d.criteria]
     return {"mode": d.mode, "verdict": d.verdict, "by": d.by, "how": d.how, "reason": d.reason, **r.stamp(at),
