@@ -188,7 +188,7 @@ class Monitor:
             # Whatever answered is a sample, a 500 or an exit code 1 included: judging it is the
             # rules' job, never the probe's own `expect` (nor its kind's default, `status < 400`),
             # so `tminus replay` re-judges exactly what the rules judged.
-            obs, _unused = self.steps.observe(step, config, timeout)
+            obs = self.steps.observe(step, config, timeout)
             took = (time.monotonic() - began) * 1000
             obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values), None)
         # Rules need their samples in time order: a wall clock stepped back (NTP) must not break them.

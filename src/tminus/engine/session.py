@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from tminus.engine.resume import History
 
 
-
 def new_run_id() -> str:
     """Sortable by when the run began, to the millisecond, and unique: 20261123-094512-123-3fa9c2d1e0
     (40 random bits: rapid runs in one millisecond do not collide; 16 bits per second did)."""
@@ -65,7 +64,6 @@ class Session:
         # How anything stops the run: signals, a lost lease, the policy, another thread (`request_stop`).
         self.stop = StopChannel()
         self.run_id = ""
-        self.lease_lost = False
         self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
 
     def request_stop(self, mode: str, reason: str, by: str) -> bool:
@@ -180,7 +178,6 @@ class Session:
 
     def _lease_broken(self) -> None:
         """Someone broke our lease (`tminus unlock`): stop before another run acts beside us."""
-        self.lease_lost = True
         self.stop.request(INTERRUPT, LEASE_BROKEN, "lease")
 
     def _drive(
@@ -275,11 +272,8 @@ class Session:
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The
         request is made from a thread of its own: the event bus is busy delivering the refused event."""
-        self.lease_lost = True
-        request = StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
-        threading.Thread(target=self.stop.request, args=(request.mode, request.reason, request.by),
-                         name="tminus-lease-lost", daemon=True).start()
-        return request
+        threading.Thread(target=self._lease_broken, name="tminus-lease-lost", daemon=True).start()
+        return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
 
 
 def _history(ledger: Ledger, run_id: str) -> History:

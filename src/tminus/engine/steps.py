@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tminus import events as ev
-from tminus.engine.judging import Judgement, judge
+from tminus.engine.judging import Judgement
+from tminus.engine.judging import judge as judge_expectations
 from tminus.engine.outcome import FAILED, INTERRUPTED, OK, SKIPPED, StepOutcome
 from tminus.engine.stop import INTERRUPT, StopChannel
 from tminus.errors import TemplateError
@@ -170,7 +171,8 @@ class StepRunner:
                     outcome.message += f"\nretry timeout {overall:g}s reached after {attempt - 1} attempts"
                     break
                 timeout = left if timeout is None else min(timeout, left)
-            obs, judgement = self.observe(step, config, timeout, attempt=attempt)
+            obs = self.observe(step, config, timeout, attempt=attempt)
+            judgement = self.judge(step, obs)
             outcome = StepOutcome(
                 step.key,
                 OK if judgement.passed else FAILED,
@@ -205,7 +207,9 @@ class StepRunner:
 
     def observe(
         self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None
-    ) -> tuple[Observation, Judgement]:
+    ) -> Observation:
+        """What the step's kind saw. Judging it is separate: a monitor probe's sample is judged by the
+        rules alone, so the monitor never pays for the step's own expectations."""
         kind = registry.get(step.kind)
         self.kinds_used.add(kind.name)
         ctx = StepContext(
@@ -233,7 +237,12 @@ class StepRunner:
             obs = Observation(error=f"{type(exc).__name__}: {exc}")
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
-        return obs, judge(self.doc, self.templater, self.outputs, step, obs, kind.default_expect)
+        return obs
+
+    def judge(self, step: Step, obs: Observation) -> Judgement:
+        """The observation against the step's expectations (or its kind's defaults)."""
+        return judge_expectations(self.doc, self.templater, self.outputs, step, obs,
+                                  registry.get(step.kind).default_expect)
 
     def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
         def record(effect: str, details: dict[str, Any]) -> None:
@@ -251,7 +260,8 @@ class StepRunner:
             return False, str(exc), Observation(error=str(exc))
         if step.timeout is not None:
             timeout = step.timeout if timeout is None else min(step.timeout, timeout)
-        obs, judgement = self.observe(step, config, timeout)
+        obs = self.observe(step, config, timeout)
+        judgement = self.judge(step, obs)
         summary = "passed" if judgement.passed else judgement.message.splitlines()[0]
         return judgement.passed, summary, obs
 
