@@ -1,0 +1,340 @@
+"""Every fenced block of docs/**/*.md and README.md, checked against the real tool.
+
+- YAML: a whole runbook validates; a fragment validates placed in a runbook (tests/docsyaml.py); a block
+  marked `<!-- docs-test: invalid MESSAGE -->` fails validation with MESSAGE.
+- Shell: every `tminus` line is parsed by click against the real CLI (a wrong command or option fails);
+  other lines' repository paths (scripts/*.sh, examples/..., benchmarks/...) must exist. A block marked
+  `<!-- docs-test: run -->` is run, in order, in its page's sandbox (a temp copy, a temp ledger), and
+  each line's `exit N` comment is the exit code it must have.
+- Synopses (```usage): every option shown exists on its command. JSON samples parse.
+- A block with no class is a failure; skips need a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import pytest
+from tests.docblocks import ROOT, Block, Command, blocks, commands
+from tests.docsyaml import contexts, runbook_text
+
+from tminus.cli.app import cli
+from tminus.engine.exitcodes import Exit
+from tminus.errors import RunbookError
+from tminus.runbook.loader import load_runbook
+
+BLOCKS = blocks()
+CONTEXTS = contexts(BLOCKS)
+ANSI = re.compile(r"\x1b\[")
+MARKUP = re.compile(r"\[/?(?:bold|red|green|cyan|yellow|magenta|dim|italic)\b[^\]]*\]|\[/\]")
+
+
+def _ids(block: Block) -> str:
+    return block.where
+
+
+def _of(kind: str) -> list[Block]:
+    return [b for b in BLOCKS if b.kind == kind]
+
+
+# --- classification ---------------------------------------------------------------------------------
+
+
+def test_every_block_is_classified() -> None:
+    unclassified = [f"{b.where} (```{b.info})" for b in BLOCKS if b.kind is None]
+    assert not unclassified, (
+        "blocks without a class: give them an info string (yaml, console, sh, text, usage, json) or a "
+        "<!-- docs-test: ... --> marker:\n  " + "\n  ".join(unclassified))
+
+
+def test_skips_are_few_and_explained() -> None:
+    skips = [b for b in BLOCKS if b.kind == "skip"]
+    assert all(b.marker_arg for b in skips), "a <!-- docs-test: skip --> needs its reason"
+    assert len(skips) <= 3
+
+
+def test_markers_are_known_words() -> None:
+    words = {"invalid", "fragment", "run", "skip", "shell"}
+    bad = [f"{b.where}: {b.marker}" for b in BLOCKS if b.marker and b.marker not in words]
+    assert not bad, bad
+
+
+# --- YAML -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", _of("yaml"), ids=_ids)
+def test_yaml_block_validates(block: Block, tmp_path: Path) -> None:
+    if block.marker == "invalid":
+        assert block.marker_arg, f"{block.where}: say which message the invalid block shows"
+        with pytest.raises(RunbookError) as caught:
+            _validate(block, tmp_path)
+        assert block.marker_arg in str(caught.value), f"{block.where}: fails, but not with {block.marker_arg!r}"
+        return
+    try:
+        _validate(block, tmp_path)
+    except RunbookError as exc:
+        pytest.fail(f"{block.where}: does not validate:\n{exc}")
+
+
+def _validate(block: Block, tmp_path: Path) -> str:
+    try:
+        place, text = runbook_text(block, CONTEXTS.get(block))
+    except ValueError as exc:
+        pytest.fail(str(exc))
+    load_runbook(tmp_path / "runbook.yaml", text=text)
+    return place
+
+
+# --- shell: parsed by the real CLI ------------------------------------------------------------------
+
+
+def parse_cli(args: list[str]) -> click.Command:
+    """Parse `args` as the real `tminus` would, down to the leaf command; raises click's usage errors."""
+    command: click.Command = cli
+    name = "tminus"
+    parent: click.Context | None = None
+    while True:
+        ctx = command.make_context(name, list(args), parent=parent, resilient_parsing=False)
+        if not isinstance(command, click.Group):
+            return command
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        if not rest:
+            raise click.UsageError(f"{name}: missing command")
+        sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            raise click.UsageError(f"no such command {' '.join([*ctx.command_path.split()[1:], rest[0]])!r}")
+        command, name, args, parent = sub, rest[0], rest[1:], ctx
+
+
+_REPO_PATH = re.compile(r"^(?:\./)?((?:scripts|examples|benchmarks|docs|tests|src)/[\w./-]+)$")
+
+
+@pytest.mark.parametrize("block", _of("shell"), ids=_ids)
+def test_shell_block_parses(block: Block) -> None:
+    lines = commands(block)
+    assert lines, f"{block.where}: a shell block without a command"
+    for line in lines:
+        args = line.tminus_args
+        if args is not None:
+            try:
+                parse_cli(args)
+            except click.exceptions.Exit:
+                pass  # --help, --version
+            except click.ClickException as exc:
+                pytest.fail(f"{block.where}: `{line.text}`: {exc.format_message()}")
+            continue
+        for word in line.words:
+            m = _REPO_PATH.match(word)
+            if m and "/tmp/" not in word:
+                assert (ROOT / m.group(1)).exists(), f"{block.where}: `{line.text}`: no {m.group(1)} in the repository"
+
+
+# --- synopses and samples -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [b for b in _of("shown") if b.lang == "usage"], ids=_ids)
+def test_synopsis_options_exist(block: Block) -> None:
+    text = " ".join(block.body.split())
+    words = text.split()
+    assert words[0] == "tminus", f"{block.where}: a synopsis starts with `tminus`"
+    path = []
+    for w in words[1:]:
+        if not re.fullmatch(r"[a-z][a-z-]*", w):
+            break
+        path.append(w)
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group), f"{block.where}: `{name}` is not a command of {command.name}"
+        sub = command.commands.get(name)
+        assert sub is not None, f"{block.where}: no command `{' '.join(path)}`"
+        command = sub
+    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+    if command is cli:
+        known |= {"-V", "--version"}
+    shown = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
+    assert shown <= known, f"{block.where}: options that `{' '.join(['tminus', *path])}` lacks: {sorted(shown - known)}"
+
+
+@pytest.mark.parametrize("block", [b for b in _of("shown") if b.lang == "json"], ids=_ids)
+def test_json_sample_parses(block: Block) -> None:
+    try:
+        json.loads(block.body.replace("...", "0") if "..." in block.body else block.body)
+    except json.JSONDecodeError as exc:
+        pytest.fail(f"{block.where}: not JSON: {exc}")
+
+
+# --- shell: run in a sandbox ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Sandbox:
+    cwd: Path
+    env: dict[str, str]
+    results: list[tuple[Command, subprocess.CompletedProcess[str]]] = field(default_factory=list)
+
+    def run(self, line: Command) -> subprocess.CompletedProcess[str]:
+        words = [self._run_id() if w == "RUN_ID" else w for w in line.words]
+        env = dict(self.env)
+        while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
+            key, _, value = words.pop(0).partition("=")
+            env[key] = value
+        if line.tminus_args is not None:
+            words = [sys.executable, "-m", "tminus", *words[1:]]
+        elif words[0] in ("python3", "python", ".venv/bin/python"):
+            words[0] = sys.executable
+        else:
+            pytest.fail(f"a sandbox runs tminus and python lines only, not `{line.text}`")
+        proc = subprocess.run(words, cwd=self.cwd, env=env, capture_output=True, text=True, timeout=90)
+        self.results.append((line, proc))
+        return proc
+
+    def _run_id(self) -> str:
+        proc = subprocess.run([sys.executable, "-m", "tminus", "history", "--json", "-n", "1"], cwd=self.cwd,
+                              env=self.env, capture_output=True, text=True, timeout=30)
+        return str(json.loads(proc.stdout)[0]["id"])
+
+
+def _sandbox_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMINUS_", "QUICKSTART_"))}
+    env.update(PYTHONPATH=str(ROOT / "src"), TMINUS_LEDGER=f"sqlite:///{tmp}/ledger.db",
+               TMINUS_OPERATOR="docs-test", COLUMNS="200", TERM="xterm-256color")
+    return env
+
+
+def _readme_sandbox(tmp: Path) -> Iterator[Sandbox]:
+    """The README's tour runbook in an empty folder; nothing listens on its port, so the gate blocks."""
+    body = next(b.body for b in BLOCKS if b.page.name == "README.md" and b.kind == "yaml")
+    (tmp / "runbook.yaml").write_text(body.replace("port: 8765", f"port: {_free_port()}"))
+    env = _sandbox_env(tmp)
+    env["DEPLOY_TOKEN"] = "docs-test-token"
+    yield Sandbox(tmp, env)
+
+
+def _quickstart_sandbox(tmp: Path) -> Iterator[Sandbox]:
+    """A copy of examples/quickstart on a free port; the service is stopped at the end."""
+    target = tmp / "examples" / "quickstart"
+    shutil.copytree(ROOT / "examples" / "quickstart", target,
+                    ignore=shutil.ignore_patterns("state", "__pycache__", "backups"))
+    port = _free_port()
+    runbook = target / "runbook.yaml"
+    text = runbook.read_text()
+    assert "port: 8765" in text and "python: python3" in text
+    runbook.write_text(text.replace("port: 8765", f"port: {port}").replace("python: python3",
+                                                                               f"python: {sys.executable}"))
+    env = _sandbox_env(tmp)
+    env.update(QUICKSTART_PORT=str(port), QUICKSTART_STATE=str(target / "state"), QUICKSTART_WARMUP="0.2")
+    try:
+        yield Sandbox(tmp, env)
+    finally:
+        subprocess.run([sys.executable, str(target / "service" / "svc.py"), "stop"], env=env,
+                       capture_output=True, timeout=30)
+        pid = target / "state" / "svc.pid"
+        if pid.exists():  # a stop that failed must not leave the server behind
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid.read_text().split()[0]), signal.SIGKILL)
+
+
+SANDBOXES: dict[str, Callable[[Path], Iterator[Sandbox]]] = {
+    "README.md": _readme_sandbox,
+    "docs/examples/quickstart.md": _quickstart_sandbox,
+}
+RUN_BLOCKS = [b for b in BLOCKS if b.marker == "run"]
+
+
+def test_every_run_block_has_a_sandbox() -> None:
+    pages = {str(b.page.relative_to(ROOT)) for b in RUN_BLOCKS}
+    assert pages <= set(SANDBOXES), f"run blocks on pages without a sandbox: {pages - set(SANDBOXES)}"
+    assert set(SANDBOXES) <= pages, "a sandbox whose page has no run block"
+
+
+def _run_page(page: str, tmp_path: Path) -> Sandbox:
+    sandbox_of = SANDBOXES[page]
+    gen = sandbox_of(tmp_path)
+    box = next(gen)
+    try:
+        for block in (b for b in RUN_BLOCKS if str(b.page.relative_to(ROOT)) == page):
+            for line in commands(block):
+                proc = box.run(line)
+                out = proc.stdout + proc.stderr
+                where = f"{block.where}: `{line.text}` exited {proc.returncode}:\n{out[-3000:]}"
+                assert "Traceback" not in out, where
+                expected = line.expected_exit
+                if expected is not None:
+                    assert proc.returncode == expected, where
+                else:
+                    assert proc.returncode in {int(e) for e in Exit} - {int(Exit.FAILED)}, where
+                    if line.tminus_args is None:
+                        assert proc.returncode == 0, where
+                # Run in a pipe, as in CI: plain text, no Rich markup, no colours.
+                assert not ANSI.search(proc.stdout), f"{where}\nANSI escapes in a pipe"
+                assert not MARKUP.search(out), f"{where}\nRich markup printed literally"
+    finally:
+        gen.close()
+    return box
+
+
+def test_readme_tour_runs(tmp_path: Path) -> None:
+    box = _run_page("README.md", tmp_path)
+    codes = {" ".join(c.words[1:3]): p.returncode for c, p in box.results}
+    assert codes["validate runbook.yaml"] == 0 and codes["plan runbook.yaml"] == 0
+    assert codes["run runbook.yaml"] == Exit.BLOCKED  # "any failing gate means nothing changes (exit 10)"
+    assert codes["ledger verify"] == 0
+
+
+def test_quickstart_page_runs_and_its_samples_match(tmp_path: Path) -> None:
+    box = _run_page("docs/examples/quickstart.md", tmp_path)
+    show = next(p for c, p in box.results if c.words[1:2] == ["show"])
+    printed = show.stdout
+    # The verdict lines the docs show are the ones the tool prints (paths as in the docs: the
+    # sandbox runs from a copy of the repository's layout).
+    samples = [b for b in BLOCKS if b.lang == "text" and "runbook.yaml:18" in b.body
+               and b.page.name in ("quickstart.md", "concepts.md")]
+    assert len(samples) >= 2
+    for block in samples:
+        for shown in re.findall(r"^\s*(examples/quickstart/runbook\.yaml:\d+:\d+: .*)$", block.body, re.M):
+            assert shown in printed, f"{block.where}: the docs show\n  {shown}\nbut tminus prints:\n{printed}"
+    # The sections summary: the same sections, in the same order, with the same status.
+    sample = next(b for b in samples if "Sections:" in b.body)
+    assert _sections(sample.body) == _sections(printed), f"{sample.where}: sections differ:\n{printed}"
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    part = text.split("Sections:", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^  (\S.*?)\s{2,}(ok|failed|stopped|running|interrupted|skipped)\b", part, re.M)
+    return [(name.strip(), status) for name, status in rows]
+
+
+# --- counts -----------------------------------------------------------------------------------------------
+
+
+def test_report_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    tminus_lines = sum(1 for b in _of("shell") for c in commands(b) if c.tminus_args is not None)
+    other_lines = sum(1 for b in _of("shell") for c in commands(b) if c.tminus_args is None)
+    run_lines = sum(len(commands(b)) for b in RUN_BLOCKS)
+    counts = {
+        "blocks": len(BLOCKS), "yaml validated": len(_of("yaml")), "shell blocks": len(_of("shell")),
+        "tminus lines parsed": tminus_lines, "other shell lines path-checked": other_lines,
+        "lines run": run_lines, "shown (text/usage/json)": len(_of("shown")), "skipped": len(_of("skip")),
+    }
+    with capsys.disabled():
+        print("\ndocs blocks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    assert counts["blocks"] == sum(1 for b in BLOCKS if b.kind is not None)
+    assert run_lines >= 10
