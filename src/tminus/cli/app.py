@@ -18,6 +18,7 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
+    recorded_vars_only,
 )
 from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
 from tminus.engine.exitcodes import Exit
@@ -148,6 +149,7 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
               help="Roll back instead of going on (at any point, inside the monitor window too).")
 @click.option("--reason", help="Why (recorded): required with --skip and --allow-changed.")
 @click.option("--allow-changed", is_flag=True, help="Resume although the runbook file changed (needs --reason).")
+@recorded_vars_only
 @run_options
 @operator_option
 @ledger_option
@@ -183,6 +185,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 @cli.command()
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run is rolled back (recorded).")
+@recorded_vars_only
 @run_options
 @operator_option
 @ledger_option

@@ -66,6 +66,23 @@ def env_options(fn: F) -> F:
                         help="Environment defined in the runbook.")(fn)
 
 
+def recorded_vars_only(fn: F) -> F:
+    """`resume` and `rollback` render with the overrides the run recorded when it started: a run has one
+    set of variables from start to end. A --var given to them is refused saying so (exit 2), rather
+    than with click's bare "no such option"."""
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value:
+            raise click.UsageError(
+                f"{param.opts[0]} is not taken by `tminus {ctx.info_name}`: the run renders with the --var "
+                "overrides it started with (recorded in the ledger), from start to end; to deploy other "
+                "values, start a new run", ctx)
+        return value
+
+    fn = click.option("--var-file", hidden=True, expose_value=False, callback=refuse, metavar="FILE")(fn)
+    return click.option("--var", hidden=True, multiple=True, expose_value=False, callback=refuse,
+                        metavar="KEY=VALUE")(fn)
+
+
 def load_document(path: str, text: str | None = None) -> Any:
     """Load and validate a runbook; on problems print them all and exit 78."""
     from tminus.errors import RunbookError
