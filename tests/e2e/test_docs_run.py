@@ -35,6 +35,7 @@ from tminus.engine.exitcodes import Exit
 from tminus.errors import RunbookError
 from tminus.runbook.loader import load_runbook
 
+CLI_MD = ROOT / "docs" / "cli.md"
 BLOCKS = blocks()
 CONTEXTS = contexts(BLOCKS)
 ANSI = re.compile(r"\x1b\[")
@@ -160,7 +161,7 @@ def test_synopsis_options_exist(block: Block) -> None:
         sub = command.commands.get(name)
         assert sub is not None, f"{block.where}: no command `{' '.join(path)}`"
         command = sub
-    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+    known = _visible_options(command)
     if command is cli:
         known |= {"-V", "--version"}
     shown = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
@@ -338,3 +339,89 @@ def test_report_counts(capsys: pytest.CaptureFixture[str]) -> None:
         print("\ndocs blocks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     assert counts["blocks"] == sum(1 for b in BLOCKS if b.kind is not None)
     assert run_lines >= 10
+
+
+# --- JSON samples: the keys the tool prints -----------------------------------------------------------------
+
+
+def _tminus_json(*args: str, cwd: Path) -> tuple[int, object]:
+    env = _sandbox_env(cwd)
+    proc = subprocess.run([sys.executable, "-m", "tminus", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_json_samples_have_the_tools_keys(tmp_path: Path) -> None:
+    samples = [json.loads(b.body) for b in BLOCKS if b.lang == "json" and b.page.name == "cli.md"]
+    valid = next(s for s in samples if s.get("valid") is True)
+    invalid = next(s for s in samples if s.get("valid") is False)
+    result = next(s for s in samples if "run_id" in s)
+    # the valid sample is the quickstart runbook's own summary
+    code, out = _tminus_json("validate", "--json", str(ROOT / "examples" / "quickstart" / "runbook.yaml"), cwd=tmp_path)
+    assert code == 0 and out == valid
+    (tmp_path / "runbook.yaml").write_text("name: v\nphases:\n  - name: p\n    nme: x\n    steps: [{run: 'true'}]\n")
+    code, out = _tminus_json("validate", "--json", "runbook.yaml", cwd=tmp_path)
+    assert code == Exit.INVALID_RUNBOOK and isinstance(out, dict)
+    assert set(out) == set(invalid) and set(out["problems"][0]) == set(invalid["problems"][0])
+    assert out["problems"][0]["message"] == invalid["problems"][0]["message"]
+    (tmp_path / "runbook.yaml").write_text("name: v\nphases:\n  - name: p\n    steps: [{run: 'true'}]\n")
+    code, out = _tminus_json("run", "runbook.yaml", "--json", cwd=tmp_path)
+    assert code == 0 and isinstance(out, dict) and set(out) == set(result)
+    # history --json: the record's keys, as cli.md lists them
+    code, out = _tminus_json("history", "--json", "-n", "1", cwd=tmp_path)
+    section = CLI_MD.read_text().split("## `tminus history`", 1)[1].split("\n## ", 1)[0]
+    listed = re.search(r"\| `--json` \| A list of run records: (.*?)\. \|", section)
+    assert listed and isinstance(out, list)
+    assert set(out[0]) == set(re.findall(r"`(\w+)`", listed.group(1)))
+
+
+# --- inline `tminus ...` in the prose ------------------------------------------------------------------------
+
+_FENCED = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.S | re.M)
+
+
+def _inline_commands() -> list[tuple[str, str]]:
+    out = []
+    for block_page in sorted({b.page for b in BLOCKS}):
+        prose = _FENCED.sub("", block_page.read_text(encoding="utf-8"))
+        for span in re.findall(r"``?((?:\.venv/bin/)?tminus [^`]+)``?", prose.replace("\n", " ")):
+            out.append((str(block_page.relative_to(ROOT)), span))
+    return out
+
+
+INLINE = _inline_commands()
+
+
+def _visible_options(command: click.Command) -> set[str]:
+    """Options a command takes (a hidden one, such as `resume --var`, only exists to be refused)."""
+    return {o for p in command.params if not getattr(p, "hidden", False)
+            for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+
+
+def _mention_problem(args: list[str]) -> str | None:
+    """A command named in prose (`tminus rollback RUN_ID`, `tminus unlock --reason`) is a mention, not a
+    whole command line: its command must exist and every option it names must be one of that command's."""
+    command: click.Command = cli
+    words = list(args)
+    while isinstance(command, click.Group) and words and re.fullmatch(r"[a-z][a-z-]*", words[0]):
+        sub = command.commands.get(words[0])
+        if sub is None:
+            return f"no command `{words[0]}` in `{command.name}`"
+        command = sub
+        words.pop(0)
+    known = _visible_options(command)
+    if command is cli:
+        known |= {"-V", "--version"}
+    named = {w.split("=", 1)[0] for w in words if re.fullmatch(r"--?[a-zA-Z][\w-]*(=.*)?", w)}
+    return f"no option {sorted(named - known)}" if named - known else None
+
+
+def test_inline_tminus_commands_exist() -> None:
+    bad = []
+    for page, span in INLINE:
+        line = commands(Block(ROOT / page, 0, "sh", span + "\n"))[0]
+        problem = _mention_problem(line.tminus_args or [])
+        if problem:
+            bad.append(f"{page}: `{span}`: {problem}")
+    assert not bad, "\n".join(bad)
+    assert len(INLINE) > 50
