@@ -191,8 +191,14 @@ class Sandbox:
     env: dict[str, str]
     results: list[tuple[Command, subprocess.CompletedProcess[str]]] = field(default_factory=list)
 
+    last_run: str | None = None
+
     def run(self, line: Command) -> subprocess.CompletedProcess[str]:
-        words = [self._run_id() if w == "RUN_ID" else w for w in line.words]
+        if "RUN_ID" in line.words and self.last_run is None:
+            self.last_run = self._run_id()
+        words = [self.last_run or "" if w == "RUN_ID" else w for w in line.words]
+        if line.tminus_args and line.tminus_args[0] in ("run", "gate", "resume", "rollback", "monitor"):
+            self.last_run = None  # a new run (or a new state of one): look it up again
         env = dict(self.env)
         while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
             key, _, value = words.pop(0).partition("=")
@@ -425,3 +431,27 @@ def test_inline_tminus_commands_exist() -> None:
             bad.append(f"{page}: `{span}`: {problem}")
     assert not bad, "\n".join(bad)
     assert len(INLINE) > 50
+
+
+def test_plan_json_keys_are_the_documented_ones(tmp_path: Path) -> None:
+    code, out = _tminus_json("plan", str(ROOT / "examples" / "quickstart" / "runbook.yaml"), "-e", "local", "--json",
+                             cwd=tmp_path)
+    assert code == 0 and isinstance(out, dict)
+    section = CLI_MD.read_text().split("## `tminus plan`", 1)[1].split("\n## ", 1)[0]
+    said = " ".join(section.split("`--json` gives one object:", 1)[1].split("Exit 0")[0].split())
+    named = set(re.findall(r"`(\w+)`", said))
+    keys = set(out) | set(out["decision"]) | set(out["phases"][0]) | set(out["phases"][0]["steps"][0])
+    assert keys <= named, f"docs/cli.md (plan --json) does not name {sorted(keys - named)}"
+
+
+def test_show_json_keys_are_the_documented_ones(tmp_path: Path) -> None:
+    (tmp_path / "runbook.yaml").write_text("name: v\nphases:\n  - name: p\n    steps: [{run: 'true'}]\n")
+    code, result = _tminus_json("run", "runbook.yaml", "--json", cwd=tmp_path)
+    assert code == 0 and isinstance(result, dict)
+    code, out = _tminus_json("show", result["run_id"], "--json", cwd=tmp_path)
+    assert code == 0 and isinstance(out, dict)
+    section = CLI_MD.read_text().split("## `tminus show`", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| `--json` |"))
+    assert set(out) == set(re.findall(r'"(\w+)": ', row)), f"docs/cli.md (show --json): {sorted(out)}"
+    named = set(re.findall(r"`(\w+)`", row))
+    assert set(out["events"][0]) <= named and set(out["sections"][0]) <= named
