@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
+import click
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -42,7 +43,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
 
     @property
     def lang(self) -> str:
@@ -154,13 +156,21 @@ def _split_comment(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def split_sections(text: str) -> dict[str, str]:
-    """The ## sections of a page by heading, for the tests that look for a sandbox's block."""
-    out: dict[str, str] = {}
-    for m in re.finditer(r"^## (.+)\n(.*?)(?=^## |\Z)", text, re.S | re.M):
-        out[m.group(1).strip()] = m.group(2)
-    return out
+def parse_cli(args: list[str]) -> click.Command:
+    """Parse `args` as the real `tminus` would, down to the leaf command; raises click's usage errors."""
+    from tminus.cli.app import cli
 
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text)
+    command: click.Command = cli
+    name = "tminus"
+    parent: click.Context | None = None
+    while True:
+        ctx = command.make_context(name, list(args), parent=parent, resilient_parsing=False)
+        if not isinstance(command, click.Group):
+            return command
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        if not rest:
+            raise click.UsageError(f"{name}: missing command")
+        sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            raise click.UsageError(f"no such command {' '.join([*ctx.command_path.split()[1:], rest[0]])!r}")
+        command, name, args, parent = sub, rest[0], rest[1:], ctx

@@ -43,14 +43,14 @@ def place_of(data: Any, marked: str | None = None) -> str | None:
     if marked:
         return marked if marked in PLACES else None
     if isinstance(data, dict):
-        if "name" in data and set(data) <= TOP_KEYS:
-            return "whole"
+        if set(data) & set(KIND_FIELDS):
+            return "step"
+        if "name" in data and "steps" not in data and "checks" not in data:
+            return "whole"  # a runbook (an unknown key in it is for validation to report)
         if set(data) <= TOP_KEYS:
             return "top"
         if set(data) == {"rules"}:
             return "rules"
-        if set(data) & set(KIND_FIELDS):
-            return "step"
         return None
     if isinstance(data, list) and data and all(isinstance(i, dict) for i in data):
         keys = set().union(*data)
@@ -60,7 +60,7 @@ def place_of(data: Any, marked: str | None = None) -> str | None:
             return "phases"
         if "checks" in keys:
             return "gates"
-        if "name" in keys and keys & RULE_KEYS and keys <= RULE_KEYS | {"name"}:
+        if "name" in keys and keys & RULE_KEYS:  # an unknown key among them is for validation
             return "rules"
     return None
 
@@ -135,3 +135,29 @@ def contexts(blocks: list[Block]) -> dict[Block, dict[str, Any] | None]:
         if block.marker != "invalid" and place_of(data) == "whole":
             last[block.page] = data
     return out
+
+
+def yaml_problem(block: Block, context: dict[str, Any] | None, path: Path) -> str | None:
+    """What is wrong with a YAML block, or None: a block must validate (placed, if a fragment), and one
+    marked `invalid MESSAGE` must fail to, with MESSAGE among its problems."""
+    from tminus.errors import RunbookError
+    from tminus.runbook.loader import load_runbook
+
+    try:
+        _place, text = runbook_text(block, context)
+    except ValueError as exc:
+        return str(exc)
+    except Exception as exc:  # not YAML at all: an invalid block may show that too
+        text, failure = block.body, f"{block.where}: not YAML: {exc}"
+    else:
+        failure = None
+    try:
+        load_runbook(path, text=text)
+    except RunbookError as exc:
+        if block.marker == "invalid":
+            return None if block.marker_arg and block.marker_arg in str(exc) else (
+                f"{block.where}: fails, but not with {block.marker_arg!r}:\n{exc}")
+        return f"{block.where}: does not validate:\n{exc}"
+    if block.marker == "invalid":
+        return f"{block.where}: marked invalid, yet it validates"
+    return failure

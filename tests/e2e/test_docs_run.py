@@ -27,13 +27,11 @@ from pathlib import Path
 
 import click
 import pytest
-from tests.docblocks import ROOT, Block, Command, blocks, commands
-from tests.docsyaml import contexts, runbook_text
+from tests.docblocks import ROOT, Block, Command, blocks, commands, parse_cli
+from tests.docsyaml import contexts, yaml_problem
 
 from tminus.cli.app import cli
 from tminus.engine.exitcodes import Exit
-from tminus.errors import RunbookError
-from tminus.runbook.loader import load_runbook
 
 CLI_MD = ROOT / "docs" / "cli.md"
 BLOCKS = blocks()
@@ -77,46 +75,11 @@ def test_markers_are_known_words() -> None:
 
 @pytest.mark.parametrize("block", _of("yaml"), ids=_ids)
 def test_yaml_block_validates(block: Block, tmp_path: Path) -> None:
-    if block.marker == "invalid":
-        assert block.marker_arg, f"{block.where}: say which message the invalid block shows"
-        with pytest.raises(RunbookError) as caught:
-            _validate(block, tmp_path)
-        assert block.marker_arg in str(caught.value), f"{block.where}: fails, but not with {block.marker_arg!r}"
-        return
-    try:
-        _validate(block, tmp_path)
-    except RunbookError as exc:
-        pytest.fail(f"{block.where}: does not validate:\n{exc}")
-
-
-def _validate(block: Block, tmp_path: Path) -> str:
-    try:
-        place, text = runbook_text(block, CONTEXTS.get(block))
-    except ValueError as exc:
-        pytest.fail(str(exc))
-    load_runbook(tmp_path / "runbook.yaml", text=text)
-    return place
+    problem = yaml_problem(block, CONTEXTS.get(block), tmp_path / "runbook.yaml")
+    assert problem is None, problem
 
 
 # --- shell: parsed by the real CLI ------------------------------------------------------------------
-
-
-def parse_cli(args: list[str]) -> click.Command:
-    """Parse `args` as the real `tminus` would, down to the leaf command; raises click's usage errors."""
-    command: click.Command = cli
-    name = "tminus"
-    parent: click.Context | None = None
-    while True:
-        ctx = command.make_context(name, list(args), parent=parent, resilient_parsing=False)
-        if not isinstance(command, click.Group):
-            return command
-        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
-        if not rest:
-            raise click.UsageError(f"{name}: missing command")
-        sub = command.get_command(ctx, rest[0])
-        if sub is None:
-            raise click.UsageError(f"no such command {' '.join([*ctx.command_path.split()[1:], rest[0]])!r}")
-        command, name, args, parent = sub, rest[0], rest[1:], ctx
 
 
 _REPO_PATH = re.compile(r"^(?:\./)?((?:scripts|examples|benchmarks|docs|tests|src)/[\w./-]+)$")
