@@ -281,9 +281,26 @@ def test_quickstart_page_runs_and_its_samples_match(tmp_path: Path) -> None:
     for block in samples:
         for shown in re.findall(r"^\s*(examples/quickstart/runbook\.yaml:\d+:\d+: .*)$", block.body, re.M):
             assert shown in printed, f"{block.where}: the docs show\n  {shown}\nbut tminus prints:\n{printed}"
+    # Every line of the `tminus show` sample is a line tminus prints, up to times, ids and durations.
+    show_sample = next(b for b in samples if b.body.startswith("Run "))
+    actual = {_normal(line) for line in printed.splitlines()}
+    for shown in show_sample.body.splitlines():
+        if shown.strip() not in ("", "...") and not shown.startswith(("operator ", "started ")):
+            assert _normal(shown) in actual, f"{show_sample.where}: tminus prints no line like\n  {shown}"
     # The sections summary: the same sections, in the same order, with the same status.
     sample = next(b for b in samples if "Sections:" in b.body)
     assert _sections(sample.body) == _sections(printed), f"{sample.where}: sections differ:\n{printed}"
+
+
+def _normal(line: str) -> str:
+    """A line without what differs between two runs: clock offsets, durations, run ids, the runbook's
+    digest, a backup's name."""
+    line = re.sub(r"\b\d{8}-\d{6}-\d{3}-[0-9a-f]{10}\b", "RUN", line)
+    line = re.sub(r"T\+\d+:\d\d \+\s+\d+\.\d\ds", "T+", line)
+    line = re.sub(r"\d+(?:\.\d+)?(?:ms|s)\b", "D", line)
+    line = re.sub(r"\bT\+\d+s\b", "T+D", line)
+    line = re.sub(r"\bby [\w.-]+@[\w.-]+", "by OPERATOR", line)
+    return re.sub(r"\s+", " ", line).strip()
 
 
 def _sections(text: str) -> list[tuple[str, str]]:
