@@ -183,7 +183,8 @@ class Sandbox:
 
 
 def _sandbox_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMINUS_", "QUICKSTART_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMINUS_", "QUICKSTART_"))
+           and k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
     env.update(PYTHONPATH=str(ROOT / "src"), TMINUS_LEDGER=f"sqlite:///{tmp}/ledger.db",
                TMINUS_OPERATOR="docs-test", COLUMNS="200", TERM="xterm-256color")
     return env
@@ -254,7 +255,7 @@ def _run_page(page: str, tmp_path: Path) -> Sandbox:
                     if line.tminus_args is None:
                         assert proc.returncode == 0, where
                 # Run in a pipe, as in CI: plain text, no Rich markup, no colours.
-                assert not ANSI.search(proc.stdout), f"{where}\nANSI escapes in a pipe"
+                assert not ANSI.search(out), f"{where}\nANSI escapes in a pipe"
                 assert not MARKUP.search(out), f"{where}\nRich markup printed literally"
     finally:
         gen.close()

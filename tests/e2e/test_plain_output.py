@@ -3,10 +3,12 @@ colour escapes, and the runbook's own names shown as written, brackets included.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
-from tests.helpers import run_json, tminus, write_runbook
+from tests.helpers import TMINUS, write_runbook
 
 ANSI = re.compile(r"\x1b\[")
 MARKUP = re.compile(r"\[/?(?:bold|red|green|cyan|yellow|magenta)\b[^\]]*\]|\[/\]")
@@ -19,6 +21,14 @@ RUNBOOK = """
           - name: "Drop the [red]old[/red] table"
             run: "true"
 """
+
+
+def tminus(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The command with stdout and stderr pipes, in an environment that forces no colour."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE")}
+    env.update(TMINUS_OPERATOR="tester", TMINUS_LEDGER=f"sqlite:///{cwd}/ledger.db")
+    return subprocess.run([*TMINUS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
 
 
 def _plain(out: str) -> None:
@@ -39,9 +49,10 @@ def test_plan_in_a_pipe_prints_no_markup(tmp_path: Path) -> None:
 
 def test_show_history_and_status_in_a_pipe_print_no_markup(tmp_path: Path) -> None:
     write_runbook(tmp_path, RUNBOOK)
-    code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
-    assert code == 0, result
-    run_id = result["run_id"] if "run_id" in result else result["id"]
+    run = tminus("run", "runbook.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    _plain(run.stdout + run.stderr)
+    run_id = re.findall(r"\d{8}-\d{6}-\d{3}-[0-9a-f]{10}", run.stderr)[0]
     for args in (("show", run_id), ("history",), ("status",), ("why", run_id), ("validate", "runbook.yaml")):
         proc = tminus(*args, cwd=tmp_path)
         assert proc.returncode == 0, (args, proc.stderr)
