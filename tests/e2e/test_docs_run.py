@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 import pytest
 from tests.docblocks import ROOT, Block, Command, blocks, commands, parse_cli
-from tests.docsyaml import contexts, yaml_problem
+from tests.docsyaml import contexts, runbook_text, yaml_problem
 
 from tminus.cli.app import cli
 from tminus.engine.exitcodes import Exit
@@ -317,8 +317,12 @@ def test_report_counts(capsys: pytest.CaptureFixture[str]) -> None:
     tminus_lines = sum(1 for b in _of("shell") for c in commands(b) if c.tminus_args is not None)
     other_lines = sum(1 for b in _of("shell") for c in commands(b) if c.tminus_args is None)
     run_lines = sum(len(commands(b)) for b in RUN_BLOCKS)
+    yaml = _of("yaml")
+    invalid = sum(1 for b in yaml if b.marker == "invalid")
+    whole = sum(1 for b in yaml if b.marker != "invalid" and runbook_text(b, None)[0] == "whole")
     counts = {
-        "blocks": len(BLOCKS), "yaml validated": len(_of("yaml")), "shell blocks": len(_of("shell")),
+        "blocks": len(BLOCKS), "yaml whole runbooks": whole, "yaml fragments": len(yaml) - whole - invalid,
+        "yaml invalid as shown": invalid, "shell blocks": len(_of("shell")),
         "tminus lines parsed": tminus_lines, "other shell lines path-checked": other_lines,
         "lines run": run_lines, "shown (text/usage/json)": len(_of("shown")), "skipped": len(_of("skip")),
     }

@@ -39,12 +39,14 @@ def _read(path: Path) -> str:
 
 
 def _blocks(path: Path, lang: str) -> list[tuple[int, str]]:
-    """(line of the first body line, body) of every ```LANG fenced block."""
+    """(line of the first body line, body) of every ```LANG fenced block, but those marked
+    `<!-- docs-test: invalid ... -->` (they show a refusal; tests/e2e/test_docs_run.py checks it)."""
     text = _read(path)
     return [
         (text.count("\n", 0, m.start("body")) + 1, m.group("body"))
         for m in _FENCE.finditer(text)
         if m.group("lang").strip() == lang
+        and "docs-test: invalid" not in text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
     ]
 
 
