@@ -24,7 +24,10 @@ RUNBOOK = """
 
 READS = (("status",), ("status", "--json"), ("history",), ("history", "--json"), ("show", "abc"),
          ("show", "abc", "--json"), ("why", "abc"), ("why", "abc", "--json"), ("replay", "abc"),
-         ("ledger", "verify"), ("ledger", "verify", "--json"), ("config",), ("config", "--json"))
+         ("ledger", "verify"), ("ledger", "verify", "--json"), ("config",), ("config", "--json"),
+         # they write, but only to something already recorded: no ledger, nothing to act on
+         ("approve", "abc"), ("resume", "abc"), ("rollback", "abc", "--reason", "r"),
+         ("unlock", "located", "-e", "staging", "--reason", "r"))
 
 
 def tree(root: Path) -> dict[str, str]:

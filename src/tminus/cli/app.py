@@ -162,7 +162,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 
     from tminus.runbook.document import content_hash
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
@@ -194,7 +194,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
     """Undo a completed run, or one that stopped before it ended: its undo steps newest first, the
     rollback steps, then verify."""
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     doc = load_document(record.runbook_path, text=record.runbook_text)
     opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
@@ -216,7 +216,7 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
     """Approve (or refuse with --no-go) a manual step or go/no-go a run is waiting for."""
     from tminus.cli.render import pending_approvals, pending_requests
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     from tminus.projection import project
 
@@ -273,7 +273,7 @@ def unlock(runbook: str, environment: str, reason: str, operator: str | None, le
     from pathlib import Path
 
     name = load_document(runbook).runbook.name if Path(runbook).is_file() else runbook
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     key = f"{name}@{environment}"
     broken = ledger.break_lease(key, by=resolve_operator(operator), reason=reason)
     if broken is None:

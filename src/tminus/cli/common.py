@@ -139,18 +139,29 @@ def _sqlite_file(url: str) -> Path | None:
     return None if not path or path == ":memory:" or path.startswith("file:") else Path(path)
 
 
-def open_ledger_or_fail(url: str | None) -> Ledger:
+def open_ledger_or_fail(url: str | None, *, create: bool = True) -> Ledger:
     """For commands that write: the ledger is created and migrated if needed (and the command says
-    where, since the folder it was started in decides it when nothing else does)."""
-    from tminus.errors import LedgerError
-    from tminus.ledger import open_ledger
+    where, since the folder it was started in decides it when nothing else does). `create=False`:
+    for commands that act on something already recorded (resume, rollback, approve, unlock), a
+    missing ledger is an error, as for a reader, and nothing is created."""
+    from tminus.errors import LedgerError, LedgerMissing
+    from tminus.ledger import open_ledger, open_reader
 
     resolved = settings(ledger_url=url).ledger
     assert resolved.value is not None
+    if not create:
+        try:
+            open_reader(resolved.value).close()
+        except LedgerMissing as exc:
+            fail(_missing(resolved, exc))
+        except LedgerError:
+            pass  # e.g. an older schema: opening to write below migrates it, or says why not
     file = _sqlite_file(resolved.value)
     if file is not None and not file.exists():
-        click.echo(f"tminus: creating the ledger {file.resolve()} ({resolved.source}; `tminus config` "
-                   "shows the settings)", err=True)
+        why = ("no tminus.toml and no .tminus/ledger.db found upward"
+               if resolved.source.startswith("default") else f"ledger from {resolved.source}")
+        click.echo(f"tminus: creating the ledger {file.resolve()} ({why}; `tminus config` shows the settings)",
+                   err=True)
     try:
         return open_ledger(resolved.value)
     except LedgerError as exc:
