@@ -48,8 +48,11 @@ def test_a_subdirectory_finds_the_project_ledger_upward(tmp_path: Path) -> None:
     second = tminus("run", "../../runbook.yaml", "-e", "staging", "--json", cwd=sub)
     assert second.returncode == 0, second.stderr
     assert "creating the ledger" not in second.stderr
+    verbose = tminus("gate", "../../runbook.yaml", "-e", "staging", "-v", cwd=sub)
+    assert verbose.returncode == 0, verbose.stderr
+    assert f"ledger sqlite:///{tmp_path.resolve()}/.tminus/ledger.db (found upward" in verbose.stderr
     assert not (sub / ".tminus").exists() and not (tmp_path / "deploy" / ".tminus").exists()
-    assert len(run_json("history", cwd=tmp_path)[1]) == 2
+    assert len(run_json("history", cwd=tmp_path)[1]) == 3
 
 
 def test_with_a_tminus_toml_two_directories_share_one_ledger(tmp_path: Path) -> None:

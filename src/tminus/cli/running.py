@@ -91,6 +91,8 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
     from tminus.errors import LedgerError, LockHeld, ResumeRefused
 
     ledger = open_ledger_or_fail(ledger_url)
+    if verbose:  # which ledger, and why that one: the folder a run starts in can decide it
+        click.echo(f"ledger {ledger.url} ({settings(ledger_url=ledger_url).ledger.source})", err=True)
     display = make_display(verbose=verbose)
     session = Session(doc, ledger, opts, [display], pause_display=display.pause)
     try:
