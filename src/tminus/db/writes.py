@@ -210,5 +210,4 @@ def _pg_rows(conn: psycopg.Connection[Any], rel: str, cols: list[str], pk: list[
     key = ("ROW(" + ", ".join(f"t.{pgtools.ident(c)}" for c in pk) + ")::text") if pk else "NULL"
     if len(pk) == 1:
         key = f"t.{pgtools.ident(pk[0])}::text"
-    for k, h in conn.execute(f"SELECT {key}, {_row_expr(cols)} FROM {rel} t"):
-        yield k, h
+    yield from ((k, h) for k, h in conn.execute(f"SELECT {key}, {_row_expr(cols)} FROM {rel} t"))

@@ -20,9 +20,10 @@ from tminus.kinds.registry import register
 from tminus.kinds.sql import SQL_ENGINES
 from tminus.runbook.models import RestoreSpec
 
-
-# Migration tools' history tables: the run's own migrations write them, so their rows are expected.
-MIGRATION_TABLES = ("alembic_version", "schema_version", "schema_migrations", "flyway_schema_history",
+# Migration tools' history tables (the `migrate` kind's default ones with their companions): the
+# run's own migrations write them, so their rows are expected.
+MIGRATION_TABLES = ("alembic_version", "schema_version", "schema_migrations", "schema_migrations_log",
+                    "schema_migrations_progress", "schema_migrations_lock", "flyway_schema_history",
                     "django_migrations")
 
 
