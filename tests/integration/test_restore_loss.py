@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.helpers import run_json, spawn, tminus, wait_for_approval_request, write_runbook
+from tests.helpers import run_json, spawn, tminus, wait_for, wait_for_approval_request, write_runbook
 
 from tminus.db import pgtools
 from tminus.db.backup import backup
@@ -65,7 +65,12 @@ def test_writes_after_the_backup_are_named_a_new_column_is_not(url: str, tmp_pat
     made = backup(url, tmp_path / "b", label="t")
     run_sql(url, "ALTER TABLE notes ADD COLUMN author TEXT DEFAULT 'anon'")  # the run's migration: no loss
     seen: list[TableLoss] = []
-    restore(url, made.path, guard=seen.extend)
+
+    def note(losses: list[TableLoss]) -> bool:
+        seen.extend(losses)
+        return True
+
+    restore(url, made.path, guard=note)
     assert seen == []  # restored: nothing but the new column differed
 
     made = backup(url, tmp_path / "b", label="t")
@@ -75,7 +80,7 @@ def test_writes_after_the_backup_are_named_a_new_column_is_not(url: str, tmp_pat
             else "DELETE FROM tags WHERE rowid = (SELECT min(rowid) FROM tags)",
             "CREATE TABLE audit (what TEXT)", "INSERT INTO audit VALUES ('e1'), ('e2')")
 
-    def refuse(losses: list[TableLoss]) -> None:
+    def refuse(losses: list[TableLoss]) -> bool:
         raise LossRefused("no", losses)
 
     with pytest.raises(LossRefused) as caught:
@@ -189,6 +194,16 @@ def test_the_operator_decides_from_a_second_process(url: str, tmp_path: Path, an
         assert "Restoring discards 1 row(s) written since the backup" in asked[0]["data"]["prompt"]
         assert "notes: 1 added (keys 4)" in asked[0]["data"]["prompt"]
         extra = ["--no-go", "--reason", "keep the customer's note"] if answer == "refuse" else []
+        if answer == "approve":  # another note arrives while the operator decides: asked again about both
+            run_sql(url, "INSERT INTO notes (id, body) VALUES (5, 'meanwhile')")
+            given = tminus("approve", run_id, "--step", RESTORE, "--operator", "olga", cwd=tmp_path)
+            assert given.returncode == 0, given.stderr
+
+            def asked_again() -> bool:
+                return len([e for e in events(tmp_path, run_id, RESTORE) if e["type"] == "approval.requested"]) == 2
+            wait_for(asked_again)
+            again = [e for e in events(tmp_path, run_id, RESTORE) if e["type"] == "approval.requested"][-1]
+            assert "Restoring discards 2 row(s)" in again["data"]["prompt"] and "keys 4, 5" in again["data"]["prompt"]
         given = tminus("approve", run_id, "--step", RESTORE, "--operator", "olga", *extra, cwd=tmp_path)
         assert given.returncode == 0, given.stderr
         code = run.wait(timeout=120)
@@ -200,6 +215,7 @@ def test_the_operator_decides_from_a_second_process(url: str, tmp_path: Path, an
         assert code == 11
         assert bodies(url) == ["a", "b", "c"]
         assert evidence["loss_decision"] == "discarded, approved by olga (approve-command)"
+        assert evidence["discarded"][0]["added"] == 2
     else:
         assert code == 12  # refused on purpose: the rollback stops; `resume` asks again
         assert bodies(url) == ["a", "b", "c", "mine"]

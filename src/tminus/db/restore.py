@@ -21,7 +21,7 @@ from typing import Any
 
 from tminus.db import pgtools
 from tminus.db.backup import read_checksum, sha256_file, sqlite_integrity
-from tminus.db.writes import TableLoss, pg_losses, sqlite_losses
+from tminus.db.writes import TableLoss, pg_losses, sqlite_losses, summary
 from tminus.errors import TminusError
 
 RESTORE_PREFIX = "tminus_restore_"
@@ -46,7 +46,9 @@ class LossRefused(RestoreError):
 
 # Called with what the restore would discard (empty: nothing) once the backup is known good and
 # before anything is replaced; raising (LossRefused) stops the restore with the target unchanged.
-LossGuard = Callable[[list[TableLoss]], None]
+# It returns True when its yes holds whatever is written meanwhile (maintenance, a loss accepted by
+# the runbook), False when it approved exactly these rows (an operator's answer): compared again.
+LossGuard = Callable[[list[TableLoss]], bool]
 
 
 @dataclass
@@ -91,10 +93,9 @@ def restore(url: str, file: Path | str, *, sha256: str | None = None, base_dir: 
     start = time.perf_counter()
     seen: list[TableLoss] = []
 
-    def check(losses: list[TableLoss]) -> None:
-        seen.extend(losses)
-        if guard is not None:
-            guard(losses)
+    def check(losses: list[TableLoss]) -> bool:
+        seen[:] = losses  # the last comparison: what the restore discards
+        return guard(losses) if guard is not None else True
 
     if kind == "sqlite":
         path = pgtools.sqlite_path(url, base_dir)
@@ -108,6 +109,31 @@ def restore(url: str, file: Path | str, *, sha256: str | None = None, base_dir: 
     except psycopg.Error as exc:
         raise RestoreError(f"restore into {target.display()} failed: {exc}") from None
     return RestoreResult(target.database, round(time.perf_counter() - start, 3), old_kept=old_kept, losses=seen)
+
+
+ROUNDS = 3  # times the guard is asked again when more was written while it decided
+
+
+def decide(compute: Callable[[], list[TableLoss]], guard: LossGuard, where: str) -> None:
+    """Let `guard` decide about what the restore would discard. Deciding can take an operator's
+    while, and the service may go on writing: compared again afterwards, a larger loss is put to the
+    guard again (the operator approved 1 row, not 3). Rows written between the last comparison and
+    the swap are still lost: only maintenance mode closes that window."""
+    losses = compute()
+    for _ in range(ROUNDS):
+        if guard(losses):
+            return
+        again = compute()
+        if _shape(again) == _shape(losses):
+            return
+        losses = again
+    raise LossRefused(
+        f"not restored: {where} keeps being written while the restore waits ({summary(losses)}); put the "
+        f"service in maintenance mode (no writes) and retry; the database is unchanged", losses)
+
+
+def _shape(losses: list[TableLoss]) -> list[tuple[str, int, int, int]]:
+    return sorted((t.table, t.added, t.changed, t.removed) for t in losses)
 
 
 def _pg_restore(target: pgtools.PgTarget, file: Path, *, timeout: float | None,
@@ -134,9 +160,11 @@ def _pg_restore(target: pgtools.PgTarget, file: Path, *, timeout: float | None,
         except Exception as exc:
             raise RestoreError(f"restore of {file} failed; {target.display()} is unchanged: {exc}") from None
         if guard is not None:  # the backup's rows are in scratch now: compare them with the live ones
-            with pgtools.connect(target) as live, pgtools.connect(target, scratch) as then:
-                losses = pg_losses(live, then)
-            guard(losses)
+            def compute() -> list[TableLoss]:
+                with pgtools.connect(target) as live, pgtools.connect(target, scratch) as then:
+                    return pg_losses(live, then)
+
+            decide(compute, guard, target.display())
         old = f"{target.database[:30]}_old_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:4]}"
         _swap(target, scratch, old)
         swapped = True
@@ -177,12 +205,14 @@ def _sqlite_restore(target: Path, file: Path, guard: LossGuard | None = None) ->
     if problem:
         raise RestoreError(f"{file} is not a sound SQLite database ({problem}); {target} is unchanged")
     if guard is not None:
-        try:
-            losses = sqlite_losses(target, file)
-        except sqlite3.Error as exc:
-            raise RestoreError(f"cannot compare {target} with the backup {file}: {exc}; {target} is unchanged"
-                               ) from None
-        guard(losses)
+        def compute() -> list[TableLoss]:
+            try:
+                return sqlite_losses(target, file)
+            except sqlite3.Error as exc:
+                raise RestoreError(f"cannot compare {target} with the backup {file}: {exc}; {target} is "
+                                   f"unchanged") from None
+
+        decide(compute, guard, str(target))
     wal = target.with_name(target.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
         # A leftover write-ahead log would be replayed onto the restored file and corrupt it.

@@ -71,7 +71,8 @@ class _Guard:
     def __init__(self, config: RestoreSpec, ctx: StepContext, file: Any, evidence: dict[str, Any]) -> None:
         self.config, self.ctx, self.file, self.evidence = config, ctx, file, evidence
 
-    def __call__(self, losses: list[Any]) -> None:
+    def __call__(self, losses: list[Any]) -> bool:
+        """True: restore whatever is written meanwhile; False: these rows were approved (compare again)."""
         from tminus.db.restore import LossRefused
         from tminus.db.writes import summary
 
@@ -84,13 +85,13 @@ class _Guard:
         ev["written_since_backup"] = [t.as_dict() for t in losses]
         if not losses:
             ev["loss_decision"] = "nothing written since the backup"
-            return
+            return True
         if self.config.maintenance:
             ev["loss_decision"] = "maintenance: the service took no writes, the differences are the run's own"
-            return
+            return True
         if self.config.accept_loss:
             ev["loss_decision"] = f"accepted by the runbook: {self.config.accept_loss}"
-            return
+            return True
         rows = sum(t.rows for t in losses)
         what = summary(losses)
         since = _backup_time(self.file)
@@ -109,7 +110,7 @@ class _Guard:
                                "at": approval.at, "reason": approval.reason}
         if approval.approved:
             ev["loss_decision"] = f"discarded, approved by {approval.by} ({approval.how})"
-            return
+            return False
         ev["loss_decision"] = f"refused by {approval.by} ({approval.how})"
         raise LossRefused(
             f"not restored: {rows} row(s) written since the backup ({since}) would be lost: {what}; "
