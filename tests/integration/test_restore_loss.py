@@ -152,6 +152,9 @@ def test_no_input_stops_the_rollback_before_the_loss_exit_15(url: str, tmp_path:
     data = finished(tmp_path, result["run_id"])
     assert data["evidence"]["written_since_backup"][0]["added"] == 1
     assert data["evidence"]["loss_decision"] == "refused by tester (no-input)"
+    assert "nobody could answer (--no-input)" in result["reason"]
+    why = tminus("why", result["run_id"], cwd=tmp_path)
+    assert "its rollback is not finished" in why.stdout and "nothing was undone" not in why.stdout, why.stdout
     # the operator decides later: resume asks again; --yes approves the loss (recorded as such)
     code, resumed = run_json("resume", result["run_id"], "--yes", cwd=tmp_path)
     assert (code, resumed["status"]) == (11, "rolled_back"), resumed

@@ -152,8 +152,8 @@ def execute(state: RunState, reason: str) -> RollbackEnd:
             f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
             f"undone so far: {', '.join(completed) or 'nothing'}\n"
             f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
-            + (f"an operator decides: `tminus resume {steps.run_id}` asks again (approve with "
-               f"`tminus approve {steps.run_id} --step {step.key}`)" if asks else
+            + (f"an operator decides: `tminus resume {steps.run_id}` asks again; answer there, or from "
+               f"another terminal with `tminus approve {steps.run_id} --step {step.key}`" if asks else
                f"fix the cause, then `tminus resume {steps.run_id}` continues the rollback")
         )
         steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=False, state=summary)

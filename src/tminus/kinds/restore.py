@@ -112,10 +112,11 @@ class _Guard:
             ev["loss_decision"] = f"discarded, approved by {approval.by} ({approval.how})"
             return False
         ev["loss_decision"] = f"refused by {approval.by} ({approval.how})"
+        who = ("nobody could answer (--no-input)" if approval.how == "no-input" else
+               f"{approval.by} refused ({approval.how}: {approval.reason or 'no reason given'})")
         raise LossRefused(
-            f"not restored: {rows} row(s) written since the backup ({since}) would be lost: {what}; "
-            f"{approval.by} refused ({approval.how}: {approval.reason or 'no reason given'}). The database is "
-            f"unchanged. {advice}", losses, needs_operator=approval.how == "no-input")
+            f"not restored: {rows} row(s) written since the backup ({since}) would be lost: {what}; {who}. "
+            f"The database is unchanged. {advice}", losses, needs_operator=approval.how == "no-input")
 
 
 def _backup_time(file: Any) -> str:
