@@ -213,7 +213,8 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
 @ledger_option
 def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None, operator: str | None,
             ledger_url: str | None) -> None:
-    """Approve (or refuse with --no-go) a manual step or go/no-go a run is waiting for."""
+    """Approve (or refuse with --no-go) what a run waits for: a manual step, a go/no-go, a restore
+    that would discard writes made since its backup."""
     from tminus.cli.render import pending_approvals, pending_requests
 
     ledger = open_ledger_or_fail(ledger_url, create=False)

@@ -134,7 +134,10 @@ def _needs_operator(x: Explanation, r: Run, run: Any) -> None:
     if not x.causes:
         x.causes.append(Cause("reason", f"{run.reason or 'A decision only an operator can make is missing'}.",
                               "a decision needs an operator"))
-    x.summary = f"Run {run.id} stopped because {x.causes[0].short}; nothing was undone and it can be resumed."
+    # A rollback can stop for an operator too (a restore that would discard writes, under --no-input).
+    done = ("its rollback is not finished (see what was undone) and `tminus resume` continues it"
+            if r.view.rollback.passes else "nothing was undone and it can be resumed")
+    x.summary = f"Run {run.id} stopped because {x.causes[0].short}; {done}."
     for key in [a.key for a in waiting]:
         x.next_steps.append(f"`tminus resume {run.id}` asks again; answer there, or from another terminal with "
                             f"`tminus approve {run.id} --step {key}` (refuse with `--no-go --reason '...'`).")

@@ -179,6 +179,16 @@ class RestoreSpec(Spec):
     url: str
     file: str = Field(description="The backup file, e.g. '{{ steps.backup.path }}'.")
     sha256: str | None = Field(None, description="Expected checksum (default: the .sha256 file beside it).")
+    maintenance: bool = Field(False, description=(
+        "The service took no writes since the backup (maintenance mode around the change): whatever "
+        "differs from the backup is the run's own doing, so the restore discards it without asking."))
+    accept_loss: str | None = Field(None, description=(
+        "Why writes made since the backup may be discarded without asking the operator; recorded with "
+        "what was discarded."))
+    run_tables: list[str] = Field(default_factory=list, description=(
+        "Tables only the run itself writes, whose changes since the backup are expected (besides the "
+        "migration-history tables always taken as the run's own: alembic_version, schema_version, "
+        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations)."))
 
 
 class FingerprintSpec(Spec):
