@@ -16,6 +16,7 @@ from tminus.kinds.run import recover as end_process_group  # an Alembic driver l
 from tminus.runbook.models import MigrateSpec, Step
 
 REVERT_TARGET = "revert_target"  # the effect: the version to revert to
+_SLICE = 0.1  # seconds between looks at the stop channel while the Alembic driver runs
 
 
 def describe(c: MigrateSpec, step: object, nested: object) -> str:
@@ -191,6 +192,10 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
         return Observation(error=f"alembic {' '.join(cmd)} did not finish within {ctx.timeout:g}s and was killed;"
                                  " check the database for a half-applied revision (alembic current)",
                            evidence=evidence, timed_out=True)
+    if returncode is None:
+        evidence.update(command=["alembic", *cmd], stdout=ctx.tail(stdout), stderr=ctx.tail(stderr))
+        return Observation(error=f"alembic {' '.join(cmd)} was stopped with the run; a revision cut short rolls back"
+                                 " with its transaction (alembic current tells where it stopped)", evidence=evidence)
     lines = stdout.rstrip("\n").split("\n")
     result: dict[str, Any] = json.loads(lines.pop()[len(MARKER):]) if lines[-1].startswith(MARKER) else {}
     stdout = "\n".join(lines)
@@ -213,21 +218,34 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
     return Observation(values=values, outputs=outputs, evidence=evidence)
 
 
-def _run_driver(ctx: StepContext, args: list[str], env: dict[str, str]) -> tuple[str, str, int]:
+def _run_driver(ctx: StepContext, args: list[str], env: dict[str, str]) -> tuple[str, str, int | None]:
     """The Alembic driver in its own process group, recorded as the step's `process` effect before
     it is waited for: killed with tminus (kill -9), it would go on upgrading while the rollback
-    downgrades; resume ends it first (`recover`), as it does a `run` step's command."""
+    downgrades; resume ends it first (`recover`), as it does a `run` step's command. A stop of the
+    run (Ctrl-C, a rollback asked for) ends it too: returncode None. The revision it was applying
+    rolls back with its transaction."""
     proc = ctx.transport.spawn([sys.executable, "-m", "tminus.db.alembic_driver", *args], cwd=ctx.base_dir,
                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
     try:
         ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
                           command=f"alembic {' '.join(args[1:])}")
-        out, err = proc.communicate(timeout=ctx.timeout)
-    except BaseException as exc:  # a timeout, or a failure to record: it must not outlive the step
+        while True:
+            try:
+                out, err = proc.communicate(timeout=_SLICE)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if ctx.cancel.is_set():
+                    _end_group(proc)
+                    out, err = proc.communicate()
+                    return out.decode(errors="replace"), err.decode(errors="replace"), None
+    except BaseException as exc:  # the timeout, or a failure to record: it must not outlive the step
         _end_group(proc)
         out, err = proc.communicate()
         if isinstance(exc, subprocess.TimeoutExpired):
-            raise subprocess.TimeoutExpired(proc.args, exc.timeout, out, err) from None
+            raise subprocess.TimeoutExpired(proc.args, ctx.timeout or 0, out, err) from None
         raise
     return out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode
 
