@@ -120,7 +120,8 @@ def test_statement_blocks_are_read_in_written_order(tmp_path: Path) -> None:
 def test_secrets_are_masked_in_their_quoted_forms() -> None:
     secret = "s3cr'et pass"
     t = Templater(vars={}, environ={"TOKEN": secret}, secrets=["TOKEN"])
-    for template in ("run {{ secrets.TOKEN }}", 'run "{{ secrets.TOKEN }}"', "run '{{ secrets.TOKEN }}'"):
+    for template in ("run {{ secrets.TOKEN }}", 'run "{{ secrets.TOKEN }}"', "run '{{ secrets.TOKEN }}'",
+                     "run $'{{ secrets.TOKEN }}'", "run `echo {{ secrets.TOKEN }}`"):
         rendered = t.render_config(RunSpec(command=template))
         assert isinstance(rendered, RunSpec)
         assert rendered.command != template  # rendered, in a quoted form
@@ -223,3 +224,53 @@ def test_any_text_reaches_sh_exactly(tmp_path: Path, value: str) -> None:
                               timeout=10)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == value.encode("utf-8", "surrogateescape"), template
+
+
+# --- validation of whole runbooks: undo steps and monitor probes are commands and queries too ------
+
+RUNBOOK = """\
+name: contexts
+vars: {who: w, table: t}
+phases:
+  - name: p
+    steps:
+      - run: echo {{ vars.who }}
+        undo:
+          - run: echo {{ vars.who | raw }}
+monitor:
+  duration: 1m
+  interval: 5s
+  probes:
+    - name: rows
+      sql:
+        url: sqlite:///db.sqlite
+        query: SELECT count(*) FROM t WHERE name = '{{ vars.who }}'
+  rules:
+    - name: none
+      when: "scalar > 0"
+      consecutive: 2
+"""
+
+
+def test_a_probe_query_with_a_quoted_interpolation_is_refused_at_its_line(tmp_path: Path) -> None:
+    from tminus.errors import RunbookError
+    from tminus.runbook.loader import load_runbook
+
+    (tmp_path / "runbook.yaml").write_text(RUNBOOK)
+    with pytest.raises(RunbookError) as err:
+        load_runbook(tmp_path / "runbook.yaml")
+    [problem] = err.value.problems
+    assert problem.location is not None and problem.location.line == 16
+    assert "inside a SQL string literal is refused" in problem.message
+    assert "line 1, column 38 of the query" in problem.message
+
+
+def test_an_undo_command_with_raw_is_a_warning(tmp_path: Path) -> None:
+    from tminus.runbook.loader import load_runbook
+    from tminus.runbook.validate import semantic_warnings
+
+    (tmp_path / "runbook.yaml").write_text(RUNBOOK.replace("'{{ vars.who }}'", "{{ vars.who }}"))
+    doc = load_runbook(tmp_path / "runbook.yaml")
+    [warning] = semantic_warnings(doc.runbook, doc.source)
+    assert warning.location is not None and warning.location.line == 8
+    assert "pasted unescaped (| raw)" in warning.message

@@ -263,7 +263,7 @@ class _Validator:
                 continue  # reported with the template's other problems
             except contexts.ContextRefused as exc:
                 self.add(f"{exc}: {{{{ {exc.slot.expr} }}}} at line {exc.slot.line}, column {exc.slot.column} "
-                         f"of the {name}", path, exc.hint)
+                         f"of the {name}", path, exc.hint)  # at the key: the text's own line and column say where
                 continue
             for message, hint in contexts.warnings(rewritten, marker.language):
                 location = self.source.locate(path)
