@@ -62,12 +62,19 @@ def validate(file: str, as_json: bool) -> None:
             for p in exc.problems:
                 click.echo(p.render(), err=True)
         sys.exit(int(Exit.INVALID_RUNBOOK))
+    from tminus.runbook.validate import semantic_warnings
+
     rb = doc.runbook
+    warnings = semantic_warnings(rb, doc.source)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
     if as_json:
-        emit_json(summary)
+        emit_json({**summary, "warnings": [
+            {"message": w.message, "location": str(w.location) if w.location else None,
+             "path": w.path, "hint": w.hint} for w in warnings]})
     else:
+        for w in warnings:
+            click.echo(f"warning: {w.render()}", err=True)
         click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
                    f"{summary['steps']} steps")
 

@@ -9,12 +9,13 @@ kind's configuration model below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+from tminus.templating.contexts import SHELL, SQL
 
 if TYPE_CHECKING:
     from tminus.kinds.base import Effect
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 class RunSpec(Spec):
     """A shell command. Outputs: stdout, stderr, exit_code."""
 
-    command: str
+    command: Annotated[str, SHELL]  # each {{ }} is quoted for where it stands (templating/contexts.py)
     shell: str = Field("/bin/sh", description="Interpreter invoked as SHELL -c COMMAND.")
     cwd: str | None = Field(None, description="Working directory, relative to the runbook's folder.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
@@ -64,7 +65,7 @@ class SqlSpec(Spec):
     """A SQL query through SQLAlchemy. Outputs: rows, scalar, rowcount."""
 
     url: str = Field(description="SQLAlchemy URL: sqlite:///path.db, postgresql+psycopg://user@host/db")
-    query: str | None = None
+    query: Annotated[str | None, SQL] = None  # each {{ }} is a bound parameter (templating/contexts.py)
     file: str | None = Field(None, description="A .sql file, relative to the runbook's folder.")
     params: dict[str, Any] = Field(default_factory=dict, description="Bound parameters (:name).")
     write: bool = Field(

@@ -18,6 +18,7 @@ from tminus.runbook.models import Runbook, Step
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
+from tminus.templating import contexts
 from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
@@ -27,6 +28,14 @@ _CHECK_KINDS = "file, tcp, env, wait, http with GET/HEAD/OPTIONS, or sql without
 
 def semantic_problems(runbook: Runbook, source: SourceMap) -> list[Problem]:
     return _Validator(runbook, source).run()
+
+
+def semantic_warnings(runbook: Runbook, source: SourceMap) -> list[Problem]:
+    """What a valid runbook may do but `tminus validate` shows: `| raw` in a command or a query,
+    quoting left open around an interpolation."""
+    validator = _Validator(runbook, source)
+    validator.run()
+    return validator.warnings
 
 
 def closest(word: str, choices: list[str]) -> str | None:
@@ -77,6 +86,7 @@ class _Validator:
         self.rb = runbook
         self.source = source
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.env = new_environment()
         self.known_names = set(CONTEXT_NAMES) | set(self.env.globals)
         self.all_vars = set(runbook.vars).union(*(e.vars for e in runbook.environments.values()))
@@ -232,6 +242,29 @@ class _Validator:
                 self._expectation(text, path)
         for text, path in config_strings(step.config, (*step.path, step.kind)):
             self._template(text, path, visible)
+        self._contexts(step)
+
+    def _contexts(self, step: Step) -> None:
+        """A command's or a query's interpolations, escaped for where they stand: a SQL literal
+        around one is an error; `| raw` and unbalanced quoting are warnings."""
+        config = step.config
+        for name, info in type(config).model_fields.items():
+            marker = next((m for m in info.metadata if isinstance(m, contexts.TemplateContext)), None)
+            text = getattr(config, name)
+            if marker is None or not isinstance(text, str) or not has_template(text):
+                continue
+            path = self.yaml_path((*step.path, step.kind, info.alias or name))
+            try:
+                rewritten = contexts.rewrite(self.env, text, marker.language)
+            except jinja2.TemplateSyntaxError:
+                continue  # reported with the template's other problems
+            except contexts.ContextRefused as exc:
+                self.add(f"{exc}: {{{{ {exc.slot.expr} }}}} at line {exc.slot.line}, column {exc.slot.column} "
+                         f"of the {name}", path, exc.hint)  # at the key: the text's own line and column say where
+                continue
+            for message, hint in contexts.warnings(rewritten, marker.language):
+                location = self.source.locate(path)
+                self.warnings.append(Problem(message, location, hint, path_to_str(path)))
 
     def _template(self, text: str, path: PathKey, visible: frozenset[str]) -> bool:
         """Check one template string; False when it cannot even be parsed."""
