@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 SHELL = {"console", "sh", "bash", "shell"}
-SHOWN = {"text", "usage", "json"}  # output samples, diagrams, synopses: checked by their own tests
+SHOWN = {"text", "usage", "json", "toml"}  # output samples, diagrams, synopses: checked by their own tests
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 _MARKER = re.compile(r"<!--\s*docs-test:\s*(?P<word>[\w-]+)\s*(?P<arg>.*?)\s*-->\s*$")

@@ -114,19 +114,22 @@ def test_synopsis_options_exist(block: Block) -> None:
     words = text.split()
     assert words[0] == "tminus", f"{block.where}: a synopsis starts with `tminus`"
     path = []
-    for w in words[1:]:
+    rest = words[1:]
+    while rest and rest[0].startswith("[--") and not path:  # a global option before the command
+        while rest and not rest.pop(0).endswith("]"):
+            pass
+    for w in rest:
         if not re.fullmatch(r"[a-z][a-z-]*", w):
             break
         path.append(w)
     command: click.Command = cli
+    known = _visible_options(cli) | {"-V", "--version"}
     for name in path:
         assert isinstance(command, click.Group), f"{block.where}: `{name}` is not a command of {command.name}"
         sub = command.commands.get(name)
         assert sub is not None, f"{block.where}: no command `{' '.join(path)}`"
         command = sub
-    known = _visible_options(command)
-    if command is cli:
-        known |= {"-V", "--version"}
+        known |= _visible_options(command)
     shown = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
     assert shown <= known, f"{block.where}: options that `{' '.join(['tminus', *path])}` lacks: {sorted(shown - known)}"
 
@@ -440,3 +443,11 @@ def test_show_json_keys_are_the_documented_ones(tmp_path: Path) -> None:
     assert set(out) == set(re.findall(r'"(\w+)": ', row)), f"docs/cli.md (show --json): {sorted(out)}"
     named = set(re.findall(r"`(\w+)`", row))
     assert set(out["events"][0]) <= named and set(out["sections"][0]) <= named
+
+
+@pytest.mark.parametrize("block", [b for b in _of("shown") if b.lang == "toml"], ids=_ids)
+def test_toml_sample_is_a_config_tminus_reads(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "tminus.toml").write_text(block.body)
+    code, out = _tminus_json("config", "--json", cwd=tmp_path)
+    assert code == 0 and isinstance(out, dict), f"{block.where}: tminus config refuses it"
+    assert out["config"]["path"] == str(tmp_path / "tminus.toml")

@@ -65,6 +65,10 @@ def print_plan(p: Any) -> None:
         for s in p.rollback:
             _plan_step(s, "  ", undo_matters=False)
     console.print()
+    for loss in getattr(p, "data_loss", []):
+        colour = "green" if loss["guarded"] else "yellow"
+        console.print(f"[{colour}]Data safety[/{colour}]: {loss['title']} ({loss['location']})")
+        console.print(f"  {loss['message']}", markup=False)
     if p.point_of_no_return:
         r = p.point_of_no_return
         # Styled words beside the runbook's own text: a Text, so neither is read as markup.
