@@ -14,6 +14,8 @@ import pytest
 from helpers_kinds import run_step
 from tminus.db import pgtools
 from tminus.db.fingerprint import FingerprintError, compare, fingerprint, tables_of
+from tminus.expect.evaluate import evaluate_all
+from tminus.expect.grammar import parse
 
 
 def run_sql(url: str, *statements: str) -> None:
@@ -167,6 +169,10 @@ def test_kind_outputs_digests_and_diff(tmp_path: Path) -> None:
     assert checked.values["diff"] == checked.outputs["diff"] == checked.failures
     assert checked.evidence["differences"][0]["kind"] == "pragma"
     assert checked.outputs["digests"]["pragma"] != first.outputs["digests"]["pragma"]
+    # expectations read them
+    verdicts = evaluate_all([parse('diff contains "pragma user_version: value 0 -> 3"'), parse("diff count == 1"),
+                             parse('digests keys contains "pragma"')], checked.values)
+    assert [v.passed for v in verdicts] == [True, True, True]
 
 
 def test_legacy_fingerprint_compares_rows_only(tmp_path: Path) -> None:

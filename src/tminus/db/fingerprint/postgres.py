@@ -77,11 +77,11 @@ def _schema(conn: psycopg.Connection[Any], tables: dict[int, str], *, whole: boo
         kinds.setdefault(kind, {})[name] = {k: short(v) for k, v in attrs.items()}
 
     rels = dict(tables)  # oid -> name of every relation whose parts we record (tables, views)
-    for oid, table in tables.items():
-        acl, comment, rls, persistence = conn.execute(
-            "SELECT relacl::text, obj_description(oid, 'pg_class'), relrowsecurity, relpersistence"
-            " FROM pg_class WHERE oid = %s", (oid,)).fetchone() or (None, None, None, None)
-        put("table", table, grants=acl, comment=comment, row_security=rls, persistence=persistence)
+    for oid, acl, comment, rls, persistence in conn.execute(
+        "SELECT oid, relacl::text, obj_description(oid, 'pg_class'), relrowsecurity, relpersistence"
+        " FROM pg_class WHERE oid = ANY(%s)", (list(tables),)
+    ).fetchall():
+        put("table", tables[oid], grants=acl, comment=comment, row_security=rls, persistence=persistence)
     if whole:
         for oid, schema, name, kind, definition, acl, comment in conn.execute(
             "SELECT c.oid, n.nspname, c.relname, c.relkind, pg_get_viewdef(c.oid), c.relacl::text,"
@@ -137,11 +137,11 @@ def _schema(conn: psycopg.Connection[Any], tables: dict[int, str], *, whole: boo
 def _sequences(conn: psycopg.Connection[Any], tables: dict[int, str], whole: bool, values: bool,
                put: Any) -> None:
     """Sequences: definition always; value when asked. Owned ones follow their table's selection."""
-    for schema, name, owner, typ, start, inc, lo, hi, cache, cycle, acl, comment in conn.execute(
+    for schema, name, owner, typ, start, inc, lo, hi, cache, cycle, acl, comment, readable in conn.execute(
         "SELECT n.nspname, c.relname, (SELECT d.refobjid FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
         "   AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1),"
         " format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,"
-        " c.relacl::text, obj_description(c.oid, 'pg_class')"
+        " c.relacl::text, obj_description(c.oid, 'pg_class'), has_sequence_privilege(c.oid, 'SELECT')"
         " FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE {_USER_NS} AND {_REL_NOT_EXT} ORDER BY 1, 2"
     ).fetchall():
@@ -149,7 +149,9 @@ def _sequences(conn: psycopg.Connection[Any], tables: dict[int, str], whole: boo
             continue  # owned by a table left out (tminus's own, or not in `tables`), or not asked for
         attrs: dict[str, Any] = {"type": typ, "start": start, "increment": inc, "min": lo, "max": hi,
                                  "cache": cache, "cycle": cycle, "grants": acl, "comment": comment}
-        if values:
+        if values and not readable:  # reading the value needs SELECT on the sequence
+            attrs.update(last_value="(no SELECT privilege)", is_called=None)
+        elif values:
             last, called = conn.execute(
                 f"SELECT last_value, is_called FROM {pgtools.ident(schema)}.{pgtools.ident(name)}").fetchone() \
                 or (None, None)
