@@ -77,11 +77,12 @@ def _schema(conn: psycopg.Connection[Any], tables: dict[int, str], *, whole: boo
         kinds.setdefault(kind, {})[name] = {k: short(v) for k, v in attrs.items()}
 
     rels = dict(tables)  # oid -> name of every relation whose parts we record (tables, views)
-    for oid, acl, comment, rls, persistence in conn.execute(
-        "SELECT oid, relacl::text, obj_description(oid, 'pg_class'), relrowsecurity, relpersistence"
-        " FROM pg_class WHERE oid = ANY(%s)", (list(tables),)
+    for oid, acl, comment, rls, persistence, options in conn.execute(
+        "SELECT oid, relacl::text, obj_description(oid, 'pg_class'), relrowsecurity, relpersistence,"
+        " reloptions::text FROM pg_class WHERE oid = ANY(%s)", (list(tables),)
     ).fetchall():
-        put("table", tables[oid], grants=acl, comment=comment, row_security=rls, persistence=persistence)
+        put("table", tables[oid], grants=acl, comment=comment, row_security=rls, persistence=persistence,
+            options=options)
     if whole:
         for oid, schema, name, kind, definition, acl, comment in conn.execute(
             "SELECT c.oid, n.nspname, c.relname, c.relkind, pg_get_viewdef(c.oid), c.relacl::text,"
@@ -128,6 +129,17 @@ def _schema(conn: psycopg.Connection[Any], tables: dict[int, str], *, whole: boo
     ).fetchall():
         put("policy", f"{tables[relid]}.{name}", permissive=permissive, roles=roles, command=cmd,
             using=using, check=check)
+    for relid, name, definition, comment in conn.execute(
+        "SELECT ev_class, rulename, pg_get_ruledef(oid), obj_description(oid, 'pg_rewrite') FROM pg_rewrite"
+        " WHERE rulename <> '_RETURN' AND ev_class = ANY(%s)", (list(rels),)
+    ).fetchall():
+        put("rule", f"{rels[relid]}.{name}", definition=definition, comment=comment)
+    for relid, schema, name, definition, comment in conn.execute(
+        "SELECT s.stxrelid, n.nspname, s.stxname, pg_get_statisticsobjdef(s.oid),"
+        " obj_description(s.oid, 'pg_statistic_ext') FROM pg_statistic_ext s"
+        " JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxrelid = ANY(%s)", (table_oids,)
+    ).fetchall():
+        put("statistics", qualify(schema, name), table=tables[relid], definition=definition, comment=comment)
     _sequences(conn, tables, whole, sequence_values, put)
     if whole:
         _database_wide(conn, put)
