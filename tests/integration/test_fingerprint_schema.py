@@ -194,6 +194,8 @@ SQLITE_CHANGES: dict[str, tuple[list[str], list[str]]] = {
              ["view v: sql CREATE VIEW v AS SELECT id FROM notes -> CREATE VIEW v AS SELECT id, body FROM notes"]),
     "trigger": (["CREATE TRIGGER notes_t AFTER INSERT ON notes BEGIN SELECT 1; END"],
                 ["trigger notes_t is new (not in the earlier fingerprint)"]),
+    "trigger on a view": (["CREATE TRIGGER v_insert INSTEAD OF INSERT ON v BEGIN SELECT 1; END"],
+                          ["trigger v_insert is new (not in the earlier fingerprint)"]),
     "user_version": (["PRAGMA user_version = 5"], ["pragma user_version: value 0 -> 5"]),
     "application_id": (["PRAGMA application_id = 7"], ["pragma application_id: value 0 -> 7"]),
     "column on an empty table": (["ALTER TABLE empty_t ADD COLUMN b INT"],

@@ -45,6 +45,7 @@ def _schema(conn: sqlite3.Connection, master: list[Any], chosen: set[str], *,
     def put(kind: str, name: str, **attrs: Any) -> None:
         kinds.setdefault(kind, {})[name] = {k: short(v) for k, v in attrs.items()}
 
+    views = {name for typ, name, _, _ in master if typ == "view"}
     for typ, name, table, sql in master:
         if typ == "table":
             if name not in chosen:
@@ -54,7 +55,7 @@ def _schema(conn: sqlite3.Connection, master: list[Any], chosen: set[str], *,
                     f"PRAGMA table_xinfo({pgtools.ident(name)})").fetchall():
                 put("column", f"{name}.{col}", position=int(cid) + 1, type=ctype, not_null=bool(notnull),
                     default=default, primary_key=int(pk), hidden=int(hidden))
-        elif table in chosen or (whole and typ == "view"):
+        elif table in chosen or (whole and table in views):
             # an index or trigger follows its table; views (and their triggers) are database-wide
             put(typ, name, table=table, sql=sql)
     has_sequence = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
