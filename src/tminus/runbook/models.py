@@ -193,11 +193,13 @@ class RestoreSpec(Spec):
 
 
 class FingerprintSpec(Spec):
-    """Per table: row count and an order-independent content checksum. Outputs: fingerprint.
-    With `compare_to`, fails when the database differs from that fingerprint."""
+    """Schema objects by kind, and per table the row count and an order-independent content checksum.
+    Outputs: fingerprint, digests (and diff with compare_to). With `compare_to`, fails naming each
+    difference from that fingerprint."""
 
     url: str
     tables: list[str] | None = Field(None, description="Tables to include (default: all user tables).")
+    include_tminus: bool = Field(False, description="Include tminus's own tables (migration tracking, ledger).")
     compare_to: Any = Field(None, description="A fingerprint to compare with, e.g. '{{ steps.before.fingerprint }}'.")
 
 
