@@ -170,6 +170,8 @@ def _check(directory: Path, trial: Trial) -> None:
                 _violation(trial, f"{name} ran (log line {starts[name][-1] + 1}) but was not undone after it")
             if name in undos and name not in touched:
                 _violation(trial, f"{name} was undone but never started (not in the ledger either)")
+            if name in touched and name not in undos:
+                _violation(trial, f"{name} was started (step.started recorded) but not undone")
         phase_touched = any(starts[n] for n in STEPS[PER_PHASE:2 * PER_PHASE])
         if phase_touched and PHASE_UNDO not in undos:
             _violation(trial, f"phase {PHASE_UNDO} was touched but its undo did not run")
