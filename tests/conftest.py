@@ -51,3 +51,50 @@ def _no_project_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Non
             if (folder / name).exists():
                 pytest.exit(f"{folder / name} sits above the tests' temporary folder {base}: tminus would "
                             "find it from every test; move it away", returncode=3)
+
+
+# --- the crash sweep (tests/e2e/test_crash_sweep.py): its size, and its counts in the summary ---
+
+_SWEEP: dict = {"size": "default", "families": {}}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--crash-sweep", choices=["default", "full"], default=None,
+                     help="size of the crash sweep (default: $TMINUS_SWEEP, else 'default', a CI subset)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _SWEEP["size"] = config.getoption("--crash-sweep") or os.environ.get("TMINUS_SWEEP") or "default"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    budget = 7200 if _SWEEP["size"] == "full" else 600
+    for item in items:
+        if item.get_closest_marker("crash_sweep"):
+            item.add_marker(pytest.mark.timeout(budget))
+
+
+@pytest.fixture
+def crash_sweep() -> dict:
+    return _SWEEP
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    families = _SWEEP["families"]
+    if not families:
+        return
+    trials = sum(f["trials"] for f in families.values())
+    violations = sum(len(f["violations"]) for f in families.values())
+    seconds = sum(f["seconds"] for f in families.values())
+    terminalreporter.write_sep("-", "crash sweep")
+    for name, f in families.items():
+        terminalreporter.write_line(f"  {name}: {f['trials']} trials, {len(f['violations'])} violations, "
+                                    f"an operator choice in {f['operator_chose']}, an undo step run again in "
+                                    f"{f['undo_rerun']}, {f['seconds']}s")
+    terminalreporter.write_line(f"crash sweep ({_SWEEP['size']}): {trials} trials, {violations} violations, "
+                                f"{seconds:.0f}s")
+    if path := os.environ.get("TMINUS_SWEEP_REPORT"):
+        import json
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump({"size": _SWEEP["size"], "trials": trials, "violations": violations,
+                       "families": families}, out, indent=2)

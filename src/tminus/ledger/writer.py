@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tminus.errors import ApprovalTaken, LedgerError
 from tminus.events import Event
+from tminus.ledger import crashpoint
 from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
 from tminus.ledger.chain import normalise
@@ -26,12 +27,14 @@ class SqlRunWriter:
         self.fence = fence
         self._db = db
         self._chains = chains
+        self._crash = crashpoint.from_env()  # test-only, None unless TMINUS_TEST_CRASH_* is set
 
     def append(self, event: Event) -> EventRecord:
         """Store one event durably (its own transaction) before the engine goes on."""
         with self._db.transaction() as conn:
             self._check(conn)
-            return self._append(conn, event)
+            record = self._append(conn, event)
+        return self._committed(record)
 
     def set_status(
         self, status: str, *, exit_code: int | None = None, reason: str | None = None, finished: bool = False,
@@ -47,7 +50,8 @@ class SqlRunWriter:
         with self._db.transaction() as conn:
             self._check(conn)
             set_status(conn, self.run_id, status, exit_code, reason, finished, self._db.url)
-            return self._append(conn, event)
+            record = self._append(conn, event)
+        return self._committed(record)
 
     def consume_approval(self, request_seq: int, approval_id: int, event: Event) -> EventRecord:
         """Take approval `approval_id` as the answer to the request recorded at `request_seq`, and
@@ -70,7 +74,13 @@ class SqlRunWriter:
             if not taken:
                 raise ApprovalTaken(
                     f"run {self.run_id}: approval {approval_id} is already consumed (or is not this run's)")
-            return self._append(conn, event)
+            record = self._append(conn, event)
+        return self._committed(record)
+
+    def _committed(self, record: EventRecord) -> EventRecord:
+        if self._crash is not None:
+            self._crash.committed(record.type)
+        return record
 
     def _check(self, conn: Connection) -> None:
         if self.fence is not None:
