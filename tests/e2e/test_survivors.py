@@ -200,3 +200,16 @@ def test_waiting_ends_at_the_steps_timeout_counted_from_its_start(tmp_path: Path
                 if e["type"] == "step.finished" and e["step_key"] == "phases[0].steps[0]"]
     assert len(finished) == 1 and "timed out" in finished[0]["data"]["message"]
     assert finished[0]["data"]["evidence"]["adopted"] is True
+
+
+def test_a_step_that_ran_to_its_end_unwatched_is_adopted_only_when_asked(tmp_path: Path) -> None:
+    run_id, pgid = _start_and_kill(tmp_path, loops=8)
+    try:
+        wait_for(lambda: not _group_alive(pgid), timeout=30)
+    finally:
+        _kill(pgid)
+    proc = tminus("resume", run_id, "--no-input", cwd=tmp_path, env=ENV)
+    assert proc.returncode == 15 and "--wait (its process ran to its end" in proc.stderr, proc.stderr
+    code, result = run_json("resume", run_id, "--wait", "--no-input", cwd=tmp_path, env=ENV)
+    assert code == 0, result
+    assert lines(tmp_path / "execs") == ["run", "after"]  # adopted, not run again

@@ -21,13 +21,9 @@ def choose_for_survivors(ledger: Any, run_id: str, doc: Any, choice: str | None,
 
     if choice is not None:
         return choice, reason
-    survivors, ended = survivors_of(doc, ledger.events(run_id), LocalTransport())
+    survivors, _ended = survivors_of(doc, ledger.events(run_id), LocalTransport())
     if not survivors:
-        if ended:
-            click.echo(f"the interrupted {', '.join(ended)} ran to its end after tminus stopped: its result "
-                       "is adopted from its spooled output (--retry runs it again)", err=True)
-            return "wait", reason
-        return choice, reason
+        return choice, reason  # one that ran to its end unwatched: `--wait` adopts it (the refusal says so)
     for survivor in survivors.values():
         click.echo(survivor.describe(), err=True)
     if not interactive:

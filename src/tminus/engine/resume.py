@@ -31,15 +31,17 @@ class History:
         return {**doc.step_by_key(), **recorded_steps(self.prior.rollback_plan)}
 
     def choose(self, doc: RunbookDocument, choice: str | None, reason: str | None,
-               adopted: Mapping[str, str] | None = None, lost: Iterable[str] = ()) -> dict[str, str]:
+               adopted: Mapping[str, str] | None = None, lost: Iterable[str] = (),
+               ran_to_end: Iterable[str] = ()) -> dict[str, str]:
         """What resume does with each step a crash interrupted: one whose surviving process resume
         waited for is `adopted` ("wait": judged from what it left); a check or an idempotent step is
         retried; any other may have half-acted, so the operator's `choice` (retry, skip with a
         reason, rollback) is required. Sets `prior.interrupted`; a rollback puts the run on the undo path.
-        `lost`: keys whose survivor ended without an exit status (killed), named when refusing."""
+        `lost`: keys whose survivor ended without an exit status (killed); `ran_to_end`: keys whose
+        process ended after the crash with one (`--wait` adopts it): both said when refusing."""
         steps = self.steps_by_key(doc)  # derived undo steps of a recorded rollback too
         adopted = adopted or {}
-        lost = set(lost)
+        lost, ran_to_end = set(lost), set(ran_to_end)
         decisions: dict[str, str] = {}
         for key in self.interrupted:
             step = steps.get(key)
@@ -53,9 +55,11 @@ class History:
                 why = ("its surviving process ended without recording an exit status (it was killed), so "
                        "nothing tells whether it completed" if key in lost else
                        "it may have half-acted")
+                wait = ("--wait (its process ran to its end after tminus stopped: adopt its result), "
+                        if key in ran_to_end else "")
                 raise ResumeRefused(
                     f"step '{step.title}' ({key}) was interrupted while it ran and is neither a check nor "
-                    f"idempotent: {why}.\nChoose: --retry (run it again), "
+                    f"idempotent: {why}.\nChoose: {wait}--retry (run it again), "
                     "--skip --reason '...' (it completed; go on), or --rollback (undo what was done)"
                 )
             else:

@@ -119,11 +119,11 @@ class Session:
         steps_by_key = history.steps_by_key(self.doc)
         transport = LocalTransport()
         survivors = find_survivors(steps_by_key, history.interrupted, prior.executions, prior.effects, transport)
-        if choice is None and (survivors or ended_unwatched(history.interrupted, prior.executions, prior.effects,
-                                                            transport.target, survivors)):
-            choice = "wait"  # never a second copy beside the first, nor after it
+        if choice is None and survivors:
+            choice = "wait"  # never a second copy beside the first
         # without waiting, refused before the lease is taken, as any resume missing a choice
-        decisions = None if choice == "wait" else history.choose(self.doc, choice, reason)
+        ran = ended_unwatched(history.interrupted, prior.executions, prior.effects, transport.target, survivors)
+        decisions = None if choice == "wait" else history.choose(self.doc, choice, reason, ran_to_end=ran)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
