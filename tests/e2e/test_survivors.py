@@ -18,7 +18,7 @@ from tests.helpers import lines, run_json, spawn, tminus, wait_for, write_runboo
 SECRET = "s3cr3t-Tok3n-42"
 
 # A chatty, non-idempotent step: it counts its executions, and says so when a copy of it still ran as
-# it began (a second copy beside the first). ${LOOPS} lets a retry be quick without editing the runbook.
+# it began (a second copy beside the first; a killed one not yet reaped is a zombie, and does not count). ${LOOPS} lets a retry be quick without editing the runbook.
 CHATTY = """
     name: chatty
     secrets: [API_TOKEN]
@@ -27,7 +27,8 @@ CHATTY = """
         steps:
           - name: migrate
             run: >-
-              if [ -f pid ] && kill -0 "$(cat pid)" 2>/dev/null; then echo OVERLAP >> execs; fi;
+              s=$(cat /proc/$(cat pid 2>/dev/null || echo none)/stat 2>/dev/null | sed 's/.*) //' | cut -c1);
+              if [ -n "$s" ] && [ "$s" != Z ]; then echo OVERLAP >> execs; fi;
               echo $$ > pid; echo run >> execs;
               i=0; while [ $i -lt ${LOOPS:-40} ]; do echo "line $i token=$API_TOKEN"; echo $i >> marker;
               i=$((i+1)); sleep 0.1; done; echo done
@@ -213,3 +214,40 @@ def test_a_step_that_ran_to_its_end_unwatched_is_adopted_only_when_asked(tmp_pat
     code, result = run_json("resume", run_id, "--wait", "--no-input", cwd=tmp_path, env=ENV)
     assert code == 0, result
     assert lines(tmp_path / "execs") == ["run", "after"]  # adopted, not run again
+
+
+def test_on_a_terminal_resume_shows_the_survivor_and_asks(tmp_path: Path) -> None:
+    import pty
+    import select
+    import sys
+
+    run_id, pgid = _start_and_kill(tmp_path, loops=300)
+    child, fd = pty.fork()
+    if child == 0:  # the resume, on a terminal of its own
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "tminus", "resume", run_id],
+                  {**os.environ, **ENV, "LOOPS": "2", "TMINUS_OPERATOR": "tester"})
+    seen, answered = b"", False
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 0.5)[0]:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+            if b"what now" in seen and not answered:
+                os.write(fd, b"retry\n")
+                answered = True
+        _pid, status = os.waitpid(child, 0)
+    finally:
+        _kill(pgid)
+        os.close(fd)
+    text = seen.decode(errors="replace")
+    assert f"process group {pgid}" in text and "kill it, then run the step again" in text, text[-2000:]
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    assert lines(tmp_path / "execs") == ["run", "run", "after"]  # killed first: no OVERLAP line
