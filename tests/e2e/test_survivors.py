@@ -18,7 +18,8 @@ from tests.helpers import lines, run_json, spawn, tminus, wait_for, write_runboo
 SECRET = "s3cr3t-Tok3n-42"
 
 # A chatty, non-idempotent step: it counts its executions, and says so when a copy of it still ran as
-# it began (a second copy beside the first; a killed one not yet reaped is a zombie, and does not count). ${LOOPS} lets a retry be quick without editing the runbook.
+# it began (a second copy beside the first; a killed one not yet reaped is a zombie, and does not
+# count). ${LOOPS} lets a retry be quick without editing the runbook.
 CHATTY = """
     name: chatty
     secrets: [API_TOKEN]

@@ -125,3 +125,14 @@ def test_adopt_judges_from_the_spool_and_refuses_without_a_status(tmp_path: Path
     assert "adopted" in obs.evidence["note"]
     Path(effects[0]["status"]).unlink()  # as if the group had been killed
     assert run.adopt(Execution(ctx.step.key, effects=effects), ctx) is None
+
+
+def test_the_command_sees_no_wrapper_arguments_and_exec_and_exit_work(tmp_path: Path) -> None:
+    obs = execute(make_ctx({"run": 'echo "[$#][$*]"; exit 4'}, tmp_path))
+    assert (obs.values["stdout"], obs.values["exit_code"]) == ("[0][]\n", 4)
+    ctx, effects = _recording_ctx({"run": "exec sh -c 'echo via-exec; exit 5'"}, tmp_path)
+    obs = execute(ctx)
+    assert (obs.values["stdout"], obs.values["exit_code"]) == ("via-exec\n", 5)
+    assert Path(effects[0]["status"]).read_text() == "5\n"  # exec replaced only the subshell
+    obs = execute(make_ctx({"run": {"command": 'echo "$0 [$#]"', "shell": "bash"}}, tmp_path))
+    assert obs.values["stdout"] == "bash [0]\n" and obs.values["exit_code"] == 0

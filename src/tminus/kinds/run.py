@@ -16,7 +16,7 @@ from typing import Any
 
 from tminus.kinds.base import Effect, Execution, Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.kinds.spool import WRAPPER, Spool, holders, read_text, spool_for
+from tminus.kinds.spool import Spool, holders, read_text, spool_for, wrapped
 from tminus.kinds.survivor import adopted, survivor
 from tminus.kinds.transport import Transport, group_alive, group_members
 from tminus.runbook.models import RunSpec
@@ -75,13 +75,12 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
             return Observation(error=str(exc), evidence={"command": config.command})
         cwd = ctx.base_dir / config.cwd
     env = {**ctx.environ, **config.env}
-    shell = shutil.which(config.shell, path=env.get("PATH", os.defpath))
-    if shell is None:  # the wrapper would report it as exit 127, like a missing command
+    if shutil.which(config.shell, path=env.get("PATH", os.defpath)) is None:  # the wrapper would report it as exit 127, like a missing command
         return Observation(error=f"shell {config.shell} not found; set 'shell' to an installed interpreter",
                            evidence={"command": config.command})
     spool = spool_for(ctx.spool)
     try:
-        return _execute(config, ctx, cwd, env, shell, spool)
+        return _execute(config, ctx, cwd, env, config.shell, spool)
     finally:
         spool.discard()
 
@@ -98,7 +97,7 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
         # Output goes to files, not pipes: a command outliving a killed tminus keeps writing (no
         # SIGPIPE), and the wrapper (the group leader) records its exit status for a resumed run.
         proc = ctx.transport.spawn(
-            ["/bin/sh", "-c", WRAPPER, "tminus-run", str(spool.status), shell, "-c", config.command],
+            wrapped(shell, config.command, spool.status),
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE if config.stdin is not None else subprocess.DEVNULL,
@@ -194,7 +193,7 @@ def _communicate(
             wait = _SLICE if deadline is None else min(_SLICE, deadline - now)
             if pump.exited_at is not None:
                 # The wrapper is gone; a background child may still be writing the output.
-                if not holders(group_members(proc.pid), (spool.out, spool.err)):
+                if not _group_left(proc.pid) or not holders(group_members(proc.pid), (spool.out, spool.err)):
                     return None, None
                 if now >= pump.exited_at + _ORPHAN_GRACE:
                     return None, "background processes kept the output open; stopped reading"
@@ -261,6 +260,17 @@ class _Pump:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
         self.proc.poll()
+
+
+def _group_left(pgid: int) -> bool:
+    """Anything left of the group once its (reaped) leader exited: one syscall, before scanning /proc."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,9 @@ unmasked output: 0600 in a 0700 folder, removed once the step's outcome is recor
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -18,17 +20,30 @@ from pathlib import Path
 
 # The group leader: runs the command, then writes its exit status. Killed (timeout, cancel, a kill of
 # the group), it writes nothing: a missing status file means the command did not run to its end.
+WRAPPER_SHELL = "/bin/sh"
 WRAPPER = 's=$1; shift; "$@"; c=$?; printf "%s\\n" "$c" > "$s"; exit "$c"'
+# The same for a command whose shell is /bin/sh: run in a subshell of the wrapper (a fork, no second
+# exec of a shell); `exit` and `exec` in the command end only the subshell.
+WRAPPER_INLINE = ('__tminus_status=$1; __tminus_command=$2; shift 2; (eval "$__tminus_command"); c=$?; '
+                  'printf "%s\\n" "$c" > "$__tminus_status"; exit "$c"')
+
+
+def wrapped(shell: str, command: str, status: Path) -> list[str]:
+    """The argv that runs `shell -c command` and records its exit status in `status`."""
+    if shell == WRAPPER_SHELL:
+        return [WRAPPER_SHELL, "-c", WRAPPER_INLINE, shell, str(status), command]
+    return [WRAPPER_SHELL, "-c", WRAPPER, "tminus-run", str(status), shell, "-c", command]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
 class Spool:
-    """One execution attempt's files: `<prefix>.out`, `.err`, `.status`. `scratch` is a private
-    temporary folder (no spool folder given: a probe, a nested check, a kind used outside a run)."""
+    """One execution attempt's files: `<prefix>.out`, `.err`, `.status`. `scratch`: in this process's
+    private temporary folder (no spool folder given: a probe, a nested check, a kind used outside a
+    run), removed once read."""
 
     prefix: Path
-    scratch: Path | None = None
+    scratch: bool = False
 
     @property
     def out(self) -> Path:
@@ -60,8 +75,10 @@ class Spool:
         return out, err
 
     def discard(self) -> None:
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch:
+            for path in (self.out, self.err, self.status):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
 
 def spool_for(prefix: Path | None) -> Spool:
@@ -73,8 +90,18 @@ def spool_for(prefix: Path | None) -> Spool:
             return Spool(prefix)
         except OSError:
             pass
-    scratch = Path(tempfile.mkdtemp(prefix="tminus-run-"))  # mkdtemp: 0700
-    return Spool(scratch / "step", scratch)
+    return Spool(_scratch_dir() / f"step-{next(_COUNTER)}", scratch=True)
+
+
+_COUNTER = itertools.count()
+_SCRATCH: list[Path] = []  # one private folder per process: a probe every few seconds makes no folders
+
+
+def _scratch_dir() -> Path:
+    if not _SCRATCH or not _SCRATCH[0].is_dir():
+        _SCRATCH[:] = [Path(tempfile.mkdtemp(prefix="tminus-run-"))]  # mkdtemp: 0700
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return _SCRATCH[0]
 
 
 def make_private_dir(path: Path) -> None:
