@@ -75,7 +75,8 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
             return Observation(error=str(exc), evidence={"command": config.command})
         cwd = ctx.base_dir / config.cwd
     env = {**ctx.environ, **config.env}
-    if shutil.which(config.shell, path=env.get("PATH", os.defpath)) is None:  # the wrapper would report it as exit 127, like a missing command
+    # the wrapper would report a missing shell as exit 127, like a missing command: say what it is
+    if shutil.which(config.shell, path=env.get("PATH", os.defpath)) is None:
         return Observation(error=f"shell {config.shell} not found; set 'shell' to an installed interpreter",
                            evidence={"command": config.command})
     spool = spool_for(ctx.spool)
