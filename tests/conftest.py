@@ -38,3 +38,16 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_project_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """tminus finds a `tminus.toml` or `.tminus/ledger.db` upward from where it runs (like git finds
+    .git): one in a folder above the tests' temporary folders would quietly join every test's runs
+    into one ledger. Refuse to start rather than pass or fail for that reason."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    for folder in (base, *base.parents):
+        for name in ("tminus.toml", ".tminus/ledger.db"):
+            if (folder / name).exists():
+                pytest.exit(f"{folder / name} sits above the tests' temporary folder {base}: tminus would "
+                            "find it from every test; move it away", returncode=3)

@@ -139,3 +139,54 @@ def test_production_with_auth_disabled_is_blocked(pg_url: str, tmp_path: Path, s
     assert not (Path(env["TASCADE_STATE"]) / "backups").exists()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", int(env["TASCADE_PORT"]))) != 0
+
+
+def test_killed_while_migrating_then_rolled_back(pg_url: str, tmp_path: Path, service_env: dict[str, str]) -> None:
+    """Issue 10: kill -9 while 'Apply 0005-0008' runs, after 0005 and 0006 committed (0007's
+    CREATE INDEX CONCURRENTLY waits for a lock this test holds), then `resume --rollback`: the
+    automatic revert undoes 0006 and 0005 although the step never finished."""
+    import os
+    import signal
+    import time
+
+    import psycopg
+    from tests.helpers import spawn, wait_for
+
+    env = service_env
+    done = tminus("db", "migrate", str(EXAMPLE / "migrations"), "--url", pg_url, "--to", "0004", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    before = _query(pg_url, "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE n.nspname = 'public' ORDER BY 1")
+    holder = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    try:
+        # blocks the index build, not the backup's pg_dump (ACCESS SHARE)
+        holder.execute("LOCK TABLE event_log IN SHARE UPDATE EXCLUSIVE MODE")
+        proc = spawn("run", RUNBOOK, "-e", "staging", "--yes", cwd=tmp_path, env=env)
+        try:
+            wait_for(lambda: "0006" in _versions(pg_url) or proc.poll() is not None, timeout=60)
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)  # 0007 is waiting for the lock
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert _versions(pg_url)[-2:] == ["0005", "0006"] and len(_metrics_tables(pg_url)) == 7
+        # the killed run's server session waits on until its lock_timeout: released after it gave
+        # up, the lock must not let an orphaned CREATE INDEX go on
+        wait_for(lambda: _query(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND datname = current_database()") == [(0,)], timeout=30)
+    finally:
+        holder.close()
+    _code, runs = run_json("history", cwd=tmp_path, env=env)
+    run_id = runs[0]["id"]
+    code, result = run_json("resume", run_id, "--rollback", "--no-input", cwd=tmp_path, env=env)
+    assert code == 11 and result["status"] == "rolled_back", result
+    assert _metrics_tables(pg_url) == set()
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+    after = _query(pg_url, "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE n.nspname = 'public' ORDER BY 1")
+    assert after == before  # tables, sequences, indexes: what 0001-0004 made, nothing of 0005-0007
+    reverts = [e for e in _events(run_id, tmp_path, env)
+               if e["type"] == "step.finished" and (e["step_key"] or "").endswith(".undo[auto]")]
+    assert [e["data"]["outputs"]["reverted"] for e in reverts] == [["0006", "0005"]]

@@ -242,7 +242,7 @@ def test_runbook_validates_and_every_expectation_parses() -> None:
     assert rb.environments["production"].env.forbidden == {"QUICKSTART_DEBUG": "1"}
     templater = Templater(vars=rb.vars, environ={}, secrets=[], run={"id": "r1"})
     outputs = {"previous": {"json": {"version": "v1"}}, "notes_before": {"scalar": 3},
-               "backup": {"stdout": "/b.db"}}
+               "backup": {"path": "/b.db"}, "notes_content": {"scalar": "1:a"}}
     for step in rb.all_steps():
         templater.render_config(step.config, outputs)
         for text in step.expect or []:
@@ -274,4 +274,36 @@ def test_runbook_cuts_over_to_v2_then_rolls_v3_back(svc: Service, tmp_path: Path
     assert svc("migrate").stdout == "2\n"
     notes = svc.get("/api/notes").json()
     assert notes["version"] == "v2" and [n["body"] for n in notes["notes"]] == SEED
-    assert len(list((svc.state / "backups").glob("before-*.db"))) == 2
+    assert len(list((svc.state / "backups").glob("notes-before_*.db"))) == 2
+
+
+def test_a_note_written_during_the_run_stops_the_rollback_before_it_is_lost(svc: Service, tmp_path: Path) -> None:
+    """The old release serves while the schema migrates: a note added through it (HTTP 201) after
+    the backup would vanish with the restore. The rollback stops and names it instead (--no-input:
+    exit 15), the database keeps the note, and the ledger records why."""
+    shutil.copytree(QUICKSTART, tmp_path, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state", ".tminus", "__pycache__"))
+    book = tmp_path / "runbook.yaml"
+    text = book.read_text()
+    anchor = "      - name: The schema is at the version the release needs\n"
+    write = ("      - name: A user adds a note through the serving release\n"
+             "        http:\n"
+             "          url: \"http://127.0.0.1:{{ vars.port }}/api/notes\"\n"
+             "          method: POST\n"
+             "          json: {body: \"written during the run\"}\n"
+             "        expect:\n"
+             "          - status == 201\n")
+    assert anchor in text
+    book.write_text(text.replace(anchor, write + anchor))
+    svc("start")
+    args = ["run", str(book), "-e", "local", "--no-input",
+            "--ledger", f"sqlite:///{tmp_path / 'ledger.db'}",
+            "--var", f"python={sys.executable}", "--var", f"port={svc.port}", "--var", f"state={svc.state}",
+            "--var", "release=v3"]
+    code, result = run_json(*args, cwd=tmp_path, env={"QUICKSTART_WARMUP": "0.1"})
+    assert (code, result["status"]) == (15, "needs_operator"), result
+    assert "1 row(s) written since the backup" in result["reason"], result["reason"]
+    assert "notes: 1 added (keys 4)" in result["reason"], result["reason"]
+    assert "maintenance" in result["reason"]
+    bodies = [r[0] for r in svc.db().execute("SELECT body FROM notes ORDER BY id")]
+    assert bodies == [*SEED, "written during the run"]  # not restored: the note is still there

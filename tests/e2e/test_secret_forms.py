@@ -9,6 +9,8 @@ import base64
 import json
 import shlex
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -130,3 +132,72 @@ def test_a_secret_at_the_cut_of_a_failed_verdicts_value_is_not_half_shown(tmp_pa
         _assert_nowhere(case, run_id, terminal)
         shown = tminus("show", run_id, "--json", cwd=case).stdout
         assert "characters)" in shown  # the value was cut where the secret is
+
+
+def test_a_secret_at_the_cut_of_a_file_match_line_is_not_half_shown(tmp_path: Path) -> None:
+    # A matching line is listed cut to 200 characters: the cut falls in the middle of the secret.
+    line = "forbidden " + "x" * (200 - len("forbidden ") - len(SECRET) // 2) + SECRET + "y" * 50
+    (tmp_path / "settings.txt").write_text(f"ok\n{line}\n", encoding="utf-8")
+    run_id, terminal = _run(tmp_path, """
+        name: secret-file-line
+        secrets: [DB_PASSWORD]
+        phases:
+          - name: use
+            steps:
+              - name: no forbidden setting
+                file: {path: settings.txt, not_contains: forbidden}
+    """)
+    shown = tminus("show", run_id, "--json", cwd=tmp_path).stdout
+    assert "settings.txt:2: forbidden" in shown  # the line is listed
+    _assert_nowhere(tmp_path, run_id, terminal)
+
+
+def test_a_secret_at_the_cut_of_a_monitor_samples_body_is_not_half_shown(tmp_path: Path) -> None:
+    # A probe's text body is kept to 2,000 characters in its sample: the cut is in the secret.
+    body = ("z" * (2000 - len(SECRET) // 2) + SECRET + "z" * 100).encode()
+    server = _serve(body)
+    try:
+        port = server.server_address[1]
+        run_id, terminal = _run(tmp_path, f"""
+            name: secret-sample
+            secrets: [DB_PASSWORD]
+            phases:
+              - name: use
+                steps:
+                  - name: ship
+                    run: "true"
+            decision: auto
+            monitor:
+              duration: 1s
+              interval: 200ms
+              probes:
+                - name: page
+                  http: {{url: "http://127.0.0.1:{port}/"}}
+              rules:
+                - name: leaked
+                  when: 'body contains "zzz"'
+                  consecutive: 1
+                  action: rollback
+        """)
+    finally:
+        server.shutdown()
+    shown = tminus("show", run_id, "--json", cwd=tmp_path).stdout
+    assert "zzzz" in shown  # the samples' bodies were recorded
+    _assert_nowhere(tmp_path, run_id, terminal)
+
+
+def _serve(body: bytes) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

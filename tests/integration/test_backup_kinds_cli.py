@@ -63,8 +63,14 @@ def test_kinds_backup_damage_restore_compare(url: str, tmp_path: Path) -> None:
     assert changed.error is None
     assert changed.failures == ["table notes: 2 rows vs 1 rows"]
 
-    restored = run_step({"restore": {"url": url, "file": str(path.relative_to(tmp_path))}}, tmp_path)
+    # the deletion is a write since the backup: nobody to ask, so the restore refuses and says so
+    refused = run_step({"restore": {"url": url, "file": str(path.relative_to(tmp_path))}}, tmp_path)
+    assert refused.values["restored"] is False and refused.evidence["needs_operator"] is True
+    assert "notes: 1 removed (keys 1)" in (refused.error or ""), refused.error
+    restored = run_step({"restore": {"url": url, "file": str(path.relative_to(tmp_path)),
+                                     "accept_loss": "the test damaged it on purpose"}}, tmp_path)
     assert restored.error is None, restored.error
+    assert restored.evidence["loss_decision"] == "accepted by the runbook: the test damaged it on purpose"
     assert restored.values["restored"] is True and restored.outputs["seconds"] >= 0
 
     after = run_step({"fingerprint": {"url": url, "compare_to": fp}}, tmp_path)

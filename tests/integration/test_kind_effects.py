@@ -82,7 +82,8 @@ def test_alembic_records_the_revert_target_before_upgrading(tmp_path: Path) -> N
     seen: list[dict[str, Any]] = []
 
     def sink(effect: str, details: dict[str, Any]) -> None:
-        assert _versions(f"sqlite:///{base / 'app.db'}", "alembic_version") == []
+        if effect == "revert_target":
+            assert _versions(f"sqlite:///{base / 'app.db'}", "alembic_version") == []
         seen.append({"effect": effect, **details})
 
     ctx = make_ctx({"migrate": {"url": "sqlite:///app.db", "alembic": "alembic.ini"}}, base)
@@ -90,4 +91,41 @@ def test_alembic_records_the_revert_target_before_upgrading(tmp_path: Path) -> N
     obs = execute(ctx)
     assert obs.error is None, obs.error
     assert obs.outputs["after"] == REV3
-    assert [(s["effect"], s["before"]) for s in seen] == [("revert_target", "")]
+    assert [(s["effect"], s.get("before")) for s in seen] == [("revert_target", ""), ("process", None)]
+    # the driver's process group, for resume to end if tminus is killed while it runs
+    assert seen[1]["pgid"] > 0 and seen[1]["command"] == "alembic upgrade head"
+
+
+def test_a_stopped_run_ends_the_alembic_process_it_started(tmp_path: Path) -> None:
+    """Alembic runs in its own process group (so a kill -9 of tminus leaves it for resume to end):
+    a stop of the run (Ctrl-C no longer reaches it through the terminal) must end it instead."""
+    import threading
+    import time
+
+    from tests.integration.test_alembic import REV2
+
+    base = make_project(tmp_path)
+    slow = next((base / "migrations" / "versions").glob(f"{REV3}_*.py"))
+    slow.write_text(slow.read_text().replace("def upgrade():\n", "def upgrade():\n    import time\n"
+                                             "    time.sleep(30)\n"))
+    seen: list[dict[str, Any]] = []
+    ctx = make_ctx({"migrate": {"url": "sqlite:///app.db", "alembic": "alembic.ini"}}, base)
+    ctx.effect_sink = lambda effect, details: seen.append({"effect": effect, **details})
+    url = f"sqlite:///{base / 'app.db'}"
+
+    def stop_when_rev2_is_in() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _versions(url, "alembic_version") != [REV2]:
+            time.sleep(0.05)
+        ctx.cancel.set()
+
+    stopper = threading.Thread(target=stop_when_rev2_is_in)
+    stopper.start()
+    started = time.monotonic()
+    obs = execute(ctx)
+    stopper.join()
+    assert time.monotonic() - started < 20
+    assert obs.error is not None and "stopped with the run" in obs.error, obs.error
+    (process,) = [s for s in seen if s["effect"] == "process"]
+    assert not group_members(process["pgid"])
+    assert _versions(url, "alembic_version") == [REV2]

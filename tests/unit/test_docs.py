@@ -39,12 +39,14 @@ def _read(path: Path) -> str:
 
 
 def _blocks(path: Path, lang: str) -> list[tuple[int, str]]:
-    """(line of the first body line, body) of every ```LANG fenced block."""
+    """(line of the first body line, body) of every ```LANG fenced block, but those marked
+    `<!-- docs-test: invalid ... -->` (they show a refusal; tests/e2e/test_docs_run.py checks it)."""
     text = _read(path)
     return [
         (text.count("\n", 0, m.start("body")) + 1, m.group("body"))
         for m in _FENCE.finditer(text)
         if m.group("lang").strip() == lang
+        and "docs-test: invalid" not in text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
     ]
 
 
@@ -300,3 +302,20 @@ def test_architecture_names_every_engine_module(module: str) -> None:
     text = (DOCS / "architecture.md").read_text()
     assert f"`{module}`" in text or f"`engine/{module}.py`" in text or f"{module}.py" in text, (
         f"docs/architecture.md: say what engine/{module}.py does")
+
+
+def test_the_docs_do_not_call_a_queryable_value_unqueryable() -> None:
+    """A kind's `Values:` line may say some names "cannot be queried yet"; none of them may be a name the
+    kind declares in `queries` (which expectations can ask for)."""
+    from tminus.kinds.registry import get
+
+    text = _read(RUNBOOK_MD)
+    for kind in KIND_FIELDS:
+        start = re.search(rf"^#{{2,4}} `{re.escape(kind)}`", text, re.M)
+        assert start is not None
+        end = re.compile(r"^#{2,4} ", re.M).search(text, start.end())
+        section = text[start.end() : end.start() if end else len(text)]
+        for claim in re.findall(r"([^.]*?)(?:which expectations cannot query|cannot (?:be )?quer)", section):
+            named = set(re.findall(r"`(\w+)`", claim))
+            wrong = named & set(get(kind).queries)
+            assert not wrong, f"docs/runbook.md, `{kind}`: says {sorted(wrong)} cannot be queried; they can"

@@ -106,3 +106,12 @@ def test_a_ratio_rule_needs_a_baseline(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text(GOOD.replace("  interval: 5s\n", "  interval: 5s\n  baseline: 2m\n") + ratio)
     assert load_runbook(path).runbook.monitor is not None
+
+
+def test_a_probes_own_expect_is_refused_not_silently_ignored(tmp_path: Path) -> None:
+    text = GOOD.replace("      http: {url: \"http://127.0.0.1:9/health\"}",
+                        "      http: {url: \"http://127.0.0.1:9/health\"}\n      expect: [status == 200]")
+    found = problems(tmp_path, text)
+    assert len(found) == 1, found
+    assert found[0].startswith("11: a probe's expect is not used: the monitor's rules judge its samples")
+    assert "when: 'not (status == 200)'" in found[0] and "probe: health" in found[0]

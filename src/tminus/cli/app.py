@@ -9,6 +9,7 @@ import click
 
 from tminus import __version__
 from tminus.cli.common import (
+    config_option,
     emit_json,
     env_options,
     fail,
@@ -18,21 +19,23 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
+    recorded_vars_only,
+    resolve_operator,
 )
 from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
 from tminus.cli.survivors import choose_for_survivors
 from tminus.engine.exitcodes import Exit
-from tminus.processes import default_operator
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
 11 rolled back · 12 rollback failed · 13 aborted · 14 locked · 15 needs an operator ·
-78 invalid runbook · 130 interrupted (resumable)."""
+78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "-V", "--version", prog_name="tminus")
+@config_option
 def cli() -> None:
     """Executable release and migration runbooks: gates, phases with undo, verify, go/no-go,
     automatic rollback, and a ledger of every step with its evidence."""
@@ -61,12 +64,19 @@ def validate(file: str, as_json: bool) -> None:
             for p in exc.problems:
                 click.echo(p.render(), err=True)
         sys.exit(int(Exit.INVALID_RUNBOOK))
+    from tminus.runbook.validate import semantic_warnings
+
     rb = doc.runbook
+    warnings = semantic_warnings(rb, doc.source)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
     if as_json:
-        emit_json(summary)
+        emit_json({**summary, "warnings": [
+            {"message": w.message, "location": str(w.location) if w.location else None,
+             "path": w.path, "hint": w.hint} for w in warnings]})
     else:
+        for w in warnings:
+            click.echo(f"warning: {w.render()}", err=True)
         click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
                    f"{summary['steps']} steps")
 
@@ -152,6 +162,7 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
               help="Roll back instead of going on (at any point, inside the monitor window too).")
 @click.option("--reason", help="Why (recorded): required with --skip and --allow-changed.")
 @click.option("--allow-changed", is_flag=True, help="Resume although the runbook file changed (needs --reason).")
+@recorded_vars_only
 @run_options
 @operator_option
 @ledger_option
@@ -164,7 +175,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 
     from tminus.runbook.document import content_hash
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
@@ -188,6 +199,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 @cli.command()
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run is rolled back (recorded).")
+@recorded_vars_only
 @run_options
 @operator_option
 @ledger_option
@@ -197,7 +209,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
     """Undo a completed run, or one that stopped before it ended: its undo steps newest first, the
     rollback steps, then verify."""
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     doc = load_document(record.runbook_path, text=record.runbook_text)
     opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
@@ -216,10 +228,11 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
 @ledger_option
 def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None, operator: str | None,
             ledger_url: str | None) -> None:
-    """Approve (or refuse with --no-go) a manual step or go/no-go a run is waiting for."""
+    """Approve (or refuse with --no-go) what a run waits for: a manual step, a go/no-go, a restore
+    that would discard writes made since its backup."""
     from tminus.cli.render import pending_approvals, pending_requests
 
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
     from tminus.projection import project
 
@@ -236,7 +249,7 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
              f"(waiting: {', '.join(pending) or 'nothing'})", Exit.USAGE)
     from tminus.ledger.records import local_identity
 
-    who = operator or default_operator()  # a claim: anyone can type any name
+    who = resolve_operator(operator)  # a claim: anyone can type any name
     me = local_identity()  # who this is, as the OS says: a second person is another one of these
     asked = pending_requests(view).get(step_key, {})
     if asked.get("second_person") and (asked.get("identity") == me or asked.get("operator") == who):
@@ -276,9 +289,9 @@ def unlock(runbook: str, environment: str, reason: str, operator: str | None, le
     from pathlib import Path
 
     name = load_document(runbook).runbook.name if Path(runbook).is_file() else runbook
-    ledger = open_ledger_or_fail(ledger_url)
+    ledger = open_ledger_or_fail(ledger_url, create=False)
     key = f"{name}@{environment}"
-    broken = ledger.break_lease(key, by=operator or default_operator(), reason=reason)
+    broken = ledger.break_lease(key, by=resolve_operator(operator), reason=reason)
     if broken is None:
         fail(f"no lease on {key}")
     click.echo(f"broke the lease on {key} held by run {broken.run_id} ({broken.operator}@{broken.host}, "
@@ -300,3 +313,7 @@ _explain.register(cli)
 from tminus.cli import watch as _watch  # noqa: E402  (monitor)
 
 _watch.register(cli)
+
+from tminus.cli import config as _config  # noqa: E402  (config)
+
+_config.register(cli)

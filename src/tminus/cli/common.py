@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -12,6 +14,7 @@ import click
 from tminus.engine.exitcodes import Exit
 
 if TYPE_CHECKING:
+    from tminus.cli.settings import Setting, Settings
     from tminus.ledger import Ledger, LedgerReader, RunRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,7 +34,8 @@ def emit_json(data: Any) -> None:
 def ledger_option(fn: F) -> F:
     return click.option(
         "--ledger", "ledger_url", envvar="TMINUS_LEDGER", default=None, metavar="URL",
-        help="Ledger URL (SQLAlchemy). Default: sqlite:///.tminus/ledger.db [env: TMINUS_LEDGER]",
+        help="Ledger URL (SQLAlchemy). Default: `ledger` in tminus.toml, else the nearest .tminus/ledger.db "
+             "upward, else .tminus/ledger.db here [env: TMINUS_LEDGER]",
     )(fn)
 
 
@@ -66,6 +70,23 @@ def env_options(fn: F) -> F:
                         help="Environment defined in the runbook.")(fn)
 
 
+def recorded_vars_only(fn: F) -> F:
+    """`resume` and `rollback` render with the overrides the run recorded when it started: a run has one
+    set of variables from start to end. A --var given to them is refused saying so (exit 2), rather
+    than with click's bare "no such option"."""
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value:
+            raise click.UsageError(
+                f"{param.opts[0]} is not taken by `tminus {ctx.info_name}`: the run renders with the --var "
+                "overrides it started with (recorded in the ledger), from start to end; to deploy other "
+                "values, start a new run", ctx)
+        return value
+
+    fn = click.option("--var-file", hidden=True, expose_value=False, callback=refuse, metavar="FILE")(fn)
+    return click.option("--var", hidden=True, multiple=True, expose_value=False, callback=refuse,
+                        metavar="KEY=VALUE")(fn)
+
+
 def load_document(path: str, text: str | None = None) -> Any:
     """Load and validate a runbook; on problems print them all and exit 78."""
     from tminus.errors import RunbookError
@@ -80,37 +101,122 @@ def load_document(path: str, text: str | None = None) -> Any:
         sys.exit(int(Exit.INVALID_RUNBOOK))
 
 
-def open_ledger_or_fail(url: str | None) -> Ledger:
-    """For commands that write: the ledger is created and migrated if needed."""
-    from tminus.errors import LedgerError
-    from tminus.ledger import open_ledger
+CONFIG_KEY = "tminus.config"  # ctx.meta: the global --config value and whether it came from TMINUS_CONFIG
+
+
+def config_option(fn: F) -> F:
+    """The group's global `--config PATH` [env: TMINUS_CONFIG], kept in ctx.meta for every command."""
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        from click.core import ParameterSource
+
+        source = ctx.get_parameter_source(param.name or "")
+        ctx.meta[CONFIG_KEY] = (value, source == ParameterSource.ENVIRONMENT)
+
+    return click.option(
+        "--config", "config_path", envvar="TMINUS_CONFIG", metavar="PATH", expose_value=False,
+        type=click.Path(dir_okay=False), callback=remember, is_eager=True,
+        help="Project settings file. Default: the nearest tminus.toml upward from the working "
+             "directory [env: TMINUS_CONFIG]",
+    )(fn)
+
+
+def settings(ledger_url: str | None = None, environment: str | None = None,
+             operator: str | None = None) -> Settings:
+    """Every setting resolved: flag > environment variable > tminus.toml > default. A bad
+    tminus.toml exits 78 with its file:line."""
+    from click.core import ParameterSource
+
+    from tminus.cli.settings import ConfigError, resolve
+
+    ctx = click.get_current_context(silent=True)
+    config_flag, config_from_env = ctx.meta.get(CONFIG_KEY, (None, False)) if ctx else (None, False)
+
+    def from_env(name: str) -> bool:
+        return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT
 
     try:
-        return open_ledger(url)
+        return resolve(cwd=Path.cwd(), environ=os.environ, config_flag=config_flag,
+                       config_from_env=config_from_env, ledger=ledger_url, ledger_from_env=from_env("ledger_url"),
+                       environment=environment, operator=operator, operator_from_env=from_env("operator"))
+    except ConfigError as exc:
+        fail(str(exc), Exit.INVALID_RUNBOOK, hint=exc.hint)
+
+
+def resolve_operator(operator: str | None) -> str:
+    value = settings(operator=operator).operator.value
+    assert value is not None  # the default is the login name
+    return value
+
+
+def _sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix):].partition("?")[0]
+    return None if not path or path == ":memory:" or path.startswith("file:") else Path(path)
+
+
+def open_ledger_or_fail(url: str | None, *, create: bool = True) -> Ledger:
+    """For commands that write: the ledger is created and migrated if needed (and the command says
+    where, since the folder it was started in decides it when nothing else does). `create=False`:
+    for commands that act on something already recorded (resume, rollback, approve, unlock), a
+    missing ledger is an error, as for a reader, and nothing is created."""
+    from tminus.errors import LedgerError, LedgerMissing
+    from tminus.ledger import open_ledger, open_reader
+
+    resolved = settings(ledger_url=url).ledger
+    assert resolved.value is not None
+    if not create:
+        try:
+            open_reader(resolved.value).close()
+        except LedgerMissing as exc:
+            fail(_missing(resolved, exc))
+        except LedgerError:
+            pass  # e.g. an older schema: opening to write below migrates it, or says why not
+    file = _sqlite_file(resolved.value)
+    if file is not None and not file.exists():
+        why = ("no tminus.toml and no .tminus/ledger.db found upward"
+               if resolved.source.startswith("default") else f"ledger from {resolved.source}")
+        click.echo(f"tminus: creating the ledger {file.resolve()} ({why}; `tminus config` shows the settings)",
+                   err=True)
+    try:
+        return open_ledger(resolved.value)
     except LedgerError as exc:
         fail(str(exc))
 
 
+def _missing(resolved: Setting, exc: Exception) -> str:
+    return (f"{exc}\n  ledger setting from: {resolved.source}. Runs are recorded where `tminus run` was "
+            "started: give the project one ledger with `ledger = ...` in a tminus.toml at its root "
+            "(`tminus config` shows where tminus looks)")
+
+
 def open_reader_or_fail(url: str | None) -> LedgerReader:
     """For commands that only read: nothing is created, migrated or written."""
-    from tminus.errors import LedgerError
+    from tminus.errors import LedgerError, LedgerMissing
     from tminus.ledger import open_reader
 
+    resolved = settings(ledger_url=url).ledger
     try:
-        return open_reader(url)
+        return open_reader(resolved.value)
+    except LedgerMissing as exc:
+        fail(_missing(resolved, exc))
     except LedgerError as exc:
         fail(str(exc))
 
 
 def open_listing(url: str | None) -> tuple[LedgerReader | None, str]:
-    """For commands that list runs (status, history): a ledger not created yet holds no runs, and
-    is not created by looking. Returns (the reader or None, the masked URL)."""
+    """For commands that list runs (status, history): a ledger not created yet holds no runs (an
+    empty list, exit 0, and a note on stderr), and is not created by looking. Returns (the reader
+    or None, the masked URL)."""
     from tminus.errors import LedgerError, LedgerMissing
     from tminus.ledger import open_reader
 
+    resolved = settings(ledger_url=url).ledger
     try:
-        reader = open_reader(url)
+        reader = open_reader(resolved.value)
     except LedgerMissing as exc:
+        click.echo(f"note: {_missing(resolved, exc)}", err=True)
         return None, exc.url
     except LedgerError as exc:
         fail(str(exc))

@@ -39,6 +39,7 @@ class MonitorBoard:
 
     def table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text  # names and values are the runbook's text, never markup
 
         table = Table(title=f"monitor {self.stage}", expand=False, show_edge=False)
         table.add_column("probe / rule", style="bold")
@@ -46,7 +47,7 @@ class MonitorBoard:
         table.add_column("last value / reason", overflow="fold")
         now = time.monotonic()
         for name, (text, at) in self.probes.items():
-            table.add_row(name, f"{format_duration(now - at)} ago", text)
+            table.add_row(Text(name), f"{format_duration(now - at)} ago", Text(text))
         for name, (state, reason) in self.rules.items():
-            table.add_row(name, f"[{STATE_STYLE.get(state, '')}]{state}[/]", reason)
+            table.add_row(Text(name), Text(state, style=STATE_STYLE.get(state, "")), Text(reason))
         return table

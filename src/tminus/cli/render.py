@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tminus.cli.lines import format_event, show_stamp
 from tminus.cli.survivors import surviving, survivor_line
@@ -27,7 +29,7 @@ def _dur(seconds: float | None) -> str:
 
 
 def print_plan(p: Any) -> None:
-    console.print(f"[bold]Plan: {p.runbook}[/bold] in [bold]{p.environment}[/bold]")
+    console.print(f"[bold]Plan: {escape(p.runbook)}[/bold] in [bold]{escape(p.environment)}[/bold]")
     if p.vars:
         console.print("vars: " + ", ".join(f"{k}={v}" for k, v in p.vars.items()), markup=False)
     if p.manifest["required"] or p.manifest["forbidden"]:
@@ -42,7 +44,7 @@ def print_plan(p: Any) -> None:
     ponr_key = p.point_of_no_return["key"] if p.point_of_no_return else None
     for ph in p.phases:
         budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
-        console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{ph.name}[/bold] ({budget})")
+        console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{escape(ph.name)}[/bold] ({escape(budget)})")
         for s in ph.steps:
             if s.key == ponr_key:
                 console.print("           [red]──── point of no return ────[/red]")
@@ -64,10 +66,15 @@ def print_plan(p: Any) -> None:
         for s in p.rollback:
             _plan_step(s, "  ", undo_matters=False)
     console.print()
+    for loss in getattr(p, "data_loss", []):
+        colour = "green" if loss["guarded"] else "yellow"
+        console.print(f"[{colour}]Data safety[/{colour}]: {loss['title']} ({loss['location']})")
+        console.print(f"  {loss['message']}", markup=False)
     if p.point_of_no_return:
         r = p.point_of_no_return
-        console.print(f"[red]Point of no return[/red]: {r['step']} ({r['location']}, phase {r['phase']}, "
-                      f"{r['tplus']})", markup=False)
+        # Styled words beside the runbook's own text: a Text, so neither is read as markup.
+        console.print(Text.assemble(("Point of no return", "red"), f": {r['step']} ({r['location']}, "
+                                    f"phase {r['phase']}, {r['tplus']})"))
         console.print(f"  {r['meaning']}", markup=False)
     else:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
@@ -165,12 +172,13 @@ def print_status(rows: list[dict[str, Any]], url: str) -> None:
     if not rows:
         console.print(f"No active runs (ledger {url}).", markup=False)
         return
-    t = Table(title=f"Active runs · {url}")
+    t = Table(title=Text(f"Active runs · {url}"))
     for col in ("run", "runbook@env", "operator@host (pid)", "since", "state", "waiting for"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["run_id"], f"{r['runbook']}@{r['environment']}", f"{r['operator']}@{r['host']} ({r['pid']})",
-                  r["started_at"][:19], r["state"], ", ".join(r["waiting_for"]) or "-")
+        t.add_row(*_cells(r["run_id"], f"{r['runbook']}@{r['environment']}",
+                          f"{r['operator']}@{r['host']} ({r['pid']})", r["started_at"][:19], r["state"],
+                          ", ".join(r["waiting_for"]) or "-"))
     console.print(t)
     for r in rows:
         if r["state"] != "running":
@@ -187,10 +195,15 @@ def print_history(runs: list[Any]) -> None:
     for col in ("run", "kind", "runbook@env", "operator", "started", "took", "status", "exit"):
         t.add_column(col)
     for r in runs:
-        t.add_row(r.id, r.kind, f"{r.runbook_name}@{r.environment}", r.operator, r.started_at[:19],
-                  _dur(_elapsed(r.started_at, r.finished_at)), r.status,
-                  "" if r.exit_code is None else str(r.exit_code))
+        t.add_row(*_cells(r.id, r.kind, f"{r.runbook_name}@{r.environment}", r.operator, r.started_at[:19],
+                          _dur(_elapsed(r.started_at, r.finished_at)), r.status,
+                          "" if r.exit_code is None else str(r.exit_code)))
     console.print(t)
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells as plain text: a runbook or operator name with brackets is not Rich markup."""
+    return [Text(v) for v in values]
 
 
 def _elapsed(start: str | None, end: str | None) -> float | None:
@@ -213,7 +226,7 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     from tminus.projection import project
     from tminus.reports import sections
 
-    console.print(f"[bold]Run {run.id}[/bold]: {run.runbook_name} in {run.environment} · {run.kind}")
+    console.print(Text.assemble((f"Run {run.id}", "bold"), f": {run.runbook_name} in {run.environment} · {run.kind}"))
     console.print(f"operator {run.operator}@{run.host} (pid {run.pid}) · runbook {run.runbook_path} "
                   f"(sha256 {run.content_hash[:12]})", markup=False)
     took = _elapsed(run.started_at, run.finished_at)

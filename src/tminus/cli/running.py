@@ -12,25 +12,28 @@ from typing import Any
 
 import click
 
-from tminus.cli.common import VAR_FILE_KEY, emit_json, fail, open_ledger_or_fail
+from tminus.cli.common import VAR_FILE_KEY, emit_json, fail, open_ledger_or_fail, settings
 from tminus.engine.exitcodes import Exit
 from tminus.processes import default_operator
 
 
 def build_options(doc: Any, environment: str | None, var_items: tuple[str, ...], operator: str | None,
                   **kw: Any) -> Any:
-    """The engine's `Options` from the command's flags; an unknown environment, an undeclared
+    """The engine's `Options` from the command's flags (-e and --operator default to tminus.toml's
+    `environment` and `operator`); an unknown environment, an undeclared
     `--var` name or a value its variable cannot take is a usage error (see cli/variables.py)."""
     from tminus.engine.context import Options, resolve_environment
     from tminus.errors import TminusError
 
+    chosen = settings(environment=environment, operator=operator)
     try:
-        env = resolve_environment(doc, environment)
+        env = resolve_environment(doc, chosen.environment.value)
     except TminusError as exc:
-        fail(str(exc), Exit.USAGE)
+        fail(f"{exc} (environment from {chosen.environment.source})" if environment is None and
+             chosen.environment.value else str(exc), Exit.USAGE)
     if "overrides" not in kw:
         kw["overrides"] = _overrides(doc, env, var_items)
-    return Options(environment=env, operator=operator or default_operator(), **kw)
+    return Options(environment=env, operator=chosen.operator.value or default_operator(), **kw)
 
 
 def _overrides(doc: Any, environment: str, var_items: tuple[str, ...]) -> dict[str, Any]:
@@ -88,6 +91,8 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
     from tminus.errors import LedgerError, LockHeld, ResumeRefused
 
     ledger = open_ledger_or_fail(ledger_url)
+    if verbose:  # which ledger, and why that one: the folder a run starts in can decide it
+        click.echo(f"ledger {ledger.url} ({settings(ledger_url=ledger_url).ledger.source})", err=True)
     display = make_display(verbose=verbose)
     session = Session(doc, ledger, opts, [display], pause_display=display.pause)
     try:

@@ -200,7 +200,7 @@ def _pg_backup(target: pgtools.PgTarget, final: Path, *, drill: bool, timeout: f
             pgtools.run_tool(["pg_dump", "--format=custom", "--no-password", f"--snapshot={snapshot}",
                               "--file", str(partial)], target, timeout=timeout)
             result.dump_seconds = round(time.perf_counter() - start, 3)
-            source_fp = pg_fingerprint(conn) if drill else None
+            source_fp = pg_fingerprint(conn, include_tminus=True, sequence_values=False) if drill else None
             conn.execute("ROLLBACK")
 
         start = time.perf_counter()
@@ -226,7 +226,7 @@ def _pg_drill(target: pgtools.PgTarget, file: Path, source_fp: dict[str, Any], *
         pgtools.pg_restore_into(target.with_database(scratch), file, timeout=timeout)
         seconds = round(time.perf_counter() - start, 3)
         with pgtools.connect(target, scratch) as conn:
-            restored_fp = pg_fingerprint(conn)
+            restored_fp = pg_fingerprint(conn, include_tminus=True, sequence_values=False)
     finally:
         pgtools.drop_database(target, scratch)
     _check_drill(compare(source_fp, restored_fp))
@@ -249,7 +249,7 @@ def _sqlite_backup(source: Path, final: Path, *, drill: bool) -> BackupResult:
         dst = sqlite3.connect(partial)
         try:
             src.execute("BEGIN")  # one read transaction: the fingerprint and the copy see the same data
-            source_fp = sqlite_fingerprint(src) if drill else None
+            source_fp = sqlite_fingerprint(src, include_tminus=True) if drill else None
             start = time.perf_counter()
             src.backup(dst)
             result.dump_seconds = round(time.perf_counter() - start, 3)
@@ -275,7 +275,7 @@ def _sqlite_backup(source: Path, final: Path, *, drill: bool) -> BackupResult:
                 result.drill_seconds = round(time.perf_counter() - start, 6)
                 conn = sqlite3.connect(f"file:{scratch}?mode=ro", uri=True)
                 try:
-                    _check_drill(compare(source_fp, sqlite_fingerprint(conn)))
+                    _check_drill(compare(source_fp, sqlite_fingerprint(conn, include_tminus=True)))
                 finally:
                     conn.close()
         return _finish(partial, final, result)

@@ -14,12 +14,14 @@ import shutil
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tminus.db import pgtools
 from tminus.db.backup import read_checksum, sha256_file, sqlite_integrity
+from tminus.db.writes import TableLoss, pg_losses, sqlite_losses, summary
 from tminus.errors import TminusError
 
 RESTORE_PREFIX = "tminus_restore_"
@@ -33,16 +35,33 @@ class ChecksumError(RestoreError):
     """The backup has no checksum or does not match it; nothing was restored."""
 
 
+class LossRefused(RestoreError):
+    """Writes made since the backup would be discarded and nobody accepted that; nothing was restored."""
+
+    def __init__(self, message: str, losses: list[TableLoss], needs_operator: bool = False) -> None:
+        super().__init__(message)
+        self.losses = losses
+        self.needs_operator = needs_operator  # nobody could be asked (--no-input): an operator decides later
+
+
+# Called with what the restore would discard (empty: nothing) once the backup is known good and
+# before anything is replaced; raising (LossRefused) stops the restore with the target unchanged.
+# It returns True when its yes holds whatever is written meanwhile (maintenance, a loss accepted by
+# the runbook), False when it approved exactly these rows (an operator's answer): compared again.
+LossGuard = Callable[[list[TableLoss]], bool]
+
+
 @dataclass
 class RestoreResult:
     database: str
     seconds: float
     restored: bool = True
     old_kept: str | None = None  # PostgreSQL: the previous database, when it could not be dropped
+    losses: list[TableLoss] = field(default_factory=list)  # what the restore discarded (with a guard)
 
     def as_dict(self) -> dict[str, Any]:
         return {"database": self.database, "restored": self.restored, "seconds": self.seconds,
-                "old_kept": self.old_kept}
+                "old_kept": self.old_kept, "discarded": [t.as_dict() for t in self.losses]}
 
 
 def check_checksum(file: Path, sha256: str | None = None) -> str:
@@ -65,27 +84,60 @@ def check_checksum(file: Path, sha256: str | None = None) -> str:
 
 
 def restore(url: str, file: Path | str, *, sha256: str | None = None, base_dir: Path | None = None,
-            timeout: float | None = None) -> RestoreResult:
-    """Replace the contents of the database at `url` with the backup `file`, all or nothing."""
+            timeout: float | None = None, guard: LossGuard | None = None) -> RestoreResult:
+    """Replace the contents of the database at `url` with the backup `file`, all or nothing.
+    With `guard`, what would be discarded is computed first (db/writes.py) and `guard` decides."""
     file = Path(file)
     kind = pgtools.backend(url)
     check_checksum(file, sha256)  # before anything is created, dropped or replaced
     start = time.perf_counter()
+    seen: list[TableLoss] = []
+
+    def check(losses: list[TableLoss]) -> bool:
+        seen[:] = losses  # the last comparison: what the restore discards
+        return guard(losses) if guard is not None else True
+
     if kind == "sqlite":
         path = pgtools.sqlite_path(url, base_dir)
-        _sqlite_restore(path, file)
-        return RestoreResult(str(path), round(time.perf_counter() - start, 3))
+        _sqlite_restore(path, file, check if guard else None)
+        return RestoreResult(str(path), round(time.perf_counter() - start, 3), losses=seen)
     target = pgtools.pg_target(url)
     import psycopg
 
     try:
-        old_kept = _pg_restore(target, file, timeout=timeout)
+        old_kept = _pg_restore(target, file, timeout=timeout, guard=check if guard else None)
     except psycopg.Error as exc:
         raise RestoreError(f"restore into {target.display()} failed: {exc}") from None
-    return RestoreResult(target.database, round(time.perf_counter() - start, 3), old_kept=old_kept)
+    return RestoreResult(target.database, round(time.perf_counter() - start, 3), old_kept=old_kept, losses=seen)
 
 
-def _pg_restore(target: pgtools.PgTarget, file: Path, *, timeout: float | None) -> str | None:
+ROUNDS = 3  # times the guard is asked again when more was written while it decided
+
+
+def decide(compute: Callable[[], list[TableLoss]], guard: LossGuard, where: str) -> None:
+    """Let `guard` decide about what the restore would discard. Deciding can take an operator's
+    while, and the service may go on writing: compared again afterwards, a larger loss is put to the
+    guard again (the operator approved 1 row, not 3). Rows written between the last comparison and
+    the swap are still lost: only maintenance mode closes that window."""
+    losses = compute()
+    for _ in range(ROUNDS):
+        if guard(losses):
+            return
+        again = compute()
+        if _shape(again) == _shape(losses):
+            return
+        losses = again
+    raise LossRefused(
+        f"not restored: {where} keeps being written while the restore waits ({summary(losses)}); put the "
+        f"service in maintenance mode (no writes) and retry; the database is unchanged", losses)
+
+
+def _shape(losses: list[TableLoss]) -> list[tuple[str, int, int, int]]:
+    return sorted((t.table, t.added, t.changed, t.removed) for t in losses)
+
+
+def _pg_restore(target: pgtools.PgTarget, file: Path, *, timeout: float | None,
+                guard: LossGuard | None = None) -> str | None:
     if target.database in (pgtools.MAINTENANCE_DB, "template0", "template1"):
         raise RestoreError(f"refusing to restore into '{target.database}': it is a maintenance database "
                            f"the swap needs; restore into an application database")
@@ -107,6 +159,12 @@ def _pg_restore(target: pgtools.PgTarget, file: Path, *, timeout: float | None) 
                 admin.execute(f"ALTER DATABASE {pgtools.ident(scratch)} OWNER TO {pgtools.ident(owner)}")
         except Exception as exc:
             raise RestoreError(f"restore of {file} failed; {target.display()} is unchanged: {exc}") from None
+        if guard is not None:  # the backup's rows are in scratch now: compare them with the live ones
+            def compute() -> list[TableLoss]:
+                with pgtools.connect(target) as live, pgtools.connect(target, scratch) as then:
+                    return pg_losses(live, then)
+
+            decide(compute, guard, target.display())
         old = f"{target.database[:30]}_old_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:4]}"
         _swap(target, scratch, old)
         swapped = True
@@ -142,10 +200,19 @@ def _swap(target: pgtools.PgTarget, scratch: str, old: str) -> None:
             ) from None
 
 
-def _sqlite_restore(target: Path, file: Path) -> None:
+def _sqlite_restore(target: Path, file: Path, guard: LossGuard | None = None) -> None:
     problem = sqlite_integrity(file)
     if problem:
         raise RestoreError(f"{file} is not a sound SQLite database ({problem}); {target} is unchanged")
+    if guard is not None:
+        def compute() -> list[TableLoss]:
+            try:
+                return sqlite_losses(target, file)
+            except sqlite3.Error as exc:
+                raise RestoreError(f"cannot compare {target} with the backup {file}: {exc}; {target} is "
+                                   f"unchanged") from None
+
+        decide(compute, guard, str(target))
     wal = target.with_name(target.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
         # A leftover write-ahead log would be replayed onto the restored file and corrupt it.

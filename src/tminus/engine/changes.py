@@ -15,9 +15,10 @@ from typing import Any
 from tminus import events as ev
 from tminus.engine import lifecycle as lc
 from tminus.engine.lifecycle import Next, Section, SectionResult
-from tminus.engine.outcome import StepOutcome
+from tminus.engine.outcome import FAILED, SKIPPED, StepOutcome
 from tminus.engine.run_state import RunState
 from tminus.runbook.models import Phase, Runbook, Step
+from tminus.runbook.references import step_outputs_read
 
 MAX_CONCURRENT_CHECKS = 16  # a gate's checks run side by side, this many at the most
 
@@ -137,20 +138,55 @@ def verify_within(state: RunState, *, section: str, after_rollback: bool = False
         return []
     where = Section.parse(section).describe()
     state.steps.emit(ev.SECTION_STARTED, **where)
-    failures = _verify_checks(state, checks, section)
+    failures = _verify_checks(state, checks, section, after_rollback=after_rollback)
     state.steps.emit(ev.SECTION_FINISHED, **where, ok=not failures, status=lc.FAILED if failures else lc.OK,
                      failures=failures)
     state.check_stop()
     return failures
 
 
-def _verify_checks(state: RunState, checks: list[Step], section: str) -> list[str]:
+def _verify_checks(state: RunState, checks: list[Step], section: str, *, after_rollback: bool = False) -> list[str]:
     failures = []
     for step in checks:
+        unjudgeable = _needs_what_never_ran(state, step) if after_rollback else None
+        if unjudgeable is not None:
+            _skip(state, step, section, unjudgeable)
+            continue
         outcome = state.run_step(step, section)
         if not outcome.ok:
             failures.append(f"verify '{step.title}': {outcome.message}")
     return failures
+
+
+def _needs_what_never_ran(state: RunState, step: Step) -> str | None:
+    """Why a check after a rollback cannot be judged: it reads the outputs of a step that never ran
+    (the run failed before it) or did not finish ok. The validator has made sure every id read
+    names a step of the runbook, so a missing output is the run's history, not a typo."""
+    by_id = {s.id: s for s in state.doc.step_by_key().values() if s.id}
+    missing = []
+    for key in step_outputs_read(step):
+        if key in state.steps.outputs:
+            continue
+        source = by_id.get(key)
+        outcome = state.done.get(source.key) if source is not None else None
+        if outcome is None:
+            why = "which never ran"
+        elif outcome.status == SKIPPED:
+            why = "which was skipped"
+        elif outcome.status == FAILED:
+            why = "which failed"
+        else:  # a secret output an earlier process held, not in the ledger
+            why = "whose outputs are not available in this process"
+        missing.append(f"steps.{key}, {why}")
+    return f"needs {'; '.join(missing)}" if missing else None
+
+
+def _skip(state: RunState, step: Step, section: str, message: str) -> None:
+    """Recorded like a step whose `when` is false: the rollback judges what it can."""
+    state.check_stop()
+    outcome = StepOutcome(step.key, SKIPPED, message=message)
+    state.steps.emit(ev.STEP_SKIPPED, step.key, name=step.title, kind=step.kind, section=section, message=message)
+    state.done[step.key] = outcome
 
 
 __all__ = ["gates", "manifest_problems", "phase_section", "verify", "verify_within"]

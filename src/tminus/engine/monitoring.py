@@ -190,7 +190,8 @@ class Monitor:
             # so `tminus replay` re-judges exactly what the rules judged.
             obs = self.steps.observe(step, config, timeout)
             took = (time.monotonic() - began) * 1000
-            obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values), None)
+            mask = self.steps.templater.masker.mask
+            obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values, mask), None)
         # Rules need their samples in time order: a wall clock stepped back (NTP) must not break them.
         at = max(time.time(), self._last_at.get(name, 0.0) + 1e-6)
         self._last_at[name] = at
@@ -287,12 +288,13 @@ def _probe_name(step: Step) -> str:
     return step.name or step.id or step.key
 
 
-def _kept(values: dict[str, Any]) -> dict[str, Any]:
-    """What a sample keeps: everything a rule can query, but not a long text body twice."""
+def _kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """What a sample keeps: everything a rule can query, but not a long text body twice. The body
+    is masked before it is cut: cut first, the start of a secret at the cut would survive."""
     out = dict(values)
     body = out.get("body")
     if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
-        out["body"] = body[:BODY_KEPT] if "json" not in out else body[:200]
+        out["body"] = mask(body)[:BODY_KEPT if "json" not in out else 200]
     return out
 
 

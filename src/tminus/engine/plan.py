@@ -3,6 +3,7 @@ point of no return. Pure: nothing is executed, values known only at run time sta
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ class Plan:
     end_tplus: str | None
     point_of_no_return: dict[str, Any] | None
     monitor: dict[str, Any] | None = None
+    # Each `restore` step: the writes it would discard (everything after its backup) and the advice.
+    data_loss: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +112,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         clock = None if clock is None or phase.budget is None else clock + phase.budget
         del index
     env = rb.environments.get(opts.environment)
+    data_loss = _data_loss(doc, phases)
     return Plan(
         runbook=rb.name,
         environment=opts.environment,
@@ -127,6 +131,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         total_budget=clock,
         end_tplus=tplus(clock) if clock is not None else None,
         point_of_no_return=ponr,
+        data_loss=data_loss,
         monitor=None if rb.monitor is None else {
             "duration": rb.monitor.duration,
             "interval": rb.monitor.interval,
@@ -138,6 +143,37 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
                       for r in rb.monitor.rules],
         },
     )
+
+
+_STEP_REF = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*)\.")
+
+
+def _data_loss(doc: RunbookDocument, phases: list[PlannedPhase]) -> list[dict[str, Any]]:
+    """For each restore: from when on writes are discarded (the phase of the backup it restores,
+    found by the `steps.ID.` its file refers to) and whether the runbook rules out writes."""
+    rb = doc.runbook
+    where: dict[str, tuple[str, str]] = {}  # step id -> (phase name, T+ of the phase's start)
+    for phase, planned_phase in zip(rb.phases, phases, strict=True):
+        for step in phase.steps:
+            if step.id:
+                where[step.id] = (phase.name, planned_phase.tplus)
+    out: list[dict[str, Any]] = []
+    for step in rb.all_steps():
+        if step.restore is None:
+            continue
+        c = step.restore
+        ref = next((m for m in _STEP_REF.findall(c.file) if m in where), None)
+        after = f"{where[ref][1]} (backup step '{ref}', phase '{where[ref][0]}')" if ref else f"the backup {c.file}"
+        guarded = "maintenance" if c.maintenance else "accepted" if c.accept_loss else None
+        advice = (
+            "the runbook declares maintenance: nobody can write, the restore proceeds" if c.maintenance
+            else f"the runbook accepts the loss: {c.accept_loss}" if c.accept_loss
+            else "if rows were written since, the restore stops for the operator; put the service in "
+                 "maintenance mode (no writes) from the backup to the end of the run and declare "
+                 "`maintenance: true` on the restore")
+        out.append({"key": step.key, "title": step.title, "location": str(doc.locate(step)), "after": after,
+                    "guarded": guarded, "message": f"restoring discards writes after {after}; {advice}"})
+    return out
 
 
 def _render(t: Templater, text: str) -> str:

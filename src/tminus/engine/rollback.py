@@ -76,6 +76,7 @@ class RollbackEnd:
     state: str = ""
     failures: list[str] = field(default_factory=list)
     undone: list[str] = field(default_factory=list)  # what the rollback undid, in words, in order
+    needs_operator: bool = False  # stopped at a decision nobody could make (--no-input)
 
 
 def execution_of(state: RunState, step: Step) -> Execution:
@@ -144,14 +145,19 @@ def execute(state: RunState, reason: str) -> RollbackEnd:
             completed.append(step.key)
             continue
         remaining = [p.step.title for p in plan[index + 1:]]
+        # A step that needs an operator's decision nobody could give (a restore that would discard
+        # writes, under --no-input) stops the rollback as needing an operator, not as failed.
+        asks = bool(outcome.evidence.get("needs_operator"))
         summary = (
             f"rollback stopped at '{step.title}' ({step.key}): {outcome.message}\n"
             f"undone so far: {', '.join(completed) or 'nothing'}\n"
             f"not yet undone: {', '.join(remaining) or 'nothing'}\n"
-            f"fix the cause, then `tminus resume {steps.run_id}` continues the rollback"
+            + (f"an operator decides: `tminus resume {steps.run_id}` asks again; answer there, or from "
+               f"another terminal with `tminus approve {steps.run_id} --step {step.key}`" if asks else
+               f"fix the cause, then `tminus resume {steps.run_id}` continues the rollback")
         )
         steps.emit(ev.ROLLBACK_FINISHED, section=lc.ROLLBACK, ok=False, state=summary)
-        return RollbackEnd(False, summary)
+        return RollbackEnd(False, summary, needs_operator=asks)
     failures = verify_within(state, section=lc.VERIFY_AFTER_ROLLBACK, after_rollback=True)
     if failures:
         summary = "the rollback ran, but verify does not confirm the service is back:\n" + "\n".join(failures)

@@ -187,6 +187,8 @@ class Runner:
         if end.ok:
             undone = f"\nundone: {', '.join(end.undone)}" if end.undone else ""
             return RunResult("rolled_back", Exit.ROLLED_BACK, reason + undone)
+        if end.needs_operator:
+            return RunResult("needs_operator", Exit.NEEDS_OPERATOR, f"{reason}\n{end.state}", end.failures)
         return RunResult("rollback_failed", Exit.ROLLBACK_FAILED, f"{reason}\n{end.state}", end.failures)
 
     # --- how a stop ends the run --------------------------------------------------------------

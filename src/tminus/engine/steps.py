@@ -78,8 +78,8 @@ class StepRunner:
             execution = Execution(key, self.transport.target, self._effects_of(key))
             if kind is None or not execution.effects or choice == "wait":
                 continue  # nothing recorded by the interrupted execution: it had not acted yet
-            if choice == "skip":
-                survivor = kind.survivor(execution, self.transport) if kind.survivor is not None else None
+            if choice == "skip" and kind.survivor is not None:  # a kind that cannot show one ends it below
+                survivor = kind.survivor(execution, self.transport)
                 if survivor is not None:
                     self.emit(ev.NOTE, key, action="survivor-left-running", **survivor.to_dict(),
                               message=f"{survivor.describe()}; left running: the operator skipped the step",

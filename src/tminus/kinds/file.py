@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,12 @@ def execute(config: FileSpec, ctx: StepContext) -> Observation:
             if len(files) == 1 and len(text) < CONTENT_LIMIT:
                 only_text = text
             if want is not None:
-                found = _hits(rel, text, want)
+                found = _hits(rel, text, want, ctx.masker.mask)
                 hits.extend(found)
                 if not found:
                     failures.append(f"{rel} does not contain '{config.contains}'")
             if unwanted is not None:
-                bad.extend(_hits(rel, text, unwanted))
+                bad.extend(_hits(rel, text, unwanted, ctx.masker.mask))
     if bad:
         hits.extend(bad)
         failures.append(f"found '{config.not_contains}' in {_listing(bad, MAX_FAILURE_HITS, sep='; ')}")
@@ -139,8 +140,9 @@ def _read_text(path: Path) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def _hits(rel: str, text: str, pattern: re.Pattern[str]) -> list[str]:
-    """`path:line: text` for each line with a match (a line is listed once)."""
+def _hits(rel: str, text: str, pattern: re.Pattern[str], mask: Callable[[str], str]) -> list[str]:
+    """`path:line: text` for each line with a match (a line is listed once); the line is masked
+    before it is cut, so no part of a secret at the cut survives."""
     out: list[str] = []
     line_no, counted_to, last_line = 1, 0, 0
     for m in pattern.finditer(text):
@@ -152,7 +154,7 @@ def _hits(rel: str, text: str, pattern: re.Pattern[str]) -> list[str]:
         begin = text.rfind("\n", 0, m.start()) + 1
         end = text.find("\n", m.start())
         line = text[begin : end if end != -1 else len(text)].strip()
-        out.append(f"{rel}:{line_no}: {line[:_LINE_EXCERPT]}")
+        out.append(f"{rel}:{line_no}: {mask(line)[:_LINE_EXCERPT]}")
         if len(out) >= MAX_VALUES:
             break
     return out

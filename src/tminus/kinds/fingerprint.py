@@ -1,4 +1,5 @@
-"""`fingerprint`: per-table row counts and content checksums; with `compare_to`, a check."""
+"""`fingerprint`: schema objects by kind, per-table row counts and content checksums; with
+`compare_to`, a check naming each difference."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ def describe(c: FingerprintSpec, step: object, nested: object) -> str:
 
 
 @register("fingerprint", config=FingerprintSpec, effect=Effect.NONE, describe=describe,
-          queries=("fingerprint", "tables", "rows"))
+          queries=("fingerprint", "tables", "rows", "digests", "diff"))
 def execute(config: FingerprintSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
-    from tminus.db.fingerprint import compare, fingerprint
+    from tminus.db.fingerprint import differences, digests, fingerprint, tables_of
     from tminus.errors import TminusError
 
     evidence: dict[str, Any] = {"url": pgtools.mask_url(config.url)}
@@ -31,16 +32,23 @@ def execute(config: FingerprintSpec, ctx: StepContext) -> Observation:
     if problem:
         return Observation(error=problem, evidence=evidence)
     try:
-        fp = fingerprint(pgtools.resolve_url(config.url, ctx.base_dir), config.tables, base_dir=ctx.base_dir)
+        fp = fingerprint(pgtools.resolve_url(config.url, ctx.base_dir), config.tables, base_dir=ctx.base_dir,
+                         include_tminus=config.include_tminus)
     except TminusError as exc:
         return Observation(error=str(exc), evidence=evidence)
-    values = {"fingerprint": fp, "tables": len(fp), "rows": sum(int(t["rows"]) for t in fp.values())}
-    evidence.update(fingerprint=fp)
+    tables = tables_of(fp)
+    sums = digests(fp)
+    values: dict[str, Any] = {"fingerprint": fp, "tables": len(tables), "digests": sums,
+                              "rows": sum(int(t["rows"]) for t in tables.values())}
+    outputs: dict[str, Any] = {"fingerprint": fp, "digests": sums}
+    evidence.update(fingerprint=fp, digests=sums)
     failures: list[str] = []
     if expected is not None:
-        failures = compare(expected, fp)
-        evidence["differences"] = failures
-    return Observation(values=values, outputs={"fingerprint": fp}, evidence=evidence, failures=failures)
+        found = differences(expected, fp)
+        failures = [str(d) for d in found]
+        values["diff"] = outputs["diff"] = failures
+        evidence["differences"] = [d.as_dict() for d in found]
+    return Observation(values=values, outputs=outputs, evidence=evidence, failures=failures)
 
 
 def _expected(compare_to: Any) -> tuple[dict[str, Any] | None, str | None]:

@@ -12,9 +12,11 @@ from typing import Any
 
 from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext
 from tminus.kinds.registry import register
+from tminus.kinds.run import recover as end_process_group  # an Alembic driver left by a killed run
 from tminus.runbook.models import MigrateSpec, Step
 
 REVERT_TARGET = "revert_target"  # the effect: the version to revert to
+_SLICE = 0.1  # seconds between looks at the stop channel while the Alembic driver runs
 
 
 def describe(c: MigrateSpec, step: object, nested: object) -> str:
@@ -54,7 +56,7 @@ def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
 
 
 @register("migrate", config=MigrateSpec, effect=Effect.REVERSIBLE, describe=describe, derive_undo=derive_undo,
-          queries=("before", "after", "applied", "reverted", "count", "duration"))
+          recover=end_process_group, queries=("before", "after", "applied", "reverted", "count", "duration"))
 def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -183,20 +185,22 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
                 current = _alembic_current(migrator.engine)
                 if current is not None:
                     ctx.record_effect(REVERT_TARGET, before=_first_before(ctx, current), url=_safe(migrator.url))
-            proc = subprocess.run([sys.executable, "-m", "tminus.db.alembic_driver", str(ini), *cmd],
-                                  capture_output=True, text=True, cwd=ctx.base_dir, env=env, timeout=ctx.timeout,
-                                  check=False)
+            stdout, stderr, returncode = _run_driver(ctx, [str(ini), *cmd], env)
     except subprocess.TimeoutExpired as exc:
         evidence.update(command=["alembic", *cmd], stdout=ctx.tail(_text(exc.stdout)),
                         stderr=ctx.tail(_text(exc.stderr)))
         return Observation(error=f"alembic {' '.join(cmd)} did not finish within {ctx.timeout:g}s and was killed;"
                                  " check the database for a half-applied revision (alembic current)",
                            evidence=evidence, timed_out=True)
-    lines = proc.stdout.rstrip("\n").split("\n")
+    if returncode is None:
+        evidence.update(command=["alembic", *cmd], stdout=ctx.tail(stdout), stderr=ctx.tail(stderr))
+        return Observation(error=f"alembic {' '.join(cmd)} was stopped with the run; a revision cut short rolls back"
+                                 " with its transaction (alembic current tells where it stopped)", evidence=evidence)
+    lines = stdout.rstrip("\n").split("\n")
     result: dict[str, Any] = json.loads(lines.pop()[len(MARKER):]) if lines[-1].startswith(MARKER) else {}
     stdout = "\n".join(lines)
-    evidence.update(command=["alembic", *cmd], exit_code=proc.returncode, stdout=ctx.tail(stdout),
-                    stderr=ctx.tail(proc.stderr))
+    evidence.update(command=["alembic", *cmd], exit_code=returncode, stdout=ctx.tail(stdout),
+                    stderr=ctx.tail(stderr))
     before, after = result.get("before"), result.get("after")
     revisions: list[str] = result.get("revisions") or []
     if before is not None and not config.dry_run:
@@ -206,12 +210,53 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
         "reverted": revisions if config.revert_to is not None else [],
     }
     evidence.update(outputs)
-    if proc.returncode != 0 or not result.get("ok"):
-        why = result.get("error") or ctx.tail(proc.stderr.strip() or stdout.strip(), 500)
-        return Observation(error=f"alembic {' '.join(cmd)} failed (exit {proc.returncode}): {why}",
+    if returncode != 0 or not result.get("ok"):
+        why = result.get("error") or ctx.tail(stderr.strip() or stdout.strip(), 500)
+        return Observation(error=f"alembic {' '.join(cmd)} failed (exit {returncode}): {why}",
                            evidence=evidence)
     values = {**outputs, "count": len(revisions)}
     return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def _run_driver(ctx: StepContext, args: list[str], env: dict[str, str]) -> tuple[str, str, int | None]:
+    """The Alembic driver in its own process group, recorded as the step's `process` effect before
+    it is waited for: killed with tminus (kill -9), it would go on upgrading while the rollback
+    downgrades; resume ends it first (`recover`), as it does a `run` step's command. A stop of the
+    run (Ctrl-C, a rollback asked for) ends it too: returncode None. The revision it was applying
+    rolls back with its transaction."""
+    proc = ctx.transport.spawn([sys.executable, "-m", "tminus.db.alembic_driver", *args], cwd=ctx.base_dir,
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
+    try:
+        ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
+                          command=f"alembic {' '.join(args[1:])}")
+        while True:
+            try:
+                out, err = proc.communicate(timeout=_SLICE)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if ctx.cancel.is_set():
+                    _end_group(proc)
+                    out, err = proc.communicate()
+                    return out.decode(errors="replace"), err.decode(errors="replace"), None
+    except BaseException as exc:  # the timeout, or a failure to record: it must not outlive the step
+        _end_group(proc)
+        out, err = proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise subprocess.TimeoutExpired(proc.args, ctx.timeout or 0, out, err) from None
+        raise
+    return out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    import os
+    import signal
+    from contextlib import suppress
+
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # a revision cut short: its transaction rolls back
 
 
 def _text(data: str | bytes | None) -> str:

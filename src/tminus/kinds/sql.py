@@ -74,7 +74,7 @@ def execute(config: SqlSpec, ctx: StepContext) -> Observation:
         return Observation(error=f"bad database URL {config.url!r}: {exc}")
     evidence: dict[str, Any] = {
         "url": engine.url.render_as_string(hide_password=True),
-        "statement": source[:STATEMENT_EXCERPT],
+        "statement": ctx.head(source, STATEMENT_EXCERPT),
     }
     statements = split_statements(source, sqlite=engine.dialect.name == "sqlite")
     if not statements:

@@ -92,9 +92,8 @@ def _sqlite_reader(url: str, database: str | None) -> Engine:
     path = Path(database).resolve()
     if not path.is_file():
         raise LedgerMissing(
-            f"no ledger at {mask(url)}: the file {path} does not exist, so nothing has been recorded there. "
-            "Check --ledger / TMINUS_LEDGER (the default is .tminus/ledger.db in the current folder); "
-            "the first `tminus run` or `tminus gate` creates it", url=mask(url),
+            f"no ledger at {mask(url)}: the file {path} does not exist, so nothing has been recorded there; "
+            "the first `tminus run` or `tminus gate` with this ledger creates it", url=mask(url),
         )
     uri = "file:" + quote(str(path)) + "?mode=ro"
     if not os.access(path.parent, os.W_OK) and not Path(f"{path}-wal").exists():

@@ -271,7 +271,7 @@ def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
     if not inspect(conn).has_table(meta.name):
         raise LedgerMissing(
             f"no tminus ledger at {shown_url}: the database has no tminus tables, so nothing has been "
-            "recorded there. Check --ledger / TMINUS_LEDGER; the first `tminus run` or `tminus gate` creates them",
+            "recorded there; the first `tminus run` or `tminus gate` with this ledger creates them",
             url=shown_url,
         )
     found = read_meta(conn)

@@ -47,13 +47,18 @@ def _rolled_back(x: Explanation, r: Run, run: Any) -> None:
     confirmed = ""
     if verify:
         checks = [e for e in r.finished_in("verify-after-rollback") if (e.finished_seq or 0) > first.seq]
+        # checks that read outputs of steps that never ran: not judged, with the reason recorded
+        skipped = [e for e in r.view.by_end() if e.status == "skipped" and e.section_kind == "verify-after-rollback"
+                   and (e.finished_seq or 0) > first.seq]
         if verify[-1].status == "ok":
             confirmed = "verify after the rollback confirms the service is back"
+            judged = ", as far as it could be judged:" if skipped else "."
             x.aftermath.append(f"Verify after the rollback passed ({count(len(checks), 'check')}): "
-                               "the service is confirmed back.")
+                               f"the service is confirmed back{judged}")
         else:
             x.aftermath.append("Verify after the rollback FAILED: nothing confirms the service is back.")
             x.aftermath += [f"  {f}" for f in verify[-1].failures]
+        x.aftermath += [f"  '{e.name}' was not judged: it {e.message}." for e in skipped]
     elif run.status == "rolled_back":
         confirmed = "no verify check confirms the service is back"
         x.aftermath.append("No verify check runs after a rollback, so nothing confirmed the service is back: "
@@ -134,7 +139,10 @@ def _needs_operator(x: Explanation, r: Run, run: Any) -> None:
     if not x.causes:
         x.causes.append(Cause("reason", f"{run.reason or 'A decision only an operator can make is missing'}.",
                               "a decision needs an operator"))
-    x.summary = f"Run {run.id} stopped because {x.causes[0].short}; nothing was undone and it can be resumed."
+    # A rollback can stop for an operator too (a restore that would discard writes, under --no-input).
+    done = ("its rollback is not finished (see what was undone) and `tminus resume` continues it"
+            if r.view.rollback.passes else "nothing was undone and it can be resumed")
+    x.summary = f"Run {run.id} stopped because {x.causes[0].short}; {done}."
     for key in [a.key for a in waiting]:
         x.next_steps.append(f"`tminus resume {run.id}` asks again; answer there, or from another terminal with "
                             f"`tminus approve {run.id} --step {key}` (refuse with `--no-go --reason '...'`).")

@@ -9,12 +9,13 @@ kind's configuration model below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+from tminus.templating.contexts import SHELL, SQL
 
 if TYPE_CHECKING:
     from tminus.kinds.base import Effect
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 class RunSpec(Spec):
     """A shell command. Outputs: stdout, stderr, exit_code."""
 
-    command: str
+    command: Annotated[str, SHELL]  # each {{ }} is quoted for where it stands (templating/contexts.py)
     shell: str = Field("/bin/sh", description="Interpreter invoked as SHELL -c COMMAND.")
     cwd: str | None = Field(None, description="Working directory, relative to the runbook's folder.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
@@ -64,7 +65,7 @@ class SqlSpec(Spec):
     """A SQL query through SQLAlchemy. Outputs: rows, scalar, rowcount."""
 
     url: str = Field(description="SQLAlchemy URL: sqlite:///path.db, postgresql+psycopg://user@host/db")
-    query: str | None = None
+    query: Annotated[str | None, SQL] = None  # each {{ }} is a bound parameter (templating/contexts.py)
     file: str | None = Field(None, description="A .sql file, relative to the runbook's folder.")
     params: dict[str, Any] = Field(default_factory=dict, description="Bound parameters (:name).")
     write: bool = Field(
@@ -179,14 +180,26 @@ class RestoreSpec(Spec):
     url: str
     file: str = Field(description="The backup file, e.g. '{{ steps.backup.path }}'.")
     sha256: str | None = Field(None, description="Expected checksum (default: the .sha256 file beside it).")
+    maintenance: bool = Field(False, description=(
+        "The service took no writes since the backup (maintenance mode around the change): whatever "
+        "differs from the backup is the run's own doing, so the restore discards it without asking."))
+    accept_loss: str | None = Field(None, description=(
+        "Why writes made since the backup may be discarded without asking the operator; recorded with "
+        "what was discarded."))
+    run_tables: list[str] = Field(default_factory=list, description=(
+        "Tables only the run itself writes, whose changes since the backup are expected (besides the "
+        "migration-history tables always taken as the run's own: alembic_version, schema_version, "
+        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations)."))
 
 
 class FingerprintSpec(Spec):
-    """Per table: row count and an order-independent content checksum. Outputs: fingerprint.
-    With `compare_to`, fails when the database differs from that fingerprint."""
+    """Schema objects by kind, and per table the row count and an order-independent content checksum.
+    Outputs: fingerprint, digests (and diff with compare_to). With `compare_to`, fails naming each
+    difference from that fingerprint."""
 
     url: str
     tables: list[str] | None = Field(None, description="Tables to include (default: all user tables).")
+    include_tminus: bool = Field(False, description="Include tminus's own tables (migration tracking, ledger).")
     compare_to: Any = Field(None, description="A fingerprint to compare with, e.g. '{{ steps.before.fingerprint }}'.")
 
 

@@ -7,29 +7,35 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from pydantic import BaseModel
 
 from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
+from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
+from tminus.templating import contexts
 from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
-CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_KINDS = "file, tcp, env, wait, http with GET/HEAD/OPTIONS, or sql without write: true"
 
 
 def semantic_problems(runbook: Runbook, source: SourceMap) -> list[Problem]:
     return _Validator(runbook, source).run()
+
+
+def semantic_warnings(runbook: Runbook, source: SourceMap) -> list[Problem]:
+    """What a valid runbook may do but `tminus validate` shows: `| raw` in a command or a query,
+    quoting left open around an interpolation."""
+    validator = _Validator(runbook, source)
+    validator.run()
+    return validator.warnings
 
 
 def closest(word: str, choices: list[str]) -> str | None:
@@ -80,6 +86,7 @@ class _Validator:
         self.rb = runbook
         self.source = source
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.env = new_environment()
         self.known_names = set(CONTEXT_NAMES) | set(self.env.globals)
         self.all_vars = set(runbook.vars).union(*(e.vars for e in runbook.environments.values()))
@@ -233,8 +240,31 @@ class _Validator:
             path = (*step.path, "expect", i)
             if self._template(text, path, visible):
                 self._expectation(text, path)
-        for text, path in _strings(step.config, (*step.path, step.kind)):
+        for text, path in config_strings(step.config, (*step.path, step.kind)):
             self._template(text, path, visible)
+        self._contexts(step)
+
+    def _contexts(self, step: Step) -> None:
+        """A command's or a query's interpolations, escaped for where they stand: a SQL literal
+        around one is an error; `| raw` and unbalanced quoting are warnings."""
+        config = step.config
+        for name, info in type(config).model_fields.items():
+            marker = next((m for m in info.metadata if isinstance(m, contexts.TemplateContext)), None)
+            text = getattr(config, name)
+            if marker is None or not isinstance(text, str) or not has_template(text):
+                continue
+            path = self.yaml_path((*step.path, step.kind, info.alias or name))
+            try:
+                rewritten = contexts.rewrite(self.env, text, marker.language)
+            except jinja2.TemplateSyntaxError:
+                continue  # reported with the template's other problems
+            except contexts.ContextRefused as exc:
+                self.add(f"{exc}: {{{{ {exc.slot.expr} }}}} at line {exc.slot.line}, column {exc.slot.column} "
+                         f"of the {name}", path, exc.hint)  # at the key: the text's own line and column say where
+                continue
+            for message, hint in contexts.warnings(rewritten, marker.language):
+                location = self.source.locate(path)
+                self.warnings.append(Problem(message, location, hint, path_to_str(path)))
 
     def _template(self, text: str, path: PathKey, visible: frozenset[str]) -> bool:
         """Check one template string; False when it cannot even be parsed."""
@@ -273,7 +303,7 @@ class _Validator:
             self.add(f"undefined template name '{name}'", path,
                      closest(name, list(CONTEXT_NAMES)) or f"known names: {', '.join(CONTEXT_NAMES)}")
         seen: set[tuple[str, str]] = set()
-        for root, key in _attributes(ast):
+        for root, key in attributes(ast):
             if (root, key) in seen:
                 continue
             seen.add((root, key))
@@ -317,31 +347,3 @@ class _Validator:
                      column_offset=offset)
 
 
-def _attributes(ast: nodes.Node) -> Iterator[tuple[str, str]]:
-    """(root, key) for every `vars.x`, `steps['x']`, ... read directly from a context name."""
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        assert isinstance(node, nodes.Getattr | nodes.Getitem)
-        base = node.node
-        if not (isinstance(base, nodes.Name) and base.ctx == "load" and base.name in CONTEXT_NAMES):
-            continue
-        if isinstance(node, nodes.Getattr):
-            yield base.name, node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            yield base.name, node.arg.value
-
-
-def _strings(value: Any, path: PathKey) -> Iterator[tuple[str, PathKey]]:
-    """Every string a kind's configuration holds, with its YAML path; nested steps excluded."""
-    if isinstance(value, BaseModel):
-        for name, info in type(value).model_fields.items():
-            child = getattr(value, name)
-            if not isinstance(child, BaseModel):
-                yield from _strings(child, (*path, info.alias or name))
-    elif isinstance(value, str):
-        yield value, path
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))

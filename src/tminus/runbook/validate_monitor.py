@@ -51,6 +51,10 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
                 (*path, probe.kind), f"use one of: {_PROBE_KINDS}")
         if probe.undo:
             add("a probe cannot have undo: it changes nothing", (*path, "undo"), "remove 'undo:'")
+        if probe.expect:  # silently ignored, it would read as a threshold that holds
+            add("a probe's expect is not used: the monitor's rules judge its samples", (*path, "expect"),
+                f"write it as a rule, e.g. rules: [{{name: ..., probe: {probe.name or 'NAME'}, "
+                f"when: 'not ({probe.expect[0]})', consecutive: 3}}], and remove 'expect:'")
     rule_names: set[str] = set()
     for i, rule in enumerate(mon.rules):
         path = (*base, "rules", i)

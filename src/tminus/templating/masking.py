@@ -7,7 +7,7 @@ A secret leaks through its derived forms as much as through itself, so each valu
   any two characters: `fold`, wrapped base64);
 - URL-encoded (`quote` with and without `/` safe, `quote_plus`; `| urlencode`; hex in either case);
 - JSON-escaped (`ensure_ascii` on and off, `\\/`), shell-quoted (`shlex.quote`, bash `'\\''`,
-  backslash escapes, double-quote escapes; a single quote quoted again any number of times);
+  backslash escapes, double-quote escapes, $'...' escapes; a single quote quoted again any number of times);
 - base64, standard and URL-safe: the whole value (with its padding), and the characters that the
   value alone determines when it sits at offset 0, 1 or 2 of a longer base64 stream (`base64` of a
   file or of `user:password`). Those fragments are masked only when at least
@@ -48,6 +48,7 @@ def text_forms(value: str) -> set[str]:
     forms.add(value.replace("'", "'\\''"))
     forms.add(re.sub(r"([^\w@%+=:,./-])", r"\\\1", value))  # printf %q style
     forms.add(re.sub(r'(["\\$`])', r"\\\1", value))  # inside double quotes
+    forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))  # inside bash's $'...'
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 

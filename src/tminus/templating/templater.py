@@ -9,7 +9,6 @@ names are errors, never empty strings: a typo must not turn `rm -rf {{ vars.dir 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,8 @@ from jinja2.sandbox import SecurityError
 from pydantic import BaseModel, ValidationError
 
 from tminus.errors import TemplateError
+from tminus.templating import contexts
+from tminus.templating.contexts import TemplateContext
 from tminus.templating.masking import MASK, Masker
 from tminus.templating.sandbox import MAX_SIZE, GuardedEnvironment, TemplateLimit, budget, guard
 
@@ -136,15 +137,13 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _shquote(value: Any) -> str:
-    return shlex.quote(str(value))
-
-
 def new_environment(plan_mode: bool = False) -> GuardedEnvironment:
     """The Jinja2 environment every runbook string is rendered (and validated) with."""
     env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
     env.plan_mode = plan_mode
-    env.add_filters(shquote=_shquote, sh=_shquote, tojson=_tojson)
+    env.add_filters(shquote=contexts.quote, sh=contexts.quote, quote=contexts.quote, raw=contexts.raw,
+                    tojson=_tojson, **{contexts.SHELL_FILTER: contexts.shell_escape,
+                                       contexts.BIND_FILTER: contexts.sql_escape})
     return env
 
 
@@ -184,7 +183,7 @@ class Templater:
             "run": _Named("run", run or {}),
             "secrets": _Named("secrets", secret_values),
         }
-        self._templates: dict[str, jinja2.Template] = {}
+        self._templates: dict[tuple[str | None, str], jinja2.Template] = {}
         self._expressions: dict[str, jinja2.Template] = {}
 
     def set_fact(self, name: str, value: Any) -> None:
@@ -202,20 +201,28 @@ class Templater:
         text: str,
         steps: Mapping[str, Mapping[str, Any]] | None = None,
         extra: Mapping[str, Any] | None = None,
+        language: str | None = None,
     ) -> str:
-        """Render `text`; `extra` adds names for one rendering (a notification's `message`, `rule`)."""
+        """Render `text`; `extra` adds names for one rendering (a notification's `message`, `rule`).
+        `language` ("shell", "sql") escapes each `{{ }}` for where it stands (see contexts.py); a SQL
+        rendering must run inside `contexts.binding()`, which collects the bound values."""
         if not has_template(text):
             return text
         with budget():
-            template = self._templates.get(text)
+            template = self._templates.get((language, text))
             if template is None:
                 try:
-                    template = self._env.from_string(guard(self._env.parse(text)))
+                    source = contexts.rewrite(self._env, text, language).text if language else text
+                    template = self._env.from_string(guard(self._env.parse(source)))
                 except jinja2.TemplateSyntaxError as exc:
                     raise TemplateError(f"template syntax error in {text!r}: {exc.message}") from None
                 except SecurityError as exc:  # a constant folded while compiling went over a limit
                     raise TemplateError(_refused(text, exc)) from None
-                self._templates[text] = template
+                except contexts.ContextRefused as exc:
+                    where = f"line {exc.slot.line}, column {exc.slot.column}"
+                    raise TemplateError(f"{exc} ({{{{ {exc.slot.expr} }}}} at {where} of {text!r}); "
+                                        f"{exc.hint}") from None
+                self._templates[(language, text)] = template
             try:
                 return _bounded(template.generate(self._with_steps(steps, extra)))
             except jinja2.UndefinedError as exc:
@@ -239,13 +246,28 @@ class Templater:
     ) -> BaseModel:
         """A copy of `config` with every string rendered, validated again (so "8080" -> 8080).
 
-        Nested models (a `wait` step's check) are kept as they are: they render when they run.
+        Nested models (a `wait` step's check) are kept as they are: they render when they run. A field
+        marked SHELL or SQL (contexts.py) is escaped for its language; a SQL field's values are bound,
+        added to the field its marker names (`params`).
         """
         model = type(config)
         data: dict[str, Any] = {}
+        bound: dict[str, dict[str, Any]] = {}
         for name, info in model.model_fields.items():
             value = getattr(config, name)
+            marker = next((m for m in info.metadata if isinstance(m, TemplateContext)), None)
+            if marker is not None and isinstance(value, str):
+                if marker.params is not None:
+                    with contexts.binding() as params:
+                        data[info.alias or name] = self.render(value, steps, language=marker.language)
+                    bound[marker.params] = params
+                else:
+                    data[info.alias or name] = self.render(value, steps, language=marker.language)
+                continue
             data[info.alias or name] = value if isinstance(value, BaseModel) else self.render_obj(value, steps)
+        for target, params in bound.items():
+            if params:
+                data[target] = {**data[target], **params}
         try:
             return model.model_validate(data)
         except ValidationError as exc:
