@@ -123,6 +123,13 @@ class StepRunner:
         """The execution's outcome is recorded: its output files (unmasked) are not needed any more."""
         if self.spool_dir is not None:
             remove_execution(self.spool_dir, key, self.executions.get(key, 1))
+            for empty in (self.spool_dir.parent, self.spool_dir.parent.parent):  # .tminus/spool, .tminus
+                if self.spool_dir.exists():
+                    break
+                try:
+                    empty.rmdir()  # only if empty: a ledger kept beside the runbook keeps it
+                except OSError:
+                    break
 
     def execution_of(self, key: str) -> dict[str, Any]:
         """The `target` and `execution` fields every step.started/effect/finished event carries."""
