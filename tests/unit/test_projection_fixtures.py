@@ -102,9 +102,10 @@ FLAGS = ("gates_passed", "verify_passed", "decided_go", "baseline_done", "in_rol
 def _pop_fields_added_since(got: dict[str, Any]) -> None:
     """Fields of the history added after every fixture was recorded (issue 9), at what they must
     read as for these runs: no step skipped by an operator on resume, no rollback whose run's end
-    a crash lost."""
+    a crash lost, no surviving process adopted on resume (only `choose` sets it)."""
     prior = got["prior"]
     assert prior.pop("rollback_ended") is None
+    assert prior.pop("adopted") == {}
     for outcome in prior["done"].values():
         assert outcome.pop("touched") is False
 

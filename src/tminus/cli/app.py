@@ -23,6 +23,7 @@ from tminus.cli.common import (
     resolve_operator,
 )
 from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
+from tminus.cli.survivors import choose_for_survivors
 from tminus.engine.exitcodes import Exit
 
 EXIT_CODES_HELP = """\b
@@ -152,7 +153,10 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--retry", "choice", flag_value="retry", help="Run the interrupted step again.")
+@click.option("--retry", "choice", flag_value="retry",
+              help="Run the interrupted step again (a process of it still running is killed first).")
+@click.option("--wait", "choice", flag_value="wait",
+              help="Wait for a process of the interrupted step that still runs, then adopt its result.")
 @click.option("--skip", "choice", flag_value="skip", help="Take the interrupted step as done (needs --reason).")
 @click.option("--rollback", "choice", flag_value="rollback",
               help="Roll back instead of going on (at any point, inside the monitor window too).")
@@ -186,6 +190,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
     doc = load_document(str(path), text=text)
     opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
                          **operator_flags(yes, no_input, lock_wait))
+    choice, reason = choose_for_survivors(ledger, record.id, doc, choice, reason, opts.interactive)
     ledger.close()
     drive(doc, opts, ledger_url, as_json, verbose,
            lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))

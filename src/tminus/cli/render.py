@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tminus.cli.lines import format_event, show_stamp
+from tminus.cli.survivors import surviving, survivor_line
 from tminus.durations import format_duration
 from tminus.processes import pid_alive
 
@@ -154,12 +155,15 @@ def status_rows(ledger: Any) -> list[dict[str, Any]]:
             state = "running"
         else:
             state = "interrupted (holder gone): resume it"
+        here = run.host == socket.gethostname()
         rows.append({
             "run_id": run.id, "runbook": run.runbook_name, "environment": run.environment,
             "operator": run.operator, "host": run.host, "pid": run.pid, "started_at": run.started_at,
             "state": state,
             "lease": lease.to_dict() if held else None,
             "waiting_for": pending_approvals(ledger.events(run.id)),
+            # the holder is gone, its step's process group may not be (it leads its own session)
+            "survivors": surviving(ledger.events(run.id)) if state != "running" and here else [],
         })
     return rows
 
@@ -179,6 +183,8 @@ def print_status(rows: list[dict[str, Any]], url: str) -> None:
     for r in rows:
         if r["state"] != "running":
             console.print(f"  tminus resume {r['run_id']}", markup=False)
+            for s in r["survivors"]:
+                console.print(survivor_line(s), markup=False)
 
 
 def print_history(runs: list[Any]) -> None:
@@ -244,3 +250,8 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")
     if run.reason:
         console.print(f"Why: {run.reason}", markup=False)
+    from tminus.ledger.records import RESUMABLE
+
+    if run.status in RESUMABLE and run.host == socket.gethostname():
+        for s in surviving(events):
+            console.print(survivor_line(s), markup=False)

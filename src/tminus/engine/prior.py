@@ -43,8 +43,10 @@ class Prior:
     # that began and has not finished ok. A section recorded ok is not run again.
     sections: dict[str, str] = field(default_factory=dict)
     rollback_reason: str = ""
-    # key of the step that started but never finished -> "retry" | "skip" | "rollback"
+    # key of the step that started but never finished -> "retry" | "skip" | "rollback" | "wait"
     interrupted: dict[str, str] = field(default_factory=dict)
+    # "wait": how its surviving process ended -> "ended" (adopt its result) | "timeout" (killed at its timeout)
+    adopted: dict[str, str] = field(default_factory=dict)
     baseline_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage baseline
     cutover_at: float | None = None  # epoch seconds the first phase began
     window_samples: list[dict[str, Any]] = field(default_factory=list)  # monitor.sample data, stage window

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,22 +30,36 @@ class History:
         steps, and undo steps as they were when the rollback began): what resume resolves keys to."""
         return {**doc.step_by_key(), **recorded_steps(self.prior.rollback_plan)}
 
-    def choose(self, doc: RunbookDocument, choice: str | None, reason: str | None) -> dict[str, str]:
-        """What resume does with each step a crash interrupted: a check or an idempotent step is
+    def choose(self, doc: RunbookDocument, choice: str | None, reason: str | None,
+               adopted: Mapping[str, str] | None = None, lost: Iterable[str] = (),
+               ran_to_end: Iterable[str] = ()) -> dict[str, str]:
+        """What resume does with each step a crash interrupted: one whose surviving process resume
+        waited for is `adopted` ("wait": judged from what it left); a check or an idempotent step is
         retried; any other may have half-acted, so the operator's `choice` (retry, skip with a
-        reason, rollback) is required. Sets `prior.interrupted`; a rollback puts the run on the undo path."""
+        reason, rollback) is required. Sets `prior.interrupted`; a rollback puts the run on the undo path.
+        `lost`: keys whose survivor ended without an exit status (killed); `ran_to_end`: keys whose
+        process ended after the crash with one (`--wait` adopts it): both said when refusing."""
         steps = self.steps_by_key(doc)  # derived undo steps of a recorded rollback too
+        adopted = adopted or {}
+        lost, ran_to_end = set(lost), set(ran_to_end)
         decisions: dict[str, str] = {}
         for key in self.interrupted:
             step = steps.get(key)
             if step is None:
                 continue
-            if StepRunner.is_rerunnable(step):
+            if key in adopted:
+                decisions[key] = "wait"
+            elif StepRunner.is_rerunnable(step):
                 decisions[key] = "retry"
             elif choice is None:
+                why = ("its surviving process ended without recording an exit status (it was killed), so "
+                       "nothing tells whether it completed" if key in lost else
+                       "it may have half-acted")
+                wait = ("--wait (its process ran to its end after tminus stopped: adopt its result), "
+                        if key in ran_to_end else "")
                 raise ResumeRefused(
                     f"step '{step.title}' ({key}) was interrupted while it ran and is neither a check nor "
-                    "idempotent: it may have half-acted.\nChoose: --retry (run it again), "
+                    f"idempotent: {why}.\nChoose: {wait}--retry (run it again), "
                     "--skip --reason '...' (it completed; go on), or --rollback (undo what was done)"
                 )
             else:
@@ -53,6 +67,7 @@ class History:
                 if choice == "skip" and not reason:
                     raise ResumeRefused("--skip needs --reason: say why the step may be taken as done")
         self.prior.interrupted = decisions
+        self.prior.adopted = {key: how for key, how in adopted.items() if key in decisions}
         if choice == "rollback":  # with or without an interrupted step: inside the monitor window too
             self.roll_back("the operator chose to roll back on resume" + (f": {reason}" if reason else ""))
         return decisions

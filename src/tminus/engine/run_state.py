@@ -77,6 +77,10 @@ class RunState:
             outcome = StepOutcome(step.key, SKIPPED, message="skipped on resume by the operator", touched=True)
             self.steps.emit(ev.STEP_SKIPPED, step.key, name=step.title, section=section,
                             message=outcome.message, touched=True)
+            self.steps.drop_spool(step.key)
+        elif choice == "wait" and step.key in self.prior.adopted:
+            # its process outlived the killed tminus and resume waited for it: judged, not run again
+            outcome = self.steps.adopt(step, section, self.prior.adopted.pop(step.key))
         else:
             outcome = self.steps.run(step, section)
         self.done[step.key] = outcome

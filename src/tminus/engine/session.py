@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +28,20 @@ from tminus.engine.runner import Runner, RunResult
 from tminus.engine.signals import signals_stop
 from tminus.engine.steps import StepRunner
 from tminus.engine.stop import INTERRUPT, StopChannel, Stopped, StopRequest
+from tminus.engine.survivors import (
+    ENDED,
+    TIMEOUT,
+    await_survivors,
+    ended_unwatched,
+    find_survivors,
+    interrupted_execution,
+    left_status,
+)
 from tminus.errors import LeaseLost, ResumeRefused
 from tminus.events import EventBus, Subscriber
+from tminus.kinds.base import Survivor
 from tminus.kinds.registry import close_resources
+from tminus.kinds.transport import LocalTransport
 from tminus.ledger.interfaces import Ledger
 from tminus.ledger.records import RESUMABLE, Fence, Reclaimed, RunRecord
 from tminus.runbook.document import RunbookDocument
@@ -65,6 +77,8 @@ class Session:
         self.stop = StopChannel()
         self.run_id = ""
         self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
+        # What the session tells the operator before a run is recorded (resume waiting for a survivor).
+        self.notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
 
     def request_stop(self, mode: str, reason: str, by: str) -> bool:
         """Stop the current step; the run then does what `mode` says (see engine/stop.py)."""
@@ -94,14 +108,22 @@ class Session:
             )
 
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
-        """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step."""
+        """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
+        whose process group still runs is waited for and adopted unless the operator chose otherwise."""
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
         prior = history.prior
-        decisions = history.choose(self.doc, choice, reason)
+        steps_by_key = history.steps_by_key(self.doc)
+        transport = LocalTransport()
+        survivors = find_survivors(steps_by_key, history.interrupted, prior.executions, prior.effects, transport)
+        if choice is None and survivors:
+            choice = "wait"  # never a second copy beside the first
+        # without waiting, refused before the lease is taken, as any resume missing a choice
+        ran = ended_unwatched(history.interrupted, prior.executions, prior.effects, transport.target, survivors)
+        decisions = None if choice == "wait" else history.choose(self.doc, choice, reason, ran_to_end=ran)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
@@ -113,8 +135,25 @@ class Session:
             return r.run(gates_only=gates_only)
 
         with self._lease() as fence:
-            return self._drive(prior, body, started=ev.RUN_RESUMED, extra={"interrupted": decisions, "reason": reason},
-                               fence=fence)
+            if decisions is None:  # under the lease: no other resume acts on the group meanwhile
+                decisions = self._wait_for(history, survivors, steps_by_key, transport, reason)
+            extra: dict[str, Any] = {"interrupted": decisions, "reason": reason}
+            if survivors:
+                extra["survivors"] = {key: s.to_dict() for key, s in survivors.items()}
+            return self._drive(prior, body, started=ev.RUN_RESUMED, extra=extra, fence=fence)
+
+    def _wait_for(self, history: History, survivors: dict[str, Survivor], steps_by_key: dict[str, Any],
+                  transport: LocalTransport, reason: str | None) -> dict[str, str]:
+        """`--wait`: each surviving group waited for; an execution that left its exit status (here or
+        while no tminus watched) is adopted; one killed before it wrote one falls back to the usual choice."""
+        prior = history.prior
+        how = await_survivors(survivors, steps_by_key, transport, self.notice)
+        adopted: dict[str, str] = {}
+        for key in history.interrupted:
+            execution = interrupted_execution(key, prior.executions, prior.effects, transport.target)
+            if how.get(key) == TIMEOUT or left_status(execution):
+                adopted[key] = how.get(key, ENDED)
+        return history.choose(self.doc, None, reason, adopted=adopted, lost=set(how) - set(adopted))
 
     def rollback(self, run: RunRecord, *, reason: str) -> RunResult:
         """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting

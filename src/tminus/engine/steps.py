@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tminus import events as ev
@@ -20,6 +21,7 @@ from tminus.errors import TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Execution, Observation, StepContext
+from tminus.kinds.spool import remove_execution, spool_name
 from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
@@ -57,27 +59,77 @@ class StepRunner:
         self.executions: dict[str, int] = {}
         self.effects: dict[str, list[dict[str, Any]]] = {}  # step key -> effects recorded, oldest first
         self.kinds_used: set[str] = set()  # whose per-run resources the session closes
+        # Output files of executions (per run, 0700; each removed once its outcome is recorded).
+        self.spool_dir: Path | None = (doc.base_dir / ".tminus" / "spool" / run_id).resolve() if run_id else None
 
     def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]],
-             interrupted: Iterable[str] = ()) -> None:
+             interrupted: Mapping[str, str] | None = None) -> None:
         """What earlier processes of this run executed and recorded (from the ledger, on resume).
-        Executions that were `interrupted` (started, never finished) may have left something running:
-        their kinds end it now, before the step is retried, skipped or rolled back."""
+        Executions that were `interrupted` (started, never finished; key -> the choice made) may have
+        left something running: before a retry or a rollback their kinds end it now; one waited for
+        has ended already; one the operator skipped is left running, as they chose (and noted)."""
         self.executions.update(executions)
         for key, recorded in effects.items():
             self.effects.setdefault(key, []).extend(recorded)
         by_key = self.doc.step_by_key()
-        for key in interrupted:
+        for key, choice in (interrupted or {}).items():
             step = by_key.get(key)
-            recover = registry.get(step.kind).recover if step is not None else None
-            number = self.executions.get(key)
-            last = [e for e in self.effects.get(key, []) if e.get("execution", number) == number]
-            if recover is None or not last:
+            kind = registry.get(step.kind) if step is not None else None
+            execution = Execution(key, self.transport.target, self._effects_of(key))
+            if kind is None or not execution.effects or choice == "wait":
                 continue  # nothing recorded by the interrupted execution: it had not acted yet
-            note = recover(Execution(key, self.transport.target, last), self.transport)
+            if choice == "skip" and kind.survivor is not None:  # a kind that cannot show one ends it below
+                survivor = kind.survivor(execution, self.transport)
+                if survivor is not None:
+                    self.emit(ev.NOTE, key, action="survivor-left-running", **survivor.to_dict(),
+                              message=f"{survivor.describe()}; left running: the operator skipped the step",
+                              **self.execution_of(key))
+                continue
+            note = kind.recover(execution, self.transport) if kind.recover is not None else None
             if note is not None:
                 self.emit(ev.NOTE, key, action="interrupted-execution-ended", message=note,
                           **self.execution_of(key))
+
+    def _effects_of(self, key: str) -> list[dict[str, Any]]:
+        number = self.executions.get(key)
+        return [e for e in self.effects.get(key, []) if e.get("execution", number) == number]
+
+    def adopt(self, step: Step, section: str, how: str) -> StepOutcome:
+        """The interrupted execution of `step`, whose surviving process resume waited for (`how`:
+        "ended", or "timeout" when it was killed at the step's timeout), judged from what it left,
+        and recorded as that execution finishing: the command is not run a second time."""
+        base = {"name": step.title, "kind": step.kind, "section": section}
+        kind = registry.get(step.kind)
+        execution = Execution(step.key, self.transport.target, self._effects_of(step.key))
+        ctx = self._context(step, step.timeout, None)
+        obs = kind.adopt(execution, ctx) if kind.adopt is not None and how != "timeout" else None
+        if how == "timeout":
+            obs = Observation(error=f"timed out after {step.timeout or 0:.1f}s (counted from the interrupted "
+                                    "execution's start: resume waited for its surviving process, then killed it)",
+                              timed_out=True, evidence={"adopted": True})
+        elif obs is None:  # its status vanished since resume looked: nothing to judge
+            obs = Observation(error="the surviving process left no exit status to adopt", evidence={"adopted": True})
+        obs.evidence["adopted"] = True
+        self.emit(ev.NOTE, step.key, action="survivor-adopted", how=how, **self.execution_of(step.key),
+                  message=f"step {step.key}: the interrupted execution's process "
+                          + ("ended; its result is adopted" if how != "timeout" else "was killed at its timeout"))
+        judgement = self.judge(step, obs)
+        outcome = StepOutcome(step.key, OK if judgement.passed else FAILED, attempts=1,
+                              duration=float(obs.values.get("duration", 0.0)) / 1000, message=judgement.message,
+                              verdicts=judgement.verdicts, outputs=obs.outputs, evidence=obs.evidence)
+        return self._finish(step, base, outcome)
+
+    def drop_spool(self, key: str) -> None:
+        """The execution's outcome is recorded: its output files (unmasked) are not needed any more."""
+        if self.spool_dir is not None:
+            remove_execution(self.spool_dir, key, self.executions.get(key, 1))
+            for empty in (self.spool_dir.parent, self.spool_dir.parent.parent):  # .tminus/spool, .tminus
+                if self.spool_dir.exists():
+                    break
+                try:
+                    empty.rmdir()  # only if empty: a ledger kept beside the runbook keeps it
+                except OSError:
+                    break
 
     def execution_of(self, key: str) -> dict[str, Any]:
         """The `target` and `execution` fields every step.started/effect/finished event carries."""
@@ -154,6 +206,7 @@ class StepRunner:
         if step.id and outcome.status == OK:
             self.outputs[step.id] = outcome.outputs
         self.emit(ev.STEP_FINISHED, step.key, **base, **self.execution_of(step.key), **outcome.to_event_data())
+        self.drop_spool(step.key)
         return outcome
 
     def _attempts(self, step: Step, config: Any) -> StepOutcome:
@@ -212,7 +265,18 @@ class StepRunner:
         rules alone, so the monitor never pays for the step's own expectations."""
         kind = registry.get(step.kind)
         self.kinds_used.add(kind.name)
-        ctx = StepContext(
+        ctx = self._context(step, timeout, attempt)
+        started = time.monotonic()
+        try:
+            obs = kind.execute(config, ctx)
+        except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
+            obs = Observation(error=f"{type(exc).__name__}: {exc}")
+        # every step can be judged on `duration` (ms), whether or not its kind measures it itself
+        obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
+        return obs
+
+    def _context(self, step: Step, timeout: float | None, attempt: int | None) -> StepContext:
+        return StepContext(
             step=step,
             base_dir=self.doc.base_dir,
             timeout=timeout,
@@ -229,15 +293,14 @@ class StepRunner:
             effect_sink=None if attempt is None else self._effect_sink(step, attempt),
             roots=tuple(self.doc.runbook.roots),
             masker=self.templater.masker,
+            spool=None if attempt is None else self._spool(step.key, attempt),
         )
-        started = time.monotonic()
-        try:
-            obs = kind.execute(config, ctx)
-        except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
-            obs = Observation(error=f"{type(exc).__name__}: {exc}")
-        # every step can be judged on `duration` (ms), whether or not its kind measures it itself
-        obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
-        return obs
+
+    def _spool(self, key: str, attempt: int) -> Path | None:
+        """Where a recorded execution's output goes (it must outlive this process)."""
+        if self.spool_dir is None:
+            return None
+        return self.spool_dir / spool_name(key, self.executions.get(key, 1), attempt)
 
     def judge(self, step: Step, obs: Observation) -> Judgement:
         """The observation against the step's expectations (or its kind's defaults)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -99,6 +100,9 @@ class StepContext:
     roots: tuple[str, ...] = ()
     # The run's secrets: what a kind cuts (an output's tail) it masks first, through `tail`.
     masker: Masker = field(default_factory=Masker)
+    # Where this attempt's output files go (`<prefix>.out`, `.err`, `.status`), set by the engine for
+    # an execution it records; None: the kind uses a private temporary folder.
+    spool: Path | None = None
 
     def tail(self, text: str, limit: int = OUTPUT_TAIL) -> str:
         """The end of a long output, secrets masked before it is cut."""
@@ -146,6 +150,29 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Survivor:
+    """A process group an interrupted execution started that still runs (tminus was killed, not the
+    step): resume waits for it, or kills it, as the operator chooses."""
+
+    key: str
+    pgid: int
+    pid: int
+    identity: str | None  # the leader's start time: tells it from a later process with its pid
+    command: str
+    at: float | None  # when it started (epoch seconds)
+    status: str | None  # where its exit status lands once it ends (None: nowhere, it cannot be adopted)
+
+    def describe(self) -> str:
+        when = "at an unknown time" if self.at is None else time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                                          time.gmtime(self.at))
+        return (f"step {self.key}: process group {self.pgid} (pid {self.pid}) is still running "
+                f"{self.command!r}, started {when}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pgid": self.pgid, "pid": self.pid, "command": self.command, "at": self.at}
+
+
+@dataclass(frozen=True)
 class Resource:
     """A per-run resource a kind keeps in `StepContext.shared` (an HTTP client, database pools);
     the session closes each one once, at the end of the run, if a kind that ran declared it."""
@@ -169,6 +196,11 @@ DeriveUndo = Callable[["Step", Execution], "list[Step] | None"]
 # Before an interrupted execution is retried, skipped or rolled back: end what it left running
 # (a process group); returns a note for the ledger, or None when nothing was left.
 Recover = Callable[[Execution, Transport], "str | None"]
+# An interrupted execution's process group that still runs (same start-time identity), or None.
+FindSurvivor = Callable[[Execution, Transport], "Survivor | None"]
+# The interrupted execution, judged from what its survivor left once it ended (output, exit status);
+# None when it left no exit status (it was killed): it then counts as interrupted.
+Adopt = Callable[[Execution, StepContext], "Observation | None"]
 # At validation: the configuration as written (templates unrendered) -> what the kind refuses in it.
 Validate = Callable[[Any], "list[Refusal]"]
 
@@ -189,6 +221,8 @@ class Kind:
     on_failure: str = "rollback"  # the failure policy when the step sets no on_failure
     recover: Recover | None = None
     validate: Validate | None = None  # refusals validation reports with the runbook's position
+    survivor: FindSurvivor | None = None  # what an interrupted execution left running (resume)
+    adopt: Adopt | None = None  # judge that execution once its survivor ended (resume --wait)
 
     def effect_of(self, config: Any) -> Effect:
         return self.effect if isinstance(self.effect, Effect) else self.effect(config)

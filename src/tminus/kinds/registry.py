@@ -11,7 +11,18 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from tminus.kinds.base import DeriveUndo, Describe, Effect, Executor, Kind, Recover, Resource, Validate
+from tminus.kinds.base import (
+    Adopt,
+    DeriveUndo,
+    Describe,
+    Effect,
+    Executor,
+    FindSurvivor,
+    Kind,
+    Recover,
+    Resource,
+    Validate,
+)
 
 if TYPE_CHECKING:
     from tminus.runbook.models import Step
@@ -51,12 +62,14 @@ def register(
     on_failure: str = "rollback",
     recover: Recover | None = None,
     validate: Validate | None = None,
+    survivor: FindSurvivor | None = None,
+    adopt: Adopt | None = None,
 ) -> Callable[[Executor], Executor]:
     """Decorator on the kind's executor: `@register("tcp", config=TcpSpec, effect=Effect.NONE, ...)`."""
 
     def deco(fn: Executor) -> Executor:
         _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
-                            resources, on_failure, recover, validate)
+                            resources, on_failure, recover, validate, survivor, adopt)
         return fn
 
     return deco

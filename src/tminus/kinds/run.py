@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -15,14 +16,16 @@ from typing import Any
 
 from tminus.kinds.base import Effect, Execution, Observation, StepContext
 from tminus.kinds.registry import register
-from tminus.kinds.transport import Transport, group_alive
+from tminus.kinds.spool import Spool, holders, read_text, spool_for, wrapped
+from tminus.kinds.survivor import adopted, survivor
+from tminus.kinds.transport import Transport, group_alive, group_members
 from tminus.runbook.models import RunSpec
 from tminus.runbook.roots import OutsideRoots, confine
 
-# communicate() is called in slices so cancel and a shell that exits while a background child
-# still holds the pipes are noticed without a watcher thread per command.
+# The wait is sliced so cancel and a wrapper that exits while a background child still writes
+# the output are noticed without a watcher thread per command.
 _SLICE = 0.1
-# After the shell exits, how long to keep reading pipes held open by its background children.
+# After the wrapper exits, how long to wait for background children still writing the output.
 _ORPHAN_GRACE = 1.0
 # SIGTERM -> SIGKILL grace for the process group.
 _KILL_GRACE = 1.0
@@ -47,12 +50,19 @@ def recover(execution: Execution, transport: Transport) -> str | None:
             f"was still running: {how}")
 
 
+def adopt(execution: Execution, ctx: StepContext) -> Observation | None:
+    """The interrupted execution's command, judged from its spool once it ended (resume --wait)."""
+    return adopted(execution, ctx, observed)
+
+
 @register(
     "run",
     config=RunSpec,
     effect=Effect.IRREVERSIBLE,
     describe=describe,
     recover=recover,
+    survivor=survivor,
+    adopt=adopt,
     default_expect=("exit_code == 0",),
     queries=("exit_code", "stdout", "stderr", "duration", "json"),
 )
@@ -64,23 +74,48 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
         except OutsideRoots as exc:
             return Observation(error=str(exc), evidence={"command": config.command})
         cwd = ctx.base_dir / config.cwd
+    env = {**ctx.environ, **config.env}
+    # the wrapper would report a missing shell as exit 127, like a missing command: say what it is
+    if shutil.which(config.shell, path=env.get("PATH", os.defpath)) is None:
+        return Observation(error=f"shell {config.shell} not found; set 'shell' to an installed interpreter",
+                           evidence={"command": config.command})
+    spool = spool_for(ctx.spool)
+    try:
+        return _execute(config, ctx, cwd, env, config.shell, spool)
+    finally:
+        spool.discard()
+
+
+def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], shell: str,
+             spool: Spool) -> Observation:
     start = time.perf_counter()
     try:
+        out_fd, err_fd = spool.open_output()
+    except OSError as exc:
+        return Observation(error=f"could not create the step's output files in {spool.prefix.parent}: "
+                                 f"{exc.strerror or exc}", evidence={"command": config.command})
+    try:
+        # Output goes to files, not pipes: a command outliving a killed tminus keeps writing (no
+        # SIGPIPE), and the wrapper (the group leader) records its exit status for a resumed run.
         proc = ctx.transport.spawn(
-            [config.shell, "-c", config.command],
+            wrapped(shell, config.command, spool.status),
             cwd=cwd,
-            env={**ctx.environ, **config.env},
+            env=env,
             stdin=subprocess.PIPE if config.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=out_fd,
+            stderr=err_fd,
         )
     except OSError as exc:
         return Observation(error=_spawn_error(exc, config.shell, cwd), evidence={"command": config.command})
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
     # Before waiting: the group outlives a crash of tminus, and resume must be able to find it
-    # (the start time tells it from a later process that reused the pid).
+    # (the start time tells it from a later process that reused the pid) and its output.
     try:
         ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
-                          command=config.command)
+                          command=config.command, at=round(time.time(), 3),
+                          **({} if spool.scratch else spool.paths()))
     except BaseException:
         _kill_group(proc)  # unrecorded, it must not outlive this step
         proc.wait()
@@ -88,47 +123,48 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
 
     stdin = config.stdin.encode() if config.stdin is not None else None
     deadline = start + ctx.timeout if ctx.timeout is not None else None
-    out, err, stopped, note = _communicate(proc, stdin, deadline, ctx.cancel)
+    stopped, note = _communicate(proc, stdin, deadline, ctx.cancel, spool)
     duration_ms = (time.perf_counter() - start) * 1000.0
-
-    stdout = out.decode("utf-8", "replace")
-    stderr = err.decode("utf-8", "replace")
-    evidence: dict[str, Any] = {
-        "command": config.command,
-        "exit_code": proc.returncode,
-        "stdout": ctx.tail(stdout),
-        "stderr": ctx.tail(stderr),
-        "duration_ms": round(duration_ms, 1),
-        "pid": proc.pid,
-    }
-    if note:
-        evidence["note"] = note
     if stopped == "timeout":
-        return Observation(error=f"timed out after {ctx.timeout:.1f}s", timed_out=True, evidence=evidence)
+        return Observation(error=f"timed out after {ctx.timeout:.1f}s", timed_out=True,
+                           evidence=_evidence(ctx, config.command, proc, spool, duration_ms, note))
     if stopped == "cancel":
         return Observation(
             error=f"interrupted after {duration_ms / 1000:.1f}s (the run was cancelled)",
-            evidence=evidence,
+            evidence=_evidence(ctx, config.command, proc, spool, duration_ms, note),
         )
+    return observed(ctx, config.command, proc.pid, proc.returncode, read_text(spool.out), read_text(spool.err),
+                    duration_ms, note)
 
-    values: dict[str, Any] = {
-        "exit_code": proc.returncode,
-        "stdout": stdout,
-        "stderr": stderr,
-        "duration": duration_ms,
+
+def _evidence(ctx: StepContext, command: str, proc: subprocess.Popen[bytes], spool: Spool, duration_ms: float,
+              note: str | None) -> dict[str, Any]:
+    return observed(ctx, command, proc.pid, proc.returncode, read_text(spool.out), read_text(spool.err),
+                    duration_ms, note).evidence
+
+
+def observed(ctx: StepContext, command: str, pid: int, exit_code: int | None, stdout: str, stderr: str,
+             duration_ms: float, note: str | None = None) -> Observation:
+    """What a command that ran to its end showed: from this process, or adopted after a crash."""
+    evidence: dict[str, Any] = {
+        "command": command,
+        "exit_code": exit_code,
+        "stdout": ctx.tail(stdout),
+        "stderr": ctx.tail(stderr),
+        "duration_ms": round(duration_ms, 1),
+        "pid": pid,
     }
+    if note:
+        evidence["note"] = note
+    values: dict[str, Any] = {"exit_code": exit_code, "stdout": stdout, "stderr": stderr, "duration": duration_ms}
     parsed = _parse_json(stdout)
     if parsed is not _NOT_JSON:
         values["json"] = parsed
-    outputs = {
-        "stdout": stdout.rstrip("\n"),
-        "stderr": stderr.rstrip("\n"),
-        "exit_code": proc.returncode,
-    }
+    outputs = {"stdout": stdout.rstrip("\n"), "stderr": stderr.rstrip("\n"), "exit_code": exit_code}
     error = None
-    if proc.returncode == 127:
+    if exit_code == 127:
         # POSIX shells exit 127 when the command does not exist: nothing was observed.
-        error = f"command not found (exit 127): {ctx.tail(stderr.strip(), 500) or config.command}"
+        error = f"command not found (exit 127): {ctx.tail(stderr.strip(), 500) or command}"
     return Observation(values=values, outputs=outputs, evidence=evidence, error=error)
 
 
@@ -137,56 +173,43 @@ def _communicate(
     stdin: bytes | None,
     deadline: float | None,
     cancel: threading.Event,
-) -> tuple[bytes, bytes, str | None, str | None]:
-    """Feed stdin and read both pipes until the shell exits and the pipes close.
+    spool: Spool,
+) -> tuple[str | None, str | None]:
+    """Feed stdin and wait until the wrapper exits and no background child holds the output open.
 
-    Returns (stdout, stderr, stopped, note); stopped is "timeout" or "cancel" when the group
-    had to be killed. Not Popen.communicate(timeout=...): its final wait polls with sleeps,
-    which costs most of a millisecond per command; a pidfd wakes us the moment the shell exits.
+    Returns (stopped, note); stopped is "timeout" or "cancel" when the group had to be killed.
+    Not Popen.wait(timeout=...): it polls with sleeps, which costs most of a millisecond per
+    command; a pidfd wakes us the moment the wrapper exits.
     """
     pump = _Pump(proc, stdin)
     try:
-        while not pump.done:
+        while True:
             now = time.perf_counter()
             stopped = "cancel" if cancel.is_set() else None
             if deadline is not None and now >= deadline:
                 stopped = stopped or "timeout"
             if stopped:
                 _kill_group(proc)
-                give_up = time.perf_counter() + 1.0  # the group is dead: the pipes close at once
-                while pump.open_pipes and time.perf_counter() < give_up:
-                    pump.round(0.05)
-                return pump.output(1), pump.output(2), stopped, None
+                return stopped, None
             wait = _SLICE if deadline is None else min(_SLICE, deadline - now)
             if pump.exited_at is not None:
-                # The shell is gone but a background child still holds stdout/stderr open.
-                left = pump.exited_at + _ORPHAN_GRACE - now
-                if left <= 0:
-                    return (
-                        pump.output(1),
-                        pump.output(2),
-                        None,
-                        "background processes kept the output open; stopped reading",
-                    )
-                wait = min(wait, left)
+                # The wrapper is gone; a background child may still be writing the output.
+                if not _group_left(proc.pid) or not holders(group_members(proc.pid), (spool.out, spool.err)):
+                    return None, None
+                if now >= pump.exited_at + _ORPHAN_GRACE:
+                    return None, "background processes kept the output open; stopped reading"
+                wait = min(wait, 0.05)
             pump.round(wait)
-        return pump.output(1), pump.output(2), None, None
     finally:
         pump.close()
 
 
 class _Pump:
-    """One selector over stdin, stdout, stderr and (on Linux) a pidfd for the shell's exit."""
+    """One selector over stdin and (on Linux) a pidfd for the wrapper's exit."""
 
     def __init__(self, proc: subprocess.Popen[bytes], stdin: bytes | None):
-        assert proc.stdout is not None and proc.stderr is not None
         self.proc = proc
         self.sel = selectors.DefaultSelector()
-        self.chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
-        self.names = {1: proc.stdout.fileno(), 2: proc.stderr.fileno()}
-        for fd in self.chunks:
-            self.sel.register(fd, selectors.EVENT_READ)
-        self.open_pipes = 2
         self.input = memoryview(stdin or b"")
         self.stdin_fd: int | None = None
         if proc.stdin is not None:
@@ -203,34 +226,19 @@ class _Pump:
             pass  # no pidfd (macOS, old kernels): poll the process instead
         self.exited_at: float | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.open_pipes == 0 and self.proc.returncode is not None
-
     def round(self, wait: float) -> None:
-        if self.open_pipes == 0 and self.pidfd is None:
+        if self.exited_at is not None:
+            time.sleep(max(wait, 0.0))  # only background children are left: nothing to wake us
+        elif self.pidfd is None and self.stdin_fd is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=max(wait, 0.0))
-            return
-        for key, _ in self.sel.select(max(wait, 0.0)):
-            fd = key.fd
-            if fd == self.pidfd:
-                self.sel.unregister(fd)
-                self._exited()
-            elif fd == self.stdin_fd:
-                self._write()
-            else:
-                data = os.read(fd, 65536)
-                if data:
-                    self.chunks[fd].append(data)
-                else:
-                    self.sel.unregister(fd)
-                    self.open_pipes -= 1
-        if self.pidfd is None and self.exited_at is None:
-            self._exited()
-
-    def _exited(self) -> None:
-        if self.proc.poll() is not None:
+        else:
+            for key, _ in self.sel.select(max(wait, 0.0)):
+                if key.fd == self.pidfd:
+                    self.sel.unregister(key.fd)
+                elif key.fd == self.stdin_fd:
+                    self._write()
+        if self.exited_at is None and self.proc.poll() is not None:
             self.exited_at = time.perf_counter()
 
     def _write(self) -> None:
@@ -245,17 +253,25 @@ class _Pump:
             self.proc.stdin.close()
             self.stdin_fd = None
 
-    def output(self, stream: int) -> bytes:
-        return b"".join(self.chunks[self.names[stream]])
-
     def close(self) -> None:
         self.sel.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
         self.proc.poll()
+
+
+def _group_left(pgid: int) -> bool:
+    """Anything left of the group once its (reaped) leader exited: one syscall, before scanning /proc."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -23,6 +23,11 @@ class Transport(Protocol):
 
     def stop_group(self, pgid: int, identity: str | None, grace: float = ...) -> str | None: ...
 
+    def group_running(self, pgid: int, identity: str | None) -> bool: ...
+
+    def wait_group(self, pgid: int, identity: str | None, deadline: float | None,
+                   cancel: Callable[[], bool]) -> bool: ...
+
 
 class LocalTransport:
     """Processes on this host, each the leader of its own process group (killed as a group)."""
@@ -36,6 +41,23 @@ class LocalTransport:
 
     def process_identity(self, pid: int) -> str | None:
         return process_start_time(pid)
+
+    def group_running(self, pgid: int, identity: str | None) -> bool:
+        """The group recorded still has a live process: its leader, with start time `identity`, or
+        (the leader gone) a member; a pid in use as a group id is not reused, so that is still ours."""
+        leader = process_start_time(pgid)
+        if leader is not None and leader != identity:
+            return False  # another process holds the pid now
+        return group_alive(pgid)
+
+    def wait_group(self, pgid: int, identity: str | None, deadline: float | None,
+                   cancel: Callable[[], bool]) -> bool:
+        """Wait until the group has ended (True), `deadline` (time.time()) passed or `cancel()` (False)."""
+        while self.group_running(pgid, identity):
+            if cancel() or (deadline is not None and time.time() >= deadline):
+                return False
+            time.sleep(0.1)
+        return True
 
     def stop_group(self, pgid: int, identity: str | None, grace: float = 5.0) -> str | None:
         """End a process group left behind by an earlier tminus process: SIGTERM, then SIGKILL after

@@ -1,0 +1,165 @@
+"""Where a `run` step's output and exit status go: files, not pipes.
+
+A pipe dies with the tminus process reading it, and a command writing to it then dies of SIGPIPE
+at an arbitrary point; a file outlives tminus, so a step whose tminus was killed keeps running to
+its end, and a resumed run can judge it from what it wrote (see survivor.py). The files hold
+unmasked output: 0600 in a 0700 folder, removed once the step's outcome is recorded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# The group leader: runs the command, then writes its exit status. Killed (timeout, cancel, a kill of
+# the group), it writes nothing: a missing status file means the command did not run to its end.
+WRAPPER_SHELL = "/bin/sh"
+WRAPPER = 's=$1; shift; "$@"; c=$?; printf "%s\\n" "$c" > "$s"; exit "$c"'
+# The same for a command whose shell is /bin/sh: run in a subshell of the wrapper (a fork, no second
+# exec of a shell); `exit` and `exec` in the command end only the subshell.
+WRAPPER_INLINE = ('__tminus_status=$1; __tminus_command=$2; shift 2; (eval "$__tminus_command"); c=$?; '
+                  'printf "%s\\n" "$c" > "$__tminus_status"; exit "$c"')
+
+
+def wrapped(shell: str, command: str, status: Path) -> list[str]:
+    """The argv that runs `shell -c command` and records its exit status in `status`."""
+    if shell == WRAPPER_SHELL:
+        return [WRAPPER_SHELL, "-c", WRAPPER_INLINE, shell, str(status), command]
+    return [WRAPPER_SHELL, "-c", WRAPPER, "tminus-run", str(status), shell, "-c", command]
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Spool:
+    """One execution attempt's files: `<prefix>.out`, `.err`, `.status`. `scratch`: in this process's
+    private temporary folder (no spool folder given: a probe, a nested check, a kind used outside a
+    run), removed once read."""
+
+    prefix: Path
+    scratch: bool = False
+
+    @property
+    def out(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + ".out")
+
+    @property
+    def err(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + ".err")
+
+    @property
+    def status(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + ".status")
+
+    def paths(self) -> dict[str, str]:
+        """What the `process` effect records: where a resumed run finds the output and the status."""
+        return {"stdout": str(self.out), "stderr": str(self.err), "status": str(self.status)}
+
+    def open_output(self) -> tuple[int, int]:
+        """Fresh stdout and stderr files (0600, not following a planted symlink); the caller closes them."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        with contextlib.suppress(FileNotFoundError):
+            self.status.unlink()  # a status left by an earlier attempt must not be read as this one's
+        out = os.open(self.out, flags, 0o600)
+        try:
+            err = os.open(self.err, flags, 0o600)
+        except OSError:
+            os.close(out)
+            raise
+        return out, err
+
+    def discard(self) -> None:
+        if self.scratch:
+            for path in (self.out, self.err, self.status):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+def spool_for(prefix: Path | None) -> Spool:
+    """The spool at `prefix` (its folder created 0700), or one in a private temporary folder (no
+    prefix, or its folder cannot be made: a read-only runbook folder; then nothing outlives tminus)."""
+    if prefix is not None:
+        try:
+            make_private_dir(prefix.parent)
+            return Spool(prefix)
+        except OSError:
+            pass
+    return Spool(_scratch_dir() / f"step-{next(_COUNTER)}", scratch=True)
+
+
+_COUNTER = itertools.count()
+_SCRATCH: list[Path] = []  # one private folder per process: a probe every few seconds makes no folders
+
+
+def _scratch_dir() -> Path:
+    if not _SCRATCH or not _SCRATCH[0].is_dir():
+        _SCRATCH[:] = [Path(tempfile.mkdtemp(prefix="tminus-run-"))]  # mkdtemp: 0700
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return _SCRATCH[0]
+
+
+def make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask, and an existing folder keeps its own
+
+
+def spool_name(key: str, execution: int, attempt: int) -> str:
+    """A file-name-safe prefix for one attempt of one execution of a step."""
+    return f"{_UNSAFE.sub('_', key)}.{execution}.{attempt}"
+
+
+def remove_execution(folder: Path, key: str, execution: int) -> None:
+    """Every attempt's files of one execution (its outcome is recorded: nothing will read them), and
+    the run's folder once it is empty. A process still writing keeps its (now nameless) file."""
+    stem = f"{_UNSAFE.sub('_', key)}.{execution}."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(stem):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / name)
+    with contextlib.suppress(OSError):  # other executions' files remain (or the folder is gone already)
+        folder.rmdir()
+
+
+def read_text(path: Path | str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def read_status(path: Path | str) -> int | None:
+    """The exit status the wrapper wrote, or None if it wrote none (the group was killed)."""
+    text = read_text(path).strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def holders(pids: list[int], paths: tuple[Path, ...]) -> list[int]:
+    """Which of `pids` hold one of `paths` open (a background child still writing the output)."""
+    wanted = {str(p) for p in paths}
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in wanted:
+                found.append(pid)
+                break
+    return found
+
