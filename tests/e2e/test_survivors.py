@@ -204,17 +204,30 @@ def test_waiting_ends_at_the_steps_timeout_counted_from_its_start(tmp_path: Path
     assert finished[0]["data"]["evidence"]["adopted"] is True
 
 
-def test_a_step_that_ran_to_its_end_unwatched_is_adopted_only_when_asked(tmp_path: Path) -> None:
+def test_a_step_that_ran_to_its_end_unwatched_is_adopted_not_run_again(tmp_path: Path) -> None:
+    # Its exit status and output are known: nothing needs an operator, and a second run would repeat it.
     run_id, pgid = _start_and_kill(tmp_path, loops=8)
     try:
         wait_for(lambda: not _group_alive(pgid), timeout=30)
     finally:
         _kill(pgid)
-    proc = tminus("resume", run_id, "--no-input", cwd=tmp_path, env=ENV)
-    assert proc.returncode == 15 and "--wait (its process ran to its end" in proc.stderr, proc.stderr
-    code, result = run_json("resume", run_id, "--wait", "--no-input", cwd=tmp_path, env=ENV)
+    code, result = run_json("resume", run_id, "--no-input", cwd=tmp_path, env=ENV)
     assert code == 0, result
     assert lines(tmp_path / "execs") == ["run", "after"]  # adopted, not run again
+    shown = tminus("show", run_id, "--json", cwd=tmp_path, env=ENV).stdout
+    assert "survivor-adopted" in shown
+
+
+def test_going_back_adopts_a_step_that_ran_to_its_end_unwatched(tmp_path: Path) -> None:
+    # --rollback does not re-run it either: it is adopted (touched), then undone.
+    run_id, pgid = _start_and_kill(tmp_path, loops=8)
+    try:
+        wait_for(lambda: not _group_alive(pgid), timeout=30)
+    finally:
+        _kill(pgid)
+    code, result = run_json("resume", run_id, "--rollback", "--no-input", cwd=tmp_path, env=ENV)
+    assert code == 11, result
+    assert lines(tmp_path / "execs").count("run") == 1
 
 
 def test_on_a_terminal_resume_shows_the_survivor_and_asks(tmp_path: Path) -> None:

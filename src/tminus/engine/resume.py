@@ -57,10 +57,12 @@ class History:
                        "it may have half-acted")
                 wait = ("--wait (its process ran to its end after tminus stopped: adopt its result), "
                         if key in ran_to_end else "")
+                back = ("--rollback (go on with the rollback: this undo step runs again)" if self.prior.in_rollback
+                        else "--rollback (undo what was done)")
                 raise ResumeRefused(
                     f"step '{step.title}' ({key}) was interrupted while it ran and is neither a check nor "
                     f"idempotent: {why}.\nChoose: {wait}--retry (run it again), "
-                    "--skip --reason '...' (it completed; go on), or --rollback (undo what was done)"
+                    f"--skip --reason '...' (it completed; go on), or {back}"
                 )
             else:
                 decisions[key] = choice

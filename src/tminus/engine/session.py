@@ -119,11 +119,16 @@ class Session:
         steps_by_key = history.steps_by_key(self.doc)
         transport = LocalTransport()
         survivors = find_survivors(steps_by_key, history.interrupted, prior.executions, prior.effects, transport)
-        if choice is None and survivors:
-            choice = "wait"  # never a second copy beside the first
-        # without waiting, refused before the lease is taken, as any resume missing a choice
         ran = ended_unwatched(history.interrupted, prior.executions, prior.effects, transport.target, survivors)
-        decisions = None if choice == "wait" else history.choose(self.doc, choice, reason, ran_to_end=ran)
+        if choice is None and (survivors or ran):
+            # never a second copy beside the first, nor a second run of one that ran to its end
+            # while no tminus watched: its exit status and output are known, so it is adopted
+            choice = "wait"
+        # without waiting, refused before the lease is taken, as any resume missing a choice; going
+        # back (--rollback) still adopts what ran to its end: an undo that completed is not run again
+        adopt = {key: ENDED for key in ran} if choice == "rollback" else None
+        decisions = None if choice == "wait" else history.choose(self.doc, choice, reason, adopted=adopt,
+                                                                 ran_to_end=ran)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
 
         def body(r: Runner) -> RunResult:
@@ -166,6 +171,10 @@ class Session:
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
         asked = f"operator {self.opts.operator} asked for a rollback: {reason}"
+        prior = history.prior
+        transport = LocalTransport()
+        for key in ended_unwatched(history.interrupted, prior.executions, prior.effects, transport.target, {}):
+            prior.interrupted[key], prior.adopted[key] = "wait", ENDED  # ran to its end: adopted, not run again
         history.roll_back(asked)
         prior = history.prior
 
