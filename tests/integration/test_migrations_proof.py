@@ -211,3 +211,19 @@ def test_runbook_rollback_with_a_leftover_fails_exit_12(url: str, mdir: Path, tm
     assert [(d["kind"], d["name"], d["change"]) for d in ends[0]["evidence"]["leftovers"]] == [
         ("index", "metrics_ts_idx", "new")]
     assert applied(url) == ["0001", "0002"]
+
+
+def test_schema_only_fingerprint_reads_no_rows(migrator: Migrator, url: str) -> None:
+    from tminus.db.fingerprint import fingerprint
+    from tminus.db.migrations.proof import describe, leftovers
+
+    migrator.migrate()
+    before = fingerprint(url, rows=False)
+    assert before["metrics"] == {} and "@schema" in before
+    run(url, "INSERT INTO metrics (ts, v) VALUES ('x', 1)")
+    # rows are not part of it; the sequence moved forward with the insert: traffic, not a leftover
+    assert leftovers(before, fingerprint(url, rows=False)) == []
+    assert fingerprint(url)["metrics"]["rows"] == 1  # the full one still counts them
+    run(url, "CREATE INDEX metrics_v_idx ON metrics (v)")
+    assert [describe(d) for d in leftovers(before, fingerprint(url, rows=False))] == [
+        "index metrics_v_idx (not there before)"]
