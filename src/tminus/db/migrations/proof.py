@@ -126,10 +126,20 @@ def leftovers(before: Fingerprint, after: Fingerprint) -> list[Difference]:
             continue
         if d.kind == "sequence" and d.change == "last_value" and not _went_back(d.before, d.after):
             continue
-        if d.kind == "sequence" and d.change == "is_called" and not (d.before is True and d.after is False):
-            continue
+        if d.kind == "sequence" and d.change == "is_called" and not (
+                d.before is True and d.after is False and not _went_back(*_values(after, before, d.name))):
+            continue  # reset to an unused value: only a reset to a lower one (or the same) hands ids out again
         kept.append(d)
     return kept
+
+
+def _values(after: Fingerprint, before: Fingerprint, name: str) -> tuple[Any, Any]:
+    """The sequence's last_value after and before, the wrong way round on purpose: `_went_back`
+    of them says whether it went *forward* (a RESTART WITH a higher value)."""
+    def last(fp: Fingerprint) -> Any:
+        return fp.get("@schema", {}).get("sequence", {}).get(name, {}).get("last_value")
+
+    return last(after), last(before)
 
 
 def _went_back(before: Any, after: Any) -> bool:
