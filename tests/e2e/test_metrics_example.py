@@ -111,6 +111,9 @@ def test_cutover_rollback_and_roll_forward(pg_url: str, tmp_path: Path, service_
     assert code == 11, result
     assert _metrics_tables(pg_url) == set()
     assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+    reverts = [e for e in _events(run_id, tmp_path, env)
+               if e["type"] == "step.finished" and (e["step_key"] or "").endswith(".undo[auto]")]
+    assert [v["proof"] for v in reverts[0]["data"]["evidence"]["versions"]] == ["proven"] * 4
     assert _get(f"{base}/health", token=None)[2] == {"status": "ok"}
     status, headers, body = _get(f"{base}/v1/metrics/alerts?project_id=demo")
     assert (status, headers["X-API-Version"]) == (503, "1.0"), body
@@ -190,3 +193,5 @@ def test_killed_while_migrating_then_rolled_back(pg_url: str, tmp_path: Path, se
     reverts = [e for e in _events(run_id, tmp_path, env)
                if e["type"] == "step.finished" and (e["step_key"] or "").endswith(".undo[auto]")]
     assert [e["data"]["outputs"]["reverted"] for e in reverts] == [["0006", "0005"]]
+    # each revert proven against the schema recorded before its version, across the kill
+    assert [v["proof"] for v in reverts[0]["data"]["evidence"]["versions"]] == ["proven", "proven"]

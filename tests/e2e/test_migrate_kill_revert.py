@@ -168,6 +168,8 @@ def test_killed_mid_apply_then_rolled_back(tmp_path: Path, database: Database) -
     revert = _revert(events)
     assert revert is not None and revert["status"] == "ok", revert
     assert revert["outputs"]["reverted"] == ["0002"]
+    # the schema recorded before 0002 (committed before it ran) proves the revert after the crash
+    assert [v.get("proof") for v in revert["evidence"]["versions"]] == ["proven"], revert["evidence"]
     assert database.versions() == ["0001"]
     assert database.dump() == before
 

@@ -90,8 +90,9 @@ def _print_outcome(out: Any, as_json: bool) -> None:
     for d in out.done:
         took = "" if d.duration_ms is None else f" {d.duration_ms:.0f} ms"
         resumed = f" (resuming after statement {d.resumed_from})" if d.resumed_from else ""
+        proof = f"; schema {d.proof}" if d.proof else ""
         click.echo(f"{'would ' + verb if out.dry_run else past} {d.version} {Path(d.file).name}"
-                   f" ({d.statements} statements){took}{resumed}")
+                   f" ({d.statements} statements){took}{resumed}{proof}")
     click.echo(f"{out.before or '(none)'} -> {out.after or '(none)'}{' (dry run: nothing changed)' * out.dry_run}")
 
 
@@ -133,7 +134,8 @@ def register(group: click.Group) -> None:
     @click.option("--dry-run", is_flag=True, help="Show what would be reverted; change nothing.")
     def revert(to: str, dry_run: bool, **kw: Any) -> None:
         """Run down files newest first for versions above --to, then check each migration's verify
-        script now fails (its objects are gone)."""
+        script now fails (its objects are gone) and the schema is back as recorded before the version
+        was applied: anything left (an index, a column change, a sequence set back) fails the revert."""
         _print_outcome(_run(kw, lambda m: m.revert(to, dry_run=dry_run)), kw["as_json"])
 
     @group.command("verify")

@@ -61,6 +61,7 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
     from tminus.db.migrations import MigrationError, MigrationFailed, Migrator
+    from tminus.db.migrations.proof import SchemaLeftover
 
     try:
         url = _resolve_url(config.url, ctx.base_dir)
@@ -87,6 +88,10 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     except (MigrationError, SQLAlchemyError, ArgumentError, NoSuchModuleError) as exc:
         if isinstance(exc, MigrationFailed):
             evidence.update(failed_version=exc.version, failed_statement=exc.statement)
+        if isinstance(exc, SchemaLeftover):  # what the revert left: each object, named
+            evidence["leftovers"] = [d.as_dict() for d in exc.differences]
+        if migrator.progress is not None and migrator.progress.action == "revert":
+            evidence["proofs"] = {d.version: d.proof for d in migrator.progress.done}
         partial = _partial(ctx, migrator.progress)
         evidence.update(partial)
         cause = exc if isinstance(exc, MigrationError) else f"database error: {getattr(exc, 'orig', None) or exc}"
@@ -104,7 +109,9 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
         action=out.action, before=before, after=out.after, duration_ms=duration,
         versions=[{"version": d.version, "file": Path(d.file).name, "statements": d.statements,
                    "duration_ms": None if d.duration_ms is None else round(d.duration_ms, 1),
-                   "resumed_from": d.resumed_from} for d in out.done],
+                   "resumed_from": d.resumed_from,
+                   **({"proof": d.proof} if d.proof is not None else {}),
+                   "schema_ms": d.proof_ms} for d in out.done],
     )
     outputs = {"before": before, "after": out.after, "applied": applied, "reverted": reverted}
     values = {**outputs, "count": len(versions), "duration": duration}

@@ -23,11 +23,12 @@ __all__ = ["SCHEMA_KEY", "Difference", "Fingerprint", "FingerprintError", "compa
 
 
 def fingerprint(url: str, tables: list[str] | None = None, *, base_dir: Path | None = None,
-                include_tminus: bool = False) -> Fingerprint:
+                include_tminus: bool = False, rows: bool = True) -> Fingerprint:
     """Fingerprint every user table (or only `tables`) of the database at `url`, with its schema.
 
     PostgreSQL objects in schema public are named plainly (`notes`), others qualified
     (`audit.events`), so one fingerprint format serves both engines and `tables` reads naturally.
+    `rows=False` takes the schema only: no row is read (each table's entry is empty).
     """
     if pgtools.backend(url) == "sqlite":
         path = pgtools.sqlite_path(url, base_dir)
@@ -36,7 +37,7 @@ def fingerprint(url: str, tables: list[str] | None = None, *, base_dir: Path | N
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                return sqlite_fingerprint(conn, tables, include_tminus=include_tminus)
+                return sqlite_fingerprint(conn, tables, include_tminus=include_tminus, rows=rows)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
@@ -49,7 +50,7 @@ def fingerprint(url: str, tables: list[str] | None = None, *, base_dir: Path | N
             # One snapshot for all tables: a consistent picture even while others write.
             pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                return pg_fingerprint(pg, tables, include_tminus=include_tminus)
+                return pg_fingerprint(pg, tables, include_tminus=include_tminus, rows=rows)
             finally:
                 pg.execute("ROLLBACK")
     except psycopg.Error as exc:

@@ -40,25 +40,31 @@ def qualify(schema: str, name: str) -> str:
 
 
 def pg_fingerprint(conn: psycopg.Connection[Any], tables: list[str] | None = None, *,
-                   include_tminus: bool = False, sequence_values: bool = True) -> Fingerprint:
+                   include_tminus: bool = False, sequence_values: bool = True, rows: bool = True) -> Fingerprint:
     """Fingerprint over an open connection (the caller chooses the snapshot).
 
     `tables`: only those tables and what belongs to them (columns, indexes, constraints, triggers,
     owned sequences); database-wide objects (views, functions, schemas...) only without it.
     `sequence_values=False` leaves out last_value/is_called, which are not transactional: a
     backup drill compares a dump with a snapshot, and sequences may move in between.
+    `rows=False`: the schema only (each table's entry is empty; no row is read), the cheap check
+    a migration revert uses. The stable-text settings are then local to the caller's transaction:
+    the connection may be a migrator's, whose later statements must keep their session settings.
     """
-    conn.execute(_STABLE_TEXT)
-    rows = conn.execute(
+    conn.execute(_STABLE_TEXT if rows else _STABLE_TEXT.replace("false)", "true)"))
+    rels = conn.execute(
         "SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         f" WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_NS}"
         f" AND {_REL_NOT_EXT} ORDER BY 2, 3").fetchall()
-    found = {qualify(s, n): (s, n) for _, s, n in rows if include_tminus or not is_own_table(n)}
-    oids = {qualify(s, n): int(oid) for oid, s, n in rows}
+    found = {qualify(s, n): (s, n) for _, s, n in rels if include_tminus or not is_own_table(n)}
+    oids = {qualify(s, n): int(oid) for oid, s, n in rels}
     chosen = select_tables(found, tables)
     result: Fingerprint = {}
     for table in chosen:
         schema, name = found[table]
+        if not rows:
+            result[table] = {}
+            continue
         count, hi, lo = conn.execute(
             "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0),"
             f" coalesce(sum(hashtextextended(t::text, 1)), 0) FROM {pgtools.ident(schema)}.{pgtools.ident(name)} t"

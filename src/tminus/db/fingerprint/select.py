@@ -8,8 +8,9 @@ import re
 from tminus.errors import TminusError
 
 # tminus's own bookkeeping: the migration tracking tables (default name; `_log` grows on every
-# apply and revert) and the ledger's `tminus_*` tables. Left out unless asked for.
-_OWN = re.compile(r"^(schema_migrations(_log|_progress)?|tminus_.*)$")
+# apply and revert, `_schema` holds the schema each revert is proven against, `_lock` is SQLite's
+# lock row) and the ledger's `tminus_*` tables. Left out unless asked for.
+_OWN = re.compile(r"^(schema_migrations(_log|_progress|_schema|_lock)?|tminus_.*)$")
 
 
 class FingerprintError(TminusError):

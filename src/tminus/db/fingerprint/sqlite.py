@@ -16,7 +16,8 @@ _BATCH = 1000  # rows fetched at a time: memory stays flat whatever the table si
 
 
 def sqlite_fingerprint(conn: sqlite3.Connection, tables: list[str] | None = None, *,
-                       include_tminus: bool = False) -> Fingerprint:
+                       include_tminus: bool = False, rows: bool = True) -> Fingerprint:
+    """`rows=False`: the schema only (each table's entry is empty; no row is read)."""
     master = conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         " ORDER BY type, name").fetchall()
@@ -25,6 +26,9 @@ def sqlite_fingerprint(conn: sqlite3.Connection, tables: list[str] | None = None
     chosen = select_tables(found, tables)
     result: Fingerprint = {}
     for table in chosen:
+        if not rows:
+            result[table] = {}
+            continue
         count = hi = lo = 0
         cursor = conn.execute(f"SELECT * FROM {pgtools.ident(table)}")
         while batch := cursor.fetchmany(_BATCH):

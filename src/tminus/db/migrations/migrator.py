@@ -278,6 +278,10 @@ class Migrator:
             for planned in outcome.done:
                 mf = by_version[planned.version]
                 self.on_event(f"applying {mf.path.name} ...")
+                if not planned.resumed_from:  # resumed: the first attempt recorded the schema before it
+                    from tminus.db.migrations.proof import record_before
+
+                    planned.proof_ms = round(record_before(self, mf), 1)
                 done = self._apply(mf) if mf.transactional else self._apply_stepwise(mf)
                 planned.duration_ms = done.duration_ms
                 progress.done.append(planned)

@@ -56,6 +56,10 @@ class Done:
     duration_ms: float | None = None
     resumed_from: int = 0  # statements already done by an interrupted no-transaction run
     transactional: bool = True
+    # A revert: "proven" (the schema is back as recorded before the version was applied) or
+    # "unproven: <why>". proof_ms: the schema fingerprint's time (a migrate records one too).
+    proof: str | None = None
+    proof_ms: float | None = None
 
 
 @dataclass

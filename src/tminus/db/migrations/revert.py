@@ -1,5 +1,6 @@
 """Reverting migrations: down files newest first, each checked by the migration's verify script
-(which must now fail: a passing verify means the revert left the migration's objects behind)."""
+(which must now fail: a passing verify means the revert left the migration's objects behind) and
+proven against the schema recorded before the version was applied (proof.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tminus.db.migrations.errors import cause as _cause
 from tminus.db.migrations.errors import excerpt as _excerpt
 from tminus.db.migrations.files import MigrationFile, is_no_transaction, read_text
 from tminus.db.migrations.lock import migration_lock
+from tminus.db.migrations.proof import PROVEN, Proof, check_after
 from tminus.db.migrations.report import Done, Outcome, run_verify_script
 from tminus.db.migrations.store import AppliedRow
 
@@ -38,7 +40,10 @@ def revert(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
         for planned in outcome.done:
             mf = by_version[planned.version]
             m.on_event(f"reverting {mf.version} with {mf.down.name if mf.down else '?'} ...")
-            planned.duration_ms = _revert_one(m, mf)
+            planned.duration_ms, proof = _revert_one(m, mf)
+            planned.proof, planned.proof_ms = proof.status, round(proof.ms, 1)
+            m.on_event(f"reverted {mf.version}: schema {proof.status}"
+                       + (f" ({proof.ms:.0f} ms)" if proof.status == PROVEN else ""))
             progress.done.append(planned)
             applied.remove(planned.version)
             progress.after = applied[-1] if applied else ""
@@ -92,7 +97,7 @@ def _still_there(m: Migrator, conn: Connection, mf: MigrationFile) -> bool:
         if savepoint.is_active:
             savepoint.rollback()
 
-def _revert_one(m: Migrator, mf: MigrationFile) -> float:
+def _revert_one(m: Migrator, mf: MigrationFile) -> tuple[float, Proof]:
     assert mf.down is not None
     statements = _down_statements(m, mf)
     transactional = not is_no_transaction(read_text(mf.down))
@@ -104,6 +109,7 @@ def _revert_one(m: Migrator, mf: MigrationFile) -> float:
         version=mf.version,
     )
     current = [""]
+    proof = [Proof("unproven")]
 
     def attempt() -> float:
         start = time.perf_counter()
@@ -122,6 +128,7 @@ def _revert_one(m: Migrator, mf: MigrationFile) -> float:
             current[0] = ""
             if _still_there(m, conn, mf):
                 raise left
+            proof[0] = check_after(m, conn, mf, transactional=transactional)
             ms = (time.perf_counter() - start) * 1000
             store.remove(conn, m.tables, mf.version)
             store.log(conn, m.tables, version=mf.version, action="revert", operator=m.operator,
@@ -129,7 +136,7 @@ def _revert_one(m: Migrator, mf: MigrationFile) -> float:
         return ms
 
     try:
-        return float(m._retrying(attempt, lambda: current[0], mf.version))
+        return float(m._retrying(attempt, lambda: current[0], mf.version)), proof[0]
     except MigrationFailed as exc:
         m._log(mf.version, "revert", "failed", None, str(exc))
         raise

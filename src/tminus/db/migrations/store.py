@@ -1,5 +1,7 @@
 """The tracking tables: `<table>` (one row per applied version), `<table>_log` (every apply/revert
-attempt) and `<table>_progress` (completed statements of a no-transaction migration)."""
+attempt), `<table>_progress` (completed statements of a no-transaction migration) and
+`<table>_schema` (per version, the schema fingerprint taken just before it was applied: what its
+revert must give back, see proof.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ class Tables:
         return f"{self.main}_progress"
 
     @property
+    def schema(self) -> str:
+        return f"{self.main}_schema"
+
+    @property
     def lock(self) -> str:
         return f"{self.main}_lock"
 
@@ -78,6 +84,10 @@ def create(conn: Connection, t: Tables) -> None:
     conn.exec_driver_sql(
         f"CREATE TABLE IF NOT EXISTS {t.progress} (version VARCHAR(64) NOT NULL, statement INTEGER NOT NULL,"
         " checksum VARCHAR(64) NOT NULL, at TEXT NOT NULL, PRIMARY KEY (version, statement))"
+    )
+    conn.exec_driver_sql(
+        f"CREATE TABLE IF NOT EXISTS {t.schema} (version VARCHAR(64) PRIMARY KEY, fingerprint TEXT NOT NULL,"
+        " at TEXT NOT NULL)"
     )
 
 
@@ -127,6 +137,28 @@ def remove(conn: Connection, t: Tables, version: str) -> None:
 
     conn.execute(text(f"DELETE FROM {t.main} WHERE version = :v"), {"v": version})
     conn.execute(text(f"DELETE FROM {t.progress} WHERE version = :v"), {"v": version})
+    if exists(conn, t.schema):  # its schema, and any left by a later version's cut-short apply
+        conn.execute(text(f"DELETE FROM {t.schema} WHERE version >= :v"), {"v": version})
+
+
+def save_schema(conn: Connection, t: Tables, version: str, fingerprint: str) -> None:
+    """The schema as it is before `version` is applied (replacing an earlier, failed attempt's)."""
+    from sqlalchemy import text
+
+    conn.execute(text(f"DELETE FROM {t.schema} WHERE version = :v"), {"v": version})
+    conn.execute(text(f"INSERT INTO {t.schema} (version, fingerprint, at) VALUES (:v, :f, :at)"),
+                 {"v": version, "f": fingerprint, "at": now()})
+
+
+def load_schema(conn: Connection, t: Tables, version: str) -> str | None:
+    """The schema recorded before `version` was applied; None when none was (an older tminus, or
+    the version was applied by other means)."""
+    from sqlalchemy import text
+
+    if not exists(conn, t.schema):
+        return None
+    row = conn.execute(text(f"SELECT fingerprint FROM {t.schema} WHERE version = :v"), {"v": version}).first()
+    return None if row is None else str(row[0])
 
 
 def log(
