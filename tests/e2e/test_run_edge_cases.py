@@ -55,7 +55,7 @@ def test_var_overrides_survive_resume(tmp_path: Path) -> None:
         phases:
           - name: p
             steps:
-              - run: "echo {{ vars.target }} >> log; touch started; sleep 30"
+              - run: "echo {{ vars.target }} >> log; echo $$ > pgid; touch started; sleep 30"
                 idempotent: true
               - run: "echo {{ vars.target }}-done >> log"
     """)
@@ -63,12 +63,12 @@ def test_var_overrides_survive_resume(tmp_path: Path) -> None:
     wait_for(lambda: (tmp_path / "started").exists())
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    os.system("pkill -f 'touch started; sleep 30' 2>/dev/null")
+    os.killpg(int((tmp_path / "pgid").read_text()), signal.SIGKILL)  # its group outlived tminus: end it
     (tmp_path / "started").unlink()
     run_id = run_json("history", cwd=tmp_path)[1][0]["id"]
     resumed = spawn("resume", run_id, cwd=tmp_path)
     wait_for(lambda: (tmp_path / "started").exists())
-    os.system("pkill -f 'touch started; sleep 30' 2>/dev/null")  # let the rerun finish quickly
+    os.killpg(int((tmp_path / "pgid").read_text()), signal.SIGKILL)  # let the rerun finish quickly
     resumed.wait(timeout=30)
     assert lines(tmp_path / "log")[:2] == ["v7", "v7"]
 

@@ -181,9 +181,10 @@ def test_a_killed_survivor_falls_back_to_the_usual_choice(tmp_path: Path) -> Non
 
 
 def _lease_taken(tmp_path: Path, run_id: str) -> bool:
-    """The resume holds the run's lease: it is waiting for the survivor (status shows the lease)."""
+    """The resume holds the run's lease: it is waiting for the survivor. (The killed run's lease is
+    still recorded, held by a dead process: only a live holder makes the run "running" again.)"""
     code, rows = run_json("status", cwd=tmp_path)
-    return code == 0 and any(r["run_id"] == run_id and r["lease"] is not None for r in rows)
+    return code == 0 and any(r["run_id"] == run_id and r["state"] == "running" for r in rows)
 
 
 def test_waiting_ends_at_the_steps_timeout_counted_from_its_start(tmp_path: Path) -> None:
@@ -265,3 +266,24 @@ def test_on_a_terminal_resume_shows_the_survivor_and_asks(tmp_path: Path) -> Non
     assert f"process group {pgid}" in text and "kill it, then run the step again" in text, text[-2000:]
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
     assert lines(tmp_path / "execs") == ["run", "run", "after"]  # killed first: no OVERLAP line
+
+
+def test_a_command_ended_by_a_signal_after_the_kill_is_not_adopted(tmp_path: Path) -> None:
+    # Someone killed the command but not its wrapper: the status says 137 (128 + SIGKILL). It did not
+    # run to its end, so it is not judged from what it left: the operator chooses, as for any other.
+    from tminus.kinds.transport import group_members
+
+    run_id, pgid = _start_and_kill(tmp_path, loops=300)
+    try:
+        for pid in group_members(pgid):
+            if pid != pgid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _group_alive(pgid), timeout=30)
+    finally:
+        _kill(pgid)
+    statuses = list((tmp_path / ".tminus" / "spool").rglob("*.status"))
+    assert [p.read_text().strip() for p in statuses] == ["137"]
+    proc = tminus("resume", run_id, "--no-input", cwd=tmp_path, env=ENV)
+    assert proc.returncode == 15 and "--retry" in proc.stderr, proc.stderr
+    assert lines(tmp_path / "execs") == ["run"]

@@ -64,15 +64,18 @@ def await_survivors(survivors: Mapping[str, Survivor], steps: Mapping[str, Step]
 
 
 def left_status(execution: Execution) -> bool:
-    """Whether the execution's last process wrote its exit status (it ran to its end)."""
+    """Whether the execution's last process wrote its exit status and so ran to its end. A status
+    of 128+N (N a signal number, up to 31) says a signal ended the command (someone killed part of
+    the group): it did not run to its end, and nothing tells whether it completed."""
     spawned = [e for e in execution.effects if e.get("effect") == "process"]
     status = spawned[-1].get("status") if spawned else None
     if not status:
         return False
     try:
-        return Path(status).read_text().strip() != ""
+        text = Path(status).read_text().strip()
     except OSError:
         return False
+    return text != "" and not (text.isdigit() and 128 < int(text) <= 128 + 31)
 
 
 
