@@ -301,6 +301,8 @@ def test_alembic_killed_mid_upgrade_then_rolled_back(tmp_path: Path, dialect: st
     events = _rollback(tmp_path, run_id, env)
     revert = _revert(events)
     assert revert is not None and revert["status"] == "ok", revert
+    # proven against the schema recorded (in the ledger) before the killed upgrade began
+    assert revert["evidence"]["proof"] == "proven", revert["evidence"]
     assert _alembic_versions(db) == [REV1]
     assert _alembic_dump(db) == before
     import time

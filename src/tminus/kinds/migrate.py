@@ -49,6 +49,8 @@ def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
     nothing = "base" if config.alembic is not None else "0"
     data.update({"revert_to": before or nothing, "dry_run": False})
     data.pop("to", None)
+    if effect is not None and effect.get("schema") is not None:  # what the downgrade is proven against
+        data["schema_before"] = effect["schema"]
     undo = Step.model_validate({"name": f"revert: {step.title}", "migrate": data, "timeout": step.timeout})
     undo._path = step.path
     undo._key = f"{step.key}{AUTO_UNDO}"
@@ -186,13 +188,14 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
         cmd.append("--sql")  # offline mode: prints the SQL, changes nothing
     env = {**ctx.environ, URL_VARIABLE: migrator.url}
     me = f"tminus migrate {migrator.operator}@{migrator.host} (alembic)"
+    left: list[Any] = []  # what a downgrade left behind (tminus.db.alembic_proof)
     try:
         with migration_lock(migrator.engine, migrator.tables, config.lock_wait, me):
             if config.revert_to is None and not config.dry_run:
-                current = _alembic_current(migrator.engine)
-                if current is not None:
-                    ctx.record_effect(REVERT_TARGET, before=_first_before(ctx, current), url=_safe(migrator.url))
+                _record_before(ctx, config, migrator, evidence)
             stdout, stderr, returncode = _run_driver(ctx, [str(ini), *cmd], env)
+            if config.revert_to is not None and not config.dry_run and returncode == 0:
+                left = _prove_revert(ctx, config, migrator, evidence)
     except subprocess.TimeoutExpired as exc:
         evidence.update(command=["alembic", *cmd], stdout=ctx.tail(_text(exc.stdout)),
                         stderr=ctx.tail(_text(exc.stderr)))
@@ -221,8 +224,80 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
         why = result.get("error") or ctx.tail(stderr.strip() or stdout.strip(), 500)
         return Observation(error=f"alembic {' '.join(cmd)} failed (exit {returncode}): {why}",
                            evidence=evidence)
+    if left:
+        return Observation(error=_leftover_error(cmd, after, left, migrator), evidence=evidence)
     values = {**outputs, "count": len(revisions)}
     return Observation(values=values, outputs=outputs, evidence=evidence)
+
+
+def _record_before(ctx: StepContext, config: MigrateSpec, migrator: Any, evidence: dict[str, Any]) -> None:
+    """The `revert_target` effect, before the first revision runs: the revision found, and the
+    schema the revert will be proven against (tminus.db.alembic_proof)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tminus.db import alembic_proof
+
+    current = _alembic_current(migrator.engine)
+    details: dict[str, Any] = {"url": _safe(migrator.url)}
+    if current is not None:
+        details["before"] = _first_before(ctx, current)
+    if migrator.engine.dialect.name in ("sqlite", "postgresql"):
+        try:
+            fp, ms = alembic_proof.take(migrator.engine, migrator.tables)
+        except SQLAlchemyError as exc:  # the upgrade still runs; its revert will say unproven
+            evidence["schema_before"] = f"not recorded: {getattr(exc, 'orig', None) or exc}"
+        else:
+            details["schema"] = alembic_proof.encode(fp)
+            evidence["schema_ms"] = round(ms, 1)
+            if current is not None:  # for an explicit revert_to step later in this run
+                ctx.shared.setdefault(_baseline_key(migrator.url, current), details["schema"])
+    if "before" in details or "schema" in details:
+        ctx.record_effect(REVERT_TARGET, **details)
+
+
+def _prove_revert(ctx: StepContext, config: MigrateSpec, migrator: Any, evidence: dict[str, Any]) -> list[Any]:
+    """After `alembic downgrade`, under the migration lock: the schema compared with the one recorded
+    before the upgrade (the derived revert carries it; an explicit `revert_to` step finds it when
+    this process recorded it). Evidence `proof`: proven, or unproven with why; `leftovers`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tminus.db import alembic_proof
+    from tminus.db.migrations.proof import PROVEN
+
+    assert config.revert_to is not None
+    target = "" if config.revert_to.strip("0") in ("", "base") else config.revert_to
+    recorded = config.schema_before or ctx.shared.get(_baseline_key(migrator.url, target))
+    if migrator.engine.dialect.name not in ("sqlite", "postgresql"):
+        evidence["proof"] = f"unproven: schema fingerprints are not taken on {migrator.engine.dialect.name}"
+        return []
+    if recorded is None:
+        evidence["proof"] = (f"unproven: no schema was recorded when the database was at {target or 'base'}"
+                             " (recorded by a migrate step's upgrade, for its automatic revert)")
+        return []
+    try:
+        left, ms = alembic_proof.check(migrator.engine, migrator.tables, alembic_proof.decode(recorded))
+    except (SQLAlchemyError, ValueError) as exc:
+        evidence["proof"] = f"unproven: the schema could not be compared: {getattr(exc, 'orig', None) or exc}"
+        return []
+    evidence["schema_ms"] = round(ms, 1)
+    evidence["proof"] = PROVEN if not left else "failed"
+    if left:
+        evidence["leftovers"] = [d.as_dict() for d in left]
+    return left
+
+
+def _leftover_error(cmd: list[str], after: Any, left: list[Any], migrator: Any) -> str:
+    from tminus.db.migrations.proof import describe
+
+    sqlite = migrator.engine.dialect.name == "sqlite"
+    return (f"alembic {' '.join(cmd)} left the schema different from before the upgrade: "
+            + "; ".join(describe(d, sqlite=sqlite) for d in left)
+            + f". The downgrade is committed (alembic_version: {after or 'base'}); make the downgrade() of the"
+              " reverted revisions undo everything their upgrade() did, and drop what was left by hand")
+
+
+def _baseline_key(url: str, revision: str) -> str:
+    return f"migrate.alembic-schema:{_safe(url)}:{revision}"
 
 
 def _run_driver(ctx: StepContext, args: list[str], env: dict[str, str]) -> tuple[str, str, int | None]:

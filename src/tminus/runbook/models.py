@@ -155,6 +155,9 @@ class MigrateSpec(Spec):
     lock_retries: int = Field(3, ge=0, description="Retries of a statement that lost a lock wait.")
     lock_wait: Duration = Field(60.0, description="How long to wait for another migrator's advisory lock.")
     dry_run: bool = Field(False, description="Show what would run; change nothing.")
+    schema_before: str | None = Field(None, description=(
+        "Set by tminus on the automatic revert of an Alembic step: the schema recorded before the upgrade,"
+        " which the downgrade is proven against."))
 
     @model_validator(mode="after")
     def _one_source(self) -> MigrateSpec:

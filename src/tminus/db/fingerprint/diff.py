@@ -111,7 +111,7 @@ def differences(before: Fingerprint, after: Fingerprint) -> list[Difference]:
     for kind in sorted(set(sa) | set(sb)):
         oa, ob = sa.get(kind, {}), sb.get(kind, {})
         for name in sorted(set(oa) | set(ob)):
-            if _part_of(kind, name, oa.get(name) or ob.get(name) or {}, gone_or_new):
+            if part_of(kind, name, oa.get(name) or ob.get(name) or {}, gone_or_new):
                 continue
             if name not in ob:
                 diffs.append(Difference(kind, name, "missing"))
@@ -125,7 +125,7 @@ def differences(before: Fingerprint, after: Fingerprint) -> list[Difference]:
     return diffs
 
 
-def _part_of(kind: str, name: str, attrs: dict[str, Any], tables: set[str]) -> bool:
+def part_of(kind: str, name: str, attrs: dict[str, Any], tables: set[str]) -> bool:
     """Whether the object belongs to one of `tables` (a table already reported missing or new)."""
     if not tables:
         return False
