@@ -20,7 +20,7 @@ SLOW_RUNBOOK = """
         steps:
           - name: long step
             idempotent: {idempotent}
-            run: "echo long-start >> log; touch started; sleep 30; echo long-end >> log"
+            run: "echo long-start >> log; echo $$ > pgid; touch started; sleep 30; echo long-end >> log"
           - run: "echo step4 >> log"
         undo:
           - run: "echo undo2 >> log"
@@ -35,8 +35,9 @@ def _start_and_kill(tmp_path: Path, idempotent: str) -> str:
     proc.wait(timeout=10)
     _code, runs = run_json("history", cwd=tmp_path)
     assert runs[0]["status"] == "running"
-    # the orphaned `sleep 30` of the killed run is its own process group; end it for tidiness
-    os.system("pkill -f 'sleep 30; echo long-end' 2>/dev/null")
+    # the killed run's step leads its own process group, which outlived tminus: end it, so resume
+    # finds no survivor to wait for (tests/e2e/test_survivors.py covers that)
+    os.killpg(int((tmp_path / "pgid").read_text()), signal.SIGKILL)
     return runs[0]["id"]
 
 
@@ -93,7 +94,7 @@ def test_second_run_is_refused_naming_the_holder_and_stale_lease(tmp_path: Path)
         phases:
           - name: p
             steps:
-              - run: "touch started; sleep 30"
+              - run: "echo $$ > pgid; touch started; sleep 30"
     """)
     first = spawn("run", "runbook.yaml", cwd=tmp_path)
     wait_for(lambda: (tmp_path / "started").exists())
@@ -102,7 +103,7 @@ def test_second_run_is_refused_naming_the_holder_and_stale_lease(tmp_path: Path)
     assert "tester" in second.stderr and str(first.pid) in second.stderr
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    os.system("pkill -f 'touch started; sleep 30' 2>/dev/null")
+    os.killpg(int((tmp_path / "pgid").read_text()), signal.SIGKILL)
     third = tminus("run", "runbook.yaml", cwd=tmp_path)
     assert third.returncode == 14
     assert "stale" in third.stderr.lower() and "tminus unlock" in third.stderr
