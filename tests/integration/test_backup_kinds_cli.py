@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from tests.helpers_db import run_sql
 
 from helpers_kinds import run_step
-from tminus.db import pgtools
-
-
-def run_sql(url: str, *statements: str) -> None:
-    if pgtools.backend(url) == "sqlite":
-        conn = sqlite3.connect(pgtools.sqlite_path(url))
-        try:
-            for stmt in statements:
-                conn.execute(stmt)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    with psycopg.connect(**pgtools.pg_target(url).connect_kwargs(), autocommit=True) as conn:
-        for stmt in statements:
-            conn.execute(stmt)
-
 
 SEED = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "INSERT INTO notes VALUES (1, 'a'), (2, 'b')")
 

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
+from tests.helpers_db import run_sql
 
 from helpers_kinds import run_step
 from tminus.db import pgtools
 from tminus.db.fingerprint import FingerprintError, compare, fingerprint, tables_of
 from tminus.expect.evaluate import evaluate_all
 from tminus.expect.grammar import parse
-
-
-def run_sql(url: str, *statements: str) -> None:
-    if pgtools.backend(url) == "sqlite":
-        conn = sqlite3.connect(pgtools.sqlite_path(url))
-        try:
-            for stmt in statements:
-                conn.execute(stmt)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    with psycopg.connect(**pgtools.pg_target(url).connect_kwargs(), autocommit=True) as conn:
-        for stmt in statements:
-            conn.execute(stmt)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

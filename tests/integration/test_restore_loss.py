@@ -13,26 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 from tests.helpers import run_json, spawn, tminus, wait_for, wait_for_approval_request, write_runbook
+from tests.helpers_db import run_sql
 
 from tminus.db import pgtools
 from tminus.db.backup import backup
 from tminus.db.restore import LossRefused, restore
 from tminus.db.writes import TableLoss, sqlite_losses
-
-
-def run_sql(url: str, *statements: str) -> None:
-    if pgtools.backend(url) == "sqlite":
-        conn = sqlite3.connect(pgtools.sqlite_path(url))
-        try:
-            for stmt in statements:
-                conn.execute(stmt)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    with psycopg.connect(**pgtools.pg_target(url).connect_kwargs(), autocommit=True) as conn:
-        for stmt in statements:
-            conn.execute(stmt)
 
 
 def bodies(url: str) -> list[str]:
