@@ -316,6 +316,7 @@ class Session:
                 self.policy.finish()
                 # the per-run resources (HTTP clients, database pools) the kinds that ran opened
                 close_resources(steps.shared, sorted(steps.kinds_used))
+                steps.tidy_spool()
 
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The

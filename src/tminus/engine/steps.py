@@ -120,16 +120,22 @@ class StepRunner:
         return self._finish(step, base, outcome)
 
     def drop_spool(self, key: str) -> None:
-        """The execution's outcome is recorded: its output files (unmasked) are not needed any more."""
+        """The execution's outcome is recorded: its output files (unmasked) are not needed any more.
+        The folders stay until the run's process ends (`tidy_spool`): made and removed around every
+        step, they cost more than the step's own process."""
         if self.spool_dir is not None:
             remove_execution(self.spool_dir, key, self.executions.get(key, 1))
-            for empty in (self.spool_dir.parent, self.spool_dir.parent.parent):  # .tminus/spool, .tminus
-                if self.spool_dir.exists():
-                    break
-                try:
-                    empty.rmdir()  # only if empty: a ledger kept beside the runbook keeps it
-                except OSError:
-                    break
+
+    def tidy_spool(self) -> None:
+        """At the end of this process's part of the run: the spool folders, if nothing is left in them
+        (an interrupted execution's files stay for resume)."""
+        if self.spool_dir is None:
+            return
+        for empty in (self.spool_dir, self.spool_dir.parent, self.spool_dir.parent.parent):  # run, spool, .tminus
+            try:
+                empty.rmdir()  # only if empty: a ledger kept beside the runbook keeps .tminus
+            except OSError:
+                break
 
     def execution_of(self, key: str) -> dict[str, Any]:
         """The `target` and `execution` fields every step.started/effect/finished event carries."""

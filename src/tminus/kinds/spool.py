@@ -104,9 +104,15 @@ def _scratch_dir() -> Path:
     return _SCRATCH[0]
 
 
+_MADE: set[Path] = set()  # folders this process made private already: a step each, not a mkdir each
+
+
 def make_private_dir(path: Path) -> None:
+    if path in _MADE and path.is_dir():
+        return
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)  # mkdir's mode passes through the umask, and an existing folder keeps its own
+    _MADE.add(path)
 
 
 def spool_name(key: str, execution: int, attempt: int) -> str:
@@ -115,8 +121,8 @@ def spool_name(key: str, execution: int, attempt: int) -> str:
 
 
 def remove_execution(folder: Path, key: str, execution: int) -> None:
-    """Every attempt's files of one execution (its outcome is recorded: nothing will read them), and
-    the run's folder once it is empty. A process still writing keeps its (now nameless) file."""
+    """Every attempt's files of one execution (its outcome is recorded: nothing will read them). A
+    process still writing keeps its (now nameless) file."""
     stem = f"{_UNSAFE.sub('_', key)}.{execution}."
     try:
         names = os.listdir(folder)
@@ -126,8 +132,6 @@ def remove_execution(folder: Path, key: str, execution: int) -> None:
         if name.startswith(stem):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(folder / name)
-    with contextlib.suppress(OSError):  # other executions' files remain (or the folder is gone already)
-        folder.rmdir()
 
 
 def read_text(path: Path | str) -> str:
