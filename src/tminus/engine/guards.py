@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from tminus.engine.monitoring import probe_name
 from tminus.engine.notifications import Notifier
 from tminus.engine.policy import CONTINUE, Decision, Policy
 from tminus.engine.run_state import RunState
-from tminus.engine.stop import ABORT, ROLLBACK, Stopped
+from tminus.engine.stop import ABORT, INTERRUPT, ROLLBACK, Stopped
 from tminus.errors import TemplateError
 from tminus.monitor import Rule, Sample, State, Transition
 from tminus.runbook.models import GuardSpec, Phase, Step
@@ -133,9 +134,23 @@ class Guard:
                             ok=self.acted is None, samples=self.samples, fired=self.fired, reason=self._ended_why)
         except Stopped:  # the lease is gone: the runner stops the run, nothing more can be recorded
             pass
+        except Exception as exc:  # a bug must not leave the phase unwatched while it goes on: fail closed
+            self._failed(exc)
         finally:
             workers.shutdown(wait=False)
             self._first_round.set()
+
+    def _failed(self, exc: Exception) -> None:
+        """The guard cannot watch any more: the run stops resumably (an interrupt, nothing undone),
+        and `tminus resume` starts the guard again for the rest of the phase."""
+        why = f"the guard of phase '{self.phase.name}' failed ({type(exc).__name__}: {exc})"
+        self.acted = INTERRUPT
+        with suppress(Stopped):
+            self.steps.emit(ev.GUARD_FINISHED, **self.where, phase=self.phase.name, outcome="failed", ok=False,
+                            samples=self.samples, fired=self.fired, reason=why)
+            self.steps.emit(ev.POLICY_APPLIED, None, policy=POLICY, hook=HOOK, **self.where, step=None,
+                            decision=INTERRUPT, reason=why)
+            self.stop.request(INTERRUPT, f"{why}; `tminus resume` continues", f"policy:{POLICY}")
 
     def _forward(self) -> bool:
         """The run still goes forward: nothing stopped it (the guard has nothing to add then)."""
@@ -166,6 +181,8 @@ class Guard:
             config = self.steps.templater.render_config(step.config, self.steps.outputs)
         except TemplateError as exc:
             error = f"template: {exc}"
+        except Exception as exc:  # rendered beside the running steps: whatever fails is a failed probe
+            error = f"template: {type(exc).__name__}: {exc}"
         else:
             began = time.monotonic()
             obs = self.steps.observe(step, config, step.timeout if step.timeout is not None else self.spec.interval)
