@@ -177,3 +177,18 @@ def test_the_plan_shows_the_guard_under_its_phase(tmp_path: Path) -> None:
     assert "rule bind stable: open == false for 2 consecutive probes → rollback" in out
     code, plan = run_json("plan", "runbook.yaml", cwd=tmp_path)
     assert code == 0 and plan["phases"][0]["guard"]["rules"][0]["action"] == "rollback"
+
+
+def test_guard_samples_and_firings_are_masked(tmp_path: Path) -> None:
+    """A probe that prints a secret: the ledger and `show` hold only `***`."""
+    secret = "s3cr3t-guard-token"
+    probe = 'run: "echo token=$GUARD_TOKEN; exit 1"'
+    rule = "when: exit_code != 0\n          consecutive: 1\n          action: notify"
+    write_runbook(tmp_path, guarded(0, step="sleep 0.3", rule=rule, probe=probe, extra="secrets: [GUARD_TOKEN]"))
+    code, result = run_json("run", "runbook.yaml", cwd=tmp_path, env={"GUARD_TOKEN": secret})
+    assert code == 0, result
+    recorded = [e.data for e in events(tmp_path, result["run_id"]) if e.type.startswith("guard.")]
+    assert any("token=***" in json.dumps(d) for d in recorded)
+    assert secret not in json.dumps(recorded)
+    shown = tminus("show", result["run_id"], cwd=tmp_path).stdout
+    assert "◎ guard bind stable: ok → firing (notified)" in shown and secret not in shown
