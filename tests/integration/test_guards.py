@@ -65,6 +65,7 @@ def test_a_lost_bind_stops_the_restart_and_rolls_the_phase_back(tmp_path: Path) 
     shown = tminus("show", run_id, cwd=tmp_path).stdout
     assert "◉ guard of phase 'Restart'" in shown and "◎ guard bind stable: pending → firing (rollback)" in shown
     assert "bind (guard): open=False" in shown
+    assert "guard fired (bind stable: rollback), " in shown.split("Sections:")[1]
 
 
 def test_a_stable_bind_lets_the_phase_complete_and_every_sample_is_recorded(tmp_path: Path) -> None:
