@@ -193,3 +193,21 @@ def test_guard_samples_and_firings_are_masked(tmp_path: Path) -> None:
     assert secret not in json.dumps(recorded)
     shown = tminus("show", result["run_id"], cwd=tmp_path).stdout
     assert "◎ guard bind stable: ok → firing (notified)" in shown and secret not in shown
+
+
+def test_a_bind_lost_while_the_guard_settles_rolls_the_finished_phase_back(tmp_path: Path) -> None:
+    with listening() as bind:
+        write_runbook(tmp_path, guarded(bind.port, step="touch started", settle="settle: 10s"))
+        proc = spawn("run", "runbook.yaml", "--json", cwd=tmp_path)
+        wait_for(lambda: (tmp_path / "started").exists())
+        time.sleep(0.4)  # the step has finished: the guard is settling
+        settling = time.monotonic()
+        bind.stop()
+        out, _err = proc.communicate(timeout=30)
+    assert time.monotonic() - settling < 8  # the firing cut the 10s settle short
+    assert proc.returncode == 11, out
+    run_id = json.loads(out)["run_id"]
+    assert lines(tmp_path / "undone") == ["undone"]
+    [applied] = events(tmp_path, run_id, "policy.applied")
+    finished = [e for e in events(tmp_path, run_id, "section.finished") if e.data["section"] == "phase:Restart"]
+    assert finished[0].data["ok"] is True and finished[0].seq < applied.seq  # its steps had all passed
