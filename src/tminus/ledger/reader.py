@@ -52,12 +52,12 @@ class SqlReader:
 
     def list_runs(
         self, *, runbook: str | None = None, environment: str | None = None, status: str | None = None,
-        limit: int = 20,
+        limit: int = 20, kind: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first; `kind`: run, gate or monitor."""
         query = select(s.runs)
         for column, value in ((s.runs.c.runbook_name, runbook), (s.runs.c.environment, environment),
-                              (s.runs.c.status, status)):
+                              (s.runs.c.status, status), (s.runs.c.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
         query = query.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
