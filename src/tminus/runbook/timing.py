@@ -35,6 +35,12 @@ def parse_at(text: object) -> datetime:
         raise HintedValueError(f"expected a cutover time, got {type(text).__name__}", AT_HINT)
     if value.tzinfo is None or value.utcoffset() is None:
         raise HintedValueError(f"'{text}' has no zone: it would mean another moment on each machine", AT_HINT)
+    try:
+        year = value.astimezone(UTC).year
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        year = 0
+    if not 1971 <= year <= 9998:  # room for a stage's window (up to 366 days) on either side
+        raise HintedValueError(f"'{text}' is out of range (years 1971 to 9998)", AT_HINT)
     return value
 
 
