@@ -55,6 +55,10 @@ def test_stages_before_the_day_then_the_run(tmp_path: Path) -> None:
     assert (code, blocked["status"]) == (10, "blocked"), blocked
     assert not (tmp_path / "changed").exists()
     assert [f.split(":")[0] for f in blocked["failures"]] == ["stage T-2h missing"]
+    why = tminus("why", blocked["run_id"], cwd=tmp_path).stdout
+    assert "blocked at the gates: 1 stage not passed, so nothing was changed" in why
+    assert "  stage T-2h missing: no `tminus gate --stage T-2h` run of orders-cutover in default" in why
+    assert "runbook.yaml --stage T-2h`" in why
     # T-2h fails: still blocked, now as failed, with the failed stage run's id
     (tmp_path / "not-ready").touch()
     code, failed_stage = run_json("gate", "runbook.yaml", "--stage", "T-2h", "--at", at, cwd=tmp_path)
@@ -134,6 +138,8 @@ def test_requires_another_runbooks_run(tmp_path: Path) -> None:
     assert code == 10 and none["failures"] == [
         "requires rehearsal in staging: completed within 8s: not met: "
         "no run of rehearsal in staging has ended (the ledger holds none)"]
+    why = tminus("why", none["run_id"], cwd=tmp_path).stdout
+    assert "blocked at the gates: 1 requirement not met, so nothing was changed" in why
     code, rehearsed = run_json("run", "rehearsal.yaml", "-e", "staging", cwd=tmp_path)
     assert code == 0
     ended = time.monotonic()
