@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from tests.helpers import run_json, tminus, write_runbook
 
 CUTOVER = """
@@ -192,3 +193,20 @@ def test_hostile_times_are_refused_where_they_enter(tmp_path: Path) -> None:
     assert problems == {
         ("runbook.yaml:3:1", "'2026-12-05T22:00' has no zone: it would mean another moment on each machine"),
         ("runbook.yaml:11:5", "'T-0m' is the cutover itself, not a stage before it")}
+
+
+@pytest.mark.postgres
+def test_stages_and_requires_with_the_ledger_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    env = {"TMINUS_LEDGER": pg_url}
+    write_runbook(tmp_path, CUTOVER.replace("require_stages: true", "requires: [{runbook: orders-cutover, "
+                                            "environment: default, outcome: blocked, within: 1h}]\n"
+                                            "    require_stages: true"))
+    at = iso(timedelta(hours=1))
+    for stage in ("T-48h", "T-2h"):
+        assert run_json("gate", "runbook.yaml", "--stage", stage, "--at", at, cwd=tmp_path, env=env)[0] == 0
+    # the requirement: a blocked run of itself in the last hour (a gate-only run is not a run)
+    code, first = run_json("run", "runbook.yaml", "--at", at, cwd=tmp_path, env=env)
+    assert code == 10 and first["failures"][0].startswith("requires orders-cutover in default: blocked")
+    code, second = run_json("run", "runbook.yaml", "--at", at, cwd=tmp_path, env=env)
+    assert code == 0, second
+    assert (tmp_path / "changed").exists()

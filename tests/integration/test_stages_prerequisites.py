@@ -14,12 +14,15 @@ import pytest
 from tests.helpers import write_runbook
 
 from tminus import events as ev
+from tminus.engine.policy import Decision, Policy, stop
 from tminus.engine.prerequisites import Wanted, find_run
 from tminus.engine.session import Options, Session
 from tminus.engine.stages import FAILED, MISSING, PASSED, STALE, stage_status
+from tminus.engine.stop import INTERRUPT
 from tminus.ledger import open_ledger
 from tminus.projection import project
 from tminus.runbook.loader import load_runbook
+from tminus.runbook.models import Step
 
 H = 3600.0
 STAGED = """
@@ -270,3 +273,28 @@ def test_requires_is_a_gate_with_the_run_as_evidence(tmp_path: Path, ledger: Any
     requires = project(ledger.events(done.run_id)).section("gates").data["requires"]
     assert [r["run_id"] for r in requires] == [good, rolled]
     assert [e.type for e in ledger.events(done.run_id)][:2] == [ev.RUN_STARTED, ev.SECTION_STARTED]
+
+
+class InterruptFirstCheck(Policy):
+    """Stops the stage run before its first check, as Ctrl-C would: the run stays resumable."""
+
+    name = "interrupt"
+
+    def before_step(self, step: Step, section: Any) -> Decision:
+        return stop(INTERRUPT, "operator pressed Ctrl-C")
+
+
+def test_a_resumed_stage_run_stays_that_stages_run(tmp_path: Path, ledger: Any) -> None:
+    write_runbook(tmp_path, STAGED.format(extra=""))
+    at = time.time() + H
+    doc = load_runbook(tmp_path / "runbook.yaml")
+    first = Session(doc, ledger, Options(environment="default", operator="tester", no_input=True, at=at,
+                                         stage=48 * H), policy=InterruptFirstCheck())
+    assert first.run(gates_only=True).status == "interrupted"
+    assert log(tmp_path) == []
+    again = Session(doc, ledger, Options(environment="default", operator="tester", no_input=True))
+    result = again.resume(ledger.get_run(first.run_id))
+    assert result.status == "completed", result.reason
+    assert log(tmp_path) == ["ran48"]  # its stage's gate, not the day's nor T-2h's
+    assert again.opts.stage == 48 * H and again.opts.at == pytest.approx(at, abs=1)
+    assert status(ledger, 48 * H, at).run_id == first.run_id
