@@ -298,3 +298,23 @@ def test_a_resumed_stage_run_stays_that_stages_run(tmp_path: Path, ledger: Any) 
     assert log(tmp_path) == ["ran48"]  # its stage's gate, not the day's nor T-2h's
     assert again.opts.stage == 48 * H and again.opts.at == pytest.approx(at, abs=1)
     assert status(ledger, 48 * H, at).run_id == first.run_id
+
+
+def test_the_reader_lists_runs_by_kind_and_start(ledger: Any) -> None:
+    def create(run_id: str, kind: str) -> float:
+        ledger.create_run(run_id=run_id, runbook_name="rb", runbook_path="/rb.yaml", content_hash="x",
+                          runbook_text="name: rb", environment="prod", operator="o", host="h", pid=1, kind=kind)
+        time.sleep(0.02)
+        return time.time()
+
+    create("g1", "gate")
+    between = create("r1", "run")
+    create("g2", "gate")
+
+    def ids(**kw: Any) -> list[str]:
+        return [r.id for r in ledger.list_runs(runbook="rb", **kw)]
+
+    assert ids(kind="gate") == ["g2", "g1"] and ids(kind="run") == ["r1"]
+    assert ids(started_after=between) == ["g2"] and ids(started_before=between) == ["r1", "g1"]
+    assert ids(kind="gate", started_before=between) == ["g1"]
+    assert ids(started_after=time.time() + 1) == [] and ids(started_before=0) == []

@@ -100,6 +100,7 @@ class Session:
                                extra=self._time_facts())
 
     def _recorded_times(self, run_id: str) -> None:
+        """A resumed run keeps the cutover and the stage it started with (unless given again)."""
         from tminus.projection import project
         from tminus.runbook.timing import parse_at
 

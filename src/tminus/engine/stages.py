@@ -13,12 +13,14 @@ The rules (docs/concepts.md, "Stages in time"):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from tminus.engine.context import Options, build_templater
 from tminus.errors import Problem, RunbookError, TemplateError
 from tminus.ledger.interfaces import LedgerReader
+from tminus.ledger.records import RunRecord
 from tminus.projection import project
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Gate, Runbook
@@ -26,7 +28,8 @@ from tminus.runbook.timing import AT_HINT, format_at, format_offset, parse_at, s
 from tminus.runbook.types import HintedValueError
 
 PASSED, FAILED, MISSING, STALE = "passed", "failed", "missing", "stale"
-SCAN = 200  # gate runs of the runbook and environment looked at, newest first
+IN_WINDOW = 5000  # gate runs started in a stage's window (or after it) looked at: all of them, in practice
+SCAN = 200  # and before it, newest first, to tell a stale stage from a missing one
 
 
 def cutover_time(doc: RunbookDocument, opts: Options, override: str | None = None) -> float | None:
@@ -90,7 +93,7 @@ def stage_status(reader: LedgerReader, *, runbook: str, environment: str, offset
     reference = cutover if cutover is not None else now
     stage = format_offset(offset)
     late: tuple[str, float] | None = None
-    for record in reader.list_runs(runbook=runbook, environment=environment, kind="gate", limit=SCAN):
+    for record in _gate_runs(reader, runbook, environment, reference - offset):
         head = project(reader.events(record.id, limit=1)).started
         if head is None or head.data.get("stage_offset") != offset or head.at is None:
             continue
@@ -118,6 +121,15 @@ def stage_status(reader: LedgerReader, *, runbook: str, environment: str, offset
                            f"run {late[0]}", late[0], late[1])
     return StageStatus(stage, offset, MISSING, f"stage {stage} missing: no `tminus gate --stage {stage}` run of "
                        f"{runbook} in {environment} in the ledger")
+
+
+def _gate_runs(reader: LedgerReader, runbook: str, environment: str, opens: float) -> Iterator[RunRecord]:
+    """Gate runs newest first: every one started in the window or after it, then (only when asked for)
+    the newest before it. A second of margin: the run's record is made just before its first event."""
+    yield from reader.list_runs(runbook=runbook, environment=environment, kind="gate", started_after=opens - 1,
+                                limit=IN_WINDOW)
+    yield from reader.list_runs(runbook=runbook, environment=environment, kind="gate", started_before=opens - 1,
+                                limit=SCAN)
 
 
 def stage_window_note(offset: float, cutover: float | None, now: float) -> str | None:
