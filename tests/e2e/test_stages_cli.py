@@ -141,6 +141,8 @@ def test_requires_another_runbooks_run(tmp_path: Path) -> None:
         "no run of rehearsal in staging has ended (the ledger holds none)"]
     why = tminus("why", none["run_id"], cwd=tmp_path).stdout
     assert "blocked at the gates: 1 requirement not met, so nothing was changed" in why
+    assert "Run what is required first: rehearsal in staging (`tminus history --runbook rehearsal`" in why
+    assert "  Then run again (`tminus gate " in why
     code, rehearsed = run_json("run", "rehearsal.yaml", "-e", "staging", cwd=tmp_path)
     assert code == 0
     ended = time.monotonic()

@@ -40,8 +40,13 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
     for n in stages:
         x.next_steps.append(f"Run the stage when its window is open: `tminus gate {run.runbook_path} "
                             f"--stage {n.data.get('stage')}`.")
-    x.next_steps.append(f"Fix what the failing checks name, then run again (`tminus gate {run.runbook_path}` "
-                        "re-checks the gates alone; it changes nothing).")
+    for n in unmet:
+        wanted = n.data.get("wanted") or {}
+        x.next_steps.append(f"Run what is required first: {wanted.get('runbook')} in {wanted.get('environment')} "
+                            f"(`tminus history --runbook {wanted.get('runbook')}` shows its runs).")
+    first = "Fix what the failing checks name, then run" if failed else "Then run"
+    x.next_steps.append(f"{first} again (`tminus gate {run.runbook_path}` re-checks the gates alone; "
+                        "it changes nothing).")
 
 
 def _rolled_back(x: Explanation, r: Run, run: Any) -> None:
