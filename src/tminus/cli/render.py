@@ -35,6 +35,7 @@ def print_plan(p: Any) -> None:
     if p.manifest["required"] or p.manifest["forbidden"]:
         console.print(f"environment manifest: requires {p.manifest['required']}, "
                       f"forbids values of {p.manifest['forbidden']}", markup=False)
+    _plan_before(p)
     console.print("\n[bold]Gates[/bold] (all must pass; nothing changes before)")
     for g in p.gates:
         console.print(f"  {g['name']}", markup=False)
@@ -99,6 +100,27 @@ def _plan_rules(rules: list[dict[str, Any]], pad: str) -> None:
         told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
         console.print(f"{pad}rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
                       f"error: {r['on_error']}{told}", markup=False)
+
+
+def _plan_before(p: Any) -> None:
+    """What happens before T+0: the cutover time, the stages on the T- axis, the required runs."""
+    if p.at:
+        console.print(f"\n[bold]Cutover[/bold] (T+0): {escape(p.at)}")
+    if p.stages:
+        rule = ("a stage not passed in its window blocks the run" if p.require_stages
+                else "shown by the run, not required (require_stages: true blocks on them)")
+        console.print(f"\n[bold]Stages[/bold] (tminus gate --stage ...; {escape(rule)})")
+        for s in p.stages:
+            opens = f"  window opens {s['opens']}" if s["opens"] else f"  within {s['stage'][2:]} before the run"
+            console.print(f"  [cyan]{s['stage']:>9}[/cyan]{escape(opens)}")
+            for g in s["gates"]:
+                console.print(f"             {g['name']}", markup=False)
+                for c in g["checks"]:
+                    _plan_step(c, "               ", undo_matters=False)
+    if p.requires:
+        console.print("\n[bold]Requires[/bold] (checked in the ledger with the gates)")
+        for r in p.requires:
+            console.print(f"  {r['describe']}", markup=False)
 
 
 def _plan_monitor(m: dict[str, Any]) -> None:

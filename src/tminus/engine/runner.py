@@ -22,6 +22,7 @@ from tminus.engine.exitcodes import Exit
 from tminus.engine.lifecycle import Lifecycle, Next, Section, SectionResult
 from tminus.engine.monitor_sections import MonitorSections
 from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, Policies, Policy
+from tminus.engine.preconditions import Preconditions
 from tminus.engine.prior import Prior
 from tminus.engine.run_state import RunState
 from tminus.engine.steps import StepRunner
@@ -38,11 +39,13 @@ class RunResult:
 
 class Runner:
     def __init__(
-        self, steps: StepRunner, environment: str, prior: Prior | None = None, policy: Policy | None = None
+        self, steps: StepRunner, environment: str, prior: Prior | None = None, policy: Policy | None = None,
+        preconditions: Preconditions | None = None,
     ) -> None:
         self.steps = steps
         self.stop = steps.stop
         self.state = RunState(steps, environment, prior or Prior(), policy or Policy())
+        self.state.preconditions = preconditions
         self.prior = self.state.prior
         self.rb = self.state.rb
         self.rollback_section = Section(lc.ROLLBACK)
@@ -102,7 +105,7 @@ class Runner:
         state, rb, watch = self.state, self.rb, self.monitor
         life = Lifecycle(rollback=self.rollback_section)
         life.add(Section(lc.GATES, run=partial(changes.gates, state),
-                         starting=lambda: {"gates": [g.name for g in rb.gates]}))
+                         starting=lambda: {"gates": [g.name for g in changes.gates_to_run(state)]}))
         if gates_only:
             return life
         if watch is not None and watch.spec.baseline:

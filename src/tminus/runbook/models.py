@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
+from tminus.runbook.requirements import Requirement
+from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
 
@@ -364,6 +366,8 @@ class Gate(Spec):
 
     name: str
     description: str | None = None
+    stage: Stage | None = Field(None, description=(
+        "Run before the day, on its own (`tminus gate --stage T-48h`): T- and a duration before `at`."))
     checks: list[Step] = Field(min_length=1)
 
 
@@ -457,6 +461,11 @@ class Runbook(Spec):
         default_factory=list,
         description="Folders besides the runbook's own that file paths, cwd and SQLite paths may lie in.",
     )
+    at: CutoverTime | None = Field(None, description="The cutover time (T+0) the stages count back from.")
+    requires: list[Requirement] = Field(
+        default_factory=list, description="Runs that must be in the ledger before anything changes.")
+    require_stages: bool = Field(
+        False, description="Block the run when a stage did not pass within its window (default: shown only).")
     gates: list[Gate] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
     verify: list[Step] = Field(default_factory=list)

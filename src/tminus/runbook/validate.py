@@ -99,6 +99,7 @@ class _Validator:
         self._undo_never_undone()
         self._env_names()
         self._references()
+        self._before_the_day()
         monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
@@ -209,6 +210,17 @@ class _Validator:
                     path,
                     "use letters, digits and underscores, not starting with a digit, e.g. DATABASE_URL",
                 )
+
+    def _before_the_day(self) -> None:
+        """`at:` and each requirement's environment render from vars only (no step has run yet);
+        `require_stages: true` needs a stage to require."""
+        if self.rb.at is not None:
+            self._template(self.rb.at, ("at",), frozenset())
+        for i, req in enumerate(self.rb.requires):
+            self._template(req.environment, ("requires", i, "environment"), frozenset())
+        if self.rb.require_stages and not any(g.stage for g in self.rb.gates):
+            self.add("require_stages: true, but no gate has a stage", ("require_stages",),
+                     "give the gates to run before the day a `stage: T-48h`, or remove require_stages")
 
     # --- templates and expectations ----------------------------------------------------------
 
