@@ -29,6 +29,7 @@ def revert(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
     files = m.files()
     if dry_run:
         return _plan_revert(m, files, to, *m._read())
+    m._check_writable()
     me = f"tminus migrate {m.operator}@{m.host}"
     with migration_lock(m.engine, m.tables, m.lock_wait, me):
         rows, half, invalid = m._read()
@@ -130,7 +131,7 @@ def _revert_one(m: Migrator, mf: MigrationFile) -> tuple[float, Proof]:
                 raise left
             proof[0] = check_after(m, conn, mf, transactional=transactional)
             ms = (time.perf_counter() - start) * 1000
-            store.remove(conn, m.tables, mf.version)
+            m._forget(conn, mf.version)
             store.log(conn, m.tables, version=mf.version, action="revert", operator=m.operator,
                       host=m.host, duration_ms=ms, outcome="ok")
         return ms
