@@ -232,7 +232,8 @@ class RestoreSpec(Spec):
     run_tables: list[str] = Field(default_factory=list, description=(
         "Tables only the run itself writes, whose changes since the backup are expected (besides the "
         "migration-history tables always taken as the run's own: alembic_version, schema_version, "
-        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations)."))
+        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations, and the"
+        " tminus_* side tables of an adopted one)."))
 
 
 class FingerprintSpec(Spec):
