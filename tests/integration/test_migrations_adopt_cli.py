@@ -155,3 +155,32 @@ def test_run_on_a_table_of_another_shape_fails_clearly_and_changes_nothing(url: 
     assert "exists but is not tminus's" in proc.stdout + proc.stderr, proc.stdout
     assert "columns: {version: version, applied_at: applied_at}" in proc.stdout + proc.stderr
     assert app_rows(url) == before and tables(url) == before_tables
+
+
+def test_the_side_tables_are_the_runs_own_for_a_restore(url: str, base: Path) -> None:
+    """A restore after an adopted migrate was reverted: the rows left in tminus_schema_migrations_log
+    are the run's own bookkeeping, not writes someone would lose (no question under --no-input)."""
+    write_runbook(base, f"""
+        name: backup-adopt-restore
+        phases:
+          - name: change
+            steps:
+              - id: backup
+                backup: {{url: "{url}", dir: backups}}
+                undo:
+                  - restore: {{url: "{url}", file: "{{{{ steps.backup.path }}}}"}}
+              - migrate:
+                  url: "{url}"
+                  dir: migrations
+                  columns: {{version: version, applied_at: applied_at}}
+              - run: "false"
+    """)
+    before = app_rows(url)
+    code, result = run_json("run", "runbook.yaml", "--no-input", cwd=base)
+    assert (code, result["status"]) == (11, "rolled_back"), result
+    assert app_rows(url) == before
+    code, shown = run_json("show", result["run_id"], cwd=base)
+    restored = [e["data"]["evidence"] for e in shown["events"]
+                if e["type"] == "step.finished" and e.get("step_key") == "phases[0].steps[0].undo[0]"]
+    assert restored and restored[-1]["loss_decision"] == "nothing written since the backup"
+    assert {t["table"].split(".")[-1] for t in restored[-1]["run_own_changes"]} >= {"tminus_schema_migrations_log"}
