@@ -234,12 +234,15 @@ def test_not_null_column_without_default_blocks_writing_not_reading(url: str, md
     before, before_tables = rows(url), tables(url)
     with Migrator(url, mdir, columns=Columns(version="version"), lock_wait=5) as m:
         assert m.status().current == "0001"  # read-only adoption works
-        for action in (m.migrate, lambda: m.revert("0"), lambda: m.stamp("0002")):
+        for action in (m.migrate, lambda: m.migrate(dry_run=True), lambda: m.stamp("0002"),
+                       lambda: m.stamp("0002", dry_run=True)):
             with pytest.raises(ShapeError) as err:
                 action()
             assert "column installed_by VARCHAR(100) NOT NULL is NOT NULL without a default" in str(err.value)
             assert "success" not in str(err.value).split("found:")[0]  # it has a default
-    assert rows(url) == before and tables(url) == before_tables
+        assert rows(url) == before and tables(url) == before_tables
+        assert m.revert("0").versions == ["0001"]  # deleting a row needs no value for installed_by
+    assert rows(url) == [] and "users" not in tables(url)
 
 
 def test_stamp_moves_to_a_table_of_tminus_own(url: str, mdir: Path, adopted: Migrator) -> None:
@@ -269,3 +272,45 @@ def test_careless_mappings_are_refused() -> None:
                          ({"version": "v", "name": "V"}, "mapped twice")]:
         with pytest.raises(MigrationError, match=why):
             Columns.parse(mapping)
+
+
+def test_the_applications_own_rollback_then_tminus_again(url: str, mdir: Path, adopted: Migrator) -> None:
+    """Runbook 004's manual rollback: the application drops the tables and deletes its rows; the
+    side table still has tminus's rows for them. The table is the truth: pending again, re-applied."""
+    app_applies(url, mdir, "0001_create_users.sql")
+    adopted.migrate()
+    sql(url, "DROP TABLE orders", "DELETE FROM schema_migrations WHERE version IN"
+        " ('0002_add_orders.sql', '0003_orders_index.sql')")
+    st = adopted.status()
+    assert st.ok and st.current == "0001" and [p["version"] for p in st.pending] == ["0002", "0003"]
+    assert adopted.migrate().versions == ["0002", "0003"]
+    assert adopted.revert("0001").done[0].proof == "proven"  # the schema recorded by the second apply
+
+
+def test_careless_values_in_the_table(url: str, mdir: Path, adopted: Migrator) -> None:
+    sql(url, "CREATE TABLE schema_migrations (version VARCHAR(6000), applied_at TIMESTAMP)")
+    for value in (" 0001 ", "", "9" * 5000, "0001_x.sql; DROP TABLE users", None):
+        sql(url, "INSERT INTO schema_migrations (version) VALUES (:v)", params={"v": value})
+    st = adopted.status()
+    assert st.current == "0001" and not st.ok
+    assert sum("matches it" in p for p in st.problems) == 4  # '', the huge number, the injection, NULL
+
+
+def test_mapping_ignores_case_and_keeps_the_real_names(url: str, mdir: Path) -> None:
+    sql(url, 'CREATE TABLE schema_migrations ("Version" VARCHAR(255), "AppliedAt" VARCHAR(40))',
+        *discover(mdir)[0].statements(sqlite=url.startswith("sqlite")),
+        """INSERT INTO schema_migrations ("Version") VALUES ('0001_create_users.sql')""")
+    with Migrator(url, mdir, columns=Columns(version="version", applied_at="appliedat")) as m:
+        assert m.status().current == "0001"
+        m.migrate(to="0002")
+    assert sql(url, 'SELECT "Version" FROM schema_migrations ORDER BY 1') == [
+        ("0001_create_users.sql",), ("0002_add_orders.sql",)]
+
+
+def test_a_table_in_another_schema(pg_url: str, mdir: Path) -> None:
+    sql(pg_url, "CREATE SCHEMA app", "CREATE TABLE app.schema_migrations (version BIGINT PRIMARY KEY)")
+    with Migrator(pg_url, mdir, table="app.schema_migrations", columns=Columns(version="version")) as m:
+        assert m.migrate(to="0002").versions == ["0001", "0002"]
+        assert m.revert("0001").versions == ["0002"]
+    assert sql(pg_url, "SELECT version FROM app.schema_migrations") == [(1,)]
+    assert sql(pg_url, "SELECT version FROM app.tminus_schema_migrations") == [("0001",)]

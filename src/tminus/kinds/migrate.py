@@ -90,6 +90,8 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
         if config.alembic is not None:
             return _alembic(config, ctx, migrator, evidence)
         evidence["dir"] = str(migrator.directory)
+        if columns is not None:  # an adopted table: where its rows went, and tminus's beside them
+            evidence["adopted"] = {"table": config.table, "columns": columns.mapped(), "side": migrator.tables.own}
         if config.revert_to is not None:
             out = migrator.revert(config.revert_to, dry_run=config.dry_run)
         else:

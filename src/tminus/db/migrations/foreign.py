@@ -37,7 +37,9 @@ RULE = ("versions match files by number: 1, 0001, 0001_name and 0001_name.sql al
 def parse(value: object) -> tuple[int, str | None] | None:
     """(number, name or None) of a recorded version; None when it is not of a matching form."""
     m = _RECORDED.match(str(value).strip())
-    return None if m is None else (int(m.group("num")), m.group("name"))
+    if m is None or len(m.group("num")) > 64:  # no file has such a version (and int() has limits)
+        return None
+    return int(m.group("num")), m.group("name")
 
 
 def _quote(conn: Connection, name: str) -> str:

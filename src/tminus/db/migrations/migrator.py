@@ -197,13 +197,16 @@ class Migrator:
         assert self.columns is not None
         return foreign.Foreign(self.tables.main, adopt.resolve(conn, self.tables.main, self.columns))
 
-    def _check_writable(self) -> None:
-        """Before anything is written (the lock row, the side tables): the tracking table's shape."""
+    def _check_shape(self, *, inserts: bool) -> None:
+        """Before anything is written (the lock row, the side tables), and in a dry run: the tracking
+        table's shape; with `inserts`, that a row of an adopted table's shape can be written."""
         with self.engine.connect() as conn:
             if self.columns is None:
                 adopt.check_own(conn, self.tables.main)
             else:
-                adopt.check_writable(conn, self.tables.main, self._foreign(conn).mapped)
+                mapped = self._foreign(conn).mapped
+                if inserts:
+                    adopt.check_writable(conn, self.tables.main, mapped)
 
     def _record(self, conn: Connection, mf: MigrationFile, ms: float) -> None:
         """`mf` applied: tminus's row, and in an adopted table the row of its own shape."""
@@ -307,9 +310,9 @@ class Migrator:
         """Apply pending migrations up to `to` (default: all), each verified."""
         files = self.files()
         target = self._target(files, to)
+        self._check_shape(inserts=True)
         if dry_run:
             return self._plan_migrate(files, target, *self._read())
-        self._check_writable()
         me = f"tminus migrate {self.operator}@{self.host}"
         with migration_lock(self.engine, self.tables, self.lock_wait, me):
             with self._tx() as conn:

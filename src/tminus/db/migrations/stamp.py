@@ -23,11 +23,11 @@ def stamp(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
     if target is None or not target.strip("0"):
         raise MigrationError("stamp needs a version to stamp up to (--to), one of "
                              + (", ".join(f.version for f in files) or "(no migrations)"))
+    m._check_shape(inserts=True)
     if dry_run:
         out = m._plan_migrate(files, target, *m._read())
         out.action = "stamp"
         return out
-    m._check_writable()
     me = f"tminus migrate {m.operator}@{m.host} (stamp)"
     with migration_lock(m.engine, m.tables, m.lock_wait, me):
         with m._tx() as conn:
