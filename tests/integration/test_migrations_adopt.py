@@ -314,3 +314,59 @@ def test_a_table_in_another_schema(pg_url: str, mdir: Path) -> None:
         assert m.revert("0001").versions == ["0002"]
     assert sql(pg_url, "SELECT version FROM app.schema_migrations") == [(1,)]
     assert sql(pg_url, "SELECT version FROM app.tminus_schema_migrations") == [("0001",)]
+
+
+def test_a_no_transaction_migration_cut_short_resumes(url: str, mdir: Path, adopted: Migrator) -> None:
+    """Its progress is tminus's (side table); the application's row is written once it is complete."""
+    from tminus.db.migrations import MigrationFailed
+
+    app_applies(url, mdir, "0001_create_users.sql", "0002_add_orders.sql", "0003_orders_index.sql")
+    step = mdir / "0004_stepwise.sql"
+    step.write_text("-- tminus: no-transaction\nCREATE TABLE a (x INTEGER);\nINSERT INTO nowhere VALUES (1);\n")
+    with pytest.raises(MigrationFailed, match="stopped at statement 2 of 2"):
+        adopted.migrate()
+    st = adopted.status()
+    assert [(h.version, h.done, h.total) for h in st.half_applied] == [("0004", 1, 2)]
+    assert len(rows(url)) == 3  # nothing recorded for 0004 in the application's table
+    step.write_text("-- tminus: no-transaction\nCREATE TABLE a (x INTEGER);\nCREATE TABLE b (y INTEGER);\n")
+    out = adopted.migrate()
+    assert out.versions == ["0004"] and out.done[0].resumed_from == 1
+    assert rows(url)[-1][0] == "0004_stepwise.sql" and adopted.status().ok
+
+
+FLYWAY = ("CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY, version VARCHAR(50),"
+          " description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL,"
+          " checksum INT, installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT"
+          " CURRENT_TIMESTAMP, execution_time INT NOT NULL, success BOOLEAN NOT NULL)")
+
+
+def test_flyway_history_read_only(url: str, mdir: Path) -> None:
+    """Flyway's table: versions `1`, `2` and CRC32 checksums are read; a row cannot be written by
+    tminus (installed_rank, installed_by... are NOT NULL), which is said before anything changes."""
+    sql(url, FLYWAY)
+    for rank, mf in enumerate(discover(mdir)[:2], start=1):
+        sql(url, *mf.statements(sqlite=url.startswith("sqlite")))
+        sql(url, "INSERT INTO flyway_schema_history VALUES (:r, :v, :d, 'SQL', :s, :c, 'app', CURRENT_TIMESTAMP,"
+            " 5, TRUE)", params={"r": rank, "v": str(rank), "d": mf.name.replace("_", " "),
+                                 "s": f"V{rank}__{mf.name}.sql", "c": flyway_crc32(mf.text)})
+    before = sql(url, "SELECT * FROM flyway_schema_history ORDER BY installed_rank")
+    mapping = Columns(version="version", name="description", applied_at="installed_on", checksum="checksum")
+    with Migrator(url, mdir, table="flyway_schema_history", columns=mapping, lock_wait=5) as m:
+        st = m.verify()
+        assert st.current == "0002" and [(a.version, a.name, a.state) for a in st.applied] == [
+            ("0001", "create users", "ok"), ("0002", "add orders", "ok")]
+        with pytest.raises(ShapeError) as err:
+            m.migrate()
+        for column in ("installed_rank", "type", "script", "installed_by", "execution_time", "success"):
+            assert column in str(err.value).split("found:")[0]
+    assert sql(url, "SELECT * FROM flyway_schema_history ORDER BY installed_rank") == before
+    assert not any(t.startswith("tminus_") for t in tables(url))
+
+
+def test_a_key_that_fills_itself_does_not_block_writing(url: str, mdir: Path) -> None:
+    key = ("id INTEGER PRIMARY KEY" if url.startswith("sqlite")
+           else "id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n SERIAL")
+    sql(url, f"CREATE TABLE schema_migrations ({key}, version TEXT NOT NULL)")
+    with Migrator(url, mdir, columns=Columns(version="version")) as m:
+        assert m.migrate(to="0002").versions == ["0001", "0002"]
+    assert [r[0] for r in sql(url, "SELECT version FROM schema_migrations ORDER BY id")] == ["0001", "0002"]

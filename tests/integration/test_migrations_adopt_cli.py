@@ -138,6 +138,14 @@ def test_run_applies_in_the_tables_shape_and_the_rollback_reverts(url: str, base
     assert app_rows(url) == before  # the revert removed exactly the rows it wrote
     assert "orders" not in tables(url) and "users" in tables(url)
     assert sql(url, "SELECT count(*) FROM tminus_schema_migrations") == [(0,)]
+    code, shown = run_json("show", result["run_id"], cwd=base)
+    applied = [e["data"]["evidence"] for e in shown["events"]
+               if e["type"] == "step.finished" and e.get("step_key") == "phases[0].steps[0]"]
+    assert applied[0]["adopted"] == {"table": "schema_migrations", "side": "tminus_schema_migrations",
+                                     "columns": {"version": "version", "applied_at": "applied_at"}}
+    assert [v["version"] for v in applied[0]["versions"]] == ["0002", "0003"]
+    plan = tminus("plan", "runbook.yaml", cwd=base)
+    assert "tracked in schema_migrations (adopted: version=version, applied_at=applied_at)" in plan.stdout, plan
 
 
 def test_run_on_a_table_of_another_shape_fails_clearly_and_changes_nothing(url: str, base: Path) -> None:

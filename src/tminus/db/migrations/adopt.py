@@ -101,12 +101,18 @@ def columns_of(conn: Connection, table: str) -> list[Column] | None:
     if not insp.has_table(name, schema=schema or None):
         return None
     pk = insp.get_pk_constraint(name, schema=schema or None).get("constrained_columns") or []
+    declared: dict[str, str] = {}
+    if conn.dialect.name == "sqlite":  # the type as written: INT and INTEGER read back alike
+        prefix = f'"{schema}".' if schema else ""
+        quoted = name.replace('"', '""')
+        declared = {r[1]: str(r[2]) for r in conn.exec_driver_sql(f'PRAGMA {prefix}table_info("{quoted}")')}
     out = []
     for c in insp.get_columns(name, schema=schema or None):
         typ = c["type"]
         integer = isinstance(typ, Integer)
-        # SQLite's INTEGER PRIMARY KEY is the rowid: it fills itself like a serial or identity column
-        rowid = conn.dialect.name == "sqlite" and integer and pk == [c["name"]]
+        # SQLite's INTEGER PRIMARY KEY (that type name exactly, not INT) is the rowid: it fills itself
+        # like a serial or identity column
+        rowid = declared.get(c["name"], "").upper() == "INTEGER" and pk == [c["name"]]
         out.append(Column(
             name=c["name"], type=str(typ), nullable=bool(c.get("nullable", True)) and c["name"] not in pk,
             has_default=c.get("default") is not None or bool(c.get("identity")) or rowid,
