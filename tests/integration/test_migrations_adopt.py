@@ -370,3 +370,24 @@ def test_a_key_that_fills_itself_does_not_block_writing(url: str, mdir: Path) ->
     with Migrator(url, mdir, columns=Columns(version="version")) as m:
         assert m.migrate(to="0002").versions == ["0001", "0002"]
     assert [r[0] for r in sql(url, "SELECT version FROM schema_migrations ORDER BY id")] == ["0001", "0002"]
+
+
+def test_stamp_an_adopted_table_for_a_version_applied_by_hand(url: str, mdir: Path, adopted: Migrator) -> None:
+    """Runbook 004's manual path (psql -f 0002...) leaves the schema applied and the table silent:
+    stamping records the row the application's way, running nothing (0002 again would fail)."""
+    app_applies(url, mdir, "0001_create_users.sql")
+    sql(url, *discover(mdir)[1].statements(sqlite=url.startswith("sqlite")))
+    out = adopted.stamp("0002")
+    assert out.versions == ["0002"] and out.action == "stamp"
+    assert [r[0] for r in rows(url)] == ["0001_create_users.sql", "0002_add_orders.sql"]
+    assert sql(url, "SELECT count(*) FROM orders") == [(1,)]  # not run twice
+    assert adopted.verify().current == "0002"
+
+
+def test_reserved_words_as_column_names(url: str, mdir: Path) -> None:
+    sql(url, 'CREATE TABLE "order" ("user" VARCHAR(50) NOT NULL, "select" VARCHAR(40))')
+    with Migrator(url, mdir, table="order", columns=Columns(version="user", applied_at="select")) as m:
+        assert m.migrate(to="0001").versions == ["0001"]
+        assert m.status().current == "0001"
+        m.revert("0")
+    assert sql(url, 'SELECT count(*) FROM "order"') == [(0,)]
