@@ -127,8 +127,8 @@ def progress(conn: Connection, t: Tables) -> dict[str, dict[int, str]]:
 def record_applied(conn: Connection, t: Tables, row: AppliedRow) -> None:
     from sqlalchemy import text
 
-    # Beside an adopted table a row may outlive its version (the application deleted its own row).
-    conn.execute(text(f"DELETE FROM {t.own} WHERE version = :v"), {"v": row.version})
+    if t.adopted:  # a side row may outlive its version (the application deleted its own row)
+        conn.execute(text(f"DELETE FROM {t.own} WHERE version = :v"), {"v": row.version})
     conn.execute(
         text(
             f"INSERT INTO {t.own} (version, name, checksum, applied_at, duration_ms, operator, host)"
