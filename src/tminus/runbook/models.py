@@ -9,6 +9,7 @@ kind's configuration model below.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -18,6 +19,8 @@ from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
+
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 if TYPE_CHECKING:
     from tminus.kinds.base import Effect
@@ -142,6 +145,37 @@ class WaitSpec(Spec):
     interval: Duration = 1.0
 
 
+class MigrateColumns(Spec):
+    """The columns of an existing migrations table (the application's own) that hold what tminus
+    tracks: status and verify read it through this mapping; migrate and revert write rows of its
+    shape, keeping the rest in tminus's side table `tminus_<table>`."""
+
+    version: str = Field(description="Column holding each applied version (001, 20240101120000 or 001_x.sql).")
+    name: str | None = Field(None, description="Column holding the migration's name.")
+    applied_at: str | None = Field(None, description="Column holding when it was applied.")
+    checksum: str | None = Field(None, description="Column holding the file's checksum (compared on verify).")
+
+    @field_validator("version", "name", "applied_at", "checksum")
+    @classmethod
+    def _column(cls, value: str | None) -> str | None:
+        if value is not None and not _COLUMN.match(value):
+            raise ValueError(f"expected a plain column name (letters, digits and _), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MigrateColumns:
+        seen: dict[str, str] = {}
+        for notion in ("version", "name", "applied_at", "checksum"):
+            column = getattr(self, notion)
+            if column is None:
+                continue
+            if column.lower() in seen:
+                raise ValueError(f"column {column!r} is mapped twice ({seen[column.lower()]} and {notion});"
+                                 " map each to its own column")
+            seen[column.lower()] = notion
+        return self
+
+
 class MigrateSpec(Spec):
     """Apply ordered SQL migrations (NNNN_name.sql, optional .down.sql and .verify.sql) tracked in a
     table, or drive an Alembic configuration. Outputs: before, after, applied."""
@@ -152,6 +186,9 @@ class MigrateSpec(Spec):
     to: str | None = Field(None, description="Target version (default: the latest).")
     revert_to: str | None = Field(None, description="Revert down to this version instead of applying.")
     table: str = Field("schema_migrations", description="Tracking table.")
+    columns: MigrateColumns | None = Field(None, description=(
+        "Adopt `table`, an existing migrations table of another shape: which of its columns hold the "
+        "version, name, applied_at and checksum."))
     lock_timeout: Duration = Field(5.0, description="PostgreSQL lock_timeout for each statement.")
     statement_timeout: Duration | None = Field(None, description="PostgreSQL statement_timeout.")
     lock_retries: int = Field(3, ge=0, description="Retries of a statement that lost a lock wait.")
@@ -165,6 +202,9 @@ class MigrateSpec(Spec):
     def _one_source(self) -> MigrateSpec:
         if (self.dir is None) == (self.alembic is None):
             raise ValueError("give exactly one of 'dir' or 'alembic'")
+        if self.columns is not None and self.alembic is not None:
+            raise ValueError("'columns' adopts a table for 'dir' migrations; Alembic keeps its own"
+                             " alembic_version table: remove 'columns'")
         return self
 
 
@@ -194,7 +234,8 @@ class RestoreSpec(Spec):
     run_tables: list[str] = Field(default_factory=list, description=(
         "Tables only the run itself writes, whose changes since the backup are expected (besides the "
         "migration-history tables always taken as the run's own: alembic_version, schema_version, "
-        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations)."))
+        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations, and the"
+        " tminus_* side tables of an adopted one)."))
 
 
 class FingerprintSpec(Spec):
