@@ -9,7 +9,7 @@ from tminus.runbook.document import PathKey
 from tminus.runbook.models import Runbook
 
 Add = Callable[..., None]
-_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"
+_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus, redis"
 
 
 def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]], str | None]) -> None:
