@@ -155,3 +155,24 @@ def test_an_unknown_output_mode_is_a_positioned_validation_error(tmp_path: Path)
     proc = tminus("validate", str(rb), cwd=tmp_path)
     assert proc.returncode == 78
     assert f"{rb}:3:" in proc.stdout + proc.stderr and "'text' or 'json'" in proc.stdout + proc.stderr
+
+
+def test_a_declared_secret_inside_the_document_is_masked_where_it_is_stored(tmp_path: Path) -> None:
+    rb = write_runbook(tmp_path, """
+        name: secret-in-json
+        secrets: [DB_PASSWORD]
+        verify:
+          - id: conf
+            run:
+              command: |-
+                printf '{"dsn": "postgresql://app:%s@db/app", "pool": 10}' "$DB_PASSWORD"
+              output: json
+            expect: ['jsonpath "$.pool" == 10', 'jsonpath "$.dsn" contains "@db/app"']
+          - run: echo "{{ steps.conf.json.dsn }}" > dsn.txt
+    """)
+    password = "pw-7h6g5f4e3d"
+    proc = tminus("run", str(rb), "--yes", cwd=tmp_path, env={"DB_PASSWORD": password})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "dsn.txt").read_text() == f"postgresql://app:{password}@db/app\n"
+    ledger = (tmp_path / ".tminus" / "ledger.db").read_bytes()
+    assert password.encode() not in ledger and b"postgresql://app:***@db/app" in ledger
