@@ -106,3 +106,18 @@ def test_a_redis_step_is_a_check_usable_as_a_gate_a_probe_and_in_a_wait(tmp_path
     """)
     doc = load_runbook(rb)
     assert all(s.is_check and not s.needs_undo for s in doc.runbook.all_steps() if s.kind == "redis")
+
+
+def test_validating_and_planning_do_not_import_the_client(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rb = write_runbook(tmp_path, """
+        name: r
+        verify:
+          - redis: {url: "redis://127.0.0.1:6379/0", command: LLEN jobs}
+    """)
+    code = ("import sys; from tminus.runbook.loader import load_runbook; from tminus.kinds import registry; "
+            f"load_runbook({str(rb)!r}); registry.all_kinds(); print('redis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
