@@ -45,6 +45,8 @@ def print_plan(p: Any) -> None:
     for ph in p.phases:
         budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
         console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{escape(ph.name)}[/bold] ({escape(budget)})")
+        if getattr(ph, "guard", None):
+            _plan_guard(ph.guard)
         for s in ph.steps:
             if s.key == ponr_key:
                 console.print("           [red]──── point of no return ────[/red]")
@@ -80,17 +82,32 @@ def print_plan(p: Any) -> None:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
 
 
+def _plan_guard(g: dict[str, Any]) -> None:
+    settle = f", and {_dur(g['settle'])} after the last step" if g["settle"] else ""
+    console.print(f"           guard: a probe every {_dur(g['interval'])} while the steps run{settle}",
+                  markup=False)
+    for s in g["probes"]:
+        _plan_step(s, "             probe ", undo_matters=False)
+    _plan_rules(g["rules"], "             ")
+    if g["notify"]:
+        console.print(f"             every firing and resolution is told to: {', '.join(g['notify'])}", markup=False)
+
+
+def _plan_rules(rules: list[dict[str, Any]], pad: str) -> None:
+    for r in rules:
+        on = f" (probe {r['probe']})" if r["probe"] else ""
+        told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
+        console.print(f"{pad}rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
+                      f"error: {r['on_error']}{told}", markup=False)
+
+
 def _plan_monitor(m: dict[str, Any]) -> None:
     baseline = f", baseline {_dur(m['baseline'])} before the first phase" if m["baseline"] else ""
     console.print(f"\n[bold]Monitor[/bold]: {_dur(m['duration'])} after the go, a probe every "
                   f"{_dur(m['interval'])}{baseline}")
     for s in m["probes"]:
         _plan_step(s, "  probe ", undo_matters=False)
-    for r in m["rules"]:
-        on = f" (probe {r['probe']})" if r["probe"] else ""
-        told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
-        console.print(f"  rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
-                      f"error: {r['on_error']}{told}", markup=False)
+    _plan_rules(m["rules"], "  ")
     if m["notify"]:
         console.print(f"  every firing and resolution is told to: {', '.join(m['notify'])}", markup=False)
 

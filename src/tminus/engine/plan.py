@@ -13,6 +13,7 @@ from tminus.errors import TemplateError
 from tminus.kinds import registry
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
+from tminus.runbook.monitor import AlertRule
 from tminus.templating.templater import Templater
 
 
@@ -40,6 +41,7 @@ class PlannedPhase:
     tplus: str
     steps: list[PlannedStep]
     undo: list[PlannedStep]
+    guard: dict[str, Any] | None = None  # probes and rules watched while the steps run
 
 
 @dataclass
@@ -97,6 +99,9 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             name=phase.name, budget=phase.budget, starts_at=clock,
             tplus=tplus(clock) if clock is not None else "T+?",
             steps=steps, undo=[planned(u) for u in phase.undo],
+            guard=None if phase.guard is None else {
+                "interval": phase.guard.interval, "settle": phase.guard.settle, "notify": phase.guard.notify,
+                "probes": [planned(s) for s in phase.guard.probes], "rules": _rules(phase.guard.rules)},
         ))
         for s in steps:
             if ponr is None and not s.reversible:
@@ -138,11 +143,14 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             "baseline": rb.monitor.baseline,
             "notify": rb.monitor.notify,
             "probes": [planned(s) for s in rb.monitor.probes],
-            "rules": [{"name": r.name, "probe": r.probe or "", "rule": r.describe(), "action": r.action,
-                       "on_no_data": r.on_no_data, "on_error": r.on_error, "notify": r.notify}
-                      for r in rb.monitor.rules],
+            "rules": _rules(rb.monitor.rules),
         },
     )
+
+
+def _rules(rules: list[AlertRule]) -> list[dict[str, Any]]:
+    return [{"name": r.name, "probe": r.probe or "", "rule": r.describe(), "action": r.action,
+             "on_no_data": r.on_no_data, "on_error": r.on_error, "notify": r.notify} for r in rules]
 
 
 _STEP_REF = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*)\.")

@@ -71,6 +71,7 @@ class RunState:
         one requested while it ran ends the section after it (Stopped)."""
         self.check_stop()
         self.consult(BEFORE_STEP, self.policy.before_step(step, self.current), self.current, step)
+        self.check_stop()  # a policy watching on its own (a guard's first probes) stopped the run meanwhile
         choice = self.prior.interrupted.get(step.key)
         if choice == "skip":
             # the operator says it completed: it acted, so its undo runs on a later rollback

@@ -21,7 +21,7 @@ from tminus.engine.decision import decide
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lifecycle import Lifecycle, Next, Section, SectionResult
 from tminus.engine.monitor_sections import MonitorSections
-from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, Policy
+from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, Policies, Policy
 from tminus.engine.prior import Prior
 from tminus.engine.run_state import RunState
 from tminus.engine.steps import StepRunner
@@ -49,6 +49,12 @@ class Runner:
         if self.prior.in_rollback:
             self.state.current = self.rollback_section
         self.monitor = MonitorSections.of(self.state)
+        if any(p.guard is not None for p in self.rb.phases):  # only runbooks with guards load the rules
+            from tminus.engine.guards import GuardPolicy
+
+            # the phases' guards watch beside whatever policy the session was given
+            self.state.policy = Policies([self.state.policy, GuardPolicy(self.state)])
+        self.policy = self.state.policy  # the session starts and finishes it
 
     # --- entry points ---------------------------------------------------------------------
 

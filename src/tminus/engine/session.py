@@ -305,7 +305,7 @@ class Session:
 
         self.stop.attach(record)
         runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
-        self.policy.start(self.stop)
+        runner.policy.start(self.stop)  # the session's policy and the runbook's guards
         with signals_stop(self.stop):
             try:
                 return body(runner)
@@ -313,7 +313,7 @@ class Session:
                 return RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
-                self.policy.finish()
+                runner.policy.finish()
                 # the per-run resources (HTTP clients, database pools) the kinds that ran opened
                 close_resources(steps.shared, sorted(steps.kinds_used))
                 steps.tidy_spool()

@@ -379,6 +379,20 @@ class Gate(Spec):
     checks: list[Step] = Field(min_length=1)
 
 
+class GuardSpec(Spec):
+    """Probes and alert rules (the monitor's grammar) that run while a phase's steps run: from
+    before its first step until its last step finished (and `settle` after). A rule that fires
+    stops the current step and takes its action: rollback (default), abort or notify."""
+
+    interval: Duration = Field(description="Time between two probes of each probe.")
+    settle: Duration | None = Field(
+        None, description="Keep probing this long after the phase's last step, before the next section."
+    )
+    notify: list[str] = Field(default_factory=list, description="Channels told of every firing and resolution.")
+    probes: list[Step] = Field(min_length=1, description="Named checks whose values the rules read.")
+    rules: list[AlertRule] = Field(min_length=1, description="When the guard fires, and what it does then.")
+
+
 class Phase(Spec):
     """Steps performed in order, with undo steps that reverse the phase."""
 
@@ -388,6 +402,7 @@ class Phase(Spec):
     budget: Duration | None = Field(None, description="Planned duration; the T+ timeline adds these up.")
     steps: list[Step] = Field(min_length=1)
     undo: list[Step] = Field(default_factory=list, description="Run in order when the phase is rolled back.")
+    guard: GuardSpec | None = Field(None, description="Probes and rules watched while the phase's steps run.")
 
 
 class EnvManifest(Spec):
@@ -481,6 +496,8 @@ class Runbook(Spec):
         for g in self.gates:
             visit(g.checks)
         for p in self.phases:
+            if p.guard is not None:
+                visit(p.guard.probes)
             visit(p.steps)
             visit(p.undo)
         visit(self.verify)

@@ -99,7 +99,7 @@ class _Validator:
         self._undo_never_undone()
         self._env_names()
         self._references()
-        monitor_problems(self.rb, self.add, closest=closest)
+        monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
@@ -110,6 +110,10 @@ class _Validator:
             quote = 1 if path in self.source.quoted else 0
             location = Location(location.file, location.line, location.column + quote + column_offset)
         self.problems.append(Problem(message, location, hint, path_to_str(path)))
+
+    def warn(self, message: str, path: PathKey, hint: str | None = None) -> None:
+        path = self.yaml_path(path)
+        self.warnings.append(Problem(message, self.source.locate(path), hint, path_to_str(path)))
 
     def yaml_path(self, path: PathKey) -> PathKey:
         """The part of a model path written in the file (`run: "cmd"` has no `command` key)."""
@@ -214,6 +218,8 @@ class _Validator:
         for gate in self.rb.gates:
             self._walk(gate.checks, main)
         for phase in self.rb.phases:
+            if phase.guard is not None:  # a guard's probes start before the phase's first step
+                self._walk(phase.guard.probes, set(main))
             self._walk(phase.steps, main)
             self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
         self._walk(self.rb.verify, main)
