@@ -344,3 +344,31 @@ def test_a_redis_probe_feeds_a_monitor_rule(private: Server, tmp_path: Path) -> 
     assert "queue backs up" in out
     assert time.monotonic() - start < 15  # fired early in the window, not at its end
     assert private.client().llen("jobs") == 0  # the undo ran
+
+
+def test_a_redis_probe_guards_a_phase_and_redis_dying_fires_it(private: Server, tmp_path: Path) -> None:
+    rb = write_runbook(tmp_path, f"""
+        name: guarded
+        phases:
+          - name: restart the workers
+            guard:
+              interval: 100ms
+              probes:
+                - name: queue
+                  redis: {{url: "{private.url}", command: PING}}
+              rules:
+                - name: redis stays up
+                  probe: queue
+                  when: value != true
+                  consecutive: 2
+            steps:
+              - run: sleep 0.5; kill -9 {private.proc.pid}; sleep 20
+            undo:
+              - run: "true"
+    """)
+    start = time.monotonic()
+    proc = tminus("run", str(rb), "--yes", cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 11, out
+    assert "redis stays up" in out
+    assert time.monotonic() - start < 15  # the guard stopped the step; it did not sleep its 20 s out
