@@ -172,3 +172,44 @@ def test_a_huge_vars_file_is_refused_unread(tmp_path: Path) -> None:
         f.write("release: '" + "x" * 2_000_000 + "'\n")
     out = _refused(tmp_path, PROD, {})
     assert "vars/prod.yaml is over 524,288 bytes" in out
+
+
+def test_resume_refuses_a_run_whose_vars_file_changed(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tests.helpers import spawn, wait_for
+
+    write_runbook(tmp_path, """
+        name: resumable
+        vars: {release: "1.0"}
+        environments:
+          prod: {vars_file: prod.yaml}
+        phases:
+          - name: deploy
+            steps:
+              - idempotent: true
+                run: >-
+                  echo $$ > pgid; touch started; while [ ! -f go ]; do sleep 0.1; done;
+                  echo {{ vars.release }} > deployed
+            undo: [{run: "true"}]
+    """)
+    (tmp_path / "prod.yaml").write_text("release: 2.0\n")
+    proc = spawn("run", "runbook.yaml", "-e", "prod", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "started").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    os.killpg(int((tmp_path / "pgid").read_text()), signal.SIGKILL)
+    _code, runs = run_json("history", cwd=tmp_path)
+    run_id = runs[0]["id"]
+    (tmp_path / "go").touch()
+
+    (tmp_path / "prod.yaml").write_text("release: 3.0\n")  # the values the run would now render with differ
+    refused = tminus("resume", run_id, cwd=tmp_path)
+    assert refused.returncode == 15 and "(or a vars file it reads) changed" in refused.stderr, refused.stderr
+    assert not (tmp_path / "deployed").exists()
+
+    (tmp_path / "prod.yaml").write_text("release: 2.0\n")  # as it was: the same run
+    resumed = tminus("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (tmp_path / "deployed").read_text() == "2.0\n"

@@ -70,14 +70,15 @@ def load_runbook(path: str | Path, text: str | None = None) -> RunbookDocument:
     except ValidationError as exc:
         problems += _model_problems(exc.errors(include_url=False), data, source)
         raise RunbookError(_sorted(problems)) from None
-    problems += apply_vars_files(runbook, source, closest)
+    vars_files: list[tuple[str, str]] = []
+    problems += apply_vars_files(runbook, source, closest, vars_files)
     if problems:
         raise RunbookError(_sorted(problems))
     assign_keys(runbook)
     problems = semantic_problems(runbook, source)
     if problems:
         raise RunbookError(_sorted(problems))
-    return RunbookDocument(runbook=runbook, path=path, text=text, source=source)
+    return RunbookDocument(runbook=runbook, path=path, text=text, source=source, vars_files=tuple(vars_files))
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

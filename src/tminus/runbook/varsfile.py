@@ -38,18 +38,21 @@ class VarProblem(ValueError):
     """A value its variable cannot take (or a variables file that cannot be used)."""
 
 
-def apply_vars_files(runbook: Runbook, source: SourceMap, closest: Any) -> list[Problem]:
-    """Merge every `vars_file` into the model's `vars` (under what is written inline); the problems."""
+def apply_vars_files(runbook: Runbook, source: SourceMap, closest: Any,
+                     read: list[tuple[str, str]] | None = None) -> list[Problem]:
+    """Merge every `vars_file` into the model's `vars` (under what is written inline); the problems.
+    Each file's (path, text) is appended to `read`: the document's identity includes them."""
     problems: list[Problem] = []
     base = Path(source.file)
+    texts: list[tuple[str, str]] = [] if read is None else read
     if runbook.vars_file is not None:
-        entries = _entries(runbook.vars_file, ("vars_file",), runbook, source, base, problems)
+        entries = _entries(runbook.vars_file, ("vars_file",), runbook, source, base, problems, texts)
         runbook.vars = {**{name: typed for name, (typed, _, _) in entries.items()}, **runbook.vars}
     for env_name, env in runbook.environments.items():
         if env.vars_file is None:
             continue
         at: PathKey = ("environments", env_name, "vars_file")
-        entries = _entries(env.vars_file, at, runbook, source, base, problems)
+        entries = _entries(env.vars_file, at, runbook, source, base, problems, texts)
         declared = {**runbook.vars, **env.vars}
         values: dict[str, Any] = {}
         for name, (typed, written, where) in entries.items():
@@ -69,7 +72,7 @@ def apply_vars_files(runbook: Runbook, source: SourceMap, closest: Any) -> list[
 
 
 def _entries(path: str, at: PathKey, runbook: Runbook, source: SourceMap, base: Path,
-             problems: list[Problem]) -> dict[str, tuple[Any, Any, Location]]:
+             problems: list[Problem], texts: list[tuple[str, str]]) -> dict[str, tuple[Any, Any, Location]]:
     """name -> (typed value, value as written, where it is) of one vars file; {} after a problem."""
     where = source.locate(at)
 
@@ -97,6 +100,7 @@ def _entries(path: str, at: PathKey, runbook: Runbook, source: SourceMap, base: 
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return refuse(f"the vars file {shown} is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
+    texts.append((path, text))
     try:
         tree = guarded_load(YAML(typ="rt"), text, shown)  # limits, tags, aliases: refused with positions
         written = YAML(typ="base", pure=True).load(text)  # the scalars as written (`1.10` stays "1.10")
