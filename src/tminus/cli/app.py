@@ -169,6 +169,18 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
     drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
 
 
+def _same_with_vars_files(path: str, text: str, recorded: str) -> bool:
+    """A runbook with vars files: its identity covers their text too (RunbookDocument.content_hash)."""
+    from tminus.errors import RunbookError
+    from tminus.runbook.loader import load_runbook
+
+    try:
+        doc = load_runbook(path, text=text)
+    except RunbookError:
+        return False
+    return bool(doc.vars_files) and doc.content_hash == recorded
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--retry", "choice", flag_value="retry",
@@ -198,9 +210,10 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
     text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
-    if content_hash(text) != record.content_hash:
+    if content_hash(text) != record.content_hash and not _same_with_vars_files(str(path), text, record.content_hash):
         if not allow_changed:
-            fail(f"the runbook {path} changed since run {record.id} started (content hash differs)",
+            fail(f"the runbook {path} (or a vars file it reads) changed since run {record.id} started "
+                 "(content hash differs)",
                  Exit.NEEDS_OPERATOR,
                  hint="review the change; resume anyway with --allow-changed --reason '...'")
         if not reason:

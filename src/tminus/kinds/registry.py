@@ -46,6 +46,7 @@ MODULES: dict[str, str] = {
     "migration_lint": "tminus.kinds.migration_lint",
     "notify": "tminus.kinds.notify",
     "prometheus": "tminus.kinds.prometheus",
+    "redis": "tminus.kinds.redis",
 }
 
 

@@ -29,13 +29,15 @@ if TYPE_CHECKING:
 
 
 class RunSpec(Spec):
-    """A shell command. Outputs: stdout, stderr, exit_code."""
+    """A shell command. Outputs: stdout, stderr, exit_code (and json with `output: json`)."""
 
     command: Annotated[str, SHELL]  # each {{ }} is quoted for where it stands (templating/contexts.py)
     shell: str = Field("/bin/sh", description="Interpreter invoked as SHELL -c COMMAND.")
     cwd: str | None = Field(None, description="Working directory, relative to the runbook's folder.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     stdin: str | None = None
+    output: Literal["text", "json"] = Field(
+        "text", description="json: stdout must be JSON; parsed into steps.<id>.json and the value `json`.")
 
     @model_validator(mode="before")
     @classmethod
@@ -282,11 +284,20 @@ class PrometheusSpec(Spec):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+class RedisSpec(Spec):
+    """One read-only Redis command (LLEN jobs, GET key, PING, ...). Values: `value` (the reply),
+    `json` (a text reply that is JSON), `duration`."""
+
+    url: str = Field(description="redis://[:password@]host:port/db, rediss:// or unix:// (redis-py's URL forms).")
+    command: str = Field(description="A read-only command and its arguments, e.g. 'LLEN jobs'; quote an "
+                                     "argument holding spaces: GET 'a key'.")
+
+
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
 # model here and a module under tminus/kinds registering its descriptor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
-    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus",
+    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
 )
 
 
@@ -322,6 +333,7 @@ class Step(Spec):
     migration_lint: MigrationLintSpec | None = None
     notify: NotifySpec | None = None
     prometheus: PrometheusSpec | None = None
+    redis: RedisSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -452,6 +464,8 @@ class Environment(Spec):
 
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    vars_file: str | None = Field(None, description=(
+        "A YAML or JSON file of variable values, relative to the runbook; this environment's vars: win over it."))
     env: EnvManifest = Field(default_factory=EnvManifest)
 
 
@@ -494,6 +508,8 @@ class Runbook(Spec):
     name: str
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    vars_file: str | None = Field(None, description=(
+        "A YAML or JSON file declaring variables, relative to the runbook; vars: win over it."))
     secrets: list[str] = Field(
         default_factory=list, description="Environment variables whose values are masked."
     )

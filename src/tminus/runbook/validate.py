@@ -23,7 +23,7 @@ from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CHECK_KINDS = "file, tcp, env, wait, http with GET/HEAD/OPTIONS, or sql without write: true"
+_CHECK_KINDS = "file, tcp, env, wait, prometheus, redis, http with GET/HEAD/OPTIONS, or sql without write: true"
 
 
 def semantic_problems(runbook: Runbook, source: SourceMap) -> list[Problem]:

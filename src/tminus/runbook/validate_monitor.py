@@ -10,7 +10,7 @@ from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook
 
 Add = Callable[..., None]
 Closest = Callable[[str, list[str]], str | None]
-_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"
+_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus, redis"
 
 
 def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | None = None) -> None:
