@@ -46,7 +46,7 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
             add(f"duplicate probe name '{probe.name}'", (*path, "name"), "give each probe its own name")
         else:
             names[probe.name] = i
-        if not (probe.is_check or probe.kind == "run") or probe.kind in ("wait", "fingerprint", "migration_lint"):
+        if not (probe.is_check or probe.kind == "run") or probe.kind in ("wait", "fingerprint", "migration_lint", "manual"):
             add(f"a probe must be a check, not a '{probe.kind}' step: it runs every interval",
                 (*path, probe.kind), f"use one of: {_PROBE_KINDS}")
         if probe.undo:
