@@ -24,8 +24,8 @@ def plug(life: Lifecycle, state: RunState) -> None:
     """after_go phases right after the decision; finalize phases after the monitor window, or
     after the last after_go phase (the decision) when the run does not watch."""
     anchor = lc.DECISION
-    for index, phase in enumerate(state.rb.after_go):
-        anchor = life.plug(_section(state, lc.AFTER_GO, index, phase), after=anchor).id
+    for index, after in enumerate(state.rb.after_go):
+        anchor = life.plug(_section(state, lc.AFTER_GO, index, after), after=anchor).id
     if any(s.kind == lc.MONITOR for s in life):
         anchor = lc.MONITOR
     for index, phase in enumerate(state.rb.finalize):

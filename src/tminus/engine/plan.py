@@ -4,8 +4,8 @@ point of no return. Pure: nothing is executed, values known only at run time sta
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tminus.durations import format_clock, format_tplus

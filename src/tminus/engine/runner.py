@@ -30,7 +30,8 @@ from tminus.engine.stop import ABORT, INTERRUPT, UNDOING, Stopped, StopRequest
 
 @dataclass
 class RunResult:
-    status: str  # completed | not_finalized | blocked | rolled_back | rollback_failed | aborted | interrupted | needs_operator
+    # completed | not_finalized | blocked | rolled_back | rollback_failed | aborted | interrupted | needs_operator
+    status: str
     exit: Exit
     reason: str
     failures: list[str] = field(default_factory=list)
