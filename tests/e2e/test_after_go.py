@@ -163,7 +163,8 @@ def test_killed_inside_a_finalize_step_the_operator_chooses_under_no_input(tmp_p
     run_id = _run_id(tmp_path)
     refused = tminus("resume", run_id, "--no-input", cwd=tmp_path)
     assert refused.returncode == 15, refused.stderr
-    assert "flaky cleanup" in refused.stderr and "--retry" in refused.stderr and "finalize[0].steps[1]" in refused.stderr
+    assert "flaky cleanup" in refused.stderr and "finalize[0].steps[1]" in refused.stderr
+    assert "--retry" in refused.stderr and "--skip" in refused.stderr
     code, resumed = run_json("resume", run_id, "--no-input", "--retry", cwd=tmp_path)
     assert code == 0, resumed
     assert lines(tmp_path / "log") == ["switch", "doors", "try-doors", "stop-blue", "try-cleanup", "announce"]
@@ -224,5 +225,5 @@ def test_a_step_skipped_by_when_is_not_undone_nor_its_phase(tmp_path: Path) -> N
 
 
 def _run_id(tmp_path: Path) -> str:
-    code, history = run_json("history", cwd=tmp_path)
+    _code, history = run_json("history", cwd=tmp_path)
     return str(history[0]["id"])
