@@ -208,6 +208,9 @@ def test_a_step_skipped_by_when_is_not_undone_nor_its_phase(tmp_path: Path) -> N
         phases:
           - name: switch
             steps: [{run: "echo switch >> log", undo: [{run: "echo undo-switch >> log"}]}]
+          - name: blue phase
+            steps: [{when: "vars.blue", run: "echo blue-phase >> log"}]
+            undo: [{run: "echo undo-blue-phase-of-phases >> log"}]
         after_go:
           - name: blue only
             steps:
@@ -222,6 +225,19 @@ def test_a_step_skipped_by_when_is_not_undone_nor_its_phase(tmp_path: Path) -> N
     code, result = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
     assert code == 11, result
     assert lines(tmp_path / "log") == ["switch", "undo-switch"]
+
+
+def test_plan_shows_the_phases_after_the_go_and_why_each_step_stands_where_it_does(tmp_path: Path) -> None:
+    _write(tmp_path, monitor=MONITOR)
+    proc = tminus("plan", "runbook.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.index("Decision") < out.index("After go") < out.index("Monitor") < out.index("Finalize")
+    assert "reversed by its undo" in out and "NO UNDO: irreversible: run without undo" in out
+    assert "Point of no return: flaky doors" in out and "after_go phase doors" in out
+    code, plan = run_json("plan", "runbook.yaml", cwd=tmp_path)
+    assert code == 0 and plan["point_of_no_return"]["section"] == "after_go"
+    assert [s["why"] for s in plan["finalize"][0]["steps"]][1] == "reversed by its undo"
 
 
 def _run_id(tmp_path: Path) -> str:
