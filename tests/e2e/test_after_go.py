@@ -227,6 +227,14 @@ def test_a_step_skipped_by_when_is_not_undone_nor_its_phase(tmp_path: Path) -> N
     assert lines(tmp_path / "log") == ["switch", "undo-switch"]
 
 
+def test_validate_counts_the_phases_after_the_go(tmp_path: Path) -> None:
+    _write(tmp_path)
+    proc = tminus("validate", "runbook.yaml", cwd=tmp_path)
+    assert proc.returncode == 0 and "1 phases, 1 after_go phases, 1 finalize phases, 10 steps" in proc.stdout
+    code, summary = run_json("validate", "runbook.yaml", cwd=tmp_path)
+    assert code == 0 and (summary["phases"], summary["after_go"], summary["finalize"]) == (1, 1, 1)
+
+
 def test_plan_shows_the_phases_after_the_go_and_why_each_step_stands_where_it_does(tmp_path: Path) -> None:
     _write(tmp_path, monitor=MONITOR)
     proc = tminus("plan", "runbook.yaml", cwd=tmp_path)

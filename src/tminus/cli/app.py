@@ -69,6 +69,7 @@ def validate(file: str, as_json: bool) -> None:
     rb = doc.runbook
     warnings = semantic_warnings(rb, doc.source)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
+               "after_go": len(rb.after_go), "finalize": len(rb.finalize),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
     if as_json:
         emit_json({**summary, "warnings": [
@@ -77,7 +78,8 @@ def validate(file: str, as_json: bool) -> None:
     else:
         for w in warnings:
             click.echo(f"warning: {w.render()}", err=True)
-        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
+        live = "".join(f", {summary[k]} {k} phases" for k in ("after_go", "finalize") if summary[k])
+        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases{live}, "
                    f"{summary['steps']} steps")
 
 
