@@ -61,9 +61,12 @@ def _doc(tmp_path: Path, text: str = ALL_KINDS) -> Any:
 
 
 def _old_is_check(step: Step) -> bool:
-    """The definition the descriptors replace (Step.is_check before issue 8), as the reference."""
+    """The definition the descriptors replace (Step.is_check before issue 8), as the reference, with
+    issue 11's changes: a step's `effect:` decides, and `manual` is a check unless it says otherwise."""
+    if step.declared_effect is not None:
+        return step.declared_effect == "none"
     kind = step.kind
-    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis"):
+    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual"):
         return True
     if kind == "http":
         assert step.http is not None
@@ -75,6 +78,8 @@ def _old_is_check(step: Step) -> bool:
 
 
 def _old_needs_undo(step: Step) -> bool:
+    if step.declared_effect is not None:
+        return step.declared_effect == "irreversible"
     return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify")
 
 
@@ -137,9 +142,10 @@ def test_effect_classes_agree_with_the_old_definitions(path: Path | None, tmp_pa
 
 
 def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
+    """manual (index 9) is none since issue 11: asking a person changes nothing by itself."""
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
-                       "none", "irreversible", "reversible", "additive", "irreversible", "none", "none",
+                       "none", "none", "reversible", "additive", "irreversible", "none", "none",
                        "additive", "none", "none"]
 
 

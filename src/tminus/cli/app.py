@@ -37,7 +37,7 @@ from tminus.engine.exitcodes import Exit
 EXIT_CODES_HELP = """\b
 Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
 11 rolled back · 12 rollback failed · 13 aborted · 14 locked · 15 needs an operator ·
-78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
+16 live, not finalized (resumable) · 78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -77,6 +77,7 @@ def validate(file: str, as_json: bool) -> None:
     rb = doc.runbook
     warnings = semantic_warnings(rb, doc.source)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
+               "after_go": len(rb.after_go), "finalize": len(rb.finalize),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
     if as_json:
         emit_json({**summary, "warnings": [
@@ -85,7 +86,8 @@ def validate(file: str, as_json: bool) -> None:
     else:
         for w in warnings:
             click.echo(f"warning: {w.render()}", err=True)
-        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
+        live = "".join(f", {summary[k]} {k} phases" for k in ("after_go", "finalize") if summary[k])
+        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases{live}, "
                    f"{summary['steps']} steps")
 
 

@@ -99,6 +99,10 @@ def assign_keys(runbook: Runbook) -> None:
         visit(ph.steps, ("phases", pi, "steps"))
         visit(ph.undo, ("phases", pi, "undo"))
     visit(runbook.verify, ("verify",))
+    for name in ("after_go", "finalize"):
+        for pi, ph in enumerate(getattr(runbook, name)):
+            visit(ph.steps, (name, pi, "steps"))
+            visit(ph.undo, (name, pi, "undo"))
     visit(runbook.rollback, ("rollback",))
     if runbook.monitor is not None:
         visit(runbook.monitor.probes, ("monitor", "probes"))

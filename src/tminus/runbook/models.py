@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import CutoverTime, Stage
-from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+from tminus.runbook.types import Duration, EffectClass, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
 
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -317,6 +317,9 @@ class Step(Spec):
     undo: list[Step] | None = Field(None, description="Steps that reverse this one.")
     after_rollback: bool = Field(True, description="Verify checks only: run again after a rollback.")
     secret_output: bool = Field(False, description="Mask this step's outputs everywhere.")
+    declared_effect: EffectClass | None = Field(None, alias="effect", description=(
+        "What the step does to the world, overriding its kind's class for the point of no return: "
+        "none (read-only), additive (adds, nothing to undo), reversible (has an undo), irreversible."))
 
     run: RunSpec | None = None
     http: HttpSpec | None = None
@@ -363,11 +366,18 @@ class Step(Spec):
 
     @property
     def effect(self) -> Effect:
-        """What the step does to the world, as its kind declares it for this configuration:
-        none, reversible, additive or irreversible (a str enum)."""
+        """What the step does to the world: its `effect:` key, or what its kind declares for this
+        configuration: none, reversible, additive or irreversible (a str enum)."""
         from tminus.kinds.registry import effect_of
 
         return effect_of(self)
+
+    @property
+    def kind_effect(self) -> Effect:
+        """The class the step's kind gives it, whatever the step declares."""
+        from tminus.kinds.registry import kind_effect_of
+
+        return kind_effect_of(self)
 
     @property
     def is_check(self) -> bool:
@@ -450,6 +460,14 @@ class Phase(Spec):
     guard: GuardSpec | None = Field(None, description="Probes and rules watched while the phase's steps run.")
 
 
+class AfterGoPhase(Phase):
+    """A phase run right after the go decision, before the monitor window: the cutover is live."""
+
+    on_failure: Literal["stop", "rollback"] = Field("stop", description=(
+        "stop (default): the run stops, the cutover stays live, `tminus resume` finishes what is not "
+        "done; rollback: take the undo path (this phase's done steps are undone too)."))
+
+
 class EnvManifest(Spec):
     """Environment variables an environment requires, and values it forbids."""
 
@@ -528,8 +546,18 @@ class Runbook(Spec):
     verify: list[Step] = Field(default_factory=list)
     decision: Decision = Field(default_factory=lambda: Decision())
     rollback: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+    after_go: list[AfterGoPhase] = Field(default_factory=list, description=(
+        "Phases run right after the go decision, before the monitor window."))
+    finalize: list[Phase] = Field(default_factory=list, description=(
+        "Phases run once the decision is go and the monitor window has passed; their failure does not "
+        "roll back the cutover: the run ends not finalized and `tminus resume` finishes them."))
     channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
     monitor: MonitorSpec | None = None
+
+    @property
+    def live_phases(self) -> list[Phase]:
+        """The phases after the go decision, in the order they run: after_go, then finalize."""
+        return [*self.after_go, *self.finalize]
 
     def all_steps(self) -> list[Step]:
         """Every step in document order, nested undo and wait checks included."""
@@ -551,6 +579,9 @@ class Runbook(Spec):
             visit(p.steps)
             visit(p.undo)
         visit(self.verify)
+        for p in self.live_phases:
+            visit(p.steps)
+            visit(p.undo)
         visit(self.rollback)
         if self.monitor is not None:
             visit(self.monitor.probes)
