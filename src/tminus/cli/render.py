@@ -65,6 +65,7 @@ def print_plan(p: Any) -> None:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
             _plan_step(s, "  ", undo_matters=False)
+    _plan_deadlines(getattr(p, "deadlines", []))
     console.print()
     for loss in getattr(p, "data_loss", []):
         colour = "green" if loss["guarded"] else "yellow"
@@ -78,6 +79,15 @@ def print_plan(p: Any) -> None:
         console.print(f"  {r['meaning']}", markup=False)
     else:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
+
+
+def _plan_deadlines(deadlines: list[dict[str, Any]]) -> None:
+    if not deadlines:
+        return
+    console.print("\n[bold]Deadlines[/bold] (each measured from its first start; a resume keeps the clock)")
+    for d in deadlines:
+        told = f"; tells {', '.join(d['notify'])}" if d["notify"] else ""
+        console.print(f"  {d['what']}: {_dur(d['after'])} → {d['action']}{told}", markup=False)
 
 
 def _plan_monitor(m: dict[str, Any]) -> None:

@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tminus.durations import format_clock, format_tplus
-from tminus.engine.context import Options, build_templater, effective_vars
+from tminus.engine.context import Options, build_templater, effective_vars, render_durations
 from tminus.errors import TemplateError
 from tminus.kinds import registry
+from tminus.runbook.deadlines import deadlines_of
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
@@ -59,12 +60,15 @@ class Plan:
     monitor: dict[str, Any] | None = None
     # Each `restore` step: the writes it would discard (everything after its backup) and the advice.
     data_loss: list[dict[str, Any]] = field(default_factory=list)
+    # Each deadline: id, what, after (seconds), action, notify, start and end marks.
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
+    doc = render_durations(doc, opts)  # durations written as templates: as the run will have them
     rb = doc.runbook
     facts = {"id": "⟨run.id⟩", "environment": opts.environment, "operator": opts.operator,
              "runbook": rb.name, "host": "⟨run.host⟩"}
@@ -127,11 +131,12 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         verify=[planned(s) for s in rb.verify],
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
                   "second_person": rb.decision.require_second_person},
-        rollback=[planned(s) for s in rb.rollback],
+        rollback=[planned(s) for s in rb.rollback.steps],
         total_budget=clock,
         end_tplus=tplus(clock) if clock is not None else None,
         point_of_no_return=ponr,
         data_loss=data_loss,
+        deadlines=[d.to_dict() for d in deadlines_of(rb)],
         monitor=None if rb.monitor is None else {
             "duration": rb.monitor.duration,
             "interval": rb.monitor.interval,

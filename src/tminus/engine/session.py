@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
 from tminus.engine.changes import manifest_problems
-from tminus.engine.context import Options, build_templater, effective_vars, lease_key
+from tminus.engine.context import Options, build_templater, effective_vars, lease_key, render_durations
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
 from tminus.engine.policy import Policy
@@ -67,7 +67,7 @@ class Session:
         pause_display: Callable[[], Any] | None = None,
         policy: Policy | None = None,
     ) -> None:
-        self.doc = doc
+        self.doc = render_durations(doc, opts)  # once, at the start: vars are known (RunbookError: 78)
         self.ledger = ledger
         self.opts = opts
         self.subscribers = subscribers or []

@@ -91,6 +91,6 @@ def assign_keys(runbook: Runbook) -> None:
         visit(ph.steps, ("phases", pi, "steps"))
         visit(ph.undo, ("phases", pi, "undo"))
     visit(runbook.verify, ("verify",))
-    visit(runbook.rollback, ("rollback",))
+    visit(runbook.rollback.steps, runbook.rollback.base)
     if runbook.monitor is not None:
         visit(runbook.monitor.probes, ("monitor", "probes"))

@@ -17,6 +17,7 @@ from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
 from tminus.runbook.validate_kinds import kind_problems
+from tminus.runbook.validate_deadlines import deadline_problems
 from tminus.runbook.validate_monitor import monitor_problems
 from tminus.templating import contexts
 from tminus.templating.checks import static_problems
@@ -100,6 +101,7 @@ class _Validator:
         self._env_names()
         self._references()
         monitor_problems(self.rb, self.add, closest=closest)
+        deadline_problems(self.rb, self.add, closest=closest)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
@@ -180,7 +182,7 @@ class _Validator:
         for phase in self.rb.phases:
             undoing += [(s, "a phase's undo step") for s in phase.undo]
             undoing += [(u, "a step's undo step") for s in phase.steps for u in s.undo or []]
-        undoing += [(s, "a rollback step") for s in self.rb.rollback]
+        undoing += [(s, "a rollback step") for s in self.rb.rollback.steps]
         while undoing:
             step, what = undoing.pop(0)
             if not step.undo:
@@ -217,7 +219,7 @@ class _Validator:
             self._walk(phase.steps, main)
             self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
         self._walk(self.rb.verify, main)
-        self._walk(self.rb.rollback, main)
+        self._walk(self.rb.rollback.steps, main)
         if self.rb.monitor is not None:  # probes run last: they see every step's outputs
             self._walk(self.rb.monitor.probes, set(main))
 

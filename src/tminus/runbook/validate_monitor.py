@@ -7,6 +7,7 @@ from typing import Any
 
 from tminus.runbook.document import PathKey
 from tminus.runbook.models import Runbook
+from tminus.runbook.types import is_template
 
 Add = Callable[..., None]
 _PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"
@@ -32,9 +33,10 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
         return
     base: PathKey = ("monitor",)
     channel_refs(mon.notify, (*base, "notify"))
-    if mon.interval <= 0:
+    templated = is_template(mon.interval) or is_template(mon.duration)  # compared once rendered
+    if not templated and mon.interval <= 0:
         add("monitor interval must be more than 0", (*base, "interval"), "e.g. interval: 15s")
-    if mon.interval > mon.duration:
+    if not templated and mon.interval > mon.duration:
         add(f"the interval ({mon.interval:g}s) is longer than the window ({mon.duration:g}s): no probe would run",
             (*base, "interval"), "shorten the interval or lengthen the duration")
     names: dict[str, int] = {}
