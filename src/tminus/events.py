@@ -40,6 +40,8 @@ NOTE = "note"  # operator notes, unlock reasons, resume choices
 STEP_EFFECT = "step.effect"  # what a kind found or started, recorded *before* it acts on it
 STOP_REQUESTED = "run.stop"  # the stop channel was used: interrupt, rollback, abort or kill switch
 POLICY_APPLIED = "policy.applied"  # a policy hook (before a step, after a section) acted
+DEADLINE_EXCEEDED = "deadline.exceeded"  # a phase, the rollback or the downtime took longer than its deadline
+DEADLINE_ANSWERED = "deadline.answered"  # what came of it: the operator's answer to a pause, or none
 
 # The version of event payloads this tminus writes; readers upcast older payloads (see projection).
 PAYLOAD_VERSION = 1
@@ -48,7 +50,8 @@ TYPES = frozenset({
     RUN_STARTED, RUN_RESUMED, SECTION_STARTED, SECTION_FINISHED, STEP_STARTED, STEP_ATTEMPT, STEP_FINISHED,
     STEP_SKIPPED, STEP_EFFECT, APPROVAL_REQUESTED, APPROVAL_GIVEN, DECISION, ROLLBACK_STARTED,
     ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
-    NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
+    NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED, DEADLINE_EXCEEDED,
+    DEADLINE_ANSWERED,
 })
 
 

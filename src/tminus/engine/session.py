@@ -21,7 +21,7 @@ from tminus.engine.changes import manifest_problems
 from tminus.engine.context import Options, build_templater, effective_vars, lease_key, render_durations
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
-from tminus.engine.policy import Policy
+from tminus.engine.policy import Policies, Policy
 from tminus.engine.prior import Prior
 from tminus.engine.recorder import LedgerRecorder
 from tminus.engine.runner import Runner, RunResult
@@ -44,6 +44,7 @@ from tminus.kinds.registry import close_resources
 from tminus.kinds.transport import LocalTransport
 from tminus.ledger.interfaces import Ledger
 from tminus.ledger.records import RESUMABLE, Fence, Reclaimed, RunRecord
+from tminus.runbook.deadlines import deadlines_of
 from tminus.runbook.document import RunbookDocument
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ class Session:
             "host": socket.gethostname(),
         }
         templater = build_templater(self.doc, self.opts, facts)
+        deadlines = deadlines_of(self.doc.runbook)
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
@@ -274,6 +276,7 @@ class Session:
                 content_hash=self.doc.content_hash,
                 vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
                 phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
+                **({"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}),
                 overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
                 **(extra or {}),
             )
@@ -304,8 +307,9 @@ class Session:
                 steps.emit(ev.STOP_REQUESTED, **request.to_event_data(), accepted=accepted, **extra)
 
         self.stop.attach(record)
-        runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
-        self.policy.start(self.stop)
+        policy = self._policy(steps)
+        runner = Runner(steps, self.opts.environment, prior, policy=policy)
+        policy.start(self.stop)
         with signals_stop(self.stop):
             try:
                 return body(runner)
@@ -313,10 +317,22 @@ class Session:
                 return RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
-                self.policy.finish()
+                policy.finish()
                 # the per-run resources (HTTP clients, database pools) the kinds that ran opened
                 close_resources(steps.shared, sorted(steps.kinds_used))
                 steps.tidy_spool()
+
+    def _policy(self, steps: StepRunner) -> Policy:
+        """The session's policy, and the deadline watch when the runbook sets deadlines (its clocks
+        read from the ledger: a resumed run keeps them)."""
+        specs = deadlines_of(self.doc.runbook)
+        if not specs:
+            return self.policy
+        from tminus.engine.deadlines import DeadlineWatch
+
+        watch = DeadlineWatch(steps, specs, self.ledger.events(self.run_id))
+        steps.bus.subscribe(watch.observe)
+        return Policies([watch, self.policy])
 
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The
