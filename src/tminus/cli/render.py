@@ -234,7 +234,7 @@ def _elapsed(start: str | None, end: str | None) -> float | None:
 def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     """The header, every event's line, the sections summary (from the projection), the outcome."""
     from tminus.projection import project
-    from tminus.reports import sections
+    from tminus.reports import deadlines, sections
 
     console.print(Text.assemble((f"Run {run.id}", "bold"), f": {run.runbook_name} in {run.environment} · {run.kind}"))
     console.print(f"operator {run.operator}@{run.host} (pid {run.pid}) · runbook {run.runbook_path} "
@@ -251,11 +251,17 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
         line = format_event(e, show_stamp(offset), evidence=evidence)  # monitor samples only with evidence
         if line:
             console.print(line, markup=False)
-    summary = sections.lines(sections.summarize(project(events)))
+    view = project(events)
+    summary = sections.lines(sections.summarize(view))
     if summary:
         console.print()
         for line in summary:
             console.print(line, markup=False)
+    limits = deadlines.lines(view)
+    if limits:
+        console.print("\nDeadlines:")
+        for line in limits:
+            console.print(f"  {line}", markup=False)
     style = "green" if run.status == "completed" else "red"
     console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")
     if run.reason:
