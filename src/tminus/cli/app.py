@@ -50,10 +50,9 @@ def cli() -> None:
 @json_option
 def validate(file: str, as_json: bool) -> None:
     """Check a runbook and report every problem with file:line:column and a hint."""
+    from tminus.engine.context import check_default_durations
     from tminus.errors import RunbookError
     from tminus.runbook.loader import load_runbook
-
-    from tminus.engine.context import check_default_durations
 
     try:
         doc = load_runbook(file)
@@ -112,7 +111,6 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
     no return. Runs nothing."""
     from tminus.cli.render import print_plan
     from tminus.engine.plan import build_plan
-
     from tminus.errors import RunbookError
 
     doc = load_document(file)

@@ -99,7 +99,7 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
     except RunbookError as exc:  # a templated duration that does not render to one
         display.close()
         problems(doc.path, exc)
-    
+
     try:
         result = action(session)
     except LockHeld as exc:

@@ -253,7 +253,8 @@ class Session:
             "host": socket.gethostname(),
         }
         templater = build_templater(self.doc, self.opts, facts)
-        deadlines = deadlines_of(self.doc.runbook)
+        deadlines = deadlines_of(self.doc.runbook)  # as rendered: what the reports measure against
+        recorded: dict[str, Any] = {"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
@@ -276,7 +277,7 @@ class Session:
                 content_hash=self.doc.content_hash,
                 vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
                 phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
-                **({"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}),
+                **recorded,
                 overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
                 **(extra or {}),
             )

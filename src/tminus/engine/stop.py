@@ -145,4 +145,5 @@ class StopChannel(threading.Event):
             self._recorder = None
 
 
-__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "NEEDS_OPERATOR", "ROLLBACK", "StopChannel", "StopRequest", "Stopped"]
+__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "NEEDS_OPERATOR", "ROLLBACK", "StopChannel", "StopRequest",
+           "Stopped"]

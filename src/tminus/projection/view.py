@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tminus import events as ev
-from tminus.projection.fact import Fact, read_fact
 from tminus.projection import deadlines as measuring
-from tminus.projection.folds import approvals, deadlines, monitor, notes, rollback, runs, sections, steps, stops
 from tminus.projection.deadlines import Measured
+from tminus.projection.fact import Fact, read_fact
+from tminus.projection.folds import approvals, deadlines, monitor, notes, rollback, runs, sections, steps, stops
 from tminus.projection.model import OK, Approval, Decision, Execution, Note, RunMark, Section, Stop
 from tminus.projection.state import ViewState
 from tminus.projection.upcast import upcast

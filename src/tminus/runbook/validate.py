@@ -16,8 +16,8 @@ from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
-from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_deadlines import deadline_problems
+from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
 from tminus.templating import contexts
 from tminus.templating.checks import static_problems
