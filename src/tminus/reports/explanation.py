@@ -53,8 +53,8 @@ class Explanation:
             "causes": [{"kind": c.kind, "text": c.text, **stamp(c.at, self.t0), "details": c.details, **c.data}
                        for c in self.causes],
             "undone": self.undone, "progress": self.progress, "aftermath": self.aftermath,
-            "decision": self.decision, "monitor": self.monitor, "notes": self.notes, "deadlines": self.deadlines,
-            "next": self.next_steps,
+            "decision": self.decision, "monitor": self.monitor, "notes": self.notes,
+            **({"deadlines": self.deadlines} if self.deadlines else {}), "next": self.next_steps,
         }
 
     def lines(self) -> list[str]:
