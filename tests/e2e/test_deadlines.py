@@ -137,6 +137,9 @@ def test_pause_under_no_input_needs_an_operator_and_resume_asks_again(tmp_path: 
     assert "--no-input means nobody can answer" in proc.stderr
     assert lines(tmp_path / "log") == []  # the next step did not start
     run_id = _last_run(tmp_path)
+    why = tminus("why", run_id, cwd=tmp_path).stdout
+    assert "because a paused deadline got no answer" in why and "tminus resume" in why
+    assert _deadline(tmp_path, run_id, "phase:slow")["state"] == "exceeded"
     again = tminus("resume", run_id, "--no-input", cwd=tmp_path)
     assert again.returncode == 15, again.stderr  # still nobody to answer: asked again, not forgotten
     done = tminus("resume", run_id, "--yes", cwd=tmp_path)
@@ -268,3 +271,28 @@ def test_templated_durations_from_var_and_var_file(tmp_path: Path) -> None:
     assert bad.returncode == 78
     assert "runbook.yaml:5:16: after is '{{ vars.limit }}', which renders to 'soon'" in bad.stderr
     assert run_json("history", cwd=tmp_path)[1][0]["status"] == "completed"  # nothing recorded for it
+
+
+def test_no_go_to_a_paused_rollback_stops_it_where_it_is_and_resume_finishes_it(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        name: dl
+        phases:
+          - name: broken
+            steps: [{run: "false"}]
+        rollback:
+          steps:
+            - run: "sleep 2; echo first >> log"
+            - run: "echo second >> log"
+          deadline: 1s
+          action: pause
+    """)
+    proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+    run_id = wait_for_approval_request(tmp_path, "deadline:rollback")
+    assert tminus("approve", run_id, "--step", "deadline:rollback", "--no-go", cwd=tmp_path).returncode == 0
+    assert proc.wait(timeout=30) == 12  # stopped where it was: resumable
+    assert lines(tmp_path / "log") == ["first"]
+    assert _deadline(tmp_path, run_id, "rollback")["outcome"] == "abort"
+    done = tminus("resume", run_id, "--no-input", cwd=tmp_path)
+    assert done.returncode == 11, done.stderr  # the answer stands: not asked again
+    assert lines(tmp_path / "log") == ["first", "second"]
+    assert len(_events(tmp_path, run_id, "deadline.exceeded")) == 1

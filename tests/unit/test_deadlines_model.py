@@ -251,3 +251,15 @@ def test_the_alert_and_its_answer_are_folded() -> None:
     assert (alert.id, alert.action, alert.elapsed, alert.outcome, alert.by) == ("phase:p", "pause", 10.1,
                                                                                "continue", "bob")
     assert view.deadlines(now=t0 + 16)[0].alert is alert
+
+
+def test_a_secret_read_by_a_duration_is_masked_in_the_problem() -> None:
+    doc = load("""
+        name: t
+        secrets: [TOKEN]
+        phases: [{name: one, deadline: "{{ secrets.TOKEN }}", steps: [{run: "true"}]}]
+    """)
+    with pytest.raises(RunbookError) as info:
+        render_durations(doc, Options(environment="default", environ={"TOKEN": "hunter2-s3cret"}))
+    (p,) = info.value.problems
+    assert "hunter2" not in p.message and "***" in p.message

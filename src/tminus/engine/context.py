@@ -72,7 +72,7 @@ def render_durations(doc: RunbookDocument, opts: Options) -> RunbookDocument:
     if not has_templated_durations(doc):
         return doc
     templater = build_templater(doc, opts, {"environment": opts.environment, "runbook": doc.runbook.name})
-    return render(doc, templater.render)
+    return render(doc, templater.render, templater.masker.mask)
 
 
 def check_default_durations(doc: RunbookDocument) -> None:

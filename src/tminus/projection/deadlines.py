@@ -15,6 +15,7 @@ from tminus.projection.model import RUNNING, DeadlineAlert
 from tminus.projection.state import ViewState
 
 _UNFINISHED = ("interrupted", "needs_operator", "rollback_failed")  # a resume goes on: the clock too
+_RESUMED = ("interrupt", "needs_operator")  # stop modes after which a resume runs the section on
 
 
 @dataclass
@@ -97,8 +98,8 @@ def _ended(view: ViewState, mark: tuple[str, str]) -> float | None:
     kind, ref = mark
     if kind == "section":
         s = view.section(ref)
-        if s is None or s.status == RUNNING or s.stopped == "interrupt":
-            return None  # running, or cut short by an interrupt: a resume runs it on
+        if s is None or s.status == RUNNING or s.stopped in _RESUMED:
+            return None  # running, or cut short for a resume to run it on
         return s.finished_at
     if kind == "step":
         runs = [e for e in view.executions if e.key == ref]

@@ -56,9 +56,10 @@ def has_templated_durations(doc: RunbookDocument) -> bool:
     return next(templated(doc.runbook), None) is not None
 
 
-def render_durations(doc: RunbookDocument, render: Render) -> RunbookDocument:
+def render_durations(doc: RunbookDocument, render: Render, mask: Render = str) -> RunbookDocument:
     """The document with its templated durations rendered by `render` (vars known) and validated.
-    Raises RunbookError with every problem, each at the field's file:line:column."""
+    Raises RunbookError with every problem, each at the field's file:line:column; `mask` keeps a
+    secret a template read out of the message."""
     if not has_templated_durations(doc):
         return doc
     from tminus.runbook.validate import semantic_problems  # the whole-runbook checks, again
@@ -82,7 +83,7 @@ def render_durations(doc: RunbookDocument, render: Render) -> RunbookDocument:
             seconds = duration_value(text.strip())
         except ValueError as exc:
             hint = getattr(exc, "hint", "it must render to a duration such as 500ms, 30s, 5m or 1h30m")
-            problems.append(Problem(f"{key} is {slot.template!r}, which renders to {text!r}: {exc}",
+            problems.append(Problem(mask(f"{key} is {slot.template!r}, which renders to {text!r}: {exc}"),
                                     where, hint, field))
             continue
         object.__setattr__(slot.owner, slot.field, seconds)
