@@ -296,3 +296,21 @@ def test_no_go_to_a_paused_rollback_stops_it_where_it_is_and_resume_finishes_it(
     assert done.returncode == 11, done.stderr  # the answer stands: not asked again
     assert lines(tmp_path / "log") == ["first", "second"]
     assert len(_events(tmp_path, run_id, "deadline.exceeded")) == 1
+
+
+def test_a_pause_left_by_a_phase_that_fails_is_not_asked_on_the_undo_path(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        name: dl
+        phases:
+          - name: slow
+            deadline: {after: 1s, action: pause}
+            steps:
+              - run: "sleep 2; false"
+                undo: [{run: "echo undo >> log"}]
+    """)
+    proc = tminus("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert proc.returncode == 11, proc.stderr  # the failure rolls back; no operator is needed for that
+    assert lines(tmp_path / "log") == ["undo"]
+    run_id = _last_run(tmp_path)
+    (answer,) = _events(tmp_path, run_id, "deadline.answered")
+    assert answer["data"]["outcome"] == "told" and "rolling back" in answer["data"]["reason"]

@@ -3,6 +3,7 @@ and how the projection measures a deadline's clock from a run's events (a resume
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from typing import Any
@@ -263,3 +264,20 @@ def test_a_secret_read_by_a_duration_is_masked_in_the_problem() -> None:
         render_durations(doc, Options(environment="default", environ={"TOKEN": "hunter2-s3cret"}))
     (p,) = info.value.problems
     assert "hunter2" not in p.message and "***" in p.message
+
+
+def test_the_json_schema_takes_deadlines_both_rollback_forms_and_templated_durations() -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="the jsonschema package is not installed")
+    from tminus.runbook.schema import json_schema
+
+    check = jsonschema.Draft202012Validator(json_schema())
+    good = {"name": "t", "vars": {"w": "5m"}, "downtime": {"from": "a", "to": "a", "deadline": "4h"},
+            "phases": [{"name": "p", "deadline": "{{ vars.w }}", "steps": [{"id": "a", "run": "true",
+                                                                           "timeout": "{{ vars.w }}"}]},
+                       {"name": "q", "deadline": {"after": "30m", "action": "pause"}, "steps": [{"run": "true"}]}],
+            "rollback": {"steps": [{"run": "true"}], "deadline": "1h", "action": "notify"}}
+    assert [e.message for e in check.iter_errors(good)] == []
+    assert check.is_valid({**good, "rollback": [{"run": "true"}]})
+    assert not check.is_valid({**good, "rollback": {"steps": [], "action": "later"}})
+    assert not check.is_valid({**good, "downtime": {"from": "a", "deadline": "4h"}})  # no `to`
+    load_runbook("rb.yaml", json.dumps(good))  # and the loader agrees

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from tminus import events as ev
 from tminus.durations import format_duration
 from tminus.engine import lifecycle as lc
+from tminus.engine.lifecycle import Next
 from tminus.engine.notifications import Notifier
 from tminus.engine.policy import CONTINUE, Decision, Policy
 from tminus.engine.steps import StepRunner
 from tminus.engine.stop import ABORT, NEEDS_OPERATOR, ROLLBACK, Stopped
 from tminus.projection import RunView
-from tminus.runbook.deadlines import PAUSE, DeadlineSpec
+from tminus.runbook.deadlines import PAUSE, SECTION, DeadlineSpec
 
 if TYPE_CHECKING:
     from tminus.engine.lifecycle import Section, SectionResult
@@ -119,13 +120,19 @@ class DeadlineWatch(Policy):
         return self._pause(section)
 
     def after_section(self, section: Section, result: SectionResult) -> Decision:
+        if result.next != Next.CONTINUE:
+            return CONTINUE  # the section ends the run or rolls it back anyway: nothing to pause before
         return self._pause(section)
 
     def _pause(self, section: Section) -> Decision:
         with self._lock:
             pending, self._pauses = self._pauses, []
+        undoing = section.kind == lc.ROLLBACK
         for i, spec in enumerate(pending):
-            decision = self._ask(spec, undoing=section.kind == lc.ROLLBACK)
+            if undoing and spec.start[0] == SECTION and spec.start == spec.end:  # a phase's: moot now
+                self._answered(spec, "told", reason="the run is rolling back: the phase is over, nothing to pause")
+                continue
+            decision = self._ask(spec, undoing=undoing)
             if not decision.continues:
                 with self._lock:
                     self._pauses = pending[i + 1:] + self._pauses
