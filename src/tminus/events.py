@@ -40,6 +40,10 @@ NOTE = "note"  # operator notes, unlock reasons, resume choices
 STEP_EFFECT = "step.effect"  # what a kind found or started, recorded *before* it acts on it
 STOP_REQUESTED = "run.stop"  # the stop channel was used: interrupt, rollback, abort or kill switch
 POLICY_APPLIED = "policy.applied"  # a policy hook (before a step, after a section) acted
+GUARD_STARTED = "guard.started"  # a phase's guard begins probing (before the phase's first step)
+GUARD_SAMPLE = "guard.sample"  # one guard probe's values (or its error), tagged with the phase
+GUARD_TRANSITION = "guard.transition"  # a guard rule changed state; a firing one says what it did
+GUARD_FINISHED = "guard.finished"  # the guard stopped probing: after the last step (and settle), or a stop
 DEADLINE_EXCEEDED = "deadline.exceeded"  # a phase, the rollback or the downtime took longer than its deadline
 DEADLINE_ANSWERED = "deadline.answered"  # what came of it: the operator's answer to a pause, or none
 
@@ -50,8 +54,8 @@ TYPES = frozenset({
     RUN_STARTED, RUN_RESUMED, SECTION_STARTED, SECTION_FINISHED, STEP_STARTED, STEP_ATTEMPT, STEP_FINISHED,
     STEP_SKIPPED, STEP_EFFECT, APPROVAL_REQUESTED, APPROVAL_GIVEN, DECISION, ROLLBACK_STARTED,
     ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
-    NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED, DEADLINE_EXCEEDED,
-    DEADLINE_ANSWERED,
+    NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
+    GUARD_STARTED, GUARD_SAMPLE, GUARD_TRANSITION, GUARD_FINISHED, DEADLINE_EXCEEDED, DEADLINE_ANSWERED,
 })
 
 
