@@ -281,3 +281,22 @@ def test_the_json_schema_takes_deadlines_both_rollback_forms_and_templated_durat
     assert not check.is_valid({**good, "rollback": {"steps": [], "action": "later"}})
     assert not check.is_valid({**good, "downtime": {"from": "a", "deadline": "4h"}})  # no `to`
     load_runbook("rb.yaml", json.dumps(good))  # and the loader agrees
+
+
+def test_a_guard_may_template_its_durations_too() -> None:
+    doc = load("""
+        name: t
+        vars: {every: 1s, hold: 3s}
+        phases:
+          - name: one
+            guard:
+              interval: "{{ vars.every }}"
+              probes: [{name: bind, tcp: {port: 8080}}]
+              rules: [{name: lost, probe: bind, when: "open == false", for: "{{ vars.hold }}"}]
+            steps: [{run: "true"}]
+    """)
+    rb = render_durations(doc, Options(environment="default", overrides={"hold": "5s"})).runbook
+    guard = rb.phases[0].guard
+    assert guard is not None and guard.interval == 1.0 and guard.rules[0].for_ == 5.0
+    (p,) = rendered_problems(doc, every="often")
+    assert p.path == "phases[0].guard.interval" and at(p) == (6, 7) and "renders to 'often'" in p.message
