@@ -318,3 +318,35 @@ def test_the_reader_lists_runs_by_kind_and_start(ledger: Any) -> None:
     assert ids(started_after=between) == ["g2"] and ids(started_before=between) == ["r1", "g1"]
     assert ids(kind="gate", started_before=between) == ["g1"]
     assert ids(started_after=time.time() + 1) == [] and ids(started_before=0) == []
+
+
+def test_an_environments_requires_asks_only_there(tmp_path: Path, ledger: Any) -> None:
+    """Production requires a completed staging run of this very runbook; staging requires nothing
+    (a top-level requires: would make the staging run require itself and never start)."""
+    write_runbook(tmp_path, """
+        name: cutover
+        environments:
+          staging: {}
+          production:
+            requires:
+              - {runbook: cutover, environment: staging, within: 7d, same_hash: true}
+        phases:
+          - name: change
+            steps:
+              - run: "echo changed >> log"
+    """)
+    early = session(tmp_path, ledger, env="production")
+    result = early.run()
+    assert (result.status, int(result.exit)) == ("blocked", 10)
+    (failure,) = result.failures
+    assert failure.startswith("requires cutover in staging") and failure.endswith(
+        "not met: no run of cutover in staging has ended (the ledger holds none)"), failure
+    assert log(tmp_path) == []
+    staged = session(tmp_path, ledger, env="staging")
+    assert staged.run().status == "completed"
+    assert "requires" not in project(ledger.events(staged.run_id)).section("gates").data
+    done = session(tmp_path, ledger, env="production")
+    assert done.run().status == "completed"
+    (met,) = project(ledger.events(done.run_id)).section("gates").data["requires"]
+    assert met["ok"] and met["run_id"] == staged.run_id
+    assert log(tmp_path) == ["changed", "changed"]

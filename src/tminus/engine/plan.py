@@ -141,7 +141,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
                  "opens": format_at(opts.at - offset) if opts.at is not None else None,
                  "gates": [gate(g) for g in staged]} for offset, staged in stages(rb)],
         require_stages=rb.require_stages,
-        requires=[_requirement(r, t) for r in rb.requires],
+        requires=[_requirement(r, t) for _where, r in rb.requirements(opts.environment)],
         phases=phases,
         verify=[planned(s) for s in rb.verify],
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,

@@ -17,6 +17,7 @@ from tminus.engine.prerequisites import Wanted, find_run
 from tminus.engine.stages import stage_status, stage_window_note, stages
 from tminus.errors import TemplateError
 from tminus.ledger.interfaces import LedgerReader
+from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import format_at, format_offset
 
 if TYPE_CHECKING:  # annotations only: run_state holds a Preconditions
@@ -52,19 +53,20 @@ def check(state: RunState, pre: Preconditions) -> Checked:
             state.steps.emit(ev.NOTE, "stages", action="stage-window", message=note)
         return out
     rb = state.rb
-    if rb.requires:
-        out.data["requires"] = [_requirement(state, pre, i, out) for i in range(len(rb.requires))]
+    wanted = rb.requirements(state.environment)
+    if wanted:
+        out.data["requires"] = [_requirement(state, pre, where, req, out) for where, req in wanted]
     if rb.gates and any(g.stage for g in rb.gates):
         out.data["stages"] = [_stage(state, pre, offset, out) for offset, _gates in stages(rb)]
     return out
 
 
-def _requirement(state: RunState, pre: Preconditions, index: int, out: Checked) -> dict[str, Any]:
-    req = state.rb.requires[index]
+def _requirement(state: RunState, pre: Preconditions, where: str, req: Requirement,
+                 out: Checked) -> dict[str, Any]:
     try:
         environment = state.steps.templater.render(req.environment) if "{{" in req.environment else req.environment
     except TemplateError as exc:
-        message = f"requires[{index}] {req.runbook}: its environment cannot be rendered: {exc}"
+        message = f"{where} {req.runbook}: its environment cannot be rendered: {exc}"
         out.failures.append(message)
         state.steps.emit(ev.NOTE, "requires", action="requirement", ok=False, message=message)
         return {"ok": False, "message": message}

@@ -504,6 +504,9 @@ class Environment(Spec):
     vars_file: str | None = Field(None, description=(
         "A YAML or JSON file of variable values, relative to the runbook; this environment's vars: win over it."))
     env: EnvManifest = Field(default_factory=EnvManifest)
+    requires: list[Requirement] = Field(default_factory=list, description=(
+        "Runs that must be in the ledger before a run in this environment changes anything (beside the "
+        "runbook's own requires:), e.g. production requires a completed staging run."))
 
 
 class Decision(Spec):
@@ -613,6 +616,14 @@ class Runbook(Spec):
     def live_phases(self) -> list[Phase]:
         """The phases after the go decision, in the order they run: after_go, then finalize."""
         return [*self.after_go, *self.finalize]
+
+    def requirements(self, environment: str) -> list[tuple[str, Requirement]]:
+        """The runbook's `requires:` and then the environment's, each with where it is written."""
+        out = [(f"requires[{i}]", r) for i, r in enumerate(self.requires)]
+        env = self.environments.get(environment)
+        if env is not None:
+            out += [(f"environments.{environment}.requires[{i}]", r) for i, r in enumerate(env.requires)]
+        return out
 
     def all_steps(self) -> list[Step]:
         """Every step in document order, nested undo and wait checks included."""

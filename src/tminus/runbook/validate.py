@@ -222,6 +222,9 @@ class _Validator:
             self._template(self.rb.at, ("at",), frozenset())
         for i, req in enumerate(self.rb.requires):
             self._template(req.environment, ("requires", i, "environment"), frozenset())
+        for name, env in self.rb.environments.items():
+            for i, req in enumerate(env.requires):
+                self._template(req.environment, ("environments", name, "requires", i, "environment"), frozenset())
         if self.rb.require_stages and not any(g.stage for g in self.rb.gates):
             self.add("require_stages: true, but no gate has a stage", ("require_stages",),
                      "give the gates to run before the day a `stage: T-48h`, or remove require_stages")
