@@ -212,3 +212,34 @@ def test_stages_and_requires_with_the_ledger_on_postgresql(tmp_path: Path, pg_ur
     code, second = run_json("run", "runbook.yaml", "--at", at, cwd=tmp_path, env=env)
     assert code == 0, second
     assert (tmp_path / "changed").exists()
+
+
+SIGNED_OFF = """
+    name: sign-off
+    require_stages: true
+    gates:
+      - name: two days before
+        stage: T-48h
+        checks:
+          - manual: {prompt: "Staging sign-off received from the product owner?"}
+    phases:
+      - name: change
+        steps:
+          - run: "touch changed"
+"""
+
+
+def test_a_stage_with_a_persons_sign_off_is_answered_with_yes_and_fails_without_an_answer(tmp_path: Path) -> None:
+    """002's T-48h list is people's confirmations: `gate --stage` asks on a terminal, takes --yes,
+    and without either (no terminal here) fails the check rather than wait."""
+    write_runbook(tmp_path, SIGNED_OFF)
+    unanswered = tminus("gate", "runbook.yaml", "--stage", "T-48h", cwd=tmp_path)
+    assert unanswered.returncode == 10, unanswered.stderr
+    code, blocked = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert code == 10 and not (tmp_path / "changed").exists(), blocked  # the stage did not pass
+    code, signed = run_json("gate", "runbook.yaml", "--stage", "T-48h", "--yes", cwd=tmp_path)
+    assert code == 0, signed
+    code, done = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert code == 0 and (tmp_path / "changed").exists(), done
+    shown = tminus("show", signed["run_id"], cwd=tmp_path).stdout
+    assert "--yes" in shown  # the sign-off is recorded as given in advance

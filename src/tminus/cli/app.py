@@ -148,15 +148,21 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
 @operator_option
 @ledger_option
 @json_option
+@click.option("--yes", "-y", is_flag=True, help="Approve every manual check (e.g. a T-48h sign-off) in advance.")
+@click.option("--no-input", is_flag=True, help="Never wait for an operator: manual checks fail at once.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print each check as it starts.")
 def gate(file: str, environment: str | None, var_items: tuple[str, ...], stage_text: str | None,
-         at_text: str | None, operator: str | None, ledger_url: str | None, as_json: bool, verbose: bool) -> None:
+         at_text: str | None, operator: str | None, ledger_url: str | None, as_json: bool, yes: bool,
+         no_input: bool, verbose: bool) -> None:
     """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked.
 
     Without --stage: the gates without a `stage:`, and `requires:`, as `tminus run` checks them.
-    With --stage T-48h: only that stage's gates, recorded as that stage's run."""
+    With --stage T-48h: only that stage's gates, recorded as that stage's run. A `manual` check asks
+    on a terminal, or is answered with --yes or `tminus approve`; without a terminal it fails."""
     doc = load_document(file)
-    opts = with_times(doc, build_options(doc, environment, var_items, operator, no_input=True), at_text, stage_text)
+    flags = {"yes": yes, "no_input": no_input or not sys.stdin.isatty(),
+             "interactive": sys.stdin.isatty() and not no_input}
+    opts = with_times(doc, build_options(doc, environment, var_items, operator, **flags), at_text, stage_text)
     drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
 
 
