@@ -40,6 +40,10 @@ NOTE = "note"  # operator notes, unlock reasons, resume choices
 STEP_EFFECT = "step.effect"  # what a kind found or started, recorded *before* it acts on it
 STOP_REQUESTED = "run.stop"  # the stop channel was used: interrupt, rollback, abort or kill switch
 POLICY_APPLIED = "policy.applied"  # a policy hook (before a step, after a section) acted
+GUARD_STARTED = "guard.started"  # a phase's guard begins probing (before the phase's first step)
+GUARD_SAMPLE = "guard.sample"  # one guard probe's values (or its error), tagged with the phase
+GUARD_TRANSITION = "guard.transition"  # a guard rule changed state; a firing one says what it did
+GUARD_FINISHED = "guard.finished"  # the guard stopped probing: after the last step (and settle), or a stop
 
 # The version of event payloads this tminus writes; readers upcast older payloads (see projection).
 PAYLOAD_VERSION = 1
@@ -49,6 +53,7 @@ TYPES = frozenset({
     STEP_SKIPPED, STEP_EFFECT, APPROVAL_REQUESTED, APPROVAL_GIVEN, DECISION, ROLLBACK_STARTED,
     ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
     NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
+    GUARD_STARTED, GUARD_SAMPLE, GUARD_TRANSITION, GUARD_FINISHED,
 })
 
 

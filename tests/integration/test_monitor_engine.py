@@ -97,7 +97,7 @@ def test_consecutive_fires_on_the_third_breach_and_the_undo_path_runs(tmp_path: 
 
 
 def test_a_window_without_breaches_completes(tmp_path: Path) -> None:
-    monitor = SATURATION.replace("duration: 20s", "duration: 600ms").format(policy="")
+    monitor = SATURATION.replace("duration: 20s", "duration: 2s").format(policy="")
     with standin() as (svc, base):
         runbook(tmp_path, base, monitor)
         code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
@@ -105,7 +105,7 @@ def test_a_window_without_breaches_completes(tmp_path: Path) -> None:
     assert code == 0, result
     assert "monitor window passed" in result["reason"]
     (finished,) = events(tmp_path, result["run_id"], "monitor.finished")
-    assert finished.data["ok"] and finished.data["samples"] == probes >= 5
+    assert finished.data["ok"] and finished.data["samples"] == probes >= 3  # 20 on a quiet machine
     assert (tmp_path / "version").read_text().strip() == "v2"
 
 
@@ -480,17 +480,17 @@ def test_why_and_replay_read_a_real_monitored_run(tmp_path: Path) -> None:
 
 
 def test_a_run_killed_in_the_monitor_window_resumes_without_asking_again(tmp_path: Path) -> None:
-    import os
     import signal
 
     monitor = SATURATION.replace("duration: 20s", "duration: 1500ms").replace("interval: 100ms", "interval: 200ms")
     with standin() as (_svc, base):
         runbook(tmp_path, base, RATIO_BASELINE.format() + monitor.format(policy="").replace("monitor:\n", "", 1))
-        proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+        # killed in the window, after the go (the second monitor.started: the baseline's is the
+        # first), by the test-only crash point: a poll from here could come too late on a slow machine
+        proc = spawn("run", "runbook.yaml", cwd=tmp_path, env={"TMINUS_TEST_CRASH_AT": "monitor.started:2"})
+        assert proc.wait(timeout=120) == -signal.SIGKILL
         run_id = wait_for_run(tmp_path)
-        wait_for(lambda: any(e.data["stage"] == "window" for e in events(tmp_path, run_id, "monitor.sample")))
-        os.kill(proc.pid, signal.SIGKILL)  # in the window, after the go: the ledger must be enough
-        proc.wait(timeout=10)
+        assert [e.data["stage"] for e in events(tmp_path, run_id, "monitor.started")] == ["baseline", "window"]
         code, result = run_json("resume", run_id, "--no-input", cwd=tmp_path)
     assert code == 0, result
     kinds = [e.type for e in events(tmp_path, run_id)]
@@ -542,18 +542,17 @@ def test_secret_values_never_reach_the_ledger_the_webhook_or_why(tmp_path: Path)
 
 
 def test_a_resumed_window_keeps_the_rules_state_and_watches_only_what_is_left(tmp_path: Path) -> None:
-    import os
     import signal
 
     monitor = SATURATION.replace("duration: 20s", "duration: 6s").replace("interval: 100ms", "interval: 1s")
     with standin() as (_svc, base):
         runbook(tmp_path, base, monitor.format(policy=""))
         script(base, sat(0.95, 0.95, 0.95, 0.5))
-        proc = spawn("run", "runbook.yaml", cwd=tmp_path)
+        # killed right after the second sample (the test-only crash point, not a poll that could
+        # come late): two breaches of three recorded, the rule is pending
+        proc = spawn("run", "runbook.yaml", cwd=tmp_path, env={"TMINUS_TEST_CRASH_AT": "monitor.sample:2"})
+        assert proc.wait(timeout=120) == -signal.SIGKILL
         run_id = wait_for_run(tmp_path)
-        wait_for(lambda: len(events(tmp_path, run_id, "monitor.sample")) >= 2)
-        os.kill(proc.pid, signal.SIGKILL)  # two breaches of three recorded: the rule is pending
-        proc.wait(timeout=10)
         code, result = run_json("resume", run_id, cwd=tmp_path)
     assert code == 11, result  # the first breach after the resume is the third in a row
     samples = events(tmp_path, run_id, "monitor.sample")

@@ -62,7 +62,7 @@ KNOWN_DEBT: set[str] = {
 # step executor, the records and rules everything reads (outcome, prior, judging, lifecycle, stop...).
 _TOP = ("tminus.engine.session", "tminus.engine.runner")
 _SECTIONS = ("tminus.engine.changes", "tminus.engine.decision", "tminus.engine.monitor_sections",
-             "tminus.engine.rollback", "tminus.engine.resume")
+             "tminus.engine.rollback", "tminus.engine.resume", "tminus.engine.guards")
 _RUN = (*_TOP, *_SECTIONS, "tminus.engine.run_state")  # what executes a run's lifecycle
 _EXECUTION = (*_RUN, "tminus.engine.steps", "tminus.engine.monitoring", "tminus.engine.notifications")
 
@@ -83,6 +83,8 @@ FORBIDDEN_MODULES: dict[str, tuple[str, ...]] = {
     "tminus.engine.changes": _except((*_TOP, *_SECTIONS), "changes"),
     "tminus.engine.decision": _except((*_TOP, *_SECTIONS), "decision"),
     "tminus.engine.monitor_sections": _except((*_TOP, *_SECTIONS), "monitor_sections"),
+    # a phase's guard is a policy at the sections' level: the run's state, never the runner or a section
+    "tminus.engine.guards": _except((*_TOP, *_SECTIONS), "guards"),
     "tminus.engine.run_state": (*_TOP, *_SECTIONS),
     "tminus.engine.steps": _except(_EXECUTION, "steps"),
     "tminus.engine.monitoring": _RUN,

@@ -38,6 +38,13 @@ SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     ev.MONITOR_TRANSITION: (None, {"rule": "r", "from": "ok", "to": "firing", "reason": "3/3"}),
     ev.MONITOR_ACTION: (None, {"rule": "r", "action": "notify", "outcome": "notified"}),
     ev.MONITOR_FINISHED: (None, {"stage": "window", "ok": True, "samples": 40}),
+    ev.GUARD_STARTED: (None, {"section": "phase:Restart", "phase": "Restart", "interval": 1.0, "probes": ["bind"],
+                              "rules": [{"name": "bind stable"}], "resumed": False}),
+    ev.GUARD_SAMPLE: ("phases[0].guard.probes[0]", {"probe": "bind", "values": {"open": True}, "duration_ms": 1.0}),
+    ev.GUARD_TRANSITION: (None, {"rule": "bind stable", "from": "pending", "to": "firing", "reason": "probe 2/2",
+                                 "outcome": "rollback"}),
+    ev.GUARD_FINISHED: (None, {"phase": "Restart", "outcome": "fired", "samples": 5,
+                               "reason": "it asked for rollback"}),
     ev.NOTIFY_SENT: (None, {"channel": "ops", "attempts": [{"status": 200}]}),
     ev.NOTIFY_FAILED: (None, {"channel": "ops", "error": "HTTP 404"}),
     ev.RUN_FINISHED: (None, {"status": "completed", "exit_code": 0}),
@@ -46,7 +53,7 @@ SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     ev.POLICY_APPLIED: ("phases[0].steps[0]", {"hook": "before_step", "action": "fault"}),
 }
 # Silent unless asked for: step starts (live -v), samples and effects (-v, or show's evidence).
-QUIET = {ev.STEP_STARTED, ev.MONITOR_SAMPLE, ev.STEP_EFFECT}
+QUIET = {ev.STEP_STARTED, ev.MONITOR_SAMPLE, ev.GUARD_SAMPLE, ev.STEP_EFFECT}
 MODES = [{}, {"verbose": True}, {"evidence": True}, {"verbose": True, "evidence": True}]
 AT = "2026-11-23T10:00:05.250+00:00"
 

@@ -54,6 +54,9 @@ FIXTURES: dict[str, tuple[str, int, int]] = {
     "duplicate_key.yaml": ("duplicate key 'name' (first at line 1, column 1)", 2, 1),
     "two_documents.yaml": ("but found another document", 6, 1),
     "tab_indent.yaml": ("found character '\\t'", 3, 1),
+    "at_without_zone.yaml": ("'2026-12-05T22:00' has no zone", 2, 1),
+    "at_out_of_range.yaml": ("is out of range (years 1971 to 9998)", 2, 1),
+    "stage_absurd.yaml": ("'T-1e400h': '1e400h' is not a duration", 4, 5),
 }
 NO_HINT = {"backoff_inf.yaml"}  # the message says it all
 OTHERS = ["confusable_key.yaml"]  # a fixture with a test of its own

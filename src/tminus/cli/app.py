@@ -22,7 +22,15 @@ from tminus.cli.common import (
     recorded_vars_only,
     resolve_operator,
 )
-from tminus.cli.running import build_options, drive, operator_flags, recorded_overrides, run_options
+from tminus.cli.running import (
+    at_option,
+    build_options,
+    drive,
+    operator_flags,
+    recorded_overrides,
+    run_options,
+    with_times,
+)
 from tminus.cli.survivors import choose_for_survivors
 from tminus.engine.exitcodes import Exit
 
@@ -101,16 +109,17 @@ def schema(output: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @env_options
 @operator_option
+@at_option
 @json_option
 def plan(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
-         as_json: bool) -> None:
-    """Show the T+ timeline, every step rendered (secrets masked), undo coverage and the point of
-    no return. Runs nothing."""
+         at_text: str | None, as_json: bool) -> None:
+    """Show the stages before T+0 and the T+ timeline, every step rendered (secrets masked), undo
+    coverage and the point of no return. Runs nothing."""
     from tminus.cli.render import print_plan
     from tminus.engine.plan import build_plan
 
     doc = load_document(file)
-    opts = build_options(doc, environment, var_items, operator)
+    opts = with_times(doc, build_options(doc, environment, var_items, operator), at_text)
     p = build_plan(doc, opts)
     if as_json:
         emit_json(p.to_dict())
@@ -124,15 +133,21 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @env_options
+@click.option("--stage", "stage_text", metavar="T-DURATION",
+              help="Run only the gates of this stage (e.g. T-48h) and record them for the day's run.")
+@at_option
 @operator_option
 @ledger_option
 @json_option
 @click.option("-v", "--verbose", is_flag=True, help="Also print each check as it starts.")
-def gate(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
-         ledger_url: str | None, as_json: bool, verbose: bool) -> None:
-    """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked."""
+def gate(file: str, environment: str | None, var_items: tuple[str, ...], stage_text: str | None,
+         at_text: str | None, operator: str | None, ledger_url: str | None, as_json: bool, verbose: bool) -> None:
+    """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked.
+
+    Without --stage: the gates without a `stage:`, and `requires:`, as `tminus run` checks them.
+    With --stage T-48h: only that stage's gates, recorded as that stage's run."""
     doc = load_document(file)
-    opts = build_options(doc, environment, var_items, operator, no_input=True)
+    opts = with_times(doc, build_options(doc, environment, var_items, operator, no_input=True), at_text, stage_text)
     drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
 
 
@@ -140,14 +155,17 @@ def gate(file: str, environment: str | None, var_items: tuple[str, ...], operato
 @click.argument("file", type=click.Path(dir_okay=False))
 @env_options
 @run_options
+@at_option
 @operator_option
 @ledger_option
 @json_option
 def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: bool, no_input: bool,
-        lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None, as_json: bool) -> None:
-    """Run a runbook: gates, phases, verify, decision; roll back on failure."""
+        lock_wait: str, verbose: bool, at_text: str | None, operator: str | None, ledger_url: str | None,
+        as_json: bool) -> None:
+    """Run a runbook: gates (with `requires:` and the stages), phases, verify, decision; roll back on failure."""
     doc = load_document(file)
-    opts = build_options(doc, environment, var_items, operator, **operator_flags(yes, no_input, lock_wait))
+    opts = with_times(doc, build_options(doc, environment, var_items, operator,
+                                         **operator_flags(yes, no_input, lock_wait)), at_text)
     drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
 
 

@@ -32,12 +32,36 @@ class Duration(click.ParamType):
 DURATION = Duration()
 
 
+def _columns(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    """`--column version=version --column applied_at=installed_on` -> the adopted table's mapping."""
+    from tminus.db.migrations.adopt import Columns
+    from tminus.db.migrations.errors import MigrationError
+
+    if not values:
+        return None
+    mapping: dict[str, str] = {}
+    for value in values:
+        notion, eq, column = value.partition("=")
+        if not eq or not notion.strip():
+            raise click.BadParameter(f"expected NOTION=COLUMN (e.g. version=version), got {value!r}", ctx, param)
+        if notion.strip() in mapping:
+            raise click.BadParameter(f"{notion.strip()} is given twice", ctx, param)
+        mapping[notion.strip()] = column.strip()
+    try:
+        return Columns.parse(mapping)
+    except MigrationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def _common(fn: F) -> F:
     for option in reversed([
         click.argument("directory", type=click.Path(file_okay=False)),
         click.option("--url", required=True, envvar="TMINUS_DB_URL",
                      help="SQLAlchemy URL of the database [env: TMINUS_DB_URL]."),
         click.option("--table", default="schema_migrations", show_default=True, help="Tracking table."),
+        click.option("--column", "columns", multiple=True, callback=_columns, metavar="NOTION=COLUMN",
+                     help="Adopt --table, an existing migrations table of another shape: the column holding"
+                          " each notion (version required; name, applied_at, checksum optional). Repeat it."),
         click.option("--lock-timeout", type=DURATION, default="5s", show_default=True,
                      help="PostgreSQL lock_timeout per statement (30s, 500ms; plain numbers are seconds)."),
         click.option("--statement-timeout", type=DURATION, default=None,
@@ -56,7 +80,7 @@ def _migrator(kw: dict[str, Any], *, quiet: bool) -> Any:
     from tminus.db.migrations.migrator import Migrator
 
     return Migrator(
-        kw["url"], kw["directory"], table=kw["table"], lock_timeout=kw["lock_timeout"],
+        kw["url"], kw["directory"], table=kw["table"], columns=kw["columns"], lock_timeout=kw["lock_timeout"],
         statement_timeout=kw["statement_timeout"], lock_retries=kw["lock_retries"], lock_wait=kw["lock_wait"],
         on_event=None if quiet else (lambda msg: click.echo(msg, err=True)),
     )
@@ -83,7 +107,8 @@ def _print_outcome(out: Any, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, **out.to_dict()})
         return
-    verb, past = ("apply", "applied") if out.action == "migrate" else ("revert", "reverted")
+    verb, past = {"migrate": ("apply", "applied"), "revert": ("revert", "reverted"),
+                  "stamp": ("stamp", "stamped (not run)")}[out.action]
     if not out.done:
         click.echo(f"nothing to {verb}; at version {out.before or '(none)'}")
         return
@@ -106,10 +131,15 @@ def register(group: click.Group) -> None:
         if kw["as_json"]:
             emit_json(st.to_dict())
         else:
+            if st.adopted:
+                mapping = ", ".join(f"{k}={v}" for k, v in st.adopted["columns"].items())
+                click.echo(f"tracking table: {st.adopted['table']} (adopted: {mapping}; tminus's side table"
+                           f" {st.adopted['side']})")
             click.echo(f"current version: {st.current or '(none)'}")
             for a in st.applied:
-                click.echo(f"  applied  {a.version} {a.name}  {a.applied_at} by {a.operator}@{a.host}"
-                           f"  {a.duration_ms:.0f} ms  [{a.state}]")
+                by = f" by {a.operator}@{a.host}" if a.operator else ""
+                took = f"  {a.duration_ms:.0f} ms" if a.duration_ms is not None else ""
+                click.echo(f"  applied  {a.version} {a.name}  {a.applied_at or '-'}{by}{took}  [{a.state}]")
             for h in st.half_applied:
                 click.echo(f"  HALF     {h.version} {h.name}  {h.done} of {h.total} statements done")
             for p in st.pending:
@@ -137,6 +167,16 @@ def register(group: click.Group) -> None:
         script now fails (its objects are gone) and the schema is back as recorded before the version
         was applied: anything left (an index, a column change, a sequence set back) fails the revert."""
         _print_outcome(_run(kw, lambda m: m.revert(to, dry_run=dry_run)), kw["as_json"])
+
+    @group.command("stamp")
+    @_common
+    @click.option("--to", required=True, metavar="VERSION", help="Record every pending version up to this one.")
+    @click.option("--dry-run", is_flag=True, help="Show what would be recorded; change nothing.")
+    def stamp(to: str, dry_run: bool, **kw: Any) -> None:
+        """Record pending versions up to --to as applied WITHOUT running them (Flyway's baseline,
+        Alembic's stamp), for a schema that already has them: e.g. to move from an adopted table
+        (--column) to a table of tminus's own. Checksums are the files' as they are now: verify first."""
+        _print_outcome(_run(kw, lambda m: m.stamp(to, dry_run=dry_run)), kw["as_json"])
 
     @group.command("verify")
     @_common

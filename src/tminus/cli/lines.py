@@ -185,6 +185,29 @@ def _monitor_finished(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) 
     return [f"{STEP}monitor {d.get('stage')} {verdict}: {d.get('samples')} samples"]
 
 
+def _guard_started(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    probes, rules = len(d.get("probes") or []), len(d.get("rules") or [])
+    again = " (resumed: the rest of the phase)" if d.get("resumed") else ""
+    return [f"{STEP}◉ guard of phase '{d.get('phase')}': every {format_duration(d.get('interval') or 0)}; "
+            f"{probes} probe(s), {rules} rule(s){again}"]
+
+
+def _guard_sample(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    if not (verbose or evidence):
+        return None  # one per probe per interval
+    return [f"{STEP}· {d.get('probe')} (guard): {sample_text(d)}"]
+
+
+def _guard_transition(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    did = f" ({d['outcome']})" if d.get("outcome") else ""
+    return [f"{STEP}◎ guard {d.get('rule')}: {d.get('from')} → {d.get('to')}{did}: {d.get('reason')}"]
+
+
+def _guard_finished(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    verdict = "passed" if d.get("outcome") == "passed" else str(d.get("outcome"))
+    return [f"{STEP}◉ guard of phase '{d.get('phase')}' {verdict}: {d.get('samples')} samples; {d.get('reason')}"]
+
+
 def _notify_sent(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     tries = len(d.get("attempts") or [])
     return [f"{STEP}✉ notified {d.get('channel')} ({tries} attempt{'s' if tries != 1 else ''})"]
@@ -214,6 +237,10 @@ _FORMATS: dict[str, Formatter] = {
     ev.MONITOR_TRANSITION: _monitor_transition,
     ev.MONITOR_ACTION: _monitor_action,
     ev.MONITOR_FINISHED: _monitor_finished,
+    ev.GUARD_STARTED: _guard_started,
+    ev.GUARD_SAMPLE: _guard_sample,
+    ev.GUARD_TRANSITION: _guard_transition,
+    ev.GUARD_FINISHED: _guard_finished,
     ev.NOTIFY_SENT: _notify_sent,
     ev.NOTIFY_FAILED: _notify_failed,
     ev.RUN_FINISHED: _run_finished,
@@ -231,7 +258,7 @@ def sample_text(d: dict[str, Any]) -> str:
     if d.get("error"):
         return f"error: {d['error']}"
     values = d.get("values") or {}
-    shown = [f"{k}={values[k]}" for k in ("status", "value", "scalar", "exit_code") if k in values]
+    shown = [f"{k}={values[k]}" for k in ("status", "value", "scalar", "exit_code", "open") if k in values]
     took = d.get("duration_ms")
     if took is not None:
         shown.append(f"{took:.0f}ms")

@@ -35,6 +35,7 @@ def print_plan(p: Any) -> None:
     if p.manifest["required"] or p.manifest["forbidden"]:
         console.print(f"environment manifest: requires {p.manifest['required']}, "
                       f"forbids values of {p.manifest['forbidden']}", markup=False)
+    _plan_before(p)
     console.print("\n[bold]Gates[/bold] (all must pass; nothing changes before)")
     for g in p.gates:
         console.print(f"  {g['name']}", markup=False)
@@ -45,6 +46,8 @@ def print_plan(p: Any) -> None:
     for ph in p.phases:
         budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
         console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{escape(ph.name)}[/bold] ({escape(budget)})")
+        if getattr(ph, "guard", None):
+            _plan_guard(ph.guard)
         for s in ph.steps:
             if s.key == ponr_key:
                 console.print("           [red]──── point of no return ────[/red]")
@@ -80,17 +83,53 @@ def print_plan(p: Any) -> None:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
 
 
+def _plan_guard(g: dict[str, Any]) -> None:
+    settle = f", and {_dur(g['settle'])} after the last step" if g["settle"] else ""
+    console.print(f"           guard: a probe every {_dur(g['interval'])} while the steps run{settle}",
+                  markup=False)
+    for s in g["probes"]:
+        _plan_step(s, "             probe ", undo_matters=False)
+    _plan_rules(g["rules"], "             ")
+    if g["notify"]:
+        console.print(f"             every firing and resolution is told to: {', '.join(g['notify'])}", markup=False)
+
+
+def _plan_rules(rules: list[dict[str, Any]], pad: str) -> None:
+    for r in rules:
+        on = f" (probe {r['probe']})" if r["probe"] else ""
+        told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
+        console.print(f"{pad}rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
+                      f"error: {r['on_error']}{told}", markup=False)
+
+
+def _plan_before(p: Any) -> None:
+    """What happens before T+0: the cutover time, the stages on the T- axis, the required runs."""
+    if p.at:
+        console.print(f"\n[bold]Cutover[/bold] (T+0): {escape(p.at)}")
+    if p.stages:
+        rule = ("a stage not passed in its window blocks the run" if p.require_stages
+                else "shown by the run, not required (require_stages: true blocks on them)")
+        console.print(f"\n[bold]Stages[/bold] (tminus gate --stage ...; {escape(rule)})")
+        for s in p.stages:
+            opens = f"  window opens {s['opens']}" if s["opens"] else f"  within {s['stage'][2:]} before the run"
+            console.print(f"  [cyan]{s['stage']:>9}[/cyan]{escape(opens)}")
+            for g in s["gates"]:
+                console.print(f"             {g['name']}", markup=False)
+                for c in g["checks"]:
+                    _plan_step(c, "               ", undo_matters=False)
+    if p.requires:
+        console.print("\n[bold]Requires[/bold] (checked in the ledger with the gates)")
+        for r in p.requires:
+            console.print(f"  {r['describe']}", markup=False)
+
+
 def _plan_monitor(m: dict[str, Any]) -> None:
     baseline = f", baseline {_dur(m['baseline'])} before the first phase" if m["baseline"] else ""
     console.print(f"\n[bold]Monitor[/bold]: {_dur(m['duration'])} after the go, a probe every "
                   f"{_dur(m['interval'])}{baseline}")
     for s in m["probes"]:
         _plan_step(s, "  probe ", undo_matters=False)
-    for r in m["rules"]:
-        on = f" (probe {r['probe']})" if r["probe"] else ""
-        told = f"; tells {', '.join(r['notify'])}" if r["notify"] else ""
-        console.print(f"  rule {r['name']}{on}: {r['rule']} → {r['action']}; no data: {r['on_no_data']}, "
-                      f"error: {r['on_error']}{told}", markup=False)
+    _plan_rules(m["rules"], "  ")
     if m["notify"]:
         console.print(f"  every firing and resolution is told to: {', '.join(m['notify'])}", markup=False)
 

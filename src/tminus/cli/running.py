@@ -49,6 +49,43 @@ def _overrides(doc: Any, environment: str, var_items: tuple[str, ...]) -> dict[s
     return overrides
 
 
+def at_option(fn: Any) -> Any:
+    return click.option("--at", "at_text", metavar="TIME", help=(
+        "The cutover time (T+0), ISO 8601 with its zone, e.g. 2026-12-05T22:00Z; overrides the runbook's `at:`."
+    ))(fn)
+
+
+def with_times(doc: Any, opts: Any, at_text: str | None, stage_text: str | None = None) -> Any:
+    """`opts` with the cutover time (`--at`, else the runbook's `at:` rendered with the run's vars)
+    and the stage of `tminus gate --stage`. Junk in a flag is a usage error naming it; an `at:` that
+    renders to junk is an invalid runbook (exit 78) at its position."""
+    from tminus.engine.stages import cutover_time, stages
+    from tminus.errors import RunbookError
+    from tminus.runbook.timing import format_offset, stage_offset
+
+    try:
+        opts.at = cutover_time(doc, opts, at_text)
+    except RunbookError as exc:
+        for problem in exc.problems:
+            click.echo(problem.render(), err=True)
+        sys.exit(int(Exit.INVALID_RUNBOOK))
+    except ValueError as exc:
+        hint = getattr(exc, "hint", None)
+        fail(f"--at: {exc}", Exit.USAGE, hint=hint)
+    if stage_text is not None:
+        try:
+            offset = stage_offset(stage_text)
+        except ValueError as exc:
+            fail(f"--stage: {exc}", Exit.USAGE, hint=getattr(exc, "hint", None))
+        declared = [offset for offset, _gates in stages(doc.runbook)]
+        if offset not in declared:
+            named = ", ".join(format_offset(o) for o in declared) or "none (no gate has a `stage:`)"
+            fail(f"--stage: the runbook has no gate of stage {format_offset(offset)}", Exit.USAGE,
+                 hint=f"its stages: {named}")
+        opts.stage = offset
+    return opts
+
+
 def run_options(fn: Any) -> Any:
     fn = click.option("--yes", "-y", is_flag=True, help="Approve every manual step and a manual go/no-go.")(fn)
     fn = click.option("--no-input", is_flag=True,

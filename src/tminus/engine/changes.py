@@ -14,10 +14,12 @@ from typing import Any
 
 from tminus import events as ev
 from tminus.engine import lifecycle as lc
+from tminus.engine import preconditions
 from tminus.engine.lifecycle import Next, Section, SectionResult
 from tminus.engine.outcome import FAILED, SKIPPED, StepOutcome
 from tminus.engine.run_state import RunState
-from tminus.runbook.models import Phase, Runbook, Step
+from tminus.engine.stages import gates_for
+from tminus.runbook.models import Gate, Phase, Runbook, Step
 from tminus.runbook.references import step_outputs_read
 
 MAX_CONCURRENT_CHECKS = 16  # a gate's checks run side by side, this many at the most
@@ -26,17 +28,28 @@ MAX_CONCURRENT_CHECKS = 16  # a gate's checks run side by side, this many at the
 
 
 def gates(state: RunState, section: Section) -> SectionResult:
-    """Every gate's checks, concurrently within a gate; every failure reported."""
+    """Every gate's checks, concurrently within a gate; every failure reported. Before them, what
+    the ledger must hold (`requires:`, stages: engine/preconditions.py)."""
     failures = manifest_problems(state.rb, state.environment, state.steps.environ)
     for problem in failures:
         state.steps.emit(ev.NOTE, "environment", action="manifest", message=problem)
-    for gate in state.rb.gates:
+    checked = preconditions.check(state, state.preconditions) if state.preconditions is not None else None
+    if checked is not None:
+        failures.extend(checked.failures)
+    for gate in gates_to_run(state):
         outcomes = _concurrently(state, gate.checks, lc.section_id(lc.GATE, gate.name))
         failures.extend(f"gate '{gate.name}': {o.message}" for o in outcomes if not o.ok)
+    data = checked.data if checked is not None else {}
     if failures:
         return SectionResult(Next.BLOCK, ok=False, reason="a gate failed: nothing was changed",
-                             failures=failures, data={"failures": failures})
-    return SectionResult(reason="every gate passed", data={"failures": []})
+                             failures=failures, data={"failures": failures, **data})
+    return SectionResult(reason="every gate passed", data={"failures": [], **data})
+
+
+def gates_to_run(state: RunState) -> list[Gate]:
+    """A stage run (`tminus gate --stage`) runs that stage's gates; every other run the unstaged ones."""
+    pre = state.preconditions
+    return gates_for(state.rb, pre.stage if pre is not None else None)
 
 
 def manifest_problems(rb: Runbook, env_name: str, environ: Mapping[str, str]) -> list[str]:
@@ -189,4 +202,4 @@ def _skip(state: RunState, step: Step, section: str, message: str) -> None:
     state.done[step.key] = outcome
 
 
-__all__ = ["gates", "manifest_problems", "phase_section", "verify", "verify_within"]
+__all__ = ["gates", "gates_to_run", "manifest_problems", "phase_section", "verify", "verify_within"]

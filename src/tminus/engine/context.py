@@ -26,6 +26,8 @@ class Options:
     no_input: bool = False
     interactive: bool = False
     lock_wait: float = 0.0
+    at: float | None = None  # the cutover time (T+0) as an epoch: `--at` or the runbook's `at:`
+    stage: float | None = None  # `tminus gate --stage T-48h`: the stage's offset in seconds
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

@@ -52,7 +52,7 @@ class Monitor:
         self.steps = steps
         self.spec = spec
         self.ask = ask  # OperatorChannel.request, for pause and inconclusive
-        self.probes: dict[str, Step] = {_probe_name(p): p for p in spec.probes}
+        self.probes: dict[str, Step] = {probe_name(p): p for p in spec.probes}
         only = next(iter(self.probes)) if len(self.probes) == 1 else None
         self.rules = [_Armed(r, r.to_rule(), r.probe or only or "") for r in spec.rules]
         self.cutover_at: float | None = None
@@ -191,7 +191,7 @@ class Monitor:
             obs = self.steps.observe(step, config, timeout)
             took = (time.monotonic() - began) * 1000
             mask = self.steps.templater.masker.mask
-            obs_values, error = (None, obs.error) if obs.error else (_kept(obs.values, mask), None)
+            obs_values, error = (None, obs.error) if obs.error else (kept(obs.values, mask), None)
         # Rules need their samples in time order: a wall clock stepped back (NTP) must not break them.
         at = max(time.time(), self._last_at.get(name, 0.0) + 1e-6)
         self._last_at[name] = at
@@ -284,11 +284,11 @@ class Monitor:
         self.notifier.send(names, message, {"rule": armed.spec.name, "rule_text": armed.spec.describe()})
 
 
-def _probe_name(step: Step) -> str:
+def probe_name(step: Step) -> str:
     return step.name or step.id or step.key
 
 
-def _kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+def kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
     """What a sample keeps: everything a rule can query, but not a long text body twice. The body
     is masked before it is cut: cut first, the start of a secret at the cut would survive."""
     out = dict(values)
@@ -298,4 +298,4 @@ def _kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["MONITOR_KEY", "Monitor", "WatchResult"]
+__all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "kept", "probe_name"]

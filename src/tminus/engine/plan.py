@@ -9,10 +9,15 @@ from typing import Any
 
 from tminus.durations import format_clock, format_tplus
 from tminus.engine.context import Options, build_templater, effective_vars
+from tminus.engine.prerequisites import Wanted
+from tminus.engine.stages import gates_for, stages
 from tminus.errors import TemplateError
 from tminus.kinds import registry
 from tminus.runbook.document import RunbookDocument
-from tminus.runbook.models import Step
+from tminus.runbook.models import Gate, Step
+from tminus.runbook.monitor import AlertRule
+from tminus.runbook.requirements import Requirement
+from tminus.runbook.timing import format_at, format_offset
 from tminus.templating.templater import Templater
 
 
@@ -40,6 +45,7 @@ class PlannedPhase:
     tplus: str
     steps: list[PlannedStep]
     undo: list[PlannedStep]
+    guard: dict[str, Any] | None = None  # probes and rules watched while the steps run
 
 
 @dataclass
@@ -59,6 +65,11 @@ class Plan:
     monitor: dict[str, Any] | None = None
     # Each `restore` step: the writes it would discard (everything after its backup) and the advice.
     data_loss: list[dict[str, Any]] = field(default_factory=list)
+    # Before T+0: the cutover time, the stages on the T- axis (earliest first), the required runs.
+    at: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    require_stages: bool = False
+    requires: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +97,10 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             expect=[_render(t, e) for e in step.expect or []],
         )
 
+    def gate(g: Gate) -> dict[str, Any]:
+        return {"name": g.name, "description": g.description, "stage": g.stage,
+                "checks": [planned(c) for c in g.checks]}
+
     phases: list[PlannedPhase] = []
     clock: float | None = 0.0
     # T+h:mm reads best for real cutovers; budgets under a minute need seconds to be distinct
@@ -97,6 +112,9 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             name=phase.name, budget=phase.budget, starts_at=clock,
             tplus=tplus(clock) if clock is not None else "T+?",
             steps=steps, undo=[planned(u) for u in phase.undo],
+            guard=None if phase.guard is None else {
+                "interval": phase.guard.interval, "settle": phase.guard.settle, "notify": phase.guard.notify,
+                "probes": [planned(s) for s in phase.guard.probes], "rules": _rules(phase.guard.rules)},
         ))
         for s in steps:
             if ponr is None and not s.reversible:
@@ -121,8 +139,13 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             "required": list(env.env.required) if env else [],
             "forbidden": sorted(env.env.forbidden) if env else [],
         },
-        gates=[{"name": g.name, "description": g.description, "checks": [planned(c) for c in g.checks]}
-               for g in rb.gates],
+        gates=[gate(g) for g in gates_for(rb, None)],
+        at=format_at(opts.at) if opts.at is not None else None,
+        stages=[{"stage": format_offset(offset), "offset": offset,
+                 "opens": format_at(opts.at - offset) if opts.at is not None else None,
+                 "gates": [gate(g) for g in staged]} for offset, staged in stages(rb)],
+        require_stages=rb.require_stages,
+        requires=[_requirement(r, t) for r in rb.requires],
         phases=phases,
         verify=[planned(s) for s in rb.verify],
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
@@ -138,11 +161,21 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             "baseline": rb.monitor.baseline,
             "notify": rb.monitor.notify,
             "probes": [planned(s) for s in rb.monitor.probes],
-            "rules": [{"name": r.name, "probe": r.probe or "", "rule": r.describe(), "action": r.action,
-                       "on_no_data": r.on_no_data, "on_error": r.on_error, "notify": r.notify}
-                      for r in rb.monitor.rules],
+            "rules": _rules(rb.monitor.rules),
         },
     )
+
+
+def _rules(rules: list[AlertRule]) -> list[dict[str, Any]]:
+    return [{"name": r.name, "probe": r.probe or "", "rule": r.describe(), "action": r.action,
+             "on_no_data": r.on_no_data, "on_error": r.on_error, "notify": r.notify} for r in rules]
+
+
+def _requirement(req: Requirement, t: Templater) -> dict[str, Any]:
+    wanted = Wanted(req.runbook, _render(t, req.environment), req.outcome, req.within,
+                    "⟨this runbook's hash⟩" if req.same_hash else None)
+    return {"runbook": req.runbook, "environment": wanted.environment, "outcome": req.outcome,
+            "within": req.within, "same_hash": req.same_hash, "describe": wanted.describe()}
 
 
 _STEP_REF = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*)\.")

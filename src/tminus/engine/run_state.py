@@ -22,6 +22,7 @@ from tminus.runbook.models import Step
 
 if TYPE_CHECKING:
     from tminus.engine.monitoring import Monitor
+    from tminus.engine.preconditions import Preconditions
 
 
 class RunState:
@@ -45,6 +46,8 @@ class RunState:
         self.go_reason = "decision: go (recorded before the run was resumed)" if prior.decided_go else ""
         self.current = Section(lc.GATES)  # the section running now: the policy's before_step sees it
         self.monitor: Monitor | None = None  # set by the monitor sections when the runbook watches
+        # the ledger and the clock for `requires:` and stages (None: a run without them, e.g. in tests)
+        self.preconditions: Preconditions | None = None
 
     def _restore_outputs(self) -> None:
         """Outputs of steps an earlier process completed feed later templates again."""
@@ -71,6 +74,7 @@ class RunState:
         one requested while it ran ends the section after it (Stopped)."""
         self.check_stop()
         self.consult(BEFORE_STEP, self.policy.before_step(step, self.current), self.current, step)
+        self.check_stop()  # a policy watching on its own (a guard's first probes) stopped the run meanwhile
         choice = self.prior.interrupted.get(step.key)
         if choice == "skip":
             # the operator says it completed: it acted, so its undo runs on a later rollback

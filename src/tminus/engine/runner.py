@@ -21,7 +21,8 @@ from tminus.engine.decision import decide
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lifecycle import Lifecycle, Next, Section, SectionResult
 from tminus.engine.monitor_sections import MonitorSections
-from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, Policy
+from tminus.engine.policy import AFTER_SECTION, BEFORE_SECTION, Policies, Policy
+from tminus.engine.preconditions import Preconditions
 from tminus.engine.prior import Prior
 from tminus.engine.run_state import RunState
 from tminus.engine.steps import StepRunner
@@ -38,17 +39,25 @@ class RunResult:
 
 class Runner:
     def __init__(
-        self, steps: StepRunner, environment: str, prior: Prior | None = None, policy: Policy | None = None
+        self, steps: StepRunner, environment: str, prior: Prior | None = None, policy: Policy | None = None,
+        preconditions: Preconditions | None = None,
     ) -> None:
         self.steps = steps
         self.stop = steps.stop
         self.state = RunState(steps, environment, prior or Prior(), policy or Policy())
+        self.state.preconditions = preconditions
         self.prior = self.state.prior
         self.rb = self.state.rb
         self.rollback_section = Section(lc.ROLLBACK)
         if self.prior.in_rollback:
             self.state.current = self.rollback_section
         self.monitor = MonitorSections.of(self.state)
+        if any(p.guard is not None for p in self.rb.phases):  # only runbooks with guards load the rules
+            from tminus.engine.guards import GuardPolicy
+
+            # the phases' guards watch beside whatever policy the session was given
+            self.state.policy = Policies([self.state.policy, GuardPolicy(self.state)])
+        self.policy = self.state.policy  # the session starts and finishes it
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -96,7 +105,7 @@ class Runner:
         state, rb, watch = self.state, self.rb, self.monitor
         life = Lifecycle(rollback=self.rollback_section)
         life.add(Section(lc.GATES, run=partial(changes.gates, state),
-                         starting=lambda: {"gates": [g.name for g in rb.gates]}))
+                         starting=lambda: {"gates": [g.name for g in changes.gates_to_run(state)]}))
         if gates_only:
             return life
         if watch is not None and watch.spec.baseline:

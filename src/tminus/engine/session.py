@@ -22,6 +22,7 @@ from tminus.engine.context import Options, build_templater, effective_vars, leas
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
 from tminus.engine.policy import Policy
+from tminus.engine.preconditions import Preconditions
 from tminus.engine.prior import Prior
 from tminus.engine.recorder import LedgerRecorder
 from tminus.engine.runner import Runner, RunResult
@@ -90,11 +91,37 @@ class Session:
         self.run_id = new_run_id()
         if gates_only:  # gates change nothing: no lease needed, re-runnable at any time
             self._create_run("gate")
-            return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED)
+            return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED,
+                               extra=self._time_facts())
         # The lease first: a refused run must not leave a phantom "running" record behind.
         with self._lease() as fence:
             self._create_run("run")
-            return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence)
+            return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence,
+                               extra=self._time_facts())
+
+    def _recorded_times(self, run_id: str) -> None:
+        """A resumed run keeps the cutover and the stage it started with (unless given again)."""
+        from tminus.projection import project
+        from tminus.runbook.timing import parse_at
+
+        started = project(self.ledger.events(run_id, limit=1)).started
+        data = started.data if started is not None else {}
+        if self.opts.at is None and isinstance(data.get("at"), str):
+            self.opts.at = parse_at(data["at"]).timestamp()
+        if self.opts.stage is None and isinstance(data.get("stage_offset"), int | float):
+            self.opts.stage = float(data["stage_offset"])
+
+    def _time_facts(self) -> dict[str, Any]:
+        """What `run.started` records of time: the cutover and, for a stage run, its stage (what a
+        later run's stages read back, engine/stages.py)."""
+        from tminus.runbook.timing import format_at, format_offset
+
+        facts: dict[str, Any] = {}
+        if self.opts.at is not None:
+            facts["at"] = format_at(self.opts.at)
+        if self.opts.stage is not None:
+            facts.update(stage=format_offset(self.opts.stage), stage_offset=self.opts.stage)
+        return facts
 
     def watch(self, *, baseline: float | None = None, duration: float | None = None) -> RunResult:
         """`tminus monitor`: only the monitor section, against a service deployed by other means.
@@ -130,6 +157,7 @@ class Session:
         decisions = None if choice == "wait" else history.choose(self.doc, choice, reason, adopted=adopt,
                                                                  ran_to_end=ran)
         gates_only = run.kind == "gate"  # a resumed gate run stays a gate run: it changes nothing
+        self._recorded_times(run.id)  # and a stage run stays that stage's, towards the same cutover
 
         def body(r: Runner) -> RunResult:
             ended = r.rollback_ended()
@@ -304,8 +332,10 @@ class Session:
                 steps.emit(ev.STOP_REQUESTED, **request.to_event_data(), accepted=accepted, **extra)
 
         self.stop.attach(record)
-        runner = Runner(steps, self.opts.environment, prior, policy=self.policy)
-        self.policy.start(self.stop)
+        pre = Preconditions(self.ledger, cutover=self.opts.at, stage=self.opts.stage,
+                            started=steps.started_at or time.time())
+        runner = Runner(steps, self.opts.environment, prior, policy=self.policy, preconditions=pre)
+        runner.policy.start(self.stop)  # the session's policy and the runbook's guards
         with signals_stop(self.stop):
             try:
                 return body(runner)
@@ -313,7 +343,7 @@ class Session:
                 return RunResult("interrupted", Exit.INTERRUPTED, str(exc) or "interrupted")
             finally:
                 self.stop.close()  # the run has ended: a late request stops nothing
-                self.policy.finish()
+                runner.policy.finish()
                 # the per-run resources (HTTP clients, database pools) the kinds that ran opened
                 close_resources(steps.shared, sorted(steps.kinds_used))
                 steps.tidy_spool()

@@ -114,6 +114,11 @@ class StopChannel(threading.Event):
     # --- the runner's side ------------------------------------------------------------------------
 
     @property
+    def running(self) -> bool:
+        """The run goes forward: no rollback has begun and it has not ended (a guard acts only then)."""
+        return self._stage == RUNNING
+
+    @property
     def pending(self) -> StopRequest | None:
         """The accepted request the runner has not yet acted on."""
         return self._pending

@@ -21,6 +21,9 @@ _SLICE = 0.1  # seconds between looks at the stop channel while the Alembic driv
 
 def describe(c: MigrateSpec, step: object, nested: object) -> str:
     source = f"alembic {c.alembic}" if c.alembic is not None else f"migrations in {c.dir}"
+    if c.columns is not None:
+        mapping = ", ".join(f"{k}={v}" for k, v in c.columns.model_dump(exclude_none=True).items())
+        source += f" tracked in {c.table} (adopted: {mapping})"
     if c.revert_to is not None:
         what = f"revert {source} down to {c.revert_to}"
     else:
@@ -69,8 +72,12 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
         url = _resolve_url(config.url, ctx.base_dir)
     except (ArgumentError, NoSuchModuleError) as exc:
         return Observation(error=f"bad database URL {config.url!r}: {exc}")
+    from tminus.db.migrations.adopt import Columns
+
+    columns = None if config.columns is None else Columns(**config.columns.model_dump())
     migrator = Migrator(
-        url, ctx.base_dir / (config.dir or "."), table=config.table, lock_timeout=config.lock_timeout,
+        url, ctx.base_dir / (config.dir or "."), table=config.table, columns=columns,
+        lock_timeout=config.lock_timeout,
         statement_timeout=config.statement_timeout, lock_retries=config.lock_retries,
         lock_wait=config.lock_wait, operator=_operator(ctx),
         on_start=lambda plan: ctx.record_effect(
@@ -83,6 +90,8 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
         if config.alembic is not None:
             return _alembic(config, ctx, migrator, evidence)
         evidence["dir"] = str(migrator.directory)
+        if columns is not None:  # an adopted table: where its rows went, and tminus's beside them
+            evidence["adopted"] = {"table": config.table, "columns": columns.mapped(), "side": migrator.tables.own}
         if config.revert_to is not None:
             out = migrator.revert(config.revert_to, dry_run=config.dry_run)
         else:

@@ -78,7 +78,9 @@ class _Guard:
 
         ev = self.evidence
         own = {t.lower() for t in (*MIGRATION_TABLES, *self.config.run_tables)}
-        expected = [t for t in losses if t.table.lower() in own or t.table.lower().split(".")[-1] in own]
+        # tminus_*: the side tables of an adopted migrations table (tminus_<table>, _log, _schema...)
+        expected = [t for t in losses if t.table.lower() in own or t.table.lower().split(".")[-1] in own
+                    or t.table.lower().split(".")[-1].startswith("tminus_")]
         losses = [t for t in losses if t not in expected]
         if expected:
             ev["run_own_changes"] = [t.as_dict() for t in expected]

@@ -28,9 +28,11 @@ class LedgerReader(Protocol):
 
     def list_runs(
         self, *, runbook: str | None = None, environment: str | None = None, status: str | None = None,
-        limit: int = 20,
+        limit: int = 20, kind: str | None = None, started_after: float | None = None,
+        started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first; `kind` (run, gate, monitor) narrows them like the other filters, and so do
+        `started_after` (at or after) and `started_before` (strictly before), in epoch seconds."""
         ...
 
     def events(self, run_id: str, after: int = 0, limit: int | None = None) -> list[EventRecord]:

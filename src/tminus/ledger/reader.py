@@ -17,7 +17,7 @@ from tminus.ledger.appending import LAST_LINK
 from tminus.ledger.chain import Hasher, StoredEvent, StoredLink, verify_chain, verify_links
 from tminus.ledger.database import Database
 from tminus.ledger.leases import lease_record
-from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, LedgerHead, RunRecord
+from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, LedgerHead, RunRecord, iso_microseconds
 
 
 class SqlReader:
@@ -52,14 +52,21 @@ class SqlReader:
 
     def list_runs(
         self, *, runbook: str | None = None, environment: str | None = None, status: str | None = None,
-        limit: int = 20,
+        limit: int = 20, kind: str | None = None, started_after: float | None = None,
+        started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first; `kind`: run, gate or monitor; `started_after`/`started_before`: epoch seconds
+        (at or after, strictly before)."""
         query = select(s.runs)
         for column, value in ((s.runs.c.runbook_name, runbook), (s.runs.c.environment, environment),
-                              (s.runs.c.status, status)):
+                              (s.runs.c.status, status), (s.runs.c.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
+        # started_at is ISO 8601 UTC to the microsecond (records.now_iso): text order is time order
+        if started_after is not None:
+            query = query.where(s.runs.c.started_at >= iso_microseconds(started_after))
+        if started_before is not None:
+            query = query.where(s.runs.c.started_at < iso_microseconds(started_before))
         query = query.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
         with self._db.transaction() as conn:
             return [RunRecord(**r._asdict()) for r in conn.execute(query)]

@@ -30,6 +30,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def iso_microseconds(ts: float) -> str:
+    """An epoch as now_iso() writes a time: comparable with the ledger's stored times as text."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
 def iso_from_epoch(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 

@@ -18,6 +18,7 @@ from tminus.projection.model import (
     Decision,
     Effect,
     Execution,
+    GuardWatch,
     MonitorAction,
     MonitorEnd,
     MonitorSample,
@@ -41,7 +42,8 @@ from tminus.projection.view import RunView, project
 
 __all__ = [
     "FAILED", "INTERRUPTED", "LOCAL", "OK", "RUNNING", "SKIPPED", "UPCASTERS", "Answer", "Approval",
-    "Decision", "Effect", "Execution", "Fact", "MonitorAction", "MonitorEnd", "MonitorSample", "MonitorStage",
+    "Decision", "Effect", "Execution", "Fact", "GuardWatch", "MonitorAction", "MonitorEnd", "MonitorSample",
+    "MonitorStage",
     "MonitorTransition", "MonitorView", "Note", "Notification", "PlannedStep", "PolicyUse", "RollbackEnd",
     "RollbackPass", "RollbackView", "RunMark", "RunView", "Section", "Stop", "project", "split_section", "upcast",
 ]

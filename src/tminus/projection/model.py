@@ -282,6 +282,31 @@ class MonitorView:
 
 
 @dataclass
+class GuardWatch:
+    """A phase's guard in one process: guard.started, its samples and transitions, guard.finished."""
+
+    seq: int
+    at: float | None
+    section: str | None  # the phase's section id
+    phase: str | None
+    interval: float | None = None
+    settle: float | None = None
+    probes: list[str] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)  # name, probe, action, text
+    resumed: bool = False  # started again by a resumed run, for the rest of the phase
+    samples: list[MonitorSample] = field(default_factory=list)
+    transitions: list[MonitorTransition] = field(default_factory=list)
+    end: MonitorEnd | None = None
+    announced: bool = True  # False: its start was not recorded
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def firings(self) -> list[MonitorTransition]:
+        """Transitions to firing or inconclusive: the moments the guard acted (or told)."""
+        return [t for t in self.transitions if t.to in ("firing", "inconclusive")]
+
+
+@dataclass
 class PlannedStep:
     """One step of a recorded undo plan: its key and name, and its spec when the plan carries one."""
 

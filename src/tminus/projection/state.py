@@ -12,6 +12,7 @@ from tminus.projection.model import (
     Decision,
     Effect,
     Execution,
+    GuardWatch,
     MonitorView,
     Note,
     Notification,
@@ -36,6 +37,7 @@ class ViewState:
     approvals: list[Approval] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     monitor: MonitorView = field(default_factory=MonitorView)
+    guards: list[GuardWatch] = field(default_factory=list)  # phases' guards, one per phase and process
     rollback: RollbackView = field(default_factory=RollbackView)
     notes: list[Note] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tminus import events as ev
 from tminus.projection.fact import Fact, read_fact
-from tminus.projection.folds import approvals, monitor, notes, rollback, runs, sections, steps, stops
+from tminus.projection.folds import approvals, guards, monitor, notes, rollback, runs, sections, steps, stops
 from tminus.projection.model import OK, Approval, Decision, Execution, Note, RunMark, Section, Stop
 from tminus.projection.state import ViewState
 from tminus.projection.upcast import upcast
@@ -180,6 +180,10 @@ _FOLDS: dict[str, Callable[[ViewState, Fact], None]] = {
     ev.MONITOR_TRANSITION: monitor.monitor_transition,
     ev.MONITOR_ACTION: monitor.monitor_action,
     ev.MONITOR_FINISHED: monitor.monitor_finished,
+    ev.GUARD_STARTED: guards.guard_started,
+    ev.GUARD_SAMPLE: guards.guard_sample,
+    ev.GUARD_TRANSITION: guards.guard_transition,
+    ev.GUARD_FINISHED: guards.guard_finished,
     ev.ROLLBACK_STARTED: rollback.rollback_started,
     ev.ROLLBACK_FINISHED: rollback.rollback_finished,
     ev.NOTE: notes.note,

@@ -19,6 +19,11 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
     for note in r.view.notes_for("manifest"):
         x.causes.append(Cause("manifest", f"The environment manifest is not met: {note.message}.",
                               "the environment manifest", note.at))
+    # what the ledger had to hold (engine/preconditions.py): a requirement not met, a required stage not passed
+    unmet = [n for n in r.view.notes_for("requirement") if n.data.get("ok") is False]
+    stages = [n for n in r.view.notes_for("stage") if n.data.get("required") and n.data.get("status") != "passed"]
+    x.causes += [Cause("requires", f"{n.message}.", "a requirement", n.at) for n in unmet]
+    x.causes += [Cause("stage", f"{n.message}.", "a stage", n.at) for n in stages]
     checks = r.finished_in("gate")
     x.causes += [step_cause(e, r) for e in checks if e.status == "failed"]
     if not x.causes:
@@ -26,12 +31,22 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
             if g.finished_seq is not None:
                 x.causes += [Cause("gate", f"{f}.", "a gate", g.finished_at) for f in g.failures]
     passed = sum(1 for e in checks if e.status != "failed")
-    failed = len(x.causes)
-    x.summary = (f"Run {run.id} was blocked at the gates: {count(failed, 'check')} failed, "
-                 "so nothing was changed.")
+    failed = len(x.causes) - len(unmet) - len(stages)
+    what = [count(failed, "check") + " failed"] if failed or not (unmet or stages) else []
+    what += [count(len(unmet), "requirement") + " not met"] if unmet else []
+    what += [count(len(stages), "stage") + " not passed"] if stages else []
+    x.summary = f"Run {run.id} was blocked at the gates: {', '.join(what)}, so nothing was changed."
     x.progress.append(f"{passed} of {len(checks)} gate checks passed.")
-    x.next_steps.append(f"Fix what the failing checks name, then run again (`tminus gate {run.runbook_path}` "
-                        "re-checks the gates alone; it changes nothing).")
+    for n in stages:
+        x.next_steps.append(f"Run the stage when its window is open: `tminus gate {run.runbook_path} "
+                            f"--stage {n.data.get('stage')}`.")
+    for n in unmet:
+        wanted = n.data.get("wanted") or {}
+        x.next_steps.append(f"Run what is required first: {wanted.get('runbook')} in {wanted.get('environment')} "
+                            f"(`tminus history --runbook {wanted.get('runbook')}` shows its runs).")
+    first = "Fix what the failing checks name, then run" if failed else "Then run"
+    x.next_steps.append(f"{first} again (`tminus gate {run.runbook_path}` re-checks the gates alone; "
+                        "it changes nothing).")
 
 
 def _rolled_back(x: Explanation, r: Run, run: Any) -> None:

@@ -94,7 +94,7 @@ _NOT_DONE = {"not run": "NOT undone (did not run)", "failed": "FAILED", "stopped
 
 
 def _outcome(view: RunView, kind: str, name: str | None) -> str | None:
-    """The go/no-go's verdict and who gave it; how the monitor's baseline or window ended."""
+    """The go/no-go's verdict and who gave it; how the monitor's baseline or window ended; a phase's guard."""
     d = view.decision
     if kind == "decision" and d is not None:
         return f"{d.verdict} ({d.mode}" + (f", by {d.by}" if d.by else "") + ")"
@@ -103,7 +103,21 @@ def _outcome(view: RunView, kind: str, name: str | None) -> str | None:
         ends = [x.end for x in view.monitor.stages if x.stage == stage and x.end is not None]
         if ends:
             return f"{ends[-1].outcome}, {ends[-1].samples} samples"
+    if kind == "phase":
+        return _guarded(view, f"phase:{name}")
     return None
+
+
+def _guarded(view: RunView, section: str) -> str | None:
+    """A phase's guard in a few words: `guard fired (bind stable: rollback), 7 samples`."""
+    watches = [g for g in view.guards if g.section == section]
+    if not watches:
+        return None
+    samples = sum(len(g.samples) for g in watches)
+    fired = [f"{t.rule}: {t.data.get('outcome') or t.action}" for g in watches for t in g.firings]
+    last = watches[-1].end
+    how = "fired" if fired and last is not None and not last.ok else (last.outcome if last else "watching")
+    return f"guard {how}" + (f" ({', '.join(fired)})" if fired else "") + f", {samples} samples"
 
 
 def _timing(r: SectionRow) -> str:

@@ -73,6 +73,8 @@ def story(r: Run, stop: Stop) -> StopStory:
         took = "" if stop.mode == "interrupt" else f" and took {mode_words(stop.mode)}"
         text = f"At {when_} the run received {asker(stop)}{took}{why}."
         short = f"it received {asker(stop)}"
+    elif stop.policy is not None and stop.policy.hook == "guard":
+        text, short = _guard_words(r, stop, when_)
     elif stop.source == "lease" and stop.policy is None:
         text = f"At {when_} the run stopped because its lease was lost{why}."
         short = "its lease was lost"
@@ -83,6 +85,25 @@ def story(r: Run, stop: Stop) -> StopStory:
     data = {"mode": stop.mode, "by": stop.by, "reason": stop.reason, "section": stop.section, "step": stop.step,
             "policy": stop.policy.policy if stop.policy else None, "hook": stop.policy.hook if stop.policy else None}
     return StopStory(text, short, at, _effects(r, stop), data)
+
+
+def _guard_words(r: Run, stop: Stop, when_: str) -> tuple[str, str]:
+    """A phase's guard that fired: `At 10:02:03 (T+2s) guard 'bind stable' fired during phase 'Restart'
+    (open == false for 2 consecutive probes) and asked for a rollback: it read false, false.`"""
+    p = stop.policy
+    assert p is not None
+    rule = str(p.data.get("rule") or "?")
+    where = section_phrase(p.section, r.view.section(p.section) if p.section else None)
+    fired = next((t for g in reversed(r.view.guards) if g.section == p.section
+                  for t in reversed(g.firings) if t.rule == rule and t.seq < p.seq), None)
+    text_of = f" ({fired.data['rule_text']})" if fired is not None and fired.data.get("rule_text") else ""
+    verb = "was inconclusive" if fired is not None and fired.to == "inconclusive" else "fired"
+    read = [str(x.get("read")) for x in (fired.recent if fired is not None else []) if isinstance(x, dict)]
+    detail = f"it read {', '.join(read)}" if read else (fired.reason if fired is not None and fired.reason else "")
+    at = r.when(fired.at) if fired is not None and fired.timed else when_
+    text = f"At {at} guard '{rule}' {verb} during {where}{text_of} and asked for {mode_words(stop.mode)}"
+    return text + (f": {detail}." if detail else "."), f"guard '{rule}' {verb} during {where}" + (
+        f" ({detail})" if detail else "")
 
 
 def _moment(r: Run, stop: Stop) -> str:

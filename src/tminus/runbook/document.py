@@ -88,6 +88,8 @@ def assign_keys(runbook: Runbook) -> None:
     for gi, g in enumerate(runbook.gates):
         visit(g.checks, ("gates", gi, "checks"))
     for pi, ph in enumerate(runbook.phases):
+        if ph.guard is not None:
+            visit(ph.guard.probes, ("phases", pi, "guard", "probes"))
         visit(ph.steps, ("phases", pi, "steps"))
         visit(ph.undo, ("phases", pi, "undo"))
     visit(runbook.verify, ("verify",))

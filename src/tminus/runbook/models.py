@@ -9,13 +9,18 @@ kind's configuration model below.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
+from tminus.runbook.requirements import Requirement
+from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
+
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 if TYPE_CHECKING:
     from tminus.kinds.base import Effect
@@ -140,6 +145,37 @@ class WaitSpec(Spec):
     interval: Duration = 1.0
 
 
+class MigrateColumns(Spec):
+    """The columns of an existing migrations table (the application's own) that hold what tminus
+    tracks: status and verify read it through this mapping; migrate and revert write rows of its
+    shape, keeping the rest in tminus's side table `tminus_<table>`."""
+
+    version: str = Field(description="Column holding each applied version (001, 20240101120000 or 001_x.sql).")
+    name: str | None = Field(None, description="Column holding the migration's name.")
+    applied_at: str | None = Field(None, description="Column holding when it was applied.")
+    checksum: str | None = Field(None, description="Column holding the file's checksum (compared on verify).")
+
+    @field_validator("version", "name", "applied_at", "checksum")
+    @classmethod
+    def _column(cls, value: str | None) -> str | None:
+        if value is not None and not _COLUMN.match(value):
+            raise ValueError(f"expected a plain column name (letters, digits and _), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MigrateColumns:
+        seen: dict[str, str] = {}
+        for notion in ("version", "name", "applied_at", "checksum"):
+            column = getattr(self, notion)
+            if column is None:
+                continue
+            if column.lower() in seen:
+                raise ValueError(f"column {column!r} is mapped twice ({seen[column.lower()]} and {notion});"
+                                 " map each to its own column")
+            seen[column.lower()] = notion
+        return self
+
+
 class MigrateSpec(Spec):
     """Apply ordered SQL migrations (NNNN_name.sql, optional .down.sql and .verify.sql) tracked in a
     table, or drive an Alembic configuration. Outputs: before, after, applied."""
@@ -150,6 +186,9 @@ class MigrateSpec(Spec):
     to: str | None = Field(None, description="Target version (default: the latest).")
     revert_to: str | None = Field(None, description="Revert down to this version instead of applying.")
     table: str = Field("schema_migrations", description="Tracking table.")
+    columns: MigrateColumns | None = Field(None, description=(
+        "Adopt `table`, an existing migrations table of another shape: which of its columns hold the "
+        "version, name, applied_at and checksum."))
     lock_timeout: Duration = Field(5.0, description="PostgreSQL lock_timeout for each statement.")
     statement_timeout: Duration | None = Field(None, description="PostgreSQL statement_timeout.")
     lock_retries: int = Field(3, ge=0, description="Retries of a statement that lost a lock wait.")
@@ -163,6 +202,9 @@ class MigrateSpec(Spec):
     def _one_source(self) -> MigrateSpec:
         if (self.dir is None) == (self.alembic is None):
             raise ValueError("give exactly one of 'dir' or 'alembic'")
+        if self.columns is not None and self.alembic is not None:
+            raise ValueError("'columns' adopts a table for 'dir' migrations; Alembic keeps its own"
+                             " alembic_version table: remove 'columns'")
         return self
 
 
@@ -192,7 +234,8 @@ class RestoreSpec(Spec):
     run_tables: list[str] = Field(default_factory=list, description=(
         "Tables only the run itself writes, whose changes since the backup are expected (besides the "
         "migration-history tables always taken as the run's own: alembic_version, schema_version, "
-        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations)."))
+        "schema_migrations and its _log/_progress/_lock, flyway_schema_history, django_migrations, and the"
+        " tminus_* side tables of an adopted one)."))
 
 
 class FingerprintSpec(Spec):
@@ -364,7 +407,23 @@ class Gate(Spec):
 
     name: str
     description: str | None = None
+    stage: Stage | None = Field(None, description=(
+        "Run before the day, on its own (`tminus gate --stage T-48h`): T- and a duration before `at`."))
     checks: list[Step] = Field(min_length=1)
+
+
+class GuardSpec(Spec):
+    """Probes and alert rules (the monitor's grammar) that run while a phase's steps run: from
+    before its first step until its last step finished (and `settle` after). A rule that fires
+    stops the current step and takes its action: rollback (default), abort or notify."""
+
+    interval: Duration = Field(description="Time between two probes of each probe.")
+    settle: Duration | None = Field(
+        None, description="Keep probing this long after the phase's last step, before the next section."
+    )
+    notify: list[str] = Field(default_factory=list, description="Channels told of every firing and resolution.")
+    probes: list[Step] = Field(min_length=1, description="Named checks whose values the rules read.")
+    rules: list[AlertRule] = Field(min_length=1, description="When the guard fires, and what it does then.")
 
 
 class Phase(Spec):
@@ -376,6 +435,7 @@ class Phase(Spec):
     budget: Duration | None = Field(None, description="Planned duration; the T+ timeline adds these up.")
     steps: list[Step] = Field(min_length=1)
     undo: list[Step] = Field(default_factory=list, description="Run in order when the phase is rolled back.")
+    guard: GuardSpec | None = Field(None, description="Probes and rules watched while the phase's steps run.")
 
 
 class EnvManifest(Spec):
@@ -442,6 +502,11 @@ class Runbook(Spec):
         default_factory=list,
         description="Folders besides the runbook's own that file paths, cwd and SQLite paths may lie in.",
     )
+    at: CutoverTime | None = Field(None, description="The cutover time (T+0) the stages count back from.")
+    requires: list[Requirement] = Field(
+        default_factory=list, description="Runs that must be in the ledger before anything changes.")
+    require_stages: bool = Field(
+        False, description="Block the run when a stage did not pass within its window (default: shown only).")
     gates: list[Gate] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
     verify: list[Step] = Field(default_factory=list)
@@ -465,6 +530,8 @@ class Runbook(Spec):
         for g in self.gates:
             visit(g.checks)
         for p in self.phases:
+            if p.guard is not None:
+                visit(p.guard.probes)
             visit(p.steps)
             visit(p.undo)
         visit(self.verify)

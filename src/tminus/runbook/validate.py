@@ -99,7 +99,8 @@ class _Validator:
         self._undo_never_undone()
         self._env_names()
         self._references()
-        monitor_problems(self.rb, self.add, closest=closest)
+        self._before_the_day()
+        monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
@@ -110,6 +111,10 @@ class _Validator:
             quote = 1 if path in self.source.quoted else 0
             location = Location(location.file, location.line, location.column + quote + column_offset)
         self.problems.append(Problem(message, location, hint, path_to_str(path)))
+
+    def warn(self, message: str, path: PathKey, hint: str | None = None) -> None:
+        path = self.yaml_path(path)
+        self.warnings.append(Problem(message, self.source.locate(path), hint, path_to_str(path)))
 
     def yaml_path(self, path: PathKey) -> PathKey:
         """The part of a model path written in the file (`run: "cmd"` has no `command` key)."""
@@ -206,6 +211,17 @@ class _Validator:
                     "use letters, digits and underscores, not starting with a digit, e.g. DATABASE_URL",
                 )
 
+    def _before_the_day(self) -> None:
+        """`at:` and each requirement's environment render from vars only (no step has run yet);
+        `require_stages: true` needs a stage to require."""
+        if self.rb.at is not None:
+            self._template(self.rb.at, ("at",), frozenset())
+        for i, req in enumerate(self.rb.requires):
+            self._template(req.environment, ("requires", i, "environment"), frozenset())
+        if self.rb.require_stages and not any(g.stage for g in self.rb.gates):
+            self.add("require_stages: true, but no gate has a stage", ("require_stages",),
+                     "give the gates to run before the day a `stage: T-48h`, or remove require_stages")
+
     # --- templates and expectations ----------------------------------------------------------
 
     def _references(self) -> None:
@@ -214,6 +230,8 @@ class _Validator:
         for gate in self.rb.gates:
             self._walk(gate.checks, main)
         for phase in self.rb.phases:
+            if phase.guard is not None:  # a guard's probes start before the phase's first step
+                self._walk(phase.guard.probes, set(main))
             self._walk(phase.steps, main)
             self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
         self._walk(self.rb.verify, main)

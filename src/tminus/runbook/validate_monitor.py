@@ -1,4 +1,4 @@
-"""Whole-runbook checks of the monitor section and the notification channels."""
+"""Whole-runbook checks of the monitor section, the phases' guards and the notification channels."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tminus.runbook.document import PathKey
-from tminus.runbook.models import Runbook
+from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook
 
 Add = Callable[..., None]
+Closest = Callable[[str, list[str]], str | None]
 _PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"
 
 
-def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]], str | None]) -> None:
+def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | None = None) -> None:
     channels = list(rb.channels)
 
     def channel_refs(names: list[str], path: PathKey) -> None:
@@ -27,6 +28,10 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
             near = closest(step.notify.channel, channels)
             add(f"unknown channel '{step.notify.channel}'", (*step.path, "notify", "channel"),
                 near if near else _define_channel(channels))
+    for p_index, phase in enumerate(rb.phases):
+        if phase.guard is not None:
+            _guard_problems(phase.guard, phase.budget, ("phases", p_index, "guard"), add, warn,
+                            closest=closest, channel_refs=channel_refs)
     mon = rb.monitor
     if mon is None:
         return
@@ -37,8 +42,47 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
     if mon.interval > mon.duration:
         add(f"the interval ({mon.interval:g}s) is longer than the window ({mon.duration:g}s): no probe would run",
             (*base, "interval"), "shorten the interval or lengthen the duration")
+    watched_problems(mon, base, add, closest=closest, channel_refs=channel_refs, watcher="monitor")
+    for i, rule in enumerate(mon.rules):
+        if rule.ratio is not None and not mon.baseline:
+            add(f"rule '{rule.name}' compares with a baseline, but the monitor takes none",
+                (*base, "rules", i, "ratio"),
+                "set monitor.baseline (e.g. baseline: 5m): probes taken that long before the first phase; "
+                "without one every probe would count as no data")
+
+
+def _guard_problems(guard: GuardSpec, budget: float | None, base: PathKey, add: Add, warn: Add | None, *,
+                    closest: Closest, channel_refs: Callable[[list[str], PathKey], None]) -> None:
+    """A phase's guard: the monitor's probe and rule checks, and what a guard cannot do."""
+    channel_refs(guard.notify, (*base, "notify"))
+    if guard.interval <= 0:
+        add("guard interval must be more than 0", (*base, "interval"), "e.g. interval: 1s")
+    if guard.settle is not None and guard.settle < 0:
+        add("guard settle cannot be negative", (*base, "settle"), "e.g. settle: 2s")
+    watched_problems(guard, base, add, closest=closest, channel_refs=channel_refs, watcher="guard")
+    for i, rule in enumerate(guard.rules):
+        path = (*base, "rules", i)
+        if rule.action == "pause":
+            add(f"rule '{rule.name}': a guard cannot pause: the phase's steps would go on changing things "
+                "while it waits for an answer", (*path, "action"),
+                "use action: rollback (stop the step, undo the phase), abort (stop, undo nothing) or notify")
+        if rule.ratio is not None:
+            add(f"rule '{rule.name}' compares with a baseline, but a guard takes none", (*path, "ratio"),
+                "use for, consecutive, increase or error_rate; ratio rules belong to the monitor (monitor.baseline)")
+        span = rule.for_ or (rule.error_rate.window if rule.error_rate else None) or \
+            (rule.increase.window if rule.increase else None)
+        if warn is not None and budget is not None and span is not None and span > budget:
+            key = "for" if rule.for_ is not None else ("error_rate" if rule.error_rate else "increase")
+            warn(f"rule '{rule.name}' needs {span:g}s of samples, longer than the phase's budget ({budget:g}s): "
+                 "if the phase keeps to its budget the rule cannot fire", (*path, key),
+                 "shorten it, or add settle: to the guard so it watches after the last step")
+
+
+def watched_problems(spec: MonitorSpec | GuardSpec, base: PathKey, add: Add, *, closest: Closest,
+                     channel_refs: Callable[[list[str], PathKey], None], watcher: str) -> None:
+    """Probes and rules, as the monitor and every guard write them."""
     names: dict[str, int] = {}
-    for i, probe in enumerate(mon.probes):
+    for i, probe in enumerate(spec.probes):
         path = (*base, "probes", i)
         if not probe.name:
             add("a probe needs a name: rules refer to it", path, "add name: health (for example)")
@@ -52,21 +96,17 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str]
         if probe.undo:
             add("a probe cannot have undo: it changes nothing", (*path, "undo"), "remove 'undo:'")
         if probe.expect:  # silently ignored, it would read as a threshold that holds
-            add("a probe's expect is not used: the monitor's rules judge its samples", (*path, "expect"),
+            add(f"a probe's expect is not used: the {watcher}'s rules judge its samples", (*path, "expect"),
                 f"write it as a rule, e.g. rules: [{{name: ..., probe: {probe.name or 'NAME'}, "
                 f"when: 'not ({probe.expect[0]})', consecutive: 3}}], and remove 'expect:'")
     rule_names: set[str] = set()
-    for i, rule in enumerate(mon.rules):
+    for i, rule in enumerate(spec.rules):
         path = (*base, "rules", i)
         if rule.name in rule_names:
             add(f"duplicate rule name '{rule.name}'", (*path, "name"),
                 "give each rule its own name: replay --set RULE.FIELD and the ledger refer to it")
         rule_names.add(rule.name)
         channel_refs(rule.notify, (*path, "notify"))
-        if rule.ratio is not None and not mon.baseline:
-            add(f"rule '{rule.name}' compares with a baseline, but the monitor takes none", (*path, "ratio"),
-                "set monitor.baseline (e.g. baseline: 5m): probes taken that long before the first phase; "
-                "without one every probe would count as no data")
         if rule.probe is None:
             if len(names) > 1:
                 add(f"rule '{rule.name}' must name its probe: there are {len(names)}", path,

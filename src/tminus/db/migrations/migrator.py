@@ -5,7 +5,8 @@ A directory holds `NNNN_name.sql`, optionally `NNNN_name.down.sql` (revert) and 
 transaction with its tracking row, unless its leading comments say `-- tminus: no-transaction`: then
 its statements run one by one in autocommit and each completed statement is recorded, so an
 interrupted run resumes at the next statement. See lock.py for how migrators exclude each
-other. Typical use:
+other; adopt.py and foreign.py for a tracking table of the application's own shape (`columns`).
+Typical use:
 
     with Migrator(url, "migrations") as m:
         print(m.status())
@@ -21,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tminus.db.migrations import store
+from tminus.db.migrations import adopt, foreign, store
+from tminus.db.migrations.adopt import Columns
 from tminus.db.migrations.errors import (
     DriftError,
     HalfAppliedError,
@@ -76,6 +78,7 @@ class Migrator:
         directory: str | Path,
         *,
         table: str = "schema_migrations",
+        columns: Columns | None = None,
         lock_timeout: float = 5.0,
         statement_timeout: float | None = None,
         lock_retries: int = 3,
@@ -87,7 +90,8 @@ class Migrator:
     ):
         self.url = url
         self.directory = Path(directory)
-        self.tables = Tables(table)
+        self.tables = Tables(table, adopted=columns is not None)
+        self.columns = columns  # the mapping of an adopted table: read and written in its own shape
         self.lock_timeout = lock_timeout
         self.statement_timeout = statement_timeout
         self.lock_retries = lock_retries
@@ -180,8 +184,40 @@ class Migrator:
         return discover(self.directory)
 
     def _read(self) -> tuple[list[AppliedRow], dict[str, dict[int, str]], list[str]]:
+        """What is applied (read only: an adopted table and its side tables are never written here)."""
         with self.engine.connect() as conn:
-            return store.applied(conn, self.tables), store.progress(conn, self.tables), invalid_indexes(conn)
+            if self.columns is None:
+                adopt.check_own(conn, self.tables.main)
+                rows = store.applied(conn, self.tables)
+            else:
+                rows = self._foreign(conn).rows(conn, self.files(), store.applied(conn, self.tables))
+            return rows, store.progress(conn, self.tables), invalid_indexes(conn)
+
+    def _foreign(self, conn: Connection) -> foreign.Foreign:
+        assert self.columns is not None
+        return foreign.Foreign(self.tables.main, adopt.resolve(conn, self.tables.main, self.columns))
+
+    def _check_shape(self, *, inserts: bool) -> None:
+        """Before anything is written (the lock row, the side tables), and in a dry run: the tracking
+        table's shape; with `inserts`, that a row of an adopted table's shape can be written."""
+        with self.engine.connect() as conn:
+            if self.columns is None:
+                adopt.check_own(conn, self.tables.main)
+            else:
+                mapped = self._foreign(conn).mapped
+                if inserts:
+                    adopt.check_writable(conn, self.tables.main, mapped)
+
+    def _record(self, conn: Connection, mf: MigrationFile, ms: float) -> None:
+        """`mf` applied: tminus's row, and in an adopted table the row of its own shape."""
+        store.record_applied(conn, self.tables, self._row(mf, ms))
+        if self.columns is not None:
+            self._foreign(conn).insert(conn, mf)
+
+    def _forget(self, conn: Connection, version: str) -> None:
+        store.remove(conn, self.tables, version)
+        if self.columns is not None:
+            self._foreign(conn).delete(conn, version)
 
     def status(self) -> Status:
         files = self.files()
@@ -192,12 +228,24 @@ class Migrator:
                 invalid: list[str]) -> Status:
         by_version = {f.version: f for f in files}
         st = Status(current=rows[-1].version if rows else "", invalid_indexes=invalid)
+        if self.columns is not None:
+            st.adopted = {"table": self.tables.main, "columns": self.columns.mapped(), "side": self.tables.own}
+            st.current = next((r.version for r in reversed(rows) if r.version in by_version), "")
+            st.problems.extend(foreign.problems(rows, by_version, self.tables.main))
         for r in rows:
             mf = by_version.get(r.version)
-            state = "missing" if mf is None else ("ok" if mf.checksum == r.checksum else "changed")
+            state = "missing" if mf is None else (
+                "unchecked" if not r.checksum else "ok" if foreign.same_checksum(mf, r.checksum) else "changed")
             st.applied.append(AppliedState(**r.__dict__, state=state, file_checksum=mf.checksum if mf else None))
-            when = f"applied {r.applied_at} by {r.operator}@{r.host}"
-            if mf is None:
+            when = f"applied {r.applied_at or 'at a time not recorded'}" + (
+                f" by {r.operator}@{r.host}" if r.operator else "")
+            if mf is None and r.recorded is not None:
+                st.problems.append(
+                    f"{self.tables.main} records version {r.recorded!r} ({when}) but no migration file in"
+                    f" {self.directory} matches it ({foreign.RULE}); restore the file, or if the application"
+                    " applied it by other means, add it to the directory"
+                )
+            elif mf is None:
                 st.problems.append(
                     f"version {r.version} ({r.name}, {when}) is recorded as applied but no {r.version}_*.sql"
                     f" is in {self.directory}; restore the file (checksum {r.checksum})"
@@ -262,6 +310,7 @@ class Migrator:
         """Apply pending migrations up to `to` (default: all), each verified."""
         files = self.files()
         target = self._target(files, to)
+        self._check_shape(inserts=True)
         if dry_run:
             return self._plan_migrate(files, target, *self._read())
         me = f"tminus migrate {self.operator}@{self.host}"
@@ -356,7 +405,7 @@ class Migrator:
                 if mf.verify is not None:
                     self._verify_applied(conn, mf)
                 ms = (time.perf_counter() - start) * 1000
-                store.record_applied(conn, self.tables, self._row(mf, ms))
+                self._record(conn, mf, ms)
                 store.log(conn, self.tables, version=mf.version, action="apply", operator=self.operator,
                           host=self.host, duration_ms=ms, outcome="ok")
             return ms
@@ -439,7 +488,7 @@ class Migrator:
                     conn.rollback()
                     self._log(mf.version, "apply", "failed", ms, str(exc))
                     raise
-            store.record_applied(conn, self.tables, self._row(mf, ms))
+            self._record(conn, mf, ms)
             store.log(conn, self.tables, version=mf.version, action="apply", operator=self.operator,
                       host=self.host, duration_ms=ms, outcome="ok")
         return Done(mf.version, mf.name, str(mf.path), len(statements), ms, resumed_from=len(done),
@@ -453,3 +502,9 @@ class Migrator:
         from tminus.db.migrations.revert import revert
 
         return revert(self, to, dry_run=dry_run)
+
+    def stamp(self, to: str, dry_run: bool = False) -> Outcome:
+        """Record versions up to `to` as applied without running them (stamp.py)."""
+        from tminus.db.migrations.stamp import stamp
+
+        return stamp(self, to, dry_run=dry_run)

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 class AppliedState(AppliedRow):
     """An applied version as `status` reports it: its tracking row, and how its file compares."""
 
-    state: str  # "ok", "changed" (file edited since apply) or "missing" (file gone)
+    # "ok", "changed" (file edited since apply), "missing" (file gone) or "unchecked" (no checksum
+    # recorded: a row of an adopted table the application wrote, without a mapped checksum column)
+    state: str = "ok"
     file_checksum: str | None = None
 
 
@@ -36,6 +38,7 @@ class Status:
     half_applied: list[HalfApplied] = field(default_factory=list)
     invalid_indexes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # drift, gaps, invalid indexes: each with its fix
+    adopted: dict[str, Any] | None = None  # an adopted table: its name, the mapping, tminus's side table
 
     @property
     def ok(self) -> bool:

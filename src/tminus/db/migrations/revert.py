@@ -27,10 +27,14 @@ def revert(m: Migrator, to: str, *, dry_run: bool = False) -> Outcome:
     """Run down files of applied versions above `to`, newest first; `to="0"` reverts everything.
     After each, the migration's verify script must fail: otherwise its objects are still there."""
     files = m.files()
+    m._check_shape(inserts=False)  # a revert only deletes an adopted table's rows
     if dry_run:
         return _plan_revert(m, files, to, *m._read())
     me = f"tminus migrate {m.operator}@{m.host}"
     with migration_lock(m.engine, m.tables, m.lock_wait, me):
+        if m.columns is not None:  # versions the application applied: tminus's side tables may not exist yet
+            with m._tx() as conn:
+                store.create(conn, m.tables)
         rows, half, invalid = m._read()
         outcome = _plan_revert(m, files, to, rows, half, invalid)
         outcome.dry_run = False
@@ -130,7 +134,7 @@ def _revert_one(m: Migrator, mf: MigrationFile) -> tuple[float, Proof]:
                 raise left
             proof[0] = check_after(m, conn, mf, transactional=transactional)
             ms = (time.perf_counter() - start) * 1000
-            store.remove(conn, m.tables, mf.version)
+            m._forget(conn, mf.version)
             store.log(conn, m.tables, version=mf.version, action="revert", operator=m.operator,
                       host=m.host, duration_ms=ms, outcome="ok")
         return ms

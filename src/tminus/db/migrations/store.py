@@ -1,7 +1,11 @@
 """The tracking tables: `<table>` (one row per applied version), `<table>_log` (every apply/revert
 attempt), `<table>_progress` (completed statements of a no-transaction migration) and
 `<table>_schema` (per version, the schema fingerprint taken just before it was applied: what its
-revert must give back, see proof.py)."""
+revert must give back, see proof.py).
+
+An adopted table (the application's own, of another shape: adopt.py) stays the application's:
+tminus's rows then live in side tables `tminus_<table>` (same shape as tminus's own table, with
+`tminus_<table>_log`, `_progress`, `_schema` and `_lock`), which fingerprints leave out as tminus's."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ def now() -> str:
 @dataclass(frozen=True)
 class Tables:
     main: str
+    adopted: bool = False  # `main` is the application's table, read and written through a mapping
 
     def __post_init__(self) -> None:
         if not _IDENT.match(self.main):
@@ -35,31 +40,40 @@ class Tables:
             )
 
     @property
+    def own(self) -> str:
+        """The table of tminus's rows: `main`, or beside an adopted table `tminus_<main>`."""
+        if not self.adopted:
+            return self.main
+        schema, dot, name = self.main.rpartition(".")
+        return f"{schema}{dot}tminus_{name}"
+
+    @property
     def log(self) -> str:
-        return f"{self.main}_log"
+        return f"{self.own}_log"
 
     @property
     def progress(self) -> str:
-        return f"{self.main}_progress"
+        return f"{self.own}_progress"
 
     @property
     def schema(self) -> str:
-        return f"{self.main}_schema"
+        return f"{self.own}_schema"
 
     @property
     def lock(self) -> str:
-        return f"{self.main}_lock"
+        return f"{self.own}_lock"
 
 
 @dataclass
 class AppliedRow:
     version: str
     name: str
-    checksum: str
+    checksum: str  # "" when nothing recorded one (a row of an adopted table, written by the application)
     applied_at: str
-    duration_ms: float
+    duration_ms: float | None
     operator: str
     host: str
+    recorded: str | None = None  # an adopted table's version value as written there
 
 
 def exists(conn: Connection, table: str) -> bool:
@@ -72,7 +86,7 @@ def exists(conn: Connection, table: str) -> bool:
 def create(conn: Connection, t: Tables) -> None:
     """Create the tables if missing (inside the caller's transaction)."""
     conn.exec_driver_sql(
-        f"CREATE TABLE IF NOT EXISTS {t.main} (version VARCHAR(64) PRIMARY KEY, name TEXT NOT NULL,"
+        f"CREATE TABLE IF NOT EXISTS {t.own} (version VARCHAR(64) PRIMARY KEY, name TEXT NOT NULL,"
         " checksum VARCHAR(64) NOT NULL, applied_at TEXT NOT NULL, duration_ms DOUBLE PRECISION NOT NULL,"
         " operator TEXT NOT NULL, host TEXT NOT NULL)"
     )
@@ -92,10 +106,10 @@ def create(conn: Connection, t: Tables) -> None:
 
 
 def applied(conn: Connection, t: Tables) -> list[AppliedRow]:
-    if not exists(conn, t.main):
+    if not exists(conn, t.own):
         return []
     rows = conn.exec_driver_sql(
-        f"SELECT version, name, checksum, applied_at, duration_ms, operator, host FROM {t.main} ORDER BY version"
+        f"SELECT version, name, checksum, applied_at, duration_ms, operator, host FROM {t.own} ORDER BY version"
     )
     return [AppliedRow(str(r[0]), r[1], r[2], str(r[3]), float(r[4]), r[5], r[6]) for r in rows]
 
@@ -113,12 +127,14 @@ def progress(conn: Connection, t: Tables) -> dict[str, dict[int, str]]:
 def record_applied(conn: Connection, t: Tables, row: AppliedRow) -> None:
     from sqlalchemy import text
 
+    if t.adopted:  # a side row may outlive its version (the application deleted its own row)
+        conn.execute(text(f"DELETE FROM {t.own} WHERE version = :v"), {"v": row.version})
     conn.execute(
         text(
-            f"INSERT INTO {t.main} (version, name, checksum, applied_at, duration_ms, operator, host)"
+            f"INSERT INTO {t.own} (version, name, checksum, applied_at, duration_ms, operator, host)"
             " VALUES (:version, :name, :checksum, :applied_at, :duration_ms, :operator, :host)"
         ),
-        row.__dict__,
+        {k: v for k, v in row.__dict__.items() if k != "recorded"},
     )
     conn.execute(text(f"DELETE FROM {t.progress} WHERE version = :v"), {"v": row.version})
 
@@ -135,7 +151,7 @@ def record_progress(conn: Connection, t: Tables, version: str, index: int, diges
 def remove(conn: Connection, t: Tables, version: str) -> None:
     from sqlalchemy import text
 
-    conn.execute(text(f"DELETE FROM {t.main} WHERE version = :v"), {"v": version})
+    conn.execute(text(f"DELETE FROM {t.own} WHERE version = :v"), {"v": version})
     conn.execute(text(f"DELETE FROM {t.progress} WHERE version = :v"), {"v": version})
     if exists(conn, t.schema):  # its schema, and any left by a later version's cut-short apply
         conn.execute(text(f"DELETE FROM {t.schema} WHERE version >= :v"), {"v": version})
