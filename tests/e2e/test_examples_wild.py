@@ -158,6 +158,16 @@ def test_000_degraded_release_rolls_back_to_the_known_good_build(mes: tuple[Path
     assert "<iframe" in _http(f"{base}/")[1]
 
 
+def test_000_a_restart_that_lets_the_port_go_is_caught_by_the_guard(mes: tuple[Path, dict[str, str]]) -> None:
+    folder, env = mes
+    base = f"http://127.0.0.1:{env['MES_PORT']}"
+    _http(f"{base}/control", {"restart_mode": "rebind"})  # the restart closes the port for 0.5 s
+    code, result = _run(folder, env, "-e", "rehearsal", "--var", f"python={PY}")
+    assert code == 11, result
+    assert "single-port bind stable" in json.dumps(result)
+    assert _http(f"{base}/health")[1]["version"] == "1.9.0"
+
+
 # --- 001: the migration-gates spec --------------------------------------------------------------------------
 
 
@@ -232,6 +242,13 @@ class _Devmatrix:
                               capture_output=True, text=True, timeout=30, check=True)
         return proc.stdout
 
+    def stages(self) -> None:
+        """The T-48h and T-2h stages, each recorded as its stage's gate run (the day's run requires them)."""
+        for stage in ("T-48h", "T-2h"):
+            code, gated = run_json("gate", "runbook.yaml", "-e", "production", "--stage", stage, cwd=self.folder,
+                                   env=self.env)
+            assert code == 0, gated
+
     def redis(self, *args: str) -> str:
         return subprocess.run(["redis-cli", "-n", "0", *args], capture_output=True, text=True, timeout=10).stdout
 
@@ -262,6 +279,7 @@ def devmatrix(tmp_path: Path, pg_url: str) -> Iterator[_Devmatrix]:
 def test_002_migration_day_completes(devmatrix: _Devmatrix) -> None:
     dm = devmatrix
     dm.redis("LPUSH", dm.queue, "job-1", "job-2")  # the MVP worker drains them before it is stopped
+    dm.stages()
     code, result = _run(dm.folder, dm.env, "-e", "production")
     assert code == 0, result
     assert {"atomic_units", "human_review_queue", "execution_waves"} <= dm.tables()
@@ -279,6 +297,11 @@ def test_002_failed_data_integrity_restores_the_database_and_the_mvp(devmatrix: 
     dm = devmatrix
     _sql(dm.pg_url, "INSERT INTO masterplan_tasks (masterplan_id, description) VALUES (1, '')")  # unmigratable
     before = _sql(dm.pg_url, "SELECT task_id, description FROM masterplan_tasks ORDER BY task_id")
+    code, result = _run(dm.folder, dm.env, "-e", "production")
+    assert code == 10, result  # the T-48h and T-2h stages never ran: blocked, nothing changed
+    assert "backend  Up" in dm.compose("ps") and not (Path(dm.env["DEVMATRIX_STATE"]) / "backups").exists()
+    dm.stages()
+    assert [m["text"] for m in dm.messages()].count("Upcoming Maintenance") == 1  # the T-2h status page
     code, result = _run(dm.folder, dm.env, "-e", "production")
     assert code == 11, result
     assert dm.tables() == {"masterplans", "masterplan_tasks"}  # the pre-migration backup restored
@@ -318,15 +341,9 @@ def recall(tmp_path: Path, pg_url: str) -> Iterator[tuple[Path, dict[str, str], 
            "DEPLOY_HOST": "recall.example.com", "DEPLOY_USER": "deploy", "DEPLOY_KEY": "key",
            "DEPLOY_PATH": "/srv/recall",
            "TMINUS_LEDGER": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    state.mkdir()
-    (state / ".env.blue").write_text("IMAGE_TAG=sha-0a1b2c3\n")
-
-    def stack(*args: str) -> None:
-        subprocess.run([PY, "stack.py", *args], cwd=folder, env={**_base_env(), **env}, check=True, timeout=20)
-
-    stack("up", "--project", "recall_blue", "--port", env["RECALL_BLUE_PORT"], "--env-file", str(state / ".env.blue"))
-    stack("proxy-switch", "--to", env["RECALL_BLUE_PORT"])
-    stack("proxy", "--port", env["RECALL_PROXY_PORT"])
+    # CI.4, the server deploy the cutover requires: Blue behind the proxy, a run in the ledger
+    code, deployed = run_json("run", "ci4.yaml", "-e", "production", "--no-input", cwd=folder, env=env)
+    assert code == 0, deployed
     try:
         yield folder, env, sink.RequestHandlerClass.received  # type: ignore[attr-defined]
     finally:

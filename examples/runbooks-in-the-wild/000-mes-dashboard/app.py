@@ -8,7 +8,8 @@ KPI API, two CSV exports and the /health telemetry the gates and alert rules rea
 POST /admin/api/worker/restart re-reads STATE/current on the same port (a controlled restart);
 POST /control simulates trouble: {"degraded_reason": "..."}, {"saturation": 0.95},
 {"watchdog_restarts": 3}, {"client_retries": 40}, {"degrade_release": "2.0.0"} (that release
-reports itself degraded while it is served), {"reset": true}.
+reports itself degraded while it is served), {"restart_mode": "rebind"} (a worker restart lets the
+port go for half a second), {"reset": true}.
 A request with `X-Fault-Drill: pool_exhausted|circuit_open` alone takes that fault path.
 """
 
@@ -20,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -123,7 +125,10 @@ def handler(app: App) -> type[BaseHTTPRequestHandler]:
             if self.path == "/admin/api/worker/restart":
                 app.load()
                 app.restarts += 1
-                return self.reply(200, {"version": app.release, "bind": f"127.0.0.1:{app.port}"})
+                self.reply(200, {"version": app.release, "bind": f"127.0.0.1:{app.port}"})
+                if SIM.get("restart_mode") == "rebind":  # a careless restart: the port is let go
+                    threading.Thread(target=self.server.shutdown, daemon=True).start()
+                return None
             if self.path == "/control":
                 SIM.clear() if body.pop("reset", False) else None
                 SIM.update(body)
@@ -137,10 +142,13 @@ def serve(state: Path, port: int) -> None:
     if not (state / "current").exists():
         (state / "current").symlink_to(DIST / "1.9.0")
     app = App(state, port)
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler(app))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     (state / "app.pid").write_text(str(os.getpid()))
-    server.serve_forever()
+    while True:  # a shutdown is a restart that let the port go: bind it again a moment later
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler(app))
+        server.serve_forever()
+        server.server_close()
+        time.sleep(0.5)
 
 
 def up(port: int) -> bool:
