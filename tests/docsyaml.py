@@ -137,6 +137,16 @@ def contexts(blocks: list[Block]) -> dict[Block, dict[str, Any] | None]:
     return out
 
 
+def place_vars_files(text: str, folder: Path) -> None:
+    """Each `vars_file: PATH` an example names, as an empty mapping: the example shows the runbook,
+    the files' contents are shown beside it (and tests/e2e/test_vars_file.py runs it with them)."""
+    for name in re.findall(r"^\s*vars_file:\s*([^\s#]+)", text, re.M):
+        target = folder / name.strip("\"'")
+        if target.resolve().is_relative_to(folder.resolve()) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("{}\n")
+
+
 def yaml_problem(block: Block, context: dict[str, Any] | None, path: Path) -> str | None:
     """What is wrong with a YAML block, or None: a block must validate (placed, if a fragment), and one
     marked `invalid MESSAGE` must fail to, with MESSAGE among its problems."""
@@ -151,6 +161,7 @@ def yaml_problem(block: Block, context: dict[str, Any] | None, path: Path) -> st
         text, failure = block.body, f"{block.where}: not YAML: {exc}"
     else:
         failure = None
+    place_vars_files(text, path.parent)
     try:
         load_runbook(path, text=text)
     except RunbookError as exc:

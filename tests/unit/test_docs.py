@@ -236,8 +236,11 @@ def test_runbook_md_shows_whole_runbooks() -> None:
 
 @pytest.mark.parametrize(("doc", "line", "body"), _whole_runbooks(), ids=lambda v: str(v)[:40])
 def test_every_whole_runbook_in_the_docs_validates(doc: str, line: int, body: str, tmp_path: Path) -> None:
+    from tests.docsyaml import place_vars_files
+
     from tminus.errors import RunbookError
 
+    place_vars_files(body, tmp_path)
     try:
         load_runbook(tmp_path / f"{Path(doc).stem}-line{line}.yaml", text=body)
     except RunbookError as exc:

@@ -50,6 +50,7 @@ phases:
       - migration_lint: {dir: migrations}
       - notify: {channel: ops, message: "cutover begins"}
       - prometheus: {url: "http://127.0.0.1:9090", query: "up"}
+      - redis: {url: "redis://:pw@127.0.0.1:6379/0", command: "LLEN jobs"}
 """
 
 
@@ -60,9 +61,12 @@ def _doc(tmp_path: Path, text: str = ALL_KINDS) -> Any:
 
 
 def _old_is_check(step: Step) -> bool:
-    """The definition the descriptors replace (Step.is_check before issue 8), as the reference."""
+    """The definition the descriptors replace (Step.is_check before issue 8), as the reference, with
+    issue 11's changes: a step's `effect:` decides, and `manual` is a check unless it says otherwise."""
+    if step.declared_effect is not None:
+        return step.declared_effect == "none"
     kind = step.kind
-    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus"):
+    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual"):
         return True
     if kind == "http":
         assert step.http is not None
@@ -74,6 +78,8 @@ def _old_is_check(step: Step) -> bool:
 
 
 def _old_needs_undo(step: Step) -> bool:
+    if step.declared_effect is not None:
+        return step.declared_effect == "irreversible"
     return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify")
 
 
@@ -114,6 +120,7 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["migrate"] == "apply migrations in migrations up to 0002 on sqlite:///app.db"
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
+    assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
@@ -135,10 +142,11 @@ def test_effect_classes_agree_with_the_old_definitions(path: Path | None, tmp_pa
 
 
 def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
+    """manual (index 9) is none since issue 11: asking a person changes nothing by itself."""
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
-                       "none", "irreversible", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none"]
+                       "none", "none", "reversible", "additive", "irreversible", "none", "none",
+                       "additive", "none", "none"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

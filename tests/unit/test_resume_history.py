@@ -37,3 +37,27 @@ def test_a_rollback_finished_before_the_crash_is_the_runs_end(name: str, ok: boo
                                   "v1/interrupted-rollback.json", "v1/completed.json"])
 def test_a_recorded_end_or_an_unfinished_rollback_is_not(name: str) -> None:
     assert history_from_events(events(name)).prior.rollback_ended is None
+
+
+def test_a_run_not_finalized_is_unfinished_and_resume_knows_what_is_done() -> None:
+    """after_go done, a finalize step failed (issue 11): resume continues it; the done steps stay done."""
+    history = history_from_events(events("v1/not-finalized.json"))
+    assert history.finished is False and history.interrupted == []
+    prior = history.prior
+    assert prior.sections["after-go:open doors"] == "ok" and prior.sections["finalize:retire old"] == "failed"
+    assert prior.decided_go and not prior.in_rollback
+    done = {key: outcome.status for key, outcome in prior.done.items()}
+    assert done == {"phases[0].steps[0]": "ok", "after_go[0].steps[0]": "ok", "finalize[0].steps[0]": "ok",
+                    "finalize[0].steps[1]": "failed"}
+
+
+def test_a_step_skipped_by_when_is_not_touched_one_skipped_by_the_operator_is() -> None:
+    recorded = [e for e in events("v1/not-finalized.json") if e["type"] != "run.finished"]
+    base = {"v": 1, "section": "finalize:retire old", "name": "close ticket"}
+    by_when = {**recorded[-1], "seq": 900, "type": "step.skipped", "step_key": "finalize[0].steps[2]",
+               "data": {**base, "message": "when: false"}}
+    prior = history_from_events([*recorded, by_when]).prior
+    assert prior.done["finalize[0].steps[2]"].touched is False
+    by_operator = {**by_when, "data": {**base, "message": "skipped on resume by the operator", "touched": True}}
+    prior = history_from_events([*recorded, by_operator]).prior
+    assert prior.done["finalize[0].steps[2]"].touched is True

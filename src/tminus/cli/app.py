@@ -37,7 +37,7 @@ from tminus.engine.exitcodes import Exit
 EXIT_CODES_HELP = """\b
 Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
 11 rolled back · 12 rollback failed · 13 aborted · 14 locked · 15 needs an operator ·
-78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
+16 live, not finalized (resumable) · 78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -77,6 +77,7 @@ def validate(file: str, as_json: bool) -> None:
     rb = doc.runbook
     warnings = semantic_warnings(rb, doc.source)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
+               "after_go": len(rb.after_go), "finalize": len(rb.finalize),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
     if as_json:
         emit_json({**summary, "warnings": [
@@ -85,7 +86,8 @@ def validate(file: str, as_json: bool) -> None:
     else:
         for w in warnings:
             click.echo(f"warning: {w.render()}", err=True)
-        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases, "
+        live = "".join(f", {summary[k]} {k} phases" for k in ("after_go", "finalize") if summary[k])
+        click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases{live}, "
                    f"{summary['steps']} steps")
 
 
@@ -169,6 +171,18 @@ def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: boo
     drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
 
 
+def _same_with_vars_files(path: str, text: str, recorded: str) -> bool:
+    """A runbook with vars files: its identity covers their text too (RunbookDocument.content_hash)."""
+    from tminus.errors import RunbookError
+    from tminus.runbook.loader import load_runbook
+
+    try:
+        doc = load_runbook(path, text=text)
+    except RunbookError:
+        return False
+    return bool(doc.vars_files) and doc.content_hash == recorded
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--retry", "choice", flag_value="retry",
@@ -198,9 +212,10 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
     text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
-    if content_hash(text) != record.content_hash:
+    if content_hash(text) != record.content_hash and not _same_with_vars_files(str(path), text, record.content_hash):
         if not allow_changed:
-            fail(f"the runbook {path} changed since run {record.id} started (content hash differs)",
+            fail(f"the runbook {path} (or a vars file it reads) changed since run {record.id} started "
+                 "(content hash differs)",
                  Exit.NEEDS_OPERATOR,
                  hint="review the change; resume anyway with --allow-changed --reason '...'")
         if not reason:

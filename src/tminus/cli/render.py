@@ -43,17 +43,7 @@ def print_plan(p: Any) -> None:
             _plan_step(c, "    ", undo_matters=False)
     console.print("\n[bold]Timeline[/bold]")
     ponr_key = p.point_of_no_return["key"] if p.point_of_no_return else None
-    for ph in p.phases:
-        budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
-        console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{escape(ph.name)}[/bold] ({escape(budget)})")
-        if getattr(ph, "guard", None):
-            _plan_guard(ph.guard)
-        for s in ph.steps:
-            if s.key == ponr_key:
-                console.print("           [red]──── point of no return ────[/red]")
-            _plan_step(s, "           ")
-        for u in ph.undo:
-            console.print(f"           undo: {u.summary}", markup=False)
+    _plan_phases(p.phases, ponr_key)
     if p.end_tplus is not None:
         console.print(f"  [cyan]{p.end_tplus:>9}[/cyan]  end of phases")
     console.print("\n[bold]Verify[/bold]")
@@ -62,8 +52,16 @@ def print_plan(p: Any) -> None:
     console.print(f"\n[bold]Decision[/bold]: {p.decision['mode']}"
                   + (f" (no answer in {_dur(p.decision['timeout'])} = no-go)" if p.decision["timeout"] else "")
                   + (", approved by a second person" if p.decision.get("second_person") else ""))
+    if p.after_go:
+        console.print("\n[bold]After go[/bold] (the cutover is live; a failure stops the run, not finalized, "
+                      "unless the phase says on_failure: rollback)")
+        _plan_phases(p.after_go, ponr_key)
     if p.monitor:
         _plan_monitor(p.monitor)
+    if p.finalize:
+        console.print("\n[bold]Finalize[/bold] (after the monitor window; a failure stops the run, not finalized: "
+                      "nothing is rolled back, `tminus resume` finishes it)")
+        _plan_phases(p.finalize, ponr_key)
     if p.rollback:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
@@ -76,8 +74,9 @@ def print_plan(p: Any) -> None:
     if p.point_of_no_return:
         r = p.point_of_no_return
         # Styled words beside the runbook's own text: a Text, so neither is read as markup.
+        where = {"after_go": "after_go phase", "finalize": "finalize phase"}.get(r.get("section", ""), "phase")
         console.print(Text.assemble(("Point of no return", "red"), f": {r['step']} ({r['location']}, "
-                                    f"phase {r['phase']}, {r['tplus']})"))
+                                    f"{where} {r['phase']}, {r['tplus']})"))
         console.print(f"  {r['meaning']}", markup=False)
     else:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
@@ -123,6 +122,20 @@ def _plan_before(p: Any) -> None:
             console.print(f"  {r['describe']}", markup=False)
 
 
+def _plan_phases(phases: list[Any], ponr_key: str | None) -> None:
+    for ph in phases:
+        budget = f"budget {_dur(ph.budget)}" if ph.budget is not None else "no budget"
+        console.print(f"  [cyan]{ph.tplus:>9}[/cyan]  [bold]{escape(ph.name)}[/bold] ({escape(budget)})")
+        if getattr(ph, "guard", None):
+            _plan_guard(ph.guard)
+        for s in ph.steps:
+            if s.key == ponr_key:
+                console.print("           [red]──── point of no return ────[/red]")
+            _plan_step(s, "           ")
+        for u in ph.undo:
+            console.print(f"           undo: {u.summary}", markup=False)
+
+
 def _plan_monitor(m: dict[str, Any]) -> None:
     baseline = f", baseline {_dur(m['baseline'])} before the first phase" if m["baseline"] else ""
     console.print(f"\n[bold]Monitor[/bold]: {_dur(m['duration'])} after the go, a probe every "
@@ -137,21 +150,13 @@ def _plan_monitor(m: dict[str, Any]) -> None:
 def _plan_step(s: Any, pad: str, undo_matters: bool = True) -> None:
     """Undo coverage only matters in phases: gates and verify must not change anything anyway."""
     flags = []
-    if s.check:
-        flags.append("check")
-    elif not undo_matters:
-        flags.append(s.kind)
-    elif s.undo:
-        flags.append("undo: " + "; ".join(s.undo))
-    elif s.kind == "migrate":
-        flags.append("undo: automatic revert")
-    elif s.kind == "backup":
-        flags.append("additive: nothing to undo")
-    elif s.reversible:
-        flags.append("undone by phase")
-    else:
-        flags.append("NO UNDO")
-    if s.when:
+    if not undo_matters:
+        flags.append("check" if s.check else s.kind)
+    else:  # where it stands relative to the point of no return, and why (plan.why)
+        flags.append(("NO UNDO: " if not s.reversible else "") + (s.why or ("check" if s.check else s.kind)))
+        if s.undo:
+            flags.append("undo: " + "; ".join(s.undo))
+    if s.when and not undo_matters:  # a phase step's `why` says it is conditional
         flags.append(f"when {s.when}")
     if s.retry:
         flags.append(f"retry x{s.retry}")

@@ -8,20 +8,14 @@ mapping: then the text is read as that type, or refused with the reason. `--var`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.validate import closest
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-
-
-class VarProblem(ValueError):
-    """One `--var` or `--var-file` entry that cannot be used."""
+from tminus.runbook.varsfile import VarProblem, coerce
+from tminus.runbook.varsfile import plain as _plain
 
 
 def declared_vars(doc: RunbookDocument, environment: str) -> dict[str, Any]:
@@ -63,62 +57,6 @@ def resolve_overrides(
     return out, problems
 
 
-def coerce(value: Any, default: Any) -> Any:
-    """`value` as written (text, or a list/mapping from a file), read as the type of `default`."""
-    if isinstance(value, list | dict):
-        if default is None or isinstance(default, type(value)):
-            return value
-        raise VarProblem(f"expects {_type_name(default)}, got a {'list' if isinstance(value, list) else 'mapping'}")
-    text = str(value)
-    if isinstance(default, bool):
-        word = text.strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise VarProblem(f"expects true or false (the default is {str(default).lower()}), got {text!r}")
-    if isinstance(default, int):
-        try:
-            return int(text.strip())
-        except ValueError:
-            raise VarProblem(f"expects a whole number (the default is {default}), got {text!r}") from None
-    if isinstance(default, float):
-        try:
-            number = float(text.strip())
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise VarProblem(f"expects a number (the default is {default}), got {text!r}")
-        return number
-    if isinstance(default, list | dict):
-        parsed = _parse_structure(text)
-        if not isinstance(parsed, type(default)):
-            example = '\'["a", "b"]\'' if isinstance(default, list) else '\'{"key": "value"}\''
-            raise VarProblem(f"expects {_type_name(default)} in JSON or YAML flow style, e.g. {example}; got {text!r}")
-        return parsed
-    return text
-
-
-def _type_name(default: Any) -> str:
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, int | float):
-        return "a number"
-    if isinstance(default, list):
-        return "a list"
-    if isinstance(default, dict):
-        return "a mapping"
-    return "text"
-
-
-def _parse_structure(text: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        return _plain(YAML(typ="safe", pure=True).load(text))
-    except YAMLError:
-        return None
-
-
 def _read_file(path: str) -> dict[str, Any]:
     """The file's mapping: scalars as written (text), lists and mappings with their YAML types."""
     from ruamel.yaml import YAML
@@ -141,14 +79,6 @@ def _read_file(path: str) -> dict[str, Any]:
         raise VarProblem("expects a mapping of variable names to values, e.g. release: 2.4.0")
     return {str(k): (_plain(typed[k2]) if isinstance(v, list | dict) else v)
             for (k, v), k2 in zip(as_written.items(), typed.keys(), strict=True)}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _hint(doc: RunbookDocument, environment: str, name: str) -> str:

@@ -15,6 +15,7 @@ class Exit(IntEnum):
     ABORTED = 13  # a step with on_failure: abort failed; nothing was undone
     LOCKED = 14  # another run holds the lease for this runbook and environment
     NEEDS_OPERATOR = 15  # a decision only an operator can make is missing (e.g. under --no-input)
+    NOT_FINALIZED = 16  # the cutover is live (decision go) but an after_go or finalize step failed: resume finishes it
     INVALID_RUNBOOK = 78  # EX_CONFIG: the runbook does not validate
     INTERRUPTED = 130  # SIGINT/SIGTERM: the run stopped and can be resumed
 
@@ -22,6 +23,7 @@ class Exit(IntEnum):
 # run status stored in the ledger -> exit code
 STATUS_EXIT: dict[str, Exit] = {
     "completed": Exit.COMPLETED,
+    "not_finalized": Exit.NOT_FINALIZED,
     "blocked": Exit.BLOCKED,
     "rolled_back": Exit.ROLLED_BACK,
     "rollback_failed": Exit.ROLLBACK_FAILED,

@@ -69,6 +69,7 @@ class Next:
     ROLLBACK = "rollback"
     ABORT = "abort"  # end now, nothing undone
     NEEDS_OPERATOR = "needs_operator"
+    NOT_FINALIZED = "not_finalized"  # the change is live, what follows it is not done: end, resumable
 
 
 @dataclass

@@ -59,14 +59,14 @@ class MonitorSections:
             watched = sum(last - first for first, last in prior.window_segments)
             duration = (self.spec.duration if duration is None else duration) - watched
             if duration <= 0:
-                return SectionResult(Next.COMPLETE, data={"outcome": "passed"}, reason=(
+                return SectionResult(data={"outcome": "passed"}, reason=(
                     f"{self.state.go_reason}; the monitor window had been watched in full before the run stopped"))
         return self._after_watch(self.monitor.watch(duration))
 
     def _after_watch(self, result: WatchResult) -> SectionResult:
         data = {"outcome": result.outcome}
         if result.outcome == "passed":
-            return SectionResult(Next.COMPLETE, data=data,
+            return SectionResult(data=data,  # the run goes on to its finalize phases, if any
                                  reason=f"{self.state.go_reason}; the monitor window passed ({result.reason})")
         if result.outcome == "interrupted":
             self.state.stopped_by_monitor(result.reason)

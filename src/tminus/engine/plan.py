@@ -4,6 +4,7 @@ point of no return. Pure: nothing is executed, values known only at run time sta
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from tminus.engine.stages import gates_for, stages
 from tminus.errors import TemplateError
 from tminus.kinds import registry
 from tminus.runbook.document import RunbookDocument
-from tminus.runbook.models import Gate, Step
+from tminus.runbook.models import Gate, Phase, Step
 from tminus.runbook.monitor import AlertRule
 from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import format_at, format_offset
@@ -30,6 +31,8 @@ class PlannedStep:
     check: bool
     location: str
     reversible: bool = True
+    effect: str = "none"  # none | additive | reversible | irreversible: the step's own, or its kind's
+    why: str = ""  # why it stands where it does relative to the point of no return, in words
     undo: list[str] = field(default_factory=list)
     when: str | None = None
     timeout: float | None = None
@@ -63,6 +66,8 @@ class Plan:
     end_tplus: str | None
     point_of_no_return: dict[str, Any] | None
     monitor: dict[str, Any] | None = None
+    after_go: list[PlannedPhase] = field(default_factory=list)  # after the decision, before the window
+    finalize: list[PlannedPhase] = field(default_factory=list)  # after the window
     # Each `restore` step: the writes it would discard (everything after its backup) and the advice.
     data_loss: list[dict[str, Any]] = field(default_factory=list)
     # Before T+0: the cutover time, the stages on the T- axis (earliest first), the required runs.
@@ -90,6 +95,8 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
             check=step.is_check,
             location=str(doc.locate(step)),
             reversible=not step.needs_undo or bool(step.undo) or phase_undo,
+            effect=str(step.effect),
+            why=why(step, phase_undo),
             undo=[describe(u, t) for u in step.undo or []],
             when=step.when,
             timeout=step.timeout,
@@ -101,34 +108,19 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         return {"name": g.name, "description": g.description, "stage": g.stage,
                 "checks": [planned(c) for c in g.checks]}
 
-    phases: list[PlannedPhase] = []
-    clock: float | None = 0.0
     # T+h:mm reads best for real cutovers; budgets under a minute need seconds to be distinct
-    tplus = format_tplus if all((p.budget or 0) % 60 == 0 for p in rb.phases) else format_clock
-    ponr: dict[str, Any] | None = None
-    for index, phase in enumerate(rb.phases):
-        steps = [planned(s, phase_undo=bool(phase.undo)) for s in phase.steps]
-        phases.append(PlannedPhase(
-            name=phase.name, budget=phase.budget, starts_at=clock,
-            tplus=tplus(clock) if clock is not None else "T+?",
-            steps=steps, undo=[planned(u) for u in phase.undo],
-            guard=None if phase.guard is None else {
-                "interval": phase.guard.interval, "settle": phase.guard.settle, "notify": phase.guard.notify,
-                "probes": [planned(s) for s in phase.guard.probes], "rules": _rules(phase.guard.rules)},
-        ))
-        for s in steps:
-            if ponr is None and not s.reversible:
-                ponr = {
-                    "phase": phase.name, "step": s.title, "key": s.key, "location": s.location,
-                    "tplus": phases[-1].tplus,
-                    "meaning": (
-                        f"'{s.title}' has no undo: once it has run, a rollback cannot reverse it. "
-                        f"The undo steps of the phases up to '{phase.name}' and the rollback steps "
-                        "still run, but the effects of this step remain."
-                    ),
-                }
-        clock = None if clock is None or phase.budget is None else clock + phase.budget
-        del index
+    lengths = [p.budget or 0 for p in (*rb.phases, *rb.live_phases)]
+    lengths += [rb.monitor.duration] if rb.monitor is not None and rb.finalize else []
+    tplus = format_tplus if all(x % 60 == 0 for x in lengths) else format_clock
+    timeline = _Timeline(tplus)
+    phases = [timeline.phase(p, planned) for p in rb.phases]
+    total, end = timeline.clock, timeline.label()
+    after_go = [timeline.phase(p, planned) for p in rb.after_go]
+    if rb.monitor is not None:
+        timeline.wait(rb.monitor.duration)
+    finalize = [timeline.phase(p, planned) for p in rb.finalize]
+    sections = [("phases", phases), ("after_go", after_go), ("finalize", finalize)]
+    ponr = _point_of_no_return(sections)
     env = rb.environments.get(opts.environment)
     data_loss = _data_loss(doc, phases)
     return Plan(
@@ -151,9 +143,11 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
                   "second_person": rb.decision.require_second_person},
         rollback=[planned(s) for s in rb.rollback],
-        total_budget=clock,
-        end_tplus=tplus(clock) if clock is not None else None,
+        total_budget=total,
+        end_tplus=end,
         point_of_no_return=ponr,
+        after_go=after_go,
+        finalize=finalize,
         data_loss=data_loss,
         monitor=None if rb.monitor is None else {
             "duration": rb.monitor.duration,
@@ -176,6 +170,78 @@ def _requirement(req: Requirement, t: Templater) -> dict[str, Any]:
                     "⟨this runbook's hash⟩" if req.same_hash else None)
     return {"runbook": req.runbook, "environment": wanted.environment, "outcome": req.outcome,
             "within": req.within, "same_hash": req.same_hash, "describe": wanted.describe()}
+
+
+class _Timeline:
+    """T+ of each phase: budgets add up; a phase after one without a budget starts at T+?."""
+
+    def __init__(self, tplus: Callable[[float], str]) -> None:
+        self.tplus = tplus
+        self.clock: float | None = 0.0
+
+    def label(self) -> str | None:
+        return self.tplus(self.clock) if self.clock is not None else None
+
+    def wait(self, seconds: float | None) -> None:
+        self.clock = None if self.clock is None or seconds is None else self.clock + seconds
+
+    def phase(self, phase: Phase, planned: Callable[..., PlannedStep]) -> PlannedPhase:
+        out = PlannedPhase(name=phase.name, budget=phase.budget, starts_at=self.clock, tplus=self.label() or "T+?",
+                           steps=[planned(s, phase_undo=bool(phase.undo)) for s in phase.steps],
+                           undo=[planned(u) for u in phase.undo],
+                           guard=None if phase.guard is None else {
+                               "interval": phase.guard.interval, "settle": phase.guard.settle,
+                               "notify": phase.guard.notify, "probes": [planned(s) for s in phase.guard.probes],
+                               "rules": _rules(phase.guard.rules)})
+        self.wait(phase.budget)
+        return out
+
+
+_WHERE = {"phases": "phase", "after_go": "after_go phase", "finalize": "finalize phase"}
+
+
+def _point_of_no_return(sections: list[tuple[str, list[PlannedPhase]]]) -> dict[str, Any] | None:
+    """The first step a rollback cannot reverse, in the order steps run (phases, after_go, finalize)."""
+    for where, phases in sections:
+        for phase in phases:
+            for s in phase.steps:
+                if s.reversible:
+                    continue
+                conditional = f" It runs only when `{s.when}` holds: skipped, it counts for nothing." if s.when else ""
+                return {
+                    "phase": phase.name, "section": where, "step": s.title, "key": s.key, "location": s.location,
+                    "tplus": phase.tplus, "why": s.why, "conditional": bool(s.when),
+                    "meaning": (
+                        f"'{s.title}' has no undo: once it has run, a rollback cannot reverse it. "
+                        f"The undo steps of the phases up to {_WHERE[where]} '{phase.name}' and the rollback "
+                        f"steps still run, but the effects of this step remain.{conditional}"
+                    ),
+                }
+    return None
+
+
+def why(step: Step, phase_undo: bool = False) -> str:
+    """Why a step stands where it does relative to the point of no return: its effect class and
+    where the class comes from (its `effect:`, its kind), and what reverses it."""
+    effect, declared, kind = str(step.effect), step.declared_effect is not None, step.kind
+    if effect == "none":
+        text = ("none: declared read-only (effect: none)" if declared else
+                "none: an operator's confirmation changes nothing by itself" if kind == "manual" else
+                f"none: a check ({kind} changes nothing)")
+    elif effect == "additive":
+        text = "additive: declared (effect: additive), nothing to undo" if declared else \
+            f"additive: a {kind} step adds and changes nothing, nothing to undo"
+    elif step.undo:
+        text = "reversed by its undo"
+    elif phase_undo:
+        text = "reversed by its phase's undo"
+    elif effect == "reversible":
+        text = f"reversible: a {kind} step derives its own undo (automatic revert)"
+    else:
+        text = "irreversible: declared, no undo" if declared else "irreversible: run without undo"
+    if step.when:
+        text += f"; conditional (when: {step.when}): counts only if it runs"
+    return text
 
 
 _STEP_REF = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_]*)\.")

@@ -16,7 +16,7 @@ from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 
 # A run that ended like this is not done: `tminus resume` continues it.
-UNFINISHED = ("interrupted", "rollback_failed", "needs_operator")
+UNFINISHED = ("interrupted", "rollback_failed", "needs_operator", "not_finalized")
 
 
 @dataclass

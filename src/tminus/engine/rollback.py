@@ -1,7 +1,8 @@
 """The undo plan: derived from what a run executed, recorded whole in `rollback.started`, executed
 from that record (a resumed rollback reads it back from the ledger rather than re-deriving it).
 
-Order: the phases that were started, newest first; inside a phase, the undo of each touched step
+Order: the phases that were started (finalize, after_go, then the phases), newest first; inside a
+phase, the undo of each touched step
 newest first (the runbook's `undo`, or the undo its kind derives from what the execution recorded:
 a `migrate` step's revert), then the phase's own `undo`; then the rollback section.
 """
@@ -94,10 +95,15 @@ def execution_of(state: RunState, step: Step) -> Execution:
 
 
 def derive(state: RunState) -> Iterator[PlannedUndo]:
-    """The plan from what was executed (see the module's docstring)."""
+    """The plan from what was executed (see the module's docstring): the finalize and after_go
+    phases first (they ran last), then the phases. A phase none of whose steps was touched (each
+    skipped by `when`, or the run stopped before its first) did nothing: neither it nor its own
+    `undo` is part of the plan."""
     rb = state.rb
-    for index in sorted(set(state.started_phases), reverse=True):
-        phase = rb.phases[index]
+    started = [p for p in reversed(rb.live_phases) if any(state.touched(s) for s in p.steps)]
+    started += [rb.phases[i] for i in sorted(set(state.started_phases), reverse=True)
+                if any(state.touched(s) for s in rb.phases[i].steps)]
+    for phase in started:
         section = lc.section_id(lc.UNDO, phase.name)
         for step in reversed(phase.steps):
             if not state.touched(step):

@@ -59,7 +59,7 @@ class RunState:
             if step.secret_output and step.id:
                 # The ledger holds only `***` for these outputs. A re-runnable phase step runs again
                 # to get its values back; any other keeps them unavailable (later templates fail).
-                if StepRunner.is_rerunnable(step) and step.key.startswith("phases"):
+                if StepRunner.is_rerunnable(step) and step.key.startswith(("phases", "after_go", "finalize")):
                     self.rerun.add(outcome.key)  # still touched (its undo runs on rollback), run again
                 else:
                     self.secrets_lost.append(f"{step.title} ({step.key})")

@@ -1,4 +1,4 @@
-"""The run: its lifecycle (gates, baseline, phases, verify, decision, monitor) executed section by
+"""The run: its lifecycle (gates, baseline, phases, verify, decision, after_go, monitor, finalize) executed section by
 section; on failure or a stop that says so, the undo path: undo steps, rollback steps, verify again.
 
 The runner only decides *what* runs next and how the run ends. The sections are data (lifecycle.py)
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from tminus import events as ev
-from tminus.engine import changes, rollback
+from tminus.engine import after_go, changes, rollback
 from tminus.engine import lifecycle as lc
 from tminus.engine.decision import decide
 from tminus.engine.exitcodes import Exit
@@ -31,7 +31,8 @@ from tminus.engine.stop import ABORT, INTERRUPT, UNDOING, Stopped, StopRequest
 
 @dataclass
 class RunResult:
-    status: str  # completed | blocked | rolled_back | rollback_failed | aborted | interrupted | needs_operator
+    # completed | not_finalized | blocked | rolled_back | rollback_failed | aborted | interrupted | needs_operator
+    status: str
     exit: Exit
     reason: str
     failures: list[str] = field(default_factory=list)
@@ -119,6 +120,7 @@ class Runner:
         life.add(Section(lc.DECISION, run=partial(decide, state)))
         if watch is not None:
             life.add(Section(lc.MONITOR, run=lambda s: watch.window(None)))
+        after_go.plug(life, state)  # after_go after the decision, finalize after the window
         return life
 
     def execute(self, life: Lifecycle) -> RunResult:
@@ -138,7 +140,8 @@ class Runner:
                 return _ending(result)
         except Stopped as exc:
             return self._stopped(exc.request)
-        return RunResult("completed", Exit.COMPLETED, self.state.go_reason or reason)
+        # the last section's word (the monitor window's) or, on a resume that ran none, the go
+        return RunResult("completed", Exit.COMPLETED, reason or self.state.go_reason)
 
     def _done_before(self, section: Section) -> bool:
         if section.done is not None:
@@ -229,6 +232,8 @@ def _ending(result: SectionResult) -> RunResult:
         return RunResult("aborted", Exit.ABORTED, result.reason)
     if result.next == Next.NEEDS_OPERATOR:
         return RunResult("needs_operator", Exit.NEEDS_OPERATOR, result.reason)
+    if result.next == Next.NOT_FINALIZED:
+        return RunResult("not_finalized", Exit.NOT_FINALIZED, result.reason, result.failures)
     raise ValueError(f"unknown section result {result.next!r}")
 
 

@@ -25,7 +25,7 @@ QUERIES: dict[str, str] = {
     "content": "content read by the step (file)",
     "files": "paths of the matched files (file)",
     "value": "the value the step observed",
-    "json": "the response body parsed as JSON (http)",
+    "json": "the JSON document: an http body, run stdout, a prometheus answer, a redis reply",
     "headers": "every response header (http)",
     "ok": "whether the step's own judgement passed (env)",
     "failed": "names that failed the step's own judgement (env)",
@@ -53,7 +53,7 @@ QUERIES: dict[str, str] = {
     "series": "every series of the query result: labels and value (prometheus)",
     "result_type": "vector, scalar, matrix or string (prometheus)",
     "header": 'header "Name": a response header, case-insensitive (http)',
-    "jsonpath": 'jsonpath "$.a.b[0]": values selected in the JSON body (http)',
+    "jsonpath": 'jsonpath "$.a.b[0]": values selected in the JSON document (http, run, prometheus, redis)',
     "column": 'column "name": a column of the first row (sql)',
 }
 ARGUMENT_QUERIES = {"header": '"Name"', "jsonpath": '"$.path"', "column": '"name"'}

@@ -11,7 +11,7 @@ def describe(c: ManualSpec, step: object, nested: object) -> str:
     return f"operator confirms: {c.prompt}"
 
 
-@register("manual", config=ManualSpec, effect=Effect.IRREVERSIBLE, describe=describe, queries=("approved", "by", "how"))
+@register("manual", config=ManualSpec, effect=Effect.NONE, describe=describe, queries=("approved", "by", "how"))
 def execute(config: ManualSpec, ctx: StepContext) -> Observation:
     if ctx.approvals is None:
         return Observation(

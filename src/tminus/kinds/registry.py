@@ -46,6 +46,7 @@ MODULES: dict[str, str] = {
     "migration_lint": "tminus.kinds.migration_lint",
     "notify": "tminus.kinds.notify",
     "prometheus": "tminus.kinds.prometheus",
+    "redis": "tminus.kinds.redis",
 }
 
 
@@ -92,6 +93,13 @@ def all_kinds() -> list[Kind]:
 
 
 def effect_of(step: Step) -> Effect:
+    """The step's `effect:` when it declares one, else its kind's class for its configuration."""
+    if step.declared_effect is not None:
+        return Effect(step.declared_effect)
+    return kind_effect_of(step)
+
+
+def kind_effect_of(step: Step) -> Effect:
     return get(step.kind).effect_of(step.config)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tminus.kinds.base import Effect, Execution, Observation, StepContext
+from tminus.kinds.jsonoutput import NotJson, parse_output
 from tminus.kinds.registry import register
 from tminus.kinds.spool import Spool, holders, read_text, spool_for, wrapped
 from tminus.kinds.survivor import adopted, survivor
@@ -157,11 +158,22 @@ def observed(ctx: StepContext, command: str, pid: int, exit_code: int | None, st
     if note:
         evidence["note"] = note
     values: dict[str, Any] = {"exit_code": exit_code, "stdout": stdout, "stderr": stderr, "duration": duration_ms}
-    parsed = _parse_json(stdout)
-    if parsed is not _NOT_JSON:
-        values["json"] = parsed
     outputs = {"stdout": stdout.rstrip("\n"), "stderr": stderr.rstrip("\n"), "exit_code": exit_code}
     error = None
+    if getattr(ctx.step.run, "output", "text") == "json":
+        # Promised JSON: the step fails when it is not (a later template must not read half a value).
+        try:
+            values["json"] = outputs["json"] = parse_output(stdout, ctx.masker)
+        except NotJson as exc:
+            # a failed command's output is often an error text: its exit status says more
+            if exit_code == 0:
+                error = str(exc)
+            else:
+                evidence["json_error"] = str(exc)
+    else:
+        parsed = _parse_json(stdout)
+        if parsed is not _NOT_JSON:
+            values["json"] = parsed
     if exit_code == 127:
         # POSIX shells exit 127 when the command does not exist: nothing was observed.
         error = f"command not found (exit 127): {ctx.tail(stderr.strip(), 500) or command}"

@@ -121,7 +121,7 @@ class ApprovalRecord(_Record):
 
 
 # A run with one of these statuses has not ended: `tminus resume` continues it, so its lease is its own.
-RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator")
+RESUMABLE = ("running", "interrupted", "rollback_failed", "needs_operator", "not_finalized")
 
 
 @dataclass(frozen=True)

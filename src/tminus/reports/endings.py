@@ -188,6 +188,31 @@ def _completed(x: Explanation, r: Run, run: Any) -> None:
     x.summary = f"Run {run.id} completed: " + "; ".join(parts) + "."
 
 
+def _not_finalized(x: Explanation, r: Run, run: Any) -> None:
+    """The cutover is live; an after_go or finalize step failed: what is not finalized, and how to finish."""
+    _completed(x, r, run)
+    live = [s for s in r.view.sections if s.kind in ("after-go", "finalize") and s.finished_seq is not None]
+    failed = [s for s in live if s.status == "failed"]
+    last = failed[-1] if failed else None
+    ran = [e for e in r.view.by_end() if e.section_kind in ("after-go", "finalize")]
+    x.causes += [step_cause(e, r) for e in ran if e.status == "failed" and last is not None
+                 and e.key == last.failed_step]
+    done = sorted({e.key for e in ran if e.status in ("ok", "skipped")})
+    x.progress.append(f"{count(len(done), 'after_go/finalize step')} done.")
+    not_done = list(last.data.get("not_done") or []) if last is not None else []
+    x.aftermath.append("The cutover is live and stays: nothing was rolled back.")
+    x.aftermath += [f"Not finalized: '{n.get('name')}' ({n.get('key')}), {n.get('status')}." for n in not_done]
+    where = f" in {_live_words(last.kind, last.name)}" if last is not None else ""
+    x.summary = (f"Run {run.id} went live but is not finalized: a step{where} failed, "
+                 f"{count(len(not_done), 'step')} not done; nothing was rolled back.")
+    x.next_steps.append(f"Fix the cause, then `tminus resume {run.id}` finishes what is not done (steps done are "
+                        f"not run again); or `tminus rollback {run.id} --reason '...'` undoes the whole run.")
+
+
+def _live_words(kind: str, name: str | None) -> str:
+    return {"after-go": f"after_go phase '{name}'", "finalize": f"finalize phase '{name}'"}.get(kind, kind)
+
+
 def _undone(r: Run, first: RollbackPass) -> list[dict[str, Any]]:
     """Each step of the first rollback's plan (and any other undo it ran): done, failed, stopped or not run."""
     ran: dict[str, Execution] = {}
@@ -219,7 +244,7 @@ def _undone(r: Run, first: RollbackPass) -> list[dict[str, Any]]:
 ENDINGS: dict[str, Callable[[Explanation, Run, Any], None]] = {
     "blocked": _blocked, "rolled_back": _rolled_back, "rollback_failed": _rolled_back, "aborted": _aborted,
     "interrupted": _interrupted, "running": _interrupted, "needs_operator": _needs_operator,
-    "completed": _completed,
+    "completed": _completed, "not_finalized": _not_finalized,
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from tminus.reports.records import stamp
 
 _HEADLINE = {
-    "completed": "COMPLETED", "blocked": "BLOCKED", "rolled_back": "ROLLED BACK",
+    "completed": "COMPLETED", "not_finalized": "COMPLETED, NOT FINALIZED", "blocked": "BLOCKED",
+    "rolled_back": "ROLLED BACK",
     "rollback_failed": "ROLLBACK FAILED", "aborted": "ABORTED", "interrupted": "INTERRUPTED",
     "needs_operator": "NEEDS AN OPERATOR", "running": "STILL RUNNING (or its process died)",
 }

@@ -130,7 +130,8 @@ def run_notes(r: Run) -> list[str]:
     return out
 
 
-_WORDS = {"phase": "phase '{}'", "gate": "gate '{}'", "undo": "undo of phase '{}'"}
+_WORDS = {"phase": "phase '{}'", "gate": "gate '{}'", "undo": "undo of phase '{}'",
+          "after-go": "after_go phase '{}'", "finalize": "finalize phase '{}'"}
 _PLAIN = {"verify": "verify", "verify-after-rollback": "verify after the rollback", "rollback": "rollback step"}
 
 

@@ -15,7 +15,8 @@ _MODE = {"rollback": "a rollback", "kill_switch": "the kill switch", "abort": "a
 _SECTION = {"gates": "the gates", "verify": "verify", "verify-after-rollback": "verify after the rollback",
             "rollback": "the rollback", "decision": "the go/no-go decision", "monitor": "the monitor window",
             "baseline": "the monitor baseline"}
-_NAMED = {"phase": "phase '{}'", "gate": "gate '{}'", "undo": "the undo of phase '{}'", "monitor": "the monitor {}"}
+_NAMED = {"phase": "phase '{}'", "gate": "gate '{}'", "undo": "the undo of phase '{}'", "monitor": "the monitor {}",
+          "after-go": "after_go phase '{}'", "finalize": "finalize phase '{}'"}
 _DID = {  # what a stop of this mode does to the step it stops
     "rollback": "it was stopped (recorded as failed) and counts as touched: its undo is part of the rollback",
     "kill_switch": "it was stopped (recorded as failed) and counts as touched: its undo is part of the rollback",

@@ -40,10 +40,16 @@ class RunbookDocument:
     path: Path
     text: str
     source: SourceMap
+    # Each vars file read (its path as written, its text): part of what the run ran with.
+    vars_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def content_hash(self) -> str:
-        return content_hash(self.text)
+        """The runbook's identity for resume: its text, and the text of every vars file it read (an
+        edited vars file changes the values a resumed run would render with)."""
+        if not self.vars_files:
+            return content_hash(self.text)
+        return content_hash("\0".join([self.text, *(f"{path}\0{text}" for path, text in self.vars_files)]))
 
     @property
     def base_dir(self) -> Path:
@@ -93,6 +99,10 @@ def assign_keys(runbook: Runbook) -> None:
         visit(ph.steps, ("phases", pi, "steps"))
         visit(ph.undo, ("phases", pi, "undo"))
     visit(runbook.verify, ("verify",))
+    for name in ("after_go", "finalize"):
+        for pi, ph in enumerate(getattr(runbook, name)):
+            visit(ph.steps, (name, pi, "steps"))
+            visit(ph.undo, (name, pi, "undo"))
     visit(runbook.rollback, ("rollback",))
     if runbook.monitor is not None:
         visit(runbook.monitor.probes, ("monitor", "probes"))

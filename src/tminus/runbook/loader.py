@@ -29,6 +29,7 @@ from tminus.runbook.models import KIND_FIELDS, Identifier, Runbook, Step
 from tminus.runbook.schema import accepts_shorthand
 from tminus.runbook.types import HintedValueError
 from tminus.runbook.validate import closest, semantic_problems
+from tminus.runbook.varsfile import apply_vars_files
 from tminus.runbook.yamlguard import MAX_BYTES, too_large, yaml_problem
 from tminus.runbook.yamlguard import load as guarded_load
 
@@ -69,13 +70,15 @@ def load_runbook(path: str | Path, text: str | None = None) -> RunbookDocument:
     except ValidationError as exc:
         problems += _model_problems(exc.errors(include_url=False), data, source)
         raise RunbookError(_sorted(problems)) from None
+    vars_files: list[tuple[str, str]] = []
+    problems += apply_vars_files(runbook, source, closest, vars_files)
     if problems:
         raise RunbookError(_sorted(problems))
     assign_keys(runbook)
     problems = semantic_problems(runbook, source)
     if problems:
         raise RunbookError(_sorted(problems))
-    return RunbookDocument(runbook=runbook, path=path, text=text, source=source)
+    return RunbookDocument(runbook=runbook, path=path, text=text, source=source, vars_files=tuple(vars_files))
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

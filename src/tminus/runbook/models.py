@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import CutoverTime, Stage
-from tminus.runbook.types import Duration, Identifier, OnFailure, Retry, Spec
+from tminus.runbook.types import Duration, EffectClass, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
 
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -29,13 +29,15 @@ if TYPE_CHECKING:
 
 
 class RunSpec(Spec):
-    """A shell command. Outputs: stdout, stderr, exit_code."""
+    """A shell command. Outputs: stdout, stderr, exit_code (and json with `output: json`)."""
 
     command: Annotated[str, SHELL]  # each {{ }} is quoted for where it stands (templating/contexts.py)
     shell: str = Field("/bin/sh", description="Interpreter invoked as SHELL -c COMMAND.")
     cwd: str | None = Field(None, description="Working directory, relative to the runbook's folder.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     stdin: str | None = None
+    output: Literal["text", "json"] = Field(
+        "text", description="json: stdout must be JSON; parsed into steps.<id>.json and the value `json`.")
 
     @model_validator(mode="before")
     @classmethod
@@ -282,11 +284,20 @@ class PrometheusSpec(Spec):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+class RedisSpec(Spec):
+    """One read-only Redis command (LLEN jobs, GET key, PING, ...). Values: `value` (the reply),
+    `json` (a text reply that is JSON), `duration`."""
+
+    url: str = Field(description="redis://[:password@]host:port/db, rediss:// or unix:// (redis-py's URL forms).")
+    command: str = Field(description="A read-only command and its arguments, e.g. 'LLEN jobs'; quote an "
+                                     "argument holding spaces: GET 'a key'.")
+
+
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
 # model here and a module under tminus/kinds registering its descriptor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
-    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus",
+    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
 )
 
 
@@ -306,6 +317,9 @@ class Step(Spec):
     undo: list[Step] | None = Field(None, description="Steps that reverse this one.")
     after_rollback: bool = Field(True, description="Verify checks only: run again after a rollback.")
     secret_output: bool = Field(False, description="Mask this step's outputs everywhere.")
+    declared_effect: EffectClass | None = Field(None, alias="effect", description=(
+        "What the step does to the world, overriding its kind's class for the point of no return: "
+        "none (read-only), additive (adds, nothing to undo), reversible (has an undo), irreversible."))
 
     run: RunSpec | None = None
     http: HttpSpec | None = None
@@ -322,6 +336,7 @@ class Step(Spec):
     migration_lint: MigrationLintSpec | None = None
     notify: NotifySpec | None = None
     prometheus: PrometheusSpec | None = None
+    redis: RedisSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -351,11 +366,18 @@ class Step(Spec):
 
     @property
     def effect(self) -> Effect:
-        """What the step does to the world, as its kind declares it for this configuration:
-        none, reversible, additive or irreversible (a str enum)."""
+        """What the step does to the world: its `effect:` key, or what its kind declares for this
+        configuration: none, reversible, additive or irreversible (a str enum)."""
         from tminus.kinds.registry import effect_of
 
         return effect_of(self)
+
+    @property
+    def kind_effect(self) -> Effect:
+        """The class the step's kind gives it, whatever the step declares."""
+        from tminus.kinds.registry import kind_effect_of
+
+        return kind_effect_of(self)
 
     @property
     def is_check(self) -> bool:
@@ -438,6 +460,14 @@ class Phase(Spec):
     guard: GuardSpec | None = Field(None, description="Probes and rules watched while the phase's steps run.")
 
 
+class AfterGoPhase(Phase):
+    """A phase run right after the go decision, before the monitor window: the cutover is live."""
+
+    on_failure: Literal["stop", "rollback"] = Field("stop", description=(
+        "stop (default): the run stops, the cutover stays live, `tminus resume` finishes what is not "
+        "done; rollback: take the undo path (this phase's done steps are undone too)."))
+
+
 class EnvManifest(Spec):
     """Environment variables an environment requires, and values it forbids."""
 
@@ -452,6 +482,8 @@ class Environment(Spec):
 
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    vars_file: str | None = Field(None, description=(
+        "A YAML or JSON file of variable values, relative to the runbook; this environment's vars: win over it."))
     env: EnvManifest = Field(default_factory=EnvManifest)
 
 
@@ -494,6 +526,8 @@ class Runbook(Spec):
     name: str
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    vars_file: str | None = Field(None, description=(
+        "A YAML or JSON file declaring variables, relative to the runbook; vars: win over it."))
     secrets: list[str] = Field(
         default_factory=list, description="Environment variables whose values are masked."
     )
@@ -512,8 +546,18 @@ class Runbook(Spec):
     verify: list[Step] = Field(default_factory=list)
     decision: Decision = Field(default_factory=lambda: Decision())
     rollback: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+    after_go: list[AfterGoPhase] = Field(default_factory=list, description=(
+        "Phases run right after the go decision, before the monitor window."))
+    finalize: list[Phase] = Field(default_factory=list, description=(
+        "Phases run once the decision is go and the monitor window has passed; their failure does not "
+        "roll back the cutover: the run ends not finalized and `tminus resume` finishes them."))
     channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
     monitor: MonitorSpec | None = None
+
+    @property
+    def live_phases(self) -> list[Phase]:
+        """The phases after the go decision, in the order they run: after_go, then finalize."""
+        return [*self.after_go, *self.finalize]
 
     def all_steps(self) -> list[Step]:
         """Every step in document order, nested undo and wait checks included."""
@@ -535,6 +579,9 @@ class Runbook(Spec):
             visit(p.steps)
             visit(p.undo)
         visit(self.verify)
+        for p in self.live_phases:
+            visit(p.steps)
+            visit(p.undo)
         visit(self.rollback)
         if self.monitor is not None:
             visit(self.monitor.probes)

@@ -57,6 +57,7 @@ Duration = Annotated[
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 OnFailure = Literal["rollback", "abort", "continue"]
+EffectClass = Literal["none", "additive", "reversible", "irreversible"]  # kinds/base.py Effect, as written
 
 
 class Spec(BaseModel):

@@ -18,12 +18,13 @@ from tminus.runbook.models import Runbook, Step
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
+from tminus.runbook.validate_phases import phase_problems
 from tminus.templating import contexts
 from tminus.templating.checks import static_problems
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CHECK_KINDS = "file, tcp, env, wait, http with GET/HEAD/OPTIONS, or sql without write: true"
+_CHECK_KINDS = "file, tcp, env, wait, prometheus, redis, http with GET/HEAD/OPTIONS, or sql without write: true"
 
 
 def semantic_problems(runbook: Runbook, source: SourceMap) -> list[Problem]:
@@ -101,6 +102,7 @@ class _Validator:
         self._references()
         self._before_the_day()
         monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
+        phase_problems(self.rb, self.add, self.where)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
@@ -170,7 +172,7 @@ class _Validator:
                     "remove 'undo:', or move the step into a phase if it changes something",
                 )
         for step in self.rb.all_steps():
-            if step.wait is not None and not step.wait.check.is_check:
+            if step.wait is not None and (not step.wait.check.is_check or step.wait.check.kind == "manual"):
                 self.add(
                     f"a wait check must be a check, not a '{step.wait.check.kind}' step: "
                     "wait repeats it until it passes",
@@ -182,7 +184,7 @@ class _Validator:
         """`undo:` on a step that runs while undoing (a phase's or a step's undo, the rollback
         section) is never run: nothing undoes the undo."""
         undoing: list[tuple[Step, str]] = []
-        for phase in self.rb.phases:
+        for phase in (*self.rb.phases, *self.rb.live_phases):
             undoing += [(s, "a phase's undo step") for s in phase.undo]
             undoing += [(u, "a step's undo step") for s in phase.steps for u in s.undo or []]
         undoing += [(s, "a rollback step") for s in self.rb.rollback]
@@ -235,6 +237,10 @@ class _Validator:
             self._walk(phase.steps, main)
             self._walk(phase.undo, set(main))  # undo ids are only seen by later undo steps
         self._walk(self.rb.verify, main)
+        live = set(main)  # after the go: their ids are not seen by the rollback steps (they may not have run)
+        for phase in self.rb.live_phases:
+            self._walk(phase.steps, live)
+            self._walk(phase.undo, set(live))
         self._walk(self.rb.rollback, main)
         if self.rb.monitor is not None:  # probes run last: they see every step's outputs
             self._walk(self.rb.monitor.probes, set(main))
@@ -342,7 +348,8 @@ class _Validator:
                 f"(id '{key}' at {self.where((*step.path, 'id'))})",
                 path,
                 "a step can only use outputs of steps that ran before it "
-                "(order: gates, phases, verify, rollback; a step's undo may use the step itself)",
+                "(order: gates, phases, verify, after_go, finalize; rollback steps see neither after_go nor "
+                "finalize; a step's undo may use the step itself)",
             )
             return
         known = sorted(visible)

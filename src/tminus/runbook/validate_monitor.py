@@ -10,7 +10,10 @@ from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook
 
 Add = Callable[..., None]
 Closest = Callable[[str, list[str]], str | None]
-_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus"
+_PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus, redis"
+
+
+_NOT_PROBES = ("wait", "fingerprint", "migration_lint", "manual")  # checks that make no sense every interval
 
 
 def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | None = None) -> None:
@@ -90,7 +93,7 @@ def watched_problems(spec: MonitorSpec | GuardSpec, base: PathKey, add: Add, *, 
             add(f"duplicate probe name '{probe.name}'", (*path, "name"), "give each probe its own name")
         else:
             names[probe.name] = i
-        if not (probe.is_check or probe.kind == "run") or probe.kind in ("wait", "fingerprint", "migration_lint"):
+        if not (probe.is_check or probe.kind == "run") or probe.kind in _NOT_PROBES:
             add(f"a probe must be a check, not a '{probe.kind}' step: it runs every interval",
                 (*path, probe.kind), f"use one of: {_PROBE_KINDS}")
         if probe.undo:
