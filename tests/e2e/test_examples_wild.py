@@ -367,12 +367,13 @@ def test_003_green_takes_over(recall: tuple[Path, dict[str, str], list[str]], pg
     assert _columns(pg_url) == ["id", "body", "source"]
     assert any("sha-1b2c3d4" in text for text in announced)
     assert "s3cret-key" not in json.dumps(run_json("show", result["run_id"], cwd=folder, env=env)[1])
-    assert (Path(env["RECALL_STATE"]) / "writes_frozen").exists()  # unfrozen after the watch (T+15m), not before
-    code, finished = run_json("run", "finalize.yaml", "-e", "production", "--no-input", cwd=folder, env=env)
-    assert code == 0, finished
+    # the finalize phase, after the window (T+15m): Blue disabled, the notice out, writes open again
     assert not (Path(env["RECALL_STATE"]) / "writes_frozen").exists()
     assert not (Path(env["RECALL_STATE"]) / "recall_blue.pid").exists()
-    assert announced[-1] == "Recall API cutover complete: the new release is live."
+    assert announced[-1] == "Recall API sha-1b2c3d4 is live: cutover complete."
+    sections = [e["data"].get("section") for e in run_json("show", result["run_id"], cwd=folder, env=env)[1]["events"]
+                if e["type"] == "section.started"]
+    assert sections.index("finalize:T+15m finish") > sections.index("monitor")
 
 
 def test_003_an_image_that_never_gets_ready_leaves_blue_serving(
