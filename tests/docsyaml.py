@@ -78,7 +78,10 @@ def runbook_text(block: Block, context: dict[str, Any] | None) -> tuple[str, str
     doc: dict[str, Any] = copy.deepcopy(context) if context else {}
     doc["name"] = "docs-fragment"
     if place == "top":
+        around = doc.get("vars")
         doc.update(data)
+        if isinstance(around, dict) and isinstance(data.get("vars"), dict):
+            doc["vars"] = {**around, **data["vars"]}  # the fragment's vars join those around it
     elif place in ("steps", "step"):
         doc["phases"] = [{"name": "fragment", "steps": data if place == "steps" else [data]}]
     elif place in ("phases", "gates"):

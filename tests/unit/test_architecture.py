@@ -89,6 +89,8 @@ FORBIDDEN_MODULES: dict[str, tuple[str, ...]] = {
     "tminus.engine.steps": _except(_EXECUTION, "steps"),
     "tminus.engine.monitoring": _RUN,
     "tminus.engine.notifications": (*_RUN, "tminus.engine.monitoring"),
+    # the deadline watch is a policy the session hands the runner: it never reaches the run's machinery
+    "tminus.engine.deadlines": (*_RUN, "tminus.engine.monitoring"),
     # below the step executor: what reads outcomes, the prior record or a stop need not load it
     "tminus.engine.prior": _EXECUTION,
     "tminus.engine.outcome": (*_EXECUTION, "tminus.engine.prior", "tminus.engine.judging"),

@@ -51,6 +51,9 @@ SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     ev.NOTE: ("environment", {"action": "manifest", "message": "FLAG is set"}),
     ev.STOP_REQUESTED: (None, {"kind": "rollback", "reason": "kill switch"}),
     ev.POLICY_APPLIED: ("phases[0].steps[0]", {"hook": "before_step", "action": "fault"}),
+    ev.DEADLINE_EXCEEDED: (None, {"deadline": "phase:deploy", "after": 1800, "elapsed": 1801.5, "action": "pause",
+                                  "message": "deadline exceeded: phase 'deploy' has taken 30m01s"}),
+    ev.DEADLINE_ANSWERED: (None, {"deadline": "phase:deploy", "outcome": "continue", "by": "bob", "how": "tty"}),
 }
 # Silent unless asked for: step starts (live -v), samples and effects (-v, or show's evidence).
 QUIET = {ev.STEP_STARTED, ev.MONITOR_SAMPLE, ev.GUARD_SAMPLE, ev.STEP_EFFECT}

@@ -36,7 +36,8 @@ def test_header_and_descriptions() -> None:
 
 def test_shorthands_match_what_the_models_accept() -> None:
     found = {name: shorthand_field(m) for name, m in _spec_models().items() if shorthand_field(m)}
-    assert found == {"RunSpec": "command", "HttpSpec": "url", "ManualSpec": "prompt", "Decision": "mode"}
+    assert found == {"RunSpec": "command", "HttpSpec": "url", "ManualSpec": "prompt", "Decision": "mode",
+                     "Deadline": "after"}
     # The probe agrees with real validation: each shorthand builds the field it names.
     assert models.RunSpec.model_validate("make").command == "make"
     with pytest.raises(ValidationError):

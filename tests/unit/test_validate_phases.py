@@ -188,3 +188,22 @@ def test_keys_of_after_go_and_finalize_steps() -> None:
     """))
     assert sorted(doc.step_by_key()) == ["after_go[0].steps[0]", "after_go[0].steps[0].undo[0]",
                                          "finalize[0].steps[0]", "finalize[0].undo[0]"]
+
+
+@pytest.mark.parametrize("field", ["after_go", "finalize"])
+def test_a_guard_on_a_live_phase_is_refused_not_ignored(field: str) -> None:
+    [p] = problems_of(f"""\
+        name: a
+        phases:
+          - name: p
+            steps: [{{run: "true"}}]
+        {field}:
+          - name: live
+            guard:
+              interval: 1s
+              probes: [{{name: up, tcp: {{port: 9}}}}]
+              rules: [{{name: down, when: open == false, consecutive: 1}}]
+            steps: [{{run: "true"}}]
+    """)
+    assert f"a guard watches a phase of phases: only; 'live' is in {field}:" in p.message
+    assert where(p) == (7, 5) and p.hint is not None and "monitor" in p.hint

@@ -19,6 +19,7 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
+    problems,
     recorded_vars_only,
     resolve_operator,
 )
@@ -57,11 +58,13 @@ def cli() -> None:
 @json_option
 def validate(file: str, as_json: bool) -> None:
     """Check a runbook and report every problem with file:line:column and a hint."""
+    from tminus.engine.context import check_default_durations
     from tminus.errors import RunbookError
     from tminus.runbook.loader import load_runbook
 
     try:
         doc = load_runbook(file)
+        check_default_durations(doc)  # durations written as templates render with the defaults
     except RunbookError as exc:
         if as_json:
             emit_json({"valid": False, "problems": [
@@ -119,10 +122,14 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
     coverage and the point of no return. Runs nothing."""
     from tminus.cli.render import print_plan
     from tminus.engine.plan import build_plan
+    from tminus.errors import RunbookError
 
     doc = load_document(file)
     opts = with_times(doc, build_options(doc, environment, var_items, operator), at_text)
-    p = build_plan(doc, opts)
+    try:
+        p = build_plan(doc, opts)
+    except RunbookError as exc:  # a templated duration that does not render to one
+        problems(file, exc)
     if as_json:
         emit_json(p.to_dict())
     else:

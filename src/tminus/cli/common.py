@@ -95,10 +95,15 @@ def load_document(path: str, text: str | None = None) -> Any:
     try:
         return load_runbook(path, text=text)
     except RunbookError as exc:
-        click.echo(f"{path}: {len(exc.problems)} problem(s):", err=True)
-        for p in exc.problems:
-            click.echo(p.render(), err=True)
-        sys.exit(int(Exit.INVALID_RUNBOOK))
+        problems(path, exc)
+
+
+def problems(path: Any, exc: Any) -> NoReturn:
+    """Print a RunbookError's problems, each with its position, and exit 78."""
+    click.echo(f"{path}: {len(exc.problems)} problem(s):", err=True)
+    for p in exc.problems:
+        click.echo(p.render(), err=True)
+    sys.exit(int(Exit.INVALID_RUNBOOK))
 
 
 CONFIG_KEY = "tminus.config"  # ctx.meta: the global --config value and whether it came from TMINUS_CONFIG

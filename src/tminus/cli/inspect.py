@@ -74,10 +74,13 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
     events = ledger.events(run.id)
     if as_json:
         from tminus.projection import project
+        from tminus.reports import deadlines
         from tminus.reports.sections import summarize
 
-        rows = [r.to_dict() for r in summarize(project(events))]
+        view = project(events)
+        rows = [r.to_dict() for r in summarize(view)]
         emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events], "sections": rows,
+                   "deadlines": deadlines.rows(view),
                    "answers": [_answer_dict(a) for a in ledger.approvals(run.id)]})
     else:
         print_show(run, events, evidence=evidence)

@@ -151,6 +151,17 @@ def _policy_applied(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) ->
     return [f"{STEP}policy {d['policy']} ({where}) decided {d.get('decision')}{why}"]
 
 
+def _deadline_exceeded(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    text = _first_line(d.get("message")) or f"deadline exceeded: {d.get('deadline')}"
+    return [f"! {text}"]
+
+
+def _deadline_answered(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    who = f" (by {d['by']}, {d.get('how')})" if d.get("by") else ""
+    why = f": {_first_line(d.get('reason'))}" if d.get("reason") else ""
+    return [f"{STEP}deadline {d.get('deadline')}: {d.get('outcome')}{who}{why}"]
+
+
 def _note(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     text = d.get("message") or _fields(d)
     return [f"{STEP}note: {text}"] if text else None
@@ -247,6 +258,8 @@ _FORMATS: dict[str, Formatter] = {
     ev.NOTE: _note,
     ev.STOP_REQUESTED: _stop_requested,
     ev.POLICY_APPLIED: _policy_applied,
+    ev.DEADLINE_EXCEEDED: _deadline_exceeded,
+    ev.DEADLINE_ANSWERED: _deadline_answered,
 }
 
 

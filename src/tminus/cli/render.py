@@ -66,6 +66,7 @@ def print_plan(p: Any) -> None:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
             _plan_step(s, "  ", undo_matters=False)
+    _plan_deadlines(getattr(p, "deadlines", []))
     console.print()
     for loss in getattr(p, "data_loss", []):
         colour = "green" if loss["guarded"] else "yellow"
@@ -80,6 +81,15 @@ def print_plan(p: Any) -> None:
         console.print(f"  {r['meaning']}", markup=False)
     else:
         console.print("[green]No point of no return[/green]: every step is a check or has undo.")
+
+
+def _plan_deadlines(deadlines: list[dict[str, Any]]) -> None:
+    if not deadlines:
+        return
+    console.print("\n[bold]Deadlines[/bold] (each measured from its first start; a resume keeps the clock)")
+    for d in deadlines:
+        told = f"; tells {', '.join(d['notify'])}" if d["notify"] else ""
+        console.print(f"  {d['what']}: {_dur(d['after'])} → {d['action']}{told}", markup=False)
 
 
 def _plan_guard(g: dict[str, Any]) -> None:
@@ -268,7 +278,7 @@ def _elapsed(start: str | None, end: str | None) -> float | None:
 def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     """The header, every event's line, the sections summary (from the projection), the outcome."""
     from tminus.projection import project
-    from tminus.reports import sections
+    from tminus.reports import deadlines, sections
 
     console.print(Text.assemble((f"Run {run.id}", "bold"), f": {run.runbook_name} in {run.environment} · {run.kind}"))
     console.print(f"operator {run.operator}@{run.host} (pid {run.pid}) · runbook {run.runbook_path} "
@@ -285,11 +295,17 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
         line = format_event(e, show_stamp(offset), evidence=evidence)  # monitor samples only with evidence
         if line:
             console.print(line, markup=False)
-    summary = sections.lines(sections.summarize(project(events)))
+    view = project(events)
+    summary = sections.lines(sections.summarize(view))
     if summary:
         console.print()
         for line in summary:
             console.print(line, markup=False)
+    limits = deadlines.lines(view)
+    if limits:
+        console.print("\nDeadlines:")
+        for line in limits:
+            console.print(f"  {line}", markup=False)
     style = "green" if run.status == "completed" else "red"
     console.print(f"\n[{style}]Outcome: {run.status}[/{style}] (exit {run.exit_code})")
     if run.reason:

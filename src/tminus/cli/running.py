@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tminus.cli.common import VAR_FILE_KEY, emit_json, fail, open_ledger_or_fail, settings
+from tminus.cli.common import VAR_FILE_KEY, emit_json, fail, open_ledger_or_fail, problems, settings
 from tminus.engine.exitcodes import Exit
 from tminus.processes import default_operator
 
@@ -125,13 +125,18 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
     """Run `action(session)` under a display, print the outcome and exit with the run's code."""
     from tminus.cli.display import make_display
     from tminus.engine.session import Session
-    from tminus.errors import LedgerError, LockHeld, ResumeRefused
+    from tminus.errors import LedgerError, LockHeld, ResumeRefused, RunbookError
 
     ledger = open_ledger_or_fail(ledger_url)
     if verbose:  # which ledger, and why that one: the folder a run starts in can decide it
         click.echo(f"ledger {ledger.url} ({settings(ledger_url=ledger_url).ledger.source})", err=True)
     display = make_display(verbose=verbose)
-    session = Session(doc, ledger, opts, [display], pause_display=display.pause)
+    try:
+        session = Session(doc, ledger, opts, [display], pause_display=display.pause)
+    except RunbookError as exc:  # a templated duration that does not render to one
+        display.close()
+        problems(doc.path, exc)
+
     try:
         result = action(session)
     except LockHeld as exc:

@@ -65,5 +65,31 @@ def build_templater(
     )
 
 
+def render_durations(doc: RunbookDocument, opts: Options) -> RunbookDocument:
+    """The document with its templated durations rendered with the run's variables (its environment's
+    and the --var overrides) and validated; RunbookError (exit 78) with positioned problems if not."""
+    from tminus.runbook.templated import has_templated_durations
+    from tminus.runbook.templated import render_durations as render
+
+    if not has_templated_durations(doc):
+        return doc
+    templater = build_templater(doc, opts, {"environment": opts.environment, "runbook": doc.runbook.name})
+    return render(doc, templater.render, templater.masker.mask)
+
+
+def check_default_durations(doc: RunbookDocument) -> None:
+    """`tminus validate`: the templated durations render with the defaults of every environment."""
+    from tminus.errors import RunbookError
+
+    found: list[Any] = []
+    for env in list(doc.runbook.environments) or ["default"]:
+        try:
+            render_durations(doc, Options(environment=env, environ={}))
+        except RunbookError as exc:
+            found += [p for p in exc.problems if p not in found]
+    if found:
+        raise RunbookError(found)
+
+
 def lease_key(doc: RunbookDocument, environment: str) -> str:
     return f"{doc.runbook.name}@{environment}"

@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tminus.durations import format_clock, format_tplus
-from tminus.engine.context import Options, build_templater, effective_vars
+from tminus.engine.context import Options, build_templater, effective_vars, render_durations
 from tminus.engine.prerequisites import Wanted
 from tminus.engine.stages import gates_for, stages
 from tminus.errors import TemplateError
 from tminus.kinds import registry
+from tminus.runbook.deadlines import deadlines_of
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Gate, Phase, Step
 from tminus.runbook.monitor import AlertRule
@@ -70,6 +71,8 @@ class Plan:
     finalize: list[PlannedPhase] = field(default_factory=list)  # after the window
     # Each `restore` step: the writes it would discard (everything after its backup) and the advice.
     data_loss: list[dict[str, Any]] = field(default_factory=list)
+    # Each deadline: id, what, after (seconds), action, notify, start and end marks.
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
     # Before T+0: the cutover time, the stages on the T- axis (earliest first), the required runs.
     at: str | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -81,6 +84,7 @@ class Plan:
 
 
 def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
+    doc = render_durations(doc, opts)  # durations written as templates: as the run will have them
     rb = doc.runbook
     facts = {"id": "⟨run.id⟩", "environment": opts.environment, "operator": opts.operator,
              "runbook": rb.name, "host": "⟨run.host⟩"}
@@ -142,13 +146,14 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         verify=[planned(s) for s in rb.verify],
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
                   "second_person": rb.decision.require_second_person},
-        rollback=[planned(s) for s in rb.rollback],
+        rollback=[planned(s) for s in rb.rollback.steps],
         total_budget=total,
         end_tplus=end,
         point_of_no_return=ponr,
         after_go=after_go,
         finalize=finalize,
         data_loss=data_loss,
+        deadlines=[d.to_dict() for d in deadlines_of(rb)],
         monitor=None if rb.monitor is None else {
             "duration": rb.monitor.duration,
             "interval": rb.monitor.interval,

@@ -119,7 +119,7 @@ def derive(state: RunState) -> Iterator[PlannedUndo]:
                     yield PlannedUndo(undo, section, derived=True, undoes=what)
         for undo in phase.undo:
             yield PlannedUndo(undo, section, undoes=f"phase '{phase.name}'")
-    for step in rb.rollback:
+    for step in rb.rollback.steps:
         yield PlannedUndo(step, lc.ROLLBACK)
 
 

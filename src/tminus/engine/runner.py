@@ -26,7 +26,7 @@ from tminus.engine.preconditions import Preconditions
 from tminus.engine.prior import Prior
 from tminus.engine.run_state import RunState
 from tminus.engine.steps import StepRunner
-from tminus.engine.stop import ABORT, INTERRUPT, UNDOING, Stopped, StopRequest
+from tminus.engine.stop import ABORT, INTERRUPT, NEEDS_OPERATOR, UNDOING, Stopped, StopRequest
 
 
 @dataclass
@@ -211,6 +211,8 @@ class Runner:
             return RunResult("interrupted", Exit.INTERRUPTED, request.reason or "interrupted")
         if request.mode == ABORT:
             return RunResult("aborted", Exit.ABORTED, f"{request.describe()}\n(stop: abort: nothing undone)")
+        if request.mode == NEEDS_OPERATOR:
+            return RunResult("needs_operator", Exit.NEEDS_OPERATOR, request.reason or "needs an operator")
         return self.run_rollback(request.describe())
 
     def _rollback_stopped(self, request: StopRequest, reason: str) -> RunResult:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from tminus import events as ev
 from tminus.engine.approvals import OperatorChannel
 from tminus.engine.changes import manifest_problems
-from tminus.engine.context import Options, build_templater, effective_vars, lease_key
+from tminus.engine.context import Options, build_templater, effective_vars, lease_key, render_durations
 from tminus.engine.exitcodes import Exit
 from tminus.engine.lease import LEASE_BROKEN, hold_lease
-from tminus.engine.policy import Policy
+from tminus.engine.policy import Policies, Policy
 from tminus.engine.preconditions import Preconditions
 from tminus.engine.prior import Prior
 from tminus.engine.recorder import LedgerRecorder
@@ -45,6 +45,7 @@ from tminus.kinds.registry import close_resources
 from tminus.kinds.transport import LocalTransport
 from tminus.ledger.interfaces import Ledger
 from tminus.ledger.records import RESUMABLE, Fence, Reclaimed, RunRecord
+from tminus.runbook.deadlines import deadlines_of
 from tminus.runbook.document import RunbookDocument
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Session:
         pause_display: Callable[[], Any] | None = None,
         policy: Policy | None = None,
     ) -> None:
-        self.doc = doc
+        self.doc = render_durations(doc, opts)  # once, at the start: vars are known (RunbookError: 78)
         self.ledger = ledger
         self.opts = opts
         self.subscribers = subscribers or []
@@ -280,6 +281,8 @@ class Session:
             "host": socket.gethostname(),
         }
         templater = build_templater(self.doc, self.opts, facts)
+        deadlines = deadlines_of(self.doc.runbook)  # as rendered: what the reports measure against
+        recorded: dict[str, Any] = {"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
@@ -302,6 +305,7 @@ class Session:
                 content_hash=self.doc.content_hash,
                 vars=templater.masker.mask_obj(effective_vars(self.doc, self.opts.environment, self.opts.overrides)),
                 phases=[{"name": p.name, "budget": p.budget} for p in self.doc.runbook.phases],
+                **recorded,
                 overrides=self.opts.overrides,  # --var values, so resume and rollback use the same ones
                 **(extra or {}),
             )
@@ -334,8 +338,8 @@ class Session:
         self.stop.attach(record)
         pre = Preconditions(self.ledger, cutover=self.opts.at, stage=self.opts.stage,
                             started=steps.started_at or time.time())
-        runner = Runner(steps, self.opts.environment, prior, policy=self.policy, preconditions=pre)
-        runner.policy.start(self.stop)  # the session's policy and the runbook's guards
+        runner = Runner(steps, self.opts.environment, prior, policy=self._policy(steps), preconditions=pre)
+        runner.policy.start(self.stop)  # the session's policy, the deadlines and the runbook's guards
         with signals_stop(self.stop):
             try:
                 return body(runner)
@@ -347,6 +351,18 @@ class Session:
                 # the per-run resources (HTTP clients, database pools) the kinds that ran opened
                 close_resources(steps.shared, sorted(steps.kinds_used))
                 steps.tidy_spool()
+
+    def _policy(self, steps: StepRunner) -> Policy:
+        """The session's policy, and the deadline watch when the runbook sets deadlines (its clocks
+        read from the ledger: a resumed run keeps them)."""
+        specs = deadlines_of(self.doc.runbook)
+        if not specs:
+            return self.policy
+        from tminus.engine.deadlines import DeadlineWatch
+
+        watch = DeadlineWatch(steps, specs, self.ledger.events(self.run_id))
+        steps.bus.subscribe(watch.observe)
+        return Policies([watch, self.policy])
 
     def _lost(self, exc: LeaseLost) -> StopRequest:
         """A write was refused because the lease is gone: stop, as when the heartbeat notices. The

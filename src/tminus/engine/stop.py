@@ -5,7 +5,9 @@ A request carries a mode:
 - `interrupt`: the run ends interrupted and can be resumed (exit 130): SIGINT, SIGTERM, a lost lease;
 - `rollback`: the run takes the undo path (exit 11); the stopped step counts as touched;
 - `abort`: the run ends aborted (exit 13); nothing is undone;
-- `kill_switch`: a rollback whose reason says it was the kill switch.
+- `kill_switch`: a rollback whose reason says it was the kill switch;
+- `needs_operator`: nobody can answer what the run must ask (a deadline's pause under --no-input): it
+  ends needing an operator (exit 15) and can be resumed.
 
 The channel is a `threading.Event` to the kinds: they read `ctx.cancel.is_set()` and `.wait(t)`, and
 the flag is up while an accepted request waits for the runner to act on it. The first request wins;
@@ -30,7 +32,8 @@ INTERRUPT = "interrupt"
 ROLLBACK = "rollback"
 ABORT = "abort"
 KILL_SWITCH = "kill_switch"
-MODES = (INTERRUPT, ROLLBACK, ABORT, KILL_SWITCH)
+NEEDS_OPERATOR = "needs_operator"
+MODES = (INTERRUPT, ROLLBACK, ABORT, KILL_SWITCH, NEEDS_OPERATOR)
 UNDOING = (ROLLBACK, KILL_SWITCH)  # the modes that take the undo path
 
 # The stages of a run as the channel sees them.
@@ -147,4 +150,5 @@ class StopChannel(threading.Event):
             self._recorder = None
 
 
-__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "ROLLBACK", "StopChannel", "StopRequest", "Stopped"]
+__all__ = ["ABORT", "INTERRUPT", "KILL_SWITCH", "MODES", "NEEDS_OPERATOR", "ROLLBACK", "StopChannel", "StopRequest",
+           "Stopped"]

@@ -449,3 +449,19 @@ class Notification:
     status: int | None = None
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DeadlineAlert:
+    """deadline.exceeded, and the deadline.answered that says what came of it."""
+
+    seq: int
+    at: float | None
+    id: str  # phase:NAME | rollback | downtime
+    after: float | None  # the deadline, seconds
+    action: str | None  # notify | pause | rollback
+    elapsed: float | None = None  # seconds since its clock started, when it was noticed
+    outcome: str | None = None  # told | continue | rollback | abort | needs_operator | went on
+    by: str | None = None  # who answered a pause
+    how: str | None = None  # tty | approve-command | --yes | no-input | ...
+    data: dict[str, Any] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from tminus.projection.fact import Fact
 from tminus.projection.model import (
     Approval,
+    DeadlineAlert,
     Decision,
     Effect,
     Execution,
@@ -43,6 +44,7 @@ class ViewState:
     notifications: list[Notification] = field(default_factory=list)
     stops: list[Stop] = field(default_factory=list)  # every run.stop, accepted or not
     policies: list[PolicyUse] = field(default_factory=list)  # every policy.applied
+    alerts: list[DeadlineAlert] = field(default_factory=list)  # every deadline.exceeded, answered or not
     cutover_at: float | None = None  # when the first phase began (resume's reading)
     warnings: list[str] = field(default_factory=list)  # payloads read best effort (newer versions)
     others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types)

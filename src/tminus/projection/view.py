@@ -12,8 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from tminus import events as ev
+from tminus.projection import deadlines as measuring
+from tminus.projection.deadlines import Measured
 from tminus.projection.fact import Fact, read_fact
-from tminus.projection.folds import approvals, guards, monitor, notes, rollback, runs, sections, steps, stops
+from tminus.projection.folds import (
+    approvals,
+    deadlines,
+    guards,
+    monitor,
+    notes,
+    rollback,
+    runs,
+    sections,
+    steps,
+    stops,
+)
 from tminus.projection.model import OK, Approval, Decision, Execution, Note, RunMark, Section, Stop
 from tminus.projection.state import ViewState
 from tminus.projection.upcast import upcast
@@ -90,6 +103,11 @@ class RunView(ViewState):
 
     def notes_for(self, action: str) -> list[Note]:
         return [n for n in self.notes if n.action == action]
+
+    def deadlines(self, specs: list[dict[str, Any]] | None = None, now: float | None = None) -> list[Measured]:
+        """Each deadline the run set (as run.started recorded them, or `specs`) against its clock:
+        started when, ended when, exceeded by how much, and the alert it raised."""
+        return measuring.measure(self, specs, now)
 
     # --- folding ---------------------------------------------------------------------------
 
@@ -191,6 +209,8 @@ _FOLDS: dict[str, Callable[[ViewState, Fact], None]] = {
     ev.NOTIFY_FAILED: notes.notified,
     ev.STOP_REQUESTED: stops.stop_requested,
     ev.POLICY_APPLIED: stops.policy_applied,
+    ev.DEADLINE_EXCEEDED: deadlines.exceeded,
+    ev.DEADLINE_ANSWERED: deadlines.answered,
 }
 
 

@@ -151,6 +151,11 @@ def _needs_operator(x: Explanation, r: Run, run: Any) -> None:
         if m.action == "pause" and m.outcome == "no answer":
             x.causes.append(Cause("monitor", f"Monitor rule '{m.rule}' paused the window and nobody "
                                   f"answered: {m.reason}.", "a paused monitor got no answer", m.at))
+    for d in r.view.alerts:
+        if d.action == "pause" and d.outcome == "needs_operator":
+            x.causes.append(Cause("deadline", f"At {r.when(d.at)} {d.data.get('what') or d.id} passed its deadline, "
+                                  "which pauses for an operator, and nobody could answer (--no-input).",
+                                  "a paused deadline got no answer", d.at, data={"deadline": d.id}))
     if not x.causes:
         x.causes.append(Cause("reason", f"{run.reason or 'A decision only an operator can make is missing'}.",
                               "a decision needs an operator"))

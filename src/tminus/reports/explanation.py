@@ -43,6 +43,8 @@ class Explanation:
     decision: dict[str, Any] | None = None
     monitor: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # resumes, failed notifications
+    deadlines: list[dict[str, Any]] = field(default_factory=list)  # each against its budget (reports/deadlines.py)
+    deadline_lines: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     t0: float | None = None
 
@@ -52,7 +54,8 @@ class Explanation:
             "causes": [{"kind": c.kind, "text": c.text, **stamp(c.at, self.t0), "details": c.details, **c.data}
                        for c in self.causes],
             "undone": self.undone, "progress": self.progress, "aftermath": self.aftermath,
-            "decision": self.decision, "monitor": self.monitor, "notes": self.notes, "next": self.next_steps,
+            "decision": self.decision, "monitor": self.monitor, "notes": self.notes,
+            **({"deadlines": self.deadlines} if self.deadlines else {}), "next": self.next_steps,
         }
 
     def lines(self) -> list[str]:
@@ -68,7 +71,8 @@ class Explanation:
             out += ["", "What was undone:" if self.undone else "Rollback:"]
             out += [f"  {u['text']}" for u in self.undone] + [f"  {a}" for a in self.aftermath]
         sections = [("What went right:", self.progress), ("Decision:", (self.decision or {}).get("lines", [])),
-                    ("Monitor:", (self.monitor or {}).get("lines", [])), ("Also:", self.notes),
+                    ("Monitor:", (self.monitor or {}).get("lines", [])), ("Deadlines:", self.deadline_lines),
+                    ("Also:", self.notes),
                     ("Next:", self.next_steps)]
         for title, body in sections:
             if body:

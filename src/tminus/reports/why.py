@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tminus.projection import RunView, project
+from tminus.reports import deadlines
 from tminus.reports.causes import refused_stops
 from tminus.reports.endings import ENDINGS
 from tminus.reports.explanation import Cause, Explanation
@@ -33,6 +34,7 @@ def explain(run: Any, events: Iterable[Any] | RunView) -> Explanation:
     x.decision = decision_record(r)
     x.monitor = monitor_record(r)
     x.notes = run_notes(r) + refused_stops(r)
+    x.deadlines, x.deadline_lines = deadlines.rows(view), deadlines.lines(view)
     handler = ENDINGS.get(run.status)
     if handler is None:
         x.summary = f"Run {run.id} ended as {run.status}: {run.reason or 'no reason was recorded'}."

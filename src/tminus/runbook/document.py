@@ -103,6 +103,6 @@ def assign_keys(runbook: Runbook) -> None:
         for pi, ph in enumerate(getattr(runbook, name)):
             visit(ph.steps, (name, pi, "steps"))
             visit(ph.undo, (name, pi, "undo"))
-    visit(runbook.rollback, ("rollback",))
+    visit(runbook.rollback.steps, runbook.rollback.base)
     if runbook.monitor is not None:
         visit(runbook.monitor.probes, ("monitor", "probes"))

@@ -434,6 +434,24 @@ class Gate(Spec):
     checks: list[Step] = Field(min_length=1)
 
 
+DeadlineAction = Literal["notify", "pause", "rollback"]
+_ACTION = ("What exceeding it does, besides recording it and telling the `notify` channels: notify (only "
+           "tell), pause (ask the operator: go on or roll back), rollback.")
+
+
+class Deadline(Spec):
+    """A time limit on a phase: exceeding it is an alert, recorded, with the action it names."""
+
+    after: Duration = Field(description="How long the phase may take, from its first start.")
+    action: DeadlineAction = Field("notify", description=_ACTION)
+    notify: list[str] = Field(default_factory=list, description="Channels told when it is exceeded.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"after": data} if isinstance(data, str | int | float) and not isinstance(data, bool) else data
+
+
 class GuardSpec(Spec):
     """Probes and alert rules (the monitor's grammar) that run while a phase's steps run: from
     before its first step until its last step finished (and `settle` after). A rule that fires
@@ -455,6 +473,7 @@ class Phase(Spec):
     id: Identifier | None = None
     description: str | None = None
     budget: Duration | None = Field(None, description="Planned duration; the T+ timeline adds these up.")
+    deadline: Deadline | None = Field(None, description="A duration, or {after, action, notify}.")
     steps: list[Step] = Field(min_length=1)
     undo: list[Step] = Field(default_factory=list, description="Run in order when the phase is rolled back.")
     guard: GuardSpec | None = Field(None, description="Probes and rules watched while the phase's steps run.")
@@ -519,6 +538,40 @@ class MonitorSpec(Spec):
     rules: list[AlertRule] = Field(default_factory=list)
 
 
+class RollbackSpec(Spec):
+    """The rollback steps (a list), or a mapping with them and a deadline on the whole undo path."""
+
+    steps: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+    deadline: Duration | None = Field(None, description="How long the rollback may take, from its start.")
+    action: DeadlineAction = Field("notify", description="notify or pause: a rollback cannot roll back again.")
+    notify: list[str] = Field(default_factory=list, description="Channels told when the deadline is exceeded.")
+    _listed: bool = PrivateAttr(False)  # written as a list: its steps' paths are rollback[i]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _list(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, list):
+            spec = handler({"steps": data})
+            spec._listed = True
+            return spec
+        return handler(data)
+
+    @property
+    def base(self) -> tuple[str, ...]:
+        """Where its steps are in the document."""
+        return ("rollback",) if self._listed else ("rollback", "steps")
+
+
+class Downtime(Spec):
+    """The run's downtime: from the start of one step or phase to the end of another, with a deadline."""
+
+    from_: str = Field(alias="from", description="The id of the step or phase whose start begins it.")
+    to: str = Field(description="The id of the step or phase whose end ends it.")
+    deadline: Duration = Field(description="How long the downtime may last.")
+    action: DeadlineAction = Field("notify", description=_ACTION)
+    notify: list[str] = Field(default_factory=list, description="Channels told when it is exceeded.")
+
+
 class Runbook(Spec):
     """A runbook, version 1."""
 
@@ -545,7 +598,9 @@ class Runbook(Spec):
     phases: list[Phase] = Field(default_factory=list)
     verify: list[Step] = Field(default_factory=list)
     decision: Decision = Field(default_factory=lambda: Decision())
-    rollback: list[Step] = Field(default_factory=list, description="Run after the undo steps.")
+    rollback: RollbackSpec = Field(default_factory=lambda: RollbackSpec(),
+                                   description="Steps run after the undo steps, or {steps, deadline, action}.")
+    downtime: Downtime | None = Field(None, description="{from, to, deadline, action}: a deadline on the outage.")
     after_go: list[AfterGoPhase] = Field(default_factory=list, description=(
         "Phases run right after the go decision, before the monitor window."))
     finalize: list[Phase] = Field(default_factory=list, description=(
@@ -582,7 +637,7 @@ class Runbook(Spec):
         for p in self.live_phases:
             visit(p.steps)
             visit(p.undo)
-        visit(self.rollback)
+        visit(self.rollback.steps)
         if self.monitor is not None:
             visit(self.monitor.probes)
         return out

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from tminus.runbook.types import Duration, Identifier, Retry, Spec
+from tminus.runbook.types import Duration, Identifier, Retry, Spec, is_template
 
 Policy = Literal["breach", "ignore", "hold"]
 MonitorAction = Literal["rollback", "abort", "pause", "notify"]
@@ -76,8 +76,15 @@ class AlertRule(Spec):
         if len(modes) != 1:
             found = ", ".join(modes) or "none"
             raise ValueError(f"give exactly one of {', '.join(MODE_FIELDS)}; got {found}")
-        self.to_rule()  # ValueError: pydantic reports it against this rule
+        if not self.templated():  # a templated duration is checked once rendered (runbook/templated.py)
+            self.to_rule()  # ValueError: pydantic reports it against this rule
         return self
+
+    def templated(self) -> bool:
+        """Whether a duration of the rule is a template not yet rendered."""
+        windows = [self.for_, *(None if m is None else getattr(m, f) for m, f in (
+            (self.increase, "window"), (self.ratio, "baseline_window"), (self.error_rate, "window")))]
+        return any(is_template(w) for w in windows)
 
     def rule_kwargs(self) -> dict[str, Any]:
         """The keywords of tminus.monitor.Rule (kept here so replay can override them)."""

@@ -74,6 +74,12 @@ def json_schema() -> dict[str, Any]:
         prop.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
         prop.pop("default", None)
     step["oneOf"] = [{"required": [kind]} for kind in KIND_FIELDS]
+    # `rollback:` is a list of steps, or the mapping with them and a deadline (RollbackSpec's wrap validator)
+    rollback = schema["properties"]["rollback"]
+    rollback.pop("default", None)
+    ref = {"$ref": "#/$defs/RollbackSpec"}
+    rollback.update(anyOf=[{"type": "array", "items": {"$ref": "#/$defs/Step"}}, ref])
+    rollback.pop("$ref", None)
 
     schema.pop("title", None)
     return {"$schema": DRAFT, "$id": SCHEMA_ID, "title": "tminus runbook, version 1", **schema}

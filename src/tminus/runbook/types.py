@@ -6,16 +6,16 @@ import math
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     WithJsonSchema,
 )
 
 from tminus.durations import parse_duration
+from tminus.templating.templater import has_template
 
 MAX_DURATION = 366 * 86400.0  # beyond a year a timer is a typo, and sleep() refuses inf
 
@@ -38,18 +38,42 @@ def _bounded(seconds: float) -> float:
     return seconds
 
 
+class DurationTemplate(str):
+    """A duration written as a template (`"{{ vars.window }}"`): it stands where a float will, until
+    the run renders it with its variables (runbook/templated.py) and validates what it became."""
+
+
+def is_template(value: object) -> bool:
+    return isinstance(value, DurationTemplate)
+
+
+def duration_value(value: object) -> float:
+    """Seconds from what a runbook says (or a template rendered): the checks every Duration gets."""
+    return _bounded(parse_duration(value))
+
+
+def _duration(value: object) -> float:
+    # A plain duration is a float from here on (the static path stays as fast as it was); only a
+    # template waits, typed as a float for the code that reads the model after it was rendered.
+    if isinstance(value, str) and has_template(value):
+        return DurationTemplate(value)  # type: ignore[return-value]
+    return duration_value(value)
+
+
 Duration = Annotated[
     float,
-    BeforeValidator(parse_duration),
-    AfterValidator(_bounded),
-    PlainSerializer(lambda v: v, return_type=float),
+    PlainValidator(_duration),
+    PlainSerializer(lambda v: str(v) if is_template(v) else v, return_type=float | str),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
                 {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+                {"type": "string", "pattern": r"\{\{",
+                 "description": "A template rendered with the run's variables when it starts."},
             ],
-            "description": "A duration: 500ms, 30s, 5m, 1h30m, or a number of seconds.",
+            "description": "A duration: 500ms, 30s, 5m, 1h30m, a number of seconds, or a template such as "
+                           "'{{ vars.window }}'.",
         }
     ),
 ]

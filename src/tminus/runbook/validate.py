@@ -16,6 +16,7 @@ from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
+from tminus.runbook.validate_deadlines import deadline_problems
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
 from tminus.runbook.validate_phases import phase_problems
@@ -103,6 +104,7 @@ class _Validator:
         self._before_the_day()
         monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         phase_problems(self.rb, self.add, self.where)
+        deadline_problems(self.rb, self.add, closest=closest)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
         return self.problems
 
@@ -187,7 +189,7 @@ class _Validator:
         for phase in (*self.rb.phases, *self.rb.live_phases):
             undoing += [(s, "a phase's undo step") for s in phase.undo]
             undoing += [(u, "a step's undo step") for s in phase.steps for u in s.undo or []]
-        undoing += [(s, "a rollback step") for s in self.rb.rollback]
+        undoing += [(s, "a rollback step") for s in self.rb.rollback.steps]
         while undoing:
             step, what = undoing.pop(0)
             if not step.undo:
@@ -241,7 +243,7 @@ class _Validator:
         for phase in self.rb.live_phases:
             self._walk(phase.steps, live)
             self._walk(phase.undo, set(live))
-        self._walk(self.rb.rollback, main)
+        self._walk(self.rb.rollback.steps, main)
         if self.rb.monitor is not None:  # probes run last: they see every step's outputs
             self._walk(self.rb.monitor.probes, set(main))
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from tminus.runbook.document import PathKey
 from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook
+from tminus.runbook.types import is_template
 
 Add = Callable[..., None]
 Closest = Callable[[str, list[str]], str | None]
@@ -40,9 +41,10 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | Non
         return
     base: PathKey = ("monitor",)
     channel_refs(mon.notify, (*base, "notify"))
-    if mon.interval <= 0:
+    templated = is_template(mon.interval) or is_template(mon.duration)  # compared once rendered
+    if not templated and mon.interval <= 0:
         add("monitor interval must be more than 0", (*base, "interval"), "e.g. interval: 15s")
-    if mon.interval > mon.duration:
+    if not templated and mon.interval > mon.duration:
         add(f"the interval ({mon.interval:g}s) is longer than the window ({mon.duration:g}s): no probe would run",
             (*base, "interval"), "shorten the interval or lengthen the duration")
     watched_problems(mon, base, add, closest=closest, channel_refs=channel_refs, watcher="monitor")
@@ -58,9 +60,9 @@ def _guard_problems(guard: GuardSpec, budget: float | None, base: PathKey, add: 
                     closest: Closest, channel_refs: Callable[[list[str], PathKey], None]) -> None:
     """A phase's guard: the monitor's probe and rule checks, and what a guard cannot do."""
     channel_refs(guard.notify, (*base, "notify"))
-    if guard.interval <= 0:
+    if not is_template(guard.interval) and guard.interval <= 0:
         add("guard interval must be more than 0", (*base, "interval"), "e.g. interval: 1s")
-    if guard.settle is not None and guard.settle < 0:
+    if guard.settle is not None and not is_template(guard.settle) and guard.settle < 0:
         add("guard settle cannot be negative", (*base, "settle"), "e.g. settle: 2s")
     watched_problems(guard, base, add, closest=closest, channel_refs=channel_refs, watcher="guard")
     for i, rule in enumerate(guard.rules):
@@ -74,7 +76,8 @@ def _guard_problems(guard: GuardSpec, budget: float | None, base: PathKey, add: 
                 "use for, consecutive, increase or error_rate; ratio rules belong to the monitor (monitor.baseline)")
         span = rule.for_ or (rule.error_rate.window if rule.error_rate else None) or \
             (rule.increase.window if rule.increase else None)
-        if warn is not None and budget is not None and span is not None and span > budget:
+        if warn is not None and budget is not None and span is not None and not is_template(span) \
+                and not is_template(budget) and span > budget:
             key = "for" if rule.for_ is not None else ("error_rate" if rule.error_rate else "increase")
             warn(f"rule '{rule.name}' needs {span:g}s of samples, longer than the phase's budget ({budget:g}s): "
                  "if the phase keeps to its budget the rule cannot fire", (*path, key),

@@ -1,6 +1,7 @@
 """Checks of the phases after the go decision (`after_go:`, `finalize:`) and of a step's declared
 `effect:`: names unique across every kind of phase (a rollback's undo section is `undo:NAME`),
-no step of `finalize` asking to roll back a live cutover, and no `effect: reversible` that nothing
+no step of `finalize` asking to roll back a live cutover, no `guard:` there (the monitor watches a
+live cutover), and no `effect: reversible` that nothing
 reverses.
 """
 
@@ -24,6 +25,13 @@ def phase_problems(runbook: Runbook, add: Add, where: Where) -> None:
                     "remove 'on_failure: rollback' (a failure stops the run, not finalized, and `tminus resume` "
                     "finishes it), or move the step into after_go: with on_failure: rollback on its phase")
         del pi
+    for field in ("after_go", "finalize"):
+        for i, phase in enumerate(getattr(runbook, field)):
+            if phase.guard is not None:
+                add(f"a guard watches a phase of phases: only; '{phase.name}' is in {field}:",
+                    (field, i, "guard"),
+                    "once the cutover is live, watch it with the monitor: window (its rules can roll back), "
+                    "or move the guarded steps into phases:")
     for owner, phase_undo in _owners(runbook):
         for step in owner:
             _reversible(step, phase_undo, add)
