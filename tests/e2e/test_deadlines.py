@@ -314,3 +314,55 @@ def test_a_pause_left_by_a_phase_that_fails_is_not_asked_on_the_undo_path(tmp_pa
     run_id = _last_run(tmp_path)
     (answer,) = _events(tmp_path, run_id, "deadline.answered")
     assert answer["data"]["outcome"] == "told" and "rolling back" in answer["data"]["reason"]
+
+
+def test_downtime_ends_in_an_after_go_phase_and_a_finalize_phase_has_its_deadline(tmp_path: Path) -> None:
+    """002: the outage lasts from maintenance on (a phase) to maintenance off (after the go)."""
+    write_runbook(tmp_path, """
+        name: dl
+        downtime: {from: maintenance_on, to: maintenance_off, deadline: 30s}
+        phases:
+          - name: before
+            steps: [{run: "sleep 0.5"}]
+          - name: window
+            steps:
+              - {id: maintenance_on, run: "true"}
+              - run: "sleep 0.5"
+        after_go:
+          - name: open up
+            steps:
+              - run: "sleep 0.5"
+              - {id: maintenance_off, run: "true"}
+        finalize:
+          - name: retire
+            deadline: 1s
+            steps: [{run: "sleep 1.5"}]
+    """)
+    proc = tminus("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_id = _last_run(tmp_path)
+    down = _deadline(tmp_path, run_id, "downtime")
+    # from maintenance_on's start to maintenance_off's end: the window's and the after_go's sleeps
+    assert down["state"] == "met" and 0.9 < down["actual"] < 5, down
+    retire = _deadline(tmp_path, run_id, "finalize:retire")
+    assert retire["state"] == "exceeded" and retire["actual"] >= 1.4, retire
+    assert [e["data"]["deadline"] for e in _events(tmp_path, run_id, "deadline.exceeded")] == ["finalize:retire"]
+    plan = run_json("plan", "runbook.yaml", cwd=tmp_path)[1]
+    assert {d["id"] for d in plan["deadlines"]} == {"downtime", "finalize:retire"}
+
+
+def test_a_downtime_naming_an_unknown_id_lists_every_kind_of_phase(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        name: dl
+        downtime: {from: maintenance_on, to: maintenance_of, deadline: 4h}
+        phases:
+          - name: window
+            steps: [{id: maintenance_on, run: "true"}]
+        after_go:
+          - name: open up
+            steps: [{id: maintenance_off, run: "true"}]
+    """)
+    proc = tminus("validate", "runbook.yaml", cwd=tmp_path)
+    assert proc.returncode == 78
+    assert "downtime to 'maintenance_of' is not the id of a phase" in proc.stderr
+    assert "maintenance_off" in proc.stderr  # the near miss, found in after_go

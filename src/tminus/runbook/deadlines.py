@@ -29,17 +29,29 @@ class DeadlineSpec:
                 "notify": list(self.notify), "start": list(self.start), "end": list(self.end)}
 
 
-def phase_section(phase: Phase) -> str:
+# Each list of phases, in the order a run meets them: its runbook key, its section kind, its words.
+PHASE_LISTS = (("phases", "phase", "phase"), ("after_go", "after-go", "after_go phase"),
+               ("finalize", "finalize", "finalize phase"))
+
+
+def every_phase(rb: Runbook) -> list[tuple[str, str, str, int, Phase]]:
+    """(runbook key, section kind, words, index, phase) of every phase, after_go and finalize included."""
+    return [(key, kind, words, i, p) for key, kind, words in PHASE_LISTS for i, p in enumerate(getattr(rb, key))]
+
+
+def phase_section(phase: Phase, kind: str = "phase") -> str:
     """The section id a phase runs under (engine/lifecycle.section_id spells it the same way)."""
-    return f"phase:{phase.name}"
+    return f"{kind}:{phase.name}"
 
 
 def endpoint(rb: Runbook, name: str) -> tuple[str, str] | None:
-    """A downtime's `from` or `to`: a phase (its id or name) or a step (its id) of the phases."""
-    for phase in rb.phases:
+    """A downtime's `from` or `to`: a phase (its id or name) or a step (its id) of any kind of phase
+    (the downtime of 002 ends when an after_go phase lifts maintenance mode)."""
+    phases = every_phase(rb)
+    for _key, kind, _words, _i, phase in phases:
         if name in (phase.id, phase.name):
-            return SECTION, phase_section(phase)
-    for phase in rb.phases:
+            return SECTION, phase_section(phase, kind)
+    for *_, phase in phases:
         for step in phase.steps:
             if step.id == name:
                 return STEP, step.key
@@ -55,11 +67,11 @@ def deadlines_of(rb: Runbook) -> list[DeadlineSpec]:
         if start is not None and end is not None:
             out.append(DeadlineSpec("downtime", f"the downtime (from {down.from_} to {down.to})", down.deadline,
                                     down.action, tuple(down.notify), start, end))
-    for phase in rb.phases:
+    for _key, kind, words, _i, phase in every_phase(rb):
         d = phase.deadline
         if d is not None:
-            sid = (SECTION, phase_section(phase))
-            out.append(DeadlineSpec(sid[1], f"phase '{phase.name}'", d.after, d.action, tuple(d.notify), sid, sid))
+            sid = (SECTION, phase_section(phase, kind))
+            out.append(DeadlineSpec(sid[1], f"{words} '{phase.name}'", d.after, d.action, tuple(d.notify), sid, sid))
     if rb.rollback.deadline is not None:
         mark = (ROLLBACK, "")
         out.append(DeadlineSpec("rollback", "the rollback", rb.rollback.deadline, rb.rollback.action,
@@ -67,4 +79,4 @@ def deadlines_of(rb: Runbook) -> list[DeadlineSpec]:
     return out
 
 
-__all__ = ["NOTIFY", "PAUSE", "ROLLBACK", "SECTION", "STEP", "DeadlineSpec", "deadlines_of", "endpoint"]
+__all__ = ["NOTIFY", "PAUSE", "ROLLBACK", "SECTION", "STEP", "DeadlineSpec", "deadlines_of", "endpoint", "every_phase"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tminus.runbook.deadlines import endpoint
+from tminus.runbook.deadlines import endpoint, every_phase, phase_section
 from tminus.runbook.document import PathKey
 from tminus.runbook.models import Runbook
 from tminus.runbook.types import is_template
@@ -23,9 +23,9 @@ def deadline_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str
         if not is_template(seconds) and seconds <= 0:
             add("a deadline of 0s is exceeded as soon as it starts", path, "give it a length, e.g. 30m")
 
-    for i, phase in enumerate(rb.phases):
+    for key, _kind, _words, i, phase in every_phase(rb):
         if phase.deadline is not None:
-            base: PathKey = ("phases", i, "deadline")
+            base: PathKey = (key, i, "deadline")
             positive(phase.deadline.after, (*base, "after"))
             channels(phase.deadline.notify, (*base, "notify"))
     back = rb.rollback
@@ -43,15 +43,17 @@ def deadline_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str
         return
     positive(down.deadline, ("downtime", "deadline"))
     channels(down.notify, ("downtime", "notify"))
-    names = [n for p in rb.phases for n in (p.id, p.name, *(s.id for s in p.steps)) if n]
+    phases = every_phase(rb)
+    names = [n for *_, p in phases for n in (p.id, p.name, *(s.id for s in p.steps)) if n]
     order = {mark: i for i, mark in enumerate(_marks(rb))}
-    ends = {("section", f"phase:{p.name}"): order[("step", p.steps[-1].key)] for p in rb.phases}
+    ends = {("section", phase_section(p, kind)): order[("step", p.steps[-1].key)] for _k, kind, _w, _i, p in phases}
     found = []
     for key, name in (("from", down.from_), ("to", down.to)):
         mark = endpoint(rb, name)
         if mark is None:
             near = closest(name, names)
-            add(f"downtime {key} '{name}' is not the id of a phase or of a phase's step", ("downtime", key),
+            add(f"downtime {key} '{name}' is not the id of a phase or of a phase's step "
+                "(phases, after_go or finalize)", ("downtime", key),
                 near or f"ids: {', '.join(names) or 'none (give a phase or a step an id)'}")
         found.append(mark)
     start, end = found
@@ -63,7 +65,7 @@ def deadline_problems(rb: Runbook, add: Add, *, closest: Callable[[str, list[str
 def _marks(rb: Runbook) -> list[tuple[str, str]]:
     """Every phase and phase step in the order a run meets them (a phase before its steps)."""
     out: list[tuple[str, str]] = []
-    for p in rb.phases:
-        out.append(("section", f"phase:{p.name}"))
+    for _key, kind, _words, _i, p in every_phase(rb):
+        out.append(("section", phase_section(p, kind)))
         out += [("step", s.key) for s in p.steps]
     return out
