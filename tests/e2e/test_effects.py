@@ -201,7 +201,7 @@ def test_resumed_rollback_executes_the_recorded_plan(tmp_path: Path) -> None:
     plan = started[0]["data"]["steps"]
     assert [(s["key"], s["section"], s["derived"]) for s in plan] == [
         ("phases[0].steps[1].undo[0]", "undo:p", False), ("phases[0].steps[0].undo[0]", "undo:p", False)]
-    assert plan[1]["step"] == {"run": {"command": "echo undo-a >> log", "shell": "/bin/sh", "env": {}},
+    assert plan[1]["step"] == {"run": {"command": "echo undo-a >> log", "shell": "/bin/sh", "env": {}, "output": "text"},
                                "after_rollback": True, "secret_output": False}
     # The runbook's undo is edited after the crash: the rollback goes on with what it planned.
     path = tmp_path / "runbook.yaml"
