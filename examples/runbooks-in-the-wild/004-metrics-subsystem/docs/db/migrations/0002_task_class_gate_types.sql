@@ -1,0 +1,1 @@
+ALTER TABLE tasks ADD COLUMN task_class text NOT NULL DEFAULT 'standard';
