@@ -6,8 +6,10 @@ behind. Brings it up before the runbook runs and down afterwards; the runbook it
 Everything lives in one state folder (default: state/ beside this file): nginx's conf, the include
 tminus owns (routing.conf), pid files, logs. Settings are kept in STATE/stack.json by `up`.
 
-    stack.py up --port 8480 --preview-port 8481 --blue-port 8401 --green-port 8402 [--release v1]
-                                         schema + table, nginx, and blue serving RELEASE
+    stack.py up [--port 8480 --preview-port 8481 --blue-port 8401 --green-port 8402] [--release v1]
+                                         schema + table, nginx, and blue serving RELEASE; writes
+                                         STATE/vars.json for `tminus ... --var-file`
+    (defaults from BG_PORT, BG_PREVIEW_PORT, BG_BLUE_PORT, BG_GREEN_PORT, BG_SCHEMA, DATABASE_URL)
     stack.py status                      what runs, and which release answers through nginx
     stack.py down                        stop every process it finds in the state folder, drop the schema
 
@@ -216,13 +218,14 @@ def cmd_down(state: Path, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--state", type=Path, default=Path(os.environ.get("BG_STATE", HERE / "state")))
+    parser.add_argument("--state", type=Path, default=HERE / "state",
+                        help="the state folder (default: state/ beside this file, where the runbook looks)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up")
-    up.add_argument("--port", type=int, default=8480)
-    up.add_argument("--preview-port", type=int, default=8481)
-    up.add_argument("--blue-port", type=int, default=8401)
-    up.add_argument("--green-port", type=int, default=8402)
+    up.add_argument("--port", type=int, default=int(os.environ.get("BG_PORT", 8480)))
+    up.add_argument("--preview-port", type=int, default=int(os.environ.get("BG_PREVIEW_PORT", 8481)))
+    up.add_argument("--blue-port", type=int, default=int(os.environ.get("BG_BLUE_PORT", 8401)))
+    up.add_argument("--green-port", type=int, default=int(os.environ.get("BG_GREEN_PORT", 8402)))
     up.add_argument("--release", default="v1")
     up.add_argument("--schema", default=os.environ.get("BG_SCHEMA", "bluegreen"))
     up.add_argument("--database-url", default=os.environ.get("DATABASE_URL",

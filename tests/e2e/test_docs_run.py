@@ -226,9 +226,26 @@ def _quickstart_sandbox(tmp: Path) -> Iterator[Sandbox]:
                 os.kill(int(pid.read_text().split()[0]), signal.SIGKILL)
 
 
+def _blue_green_sandbox(tmp: Path) -> Iterator[Sandbox]:
+    """A copy of examples/blue-green: nginx, gunicorn slots and its own schema on free ports (stack.py
+    reads BG_*), brought down at the end."""
+    if not os.access("/usr/sbin/nginx", os.X_OK):
+        pytest.skip("/usr/sbin/nginx is not installed (.ci/run installs it)")
+    target = tmp / "examples" / "blue-green"
+    shutil.copytree(ROOT / "examples" / "blue-green", target, ignore=shutil.ignore_patterns("state", "__pycache__"))
+    env = _sandbox_env(tmp)
+    env.update(BG_PORT=str(_free_port()), BG_PREVIEW_PORT=str(_free_port()), BG_BLUE_PORT=str(_free_port()),
+               BG_GREEN_PORT=str(_free_port()), BG_SCHEMA=f"bg_docs_{os.getpid()}_{_free_port()}")
+    try:
+        yield Sandbox(tmp, env)
+    finally:
+        subprocess.run([sys.executable, str(target / "stack.py"), "down"], env=env, capture_output=True, timeout=90)
+
+
 SANDBOXES: dict[str, Callable[[Path], Iterator[Sandbox]]] = {
     "README.md": _readme_sandbox,
     "docs/examples/quickstart.md": _quickstart_sandbox,
+    "docs/examples/blue-green.md": _blue_green_sandbox,
 }
 RUN_BLOCKS = [b for b in BLOCKS if b.marker == "run"]
 
@@ -271,6 +288,12 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     assert codes["validate runbook.yaml"] == 0 and codes["plan runbook.yaml"] == 0
     assert codes["run runbook.yaml"] == Exit.BLOCKED  # "any failing gate means nothing changes (exit 10)"
     assert codes["ledger verify"] == 0
+
+
+def test_blue_green_page_runs(tmp_path: Path) -> None:
+    box = _run_page("docs/examples/blue-green.md", tmp_path)
+    codes = [(c.words[1:3], p.returncode) for c, p in box.results if c.tminus_args is not None]
+    assert [code for words, code in codes if words[0] in ("run", "kill-switch")] == [0, Exit.ROLLED_BACK, 0], codes
 
 
 def test_quickstart_page_runs_and_its_samples_match(tmp_path: Path) -> None:
