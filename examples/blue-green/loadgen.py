@@ -63,18 +63,19 @@ class Load:
         for attempt in (1, 2):
             if conn is None:
                 conn, used = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout), False
+            current = conn
             try:
-                conn.request("GET", self.path)
-                resp = conn.getresponse()
+                current.request("GET", self.path)
+                resp = current.getresponse()
                 resp.read()
                 result = (resp.status, resp.getheader("X-Release"), resp.getheader("Retry-After"))
                 used = True
                 if resp.will_close:
-                    conn.close()
-                    conn = None
-                return conn, used, result
+                    current.close()
+                    return None, False, result
+                return current, used, result
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-                conn.close()
+                current.close()
                 conn = None
                 if used and attempt == 1:  # a stale keep-alive connection: once more, on a new one
                     with self.lock:
@@ -82,7 +83,7 @@ class Load:
                     continue
                 return None, False, (None, None, f"{type(exc).__name__}: {exc}")
             except OSError as exc:
-                conn.close()
+                current.close()
                 return None, False, (None, None, f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")
 
