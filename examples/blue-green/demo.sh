@@ -108,4 +108,15 @@ stack status
 say "The release ledger"
 "$TMINUS" releases "$RUNBOOK" -e local
 
+say "Failed requests seen by the load generator (connection errors and 5xx)"
+"$PY" - "$STATE" <<'EOF'
+import json
+import sys
+from pathlib import Path
+
+for name, what in (("v2", "v2 goes live"), ("v3", "v3 stopped at preview"), ("kill-switch", "kill switch to v1")):
+    s = json.loads((Path(sys.argv[1]) / f"load-{name}.json").read_text())
+    print(f"  {what:22} failed {s['failed']} of {s['total']}")
+EOF
+
 say "Done. Stopping nginx and both slots, dropping the schema. The runs: tminus history --runbook blue-green"

@@ -55,7 +55,8 @@ def test_the_runbook_validates_and_plans(tmp_path: Path) -> None:
     done = tminus("plan", runbook, "-e", "local", cwd=tmp_path, env={"TMINUS_LEDGER": f"sqlite:///{tmp_path}/l.db"})
     assert done.returncode == 0, done.stdout + done.stderr
     plan = " ".join(done.stdout.split())
-    for said in ("preview", "weights", "watch", "switch all traffic to green", "stop process blue", "Kill switch"):
+    for said in ("route the preview to green", "set weights", "watch the canary", "switch all traffic to green",
+                 "stop process blue", "kill switch"):
         assert said.lower() in plan.lower(), f"the plan does not mention {said!r}:\n{done.stdout}"
 
 
@@ -164,7 +165,7 @@ def test_v2_goes_live_under_load_without_a_failed_request_then_the_kill_switch_b
     assert summary["failed"] == 0, summary
     assert stack.get() == (200, "v1")
 
-    releases = stack.run("releases", stack.runbook, "-e", "local", "--json")
+    releases = tminus("releases", stack.runbook, "-e", "local", "--json", cwd=stack.root, env=stack.env)
     assert releases.returncode == 0, releases.stderr
     [local] = json.loads(releases.stdout)
     assert local["live"]["release"] == "v2"
