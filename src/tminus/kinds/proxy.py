@@ -63,15 +63,15 @@ def validate(c: ProxySpec) -> list[Refusal]:
                                "name one of `upstreams` (haproxy: `servers`), or add it there"))
 
     if c.action in ("switch",) and c.to is None:
-        out.append(Refusal("to", "switch needs 'to': the upstream that gets all traffic"))
+        out.append(Refusal("action", "switch needs 'to': the upstream that gets all traffic"))
     if c.action in ("switch", "preview"):
         check_name("to", c.to)
     if c.action == "drain":
         check_name("from", c.from_)
     if c.action == "maintenance" and c.maintenance is None:
-        out.append(Refusal("maintenance", "maintenance needs 'maintenance: true' (on) or 'false' (off)"))
+        out.append(Refusal("action", "maintenance needs 'maintenance: true' (on) or 'false' (off)"))
     if c.action == "restore" and c.state is None:
-        out.append(Refusal("state", "restore needs 'state': a routing state recorded before"))
+        out.append(Refusal("action", "restore needs 'state': a routing state recorded before"))
     if c.action == "weights":
         out += _weights(c, check_name)
     elif c.weights is not None:
@@ -100,7 +100,7 @@ def _field(name: str) -> str:
 
 def _weights(c: ProxySpec, check_name: Any) -> list[Refusal]:
     if not c.weights:
-        return [Refusal("weights", "weights needs 'weights': upstream -> weight, e.g. {blue: 90, green: 10}")]
+        return [Refusal("action", "weights needs 'weights': upstream -> weight, e.g. {blue: 90, green: 10}")]
     out: list[Refusal] = []
     total = 0
     for name, weight in c.weights.items():
