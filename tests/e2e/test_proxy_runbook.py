@@ -1,0 +1,115 @@
+"""The `proxy` kind in whole runs of the real `tminus` command, against a real nginx: a later failing
+step rolls the switch back through its derived undo (exit 11); tminus killed with SIGKILL during a
+switch, then resumed: nginx ends in one consistent state and the ledger says which."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.helpers import run_json, spawn, tminus
+from tests.servers.backend import Backend, backends
+from tests.servers.nginx import NGINX, Nginx, nginx
+
+pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason=f"{NGINX} is not installed")
+
+
+@pytest.fixture
+def blue_green(tmp_path: Path) -> Iterator[tuple[Nginx, dict[str, Backend]]]:
+    with backends("blue", "green") as b, nginx(tmp_path / "nginx", {n: [x.address] for n, x in b.items()},
+                                                "blue") as ng:
+        yield ng, b
+
+
+def _runbook(tmp_path: Path, ng: Nginx, *, then: list[dict[str, Any]] | None = None) -> None:
+    """The runbook as JSON (which is YAML): a switch to green, proven, then the steps `then`."""
+    spec = ng.spec(action="switch", to="green", prove={"url": ng.url, "requests": 10,
+                                                       "expect": ['header "X-Release" == "green"']})
+    steps = [{"id": "switch", "name": "send all traffic to green", "proxy": spec}, *(then or [])]
+    runbook = {"name": "blue-green", "phases": [{"name": "cutover", "steps": steps}]}
+    (tmp_path / "runbook.yaml").write_text(json.dumps(runbook, indent=2))
+
+
+def _release(ng: Nginx) -> str:
+    return str(httpx.get(ng.url, timeout=5).headers["x-release"])
+
+
+def _state(ng: Nginx) -> dict[str, Any]:
+    line = next(x for x in ng.config.read_text().splitlines() if x.startswith("# tminus-state: "))
+    return dict(json.loads(line.split(": ", 1)[1]))
+
+
+def _events(tmp_path: Path, run_id: str) -> list[dict[str, Any]]:
+    code, shown = run_json("show", run_id, cwd=tmp_path)
+    assert code == 0
+    return list(shown["events"])
+
+
+def _run_id(tmp_path: Path) -> str:
+    _code, history = run_json("history", cwd=tmp_path)
+    return str(history[0]["id"])
+
+
+def test_a_later_failure_restores_the_previous_routing(blue_green: Any, tmp_path: Path) -> None:
+    ng, _b = blue_green
+    _runbook(tmp_path, ng, then=[{"name": "a later step fails", "run": "exit 3"}])
+    code, result = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    assert code == 11, result
+    assert _release(ng) == "blue" and _state(ng)["weights"] == {"blue": 100, "green": 0}
+    events = _events(tmp_path, result["run_id"])
+    undo = [e for e in events if e["type"] == "step.finished" and e["step_key"].endswith(".undo[auto]")]
+    assert len(undo) == 1 and undo[0]["data"]["status"] == "ok", undo
+    assert undo[0]["data"]["evidence"]["after"]["weights"] == {"blue": 100, "green": 0}
+    assert undo[0]["data"]["evidence"]["proof"]["statuses"] == {"200": 10}
+
+
+@pytest.mark.parametrize("at", ["step.effect:1", "step.effect:2"])
+def test_killed_during_a_switch_resume_rollback_restores_blue(blue_green: Any, tmp_path: Path, at: str) -> None:
+    """step.effect:1: killed once the state before is recorded, before nginx changed; :2: once nginx
+    serves green, before the proof. Either way the rollback restores the recorded state."""
+    ng, _b = blue_green
+    _runbook(tmp_path, ng)
+    proc = spawn("run", "runbook.yaml", "--no-input", cwd=tmp_path, env={"TMINUS_TEST_CRASH_AT": at})
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    run_id = _run_id(tmp_path)
+    effects = [e for e in _events(tmp_path, run_id) if e["type"] == "step.effect"]
+    # the ledger says what the proxy was left serving
+    assert effects[0]["data"]["before"]["weights"] == {"blue": 100, "green": 0}
+    if at.endswith(":2"):
+        assert effects[1]["data"]["state"]["weights"] == {"blue": 0, "green": 100}
+        assert _release(ng) == "green"
+    else:
+        assert len(effects) == 1 and _release(ng) == "blue"
+    refused = tminus("resume", run_id, "--no-input", cwd=tmp_path)
+    assert refused.returncode == 15 and "--rollback" in refused.stderr  # it may have half-acted: the operator says
+    code, back = run_json("resume", run_id, "--no-input", "--rollback", "--reason", "abandon", cwd=tmp_path)
+    assert code == 11, back
+    assert _release(ng) == "blue" and _state(ng)["weights"] == {"blue": 100, "green": 0}
+    restored = [e for e in _events(tmp_path, run_id)
+                if e["type"] == "step.finished" and e["step_key"].endswith(".undo[auto]")]
+    assert restored[-1]["data"]["status"] == "ok"
+    assert restored[-1]["data"]["evidence"]["after"]["weights"] == {"blue": 100, "green": 0}
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
+
+
+def test_killed_during_a_switch_resume_retry_ends_on_green(blue_green: Any, tmp_path: Path) -> None:
+    ng, _b = blue_green
+    _runbook(tmp_path, ng)
+    proc = spawn("run", "runbook.yaml", "--no-input", cwd=tmp_path, env={"TMINUS_TEST_CRASH_AT": "step.effect:2"})
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    run_id = _run_id(tmp_path)
+    code, done = run_json("resume", run_id, "--no-input", "--retry", cwd=tmp_path)
+    assert code == 0, done
+    assert _release(ng) == "green" and _state(ng)["weights"] == {"blue": 0, "green": 100}
+    finished = [e for e in _events(tmp_path, run_id) if e["type"] == "step.finished"]
+    assert finished[-1]["data"]["status"] == "ok"
+    assert finished[-1]["data"]["evidence"]["proof"]["passed"] == 10
+    # the first execution's record of the state before stays the one an undo would restore
+    effects = [e for e in _events(tmp_path, run_id) if e["type"] == "step.effect"]
+    assert effects[0]["data"]["before"]["weights"] == {"blue": 100, "green": 0}
