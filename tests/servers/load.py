@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Answer:
-    at: float  # time.monotonic() when the answer arrived
+    at: float  # time.time() when the answer arrived (comparable with the ledger's timestamps)
     status: int | None  # None: the request failed
     release: str | None = None
     retry_after: str | None = None
     error: str | None = None
+    sent: float = 0.0  # time.time() when the request was first sent
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Load:
         conn: http.client.HTTPConnection | None = None
         used = False
         while self._take():
+            sent = time.time()
             for attempt in (1, 2):
                 if conn is None:
                     conn, used = http.client.HTTPConnection(self.host, self.port, timeout=10), False
@@ -91,7 +93,7 @@ class Load:
                     conn.request("GET", self.path)
                     response = conn.getresponse()
                     body = response.read()
-                    answer = Answer(time.monotonic(), response.status, response.getheader("X-Release"),
+                    answer = Answer(time.time(), response.status, response.getheader("X-Release"),
                                     response.getheader("Retry-After"))
                     if answer.release is None and response.status == 200:
                         answer.release = body.decode(errors="replace")
@@ -107,13 +109,14 @@ class Load:
                         with self._lock:
                             self.retries += 1
                         continue
-                    answer = Answer(time.monotonic(), None, error=f"{type(exc).__name__}: {exc}")
+                    answer = Answer(time.time(), None, error=f"{type(exc).__name__}: {exc}")
                     break
                 except OSError as exc:
                     conn.close()
                     conn = None
-                    answer = Answer(time.monotonic(), None, error=f"{type(exc).__name__}: {exc}")
+                    answer = Answer(time.time(), None, error=f"{type(exc).__name__}: {exc}")
                     break
+            answer.sent = sent
             with self._lock:
                 self.answers.append(answer)
         if conn is not None:
