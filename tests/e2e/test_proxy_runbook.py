@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.helpers import run_json, spawn, tminus
+from tests.helpers import run_json, spawn, tminus, wait_for
 from tests.servers.backend import Backend, backends
 from tests.servers.nginx import NGINX, Nginx, nginx
 
@@ -113,3 +113,33 @@ def test_killed_during_a_switch_resume_retry_ends_on_green(blue_green: Any, tmp_
     # the first execution's record of the state before stays the one an undo would restore
     effects = [e for e in _events(tmp_path, run_id) if e["type"] == "step.effect"]
     assert effects[0]["data"]["before"]["weights"] == {"blue": 100, "green": 0}
+
+
+def test_killed_between_writing_the_include_and_the_reload_resume_rollback_makes_it_consistent(
+        blue_green: Any, tmp_path: Path) -> None:
+    """The worst moment: the include says green, nginx still serves blue (tminus killed while `nginx -t`
+    ran). The ledger holds the state before and the target, and no `proxy_applied`: resume --rollback
+    writes and loads blue again, so the file and what nginx serves agree."""
+    ng, _b = blue_green
+    wrapper = tmp_path / "nginx-wrapper"
+    wrapper.write_text(f"#!/bin/sh\ntouch {tmp_path}/in-check\nwhile [ -e {tmp_path}/hold ]; do sleep 0.05; done\n"
+                       f'exec {NGINX} "$@"\n')
+    wrapper.chmod(0o755)
+    (tmp_path / "hold").touch()
+    spec = ng.spec(action="switch", to="green", nginx=str(wrapper), prove={"url": ng.url, "requests": 5})
+    runbook = {"name": "blue-green", "phases": [{"name": "cutover", "steps": [{"proxy": spec}]}]}
+    (tmp_path / "runbook.yaml").write_text(json.dumps(runbook))
+    proc = spawn("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "in-check").exists(), timeout=60)
+    os.kill(proc.pid, signal.SIGKILL)  # tminus only; its `nginx -t` goes on and ends once released
+    proc.wait(timeout=10)
+    (tmp_path / "hold").unlink()
+    assert _state(ng)["weights"] == {"blue": 0, "green": 100} and _release(ng) == "blue"  # they disagree
+    run_id = _run_id(tmp_path)
+    effects = [e["data"] for e in _events(tmp_path, run_id) if e["type"] == "step.effect"]
+    assert [e["effect"] for e in effects] == ["proxy_state"]  # asked for green, never confirmed
+    assert effects[0]["wanted"]["weights"] == {"blue": 0, "green": 100}
+    code, back = run_json("resume", run_id, "--no-input", "--rollback", "--reason", "killed mid-switch",
+                          cwd=tmp_path)
+    assert code == 11, back
+    assert _state(ng)["weights"] == {"blue": 100, "green": 0} and _release(ng) == "blue"  # they agree again

@@ -208,3 +208,22 @@ def test_derived_undo_restores_the_recorded_routing_and_proves_it(blue_green: An
     assert restored.evidence["after"] == {"weights": {"blue": 100, "green": 0}, "maintenance": False,
                                           "preview": None}
     assert _release(ng.url) == "blue"
+
+
+def test_a_reload_the_master_refuses_puts_the_previous_file_back(blue_green: Any, tmp_path: Path) -> None:
+    """`nginx -t` passes but the master cannot load it (a listen address in use): the step fails after
+    `reload_timeout`, the previous include is written and loaded again, blue still serves."""
+    import socket
+
+    ng, _b = blue_green
+    before = ng.config.read_text()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        obs = run_step({"proxy": ng.spec(action="switch", to="green", preview_listen=busy, reload_timeout="2s")},
+                       tmp_path)
+    assert obs.error is not None and "did not serve the new configuration within 2s" in obs.error, obs.error
+    assert ng.config.read_text() == before
+    assert _release(ng.url) == "blue"
+    assert "Address already in use" in ng.error_log()

@@ -16,7 +16,7 @@ from tminus.runbook.proxy_spec import DRIVER_FIELDS, REQUIRED_FIELDS, ProxySpec
 from tminus.runbook.roots import OutsideRoots, confine
 from tminus.templating.templater import has_template
 
-STATE = "proxy_state"  # the effect recorded before acting: {before, target}; the undo restores `before`
+STATE = "proxy_state"  # the effect recorded before acting: {before, wanted}; the undo restores `before`
 APPLIED = "proxy_applied"  # recorded once the proxy took the target: the ledger says what serves
 _PATHS = {"config": "the nginx include", "page": "the maintenance page", "template": "the template",
           "output": "the proxy configuration"}
@@ -187,7 +187,7 @@ def execute(config: ProxySpec, ctx: StepContext) -> Observation:
     except ValueError as exc:
         return Observation(error=str(exc), evidence=evidence)
     evidence["target"] = target.to_dict()
-    ctx.record_effect(STATE, before=before.to_dict(), target=target.to_dict(), driver=config.driver)
+    ctx.record_effect(STATE, before=before.to_dict(), wanted=target.to_dict(), driver=config.driver)
     try:
         evidence["applied"] = driver.apply(target)
     except ProxyError as exc:
