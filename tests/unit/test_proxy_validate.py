@@ -61,6 +61,12 @@ def test_refusals_point_at_the_line(tmp_path: Path, extra: str, line: int, said:
     assert f"runbook.yaml:{line}:" in text, text
 
 
+def test_files_outside_the_roots_are_refused(tmp_path: Path) -> None:
+    text = _problems(tmp_path, "action: maintenance\nmaintenance: true\npage: /srv/www/maintenance.html\n")
+    assert "the maintenance page '/srv/www/maintenance.html' is outside the folders" in text, text
+    assert "runbook.yaml:13:" in text and "roots:" in text
+
+
 def test_haproxy_needs_its_fields_and_names_upstreams_by_servers(tmp_path: Path) -> None:
     head = "name: proxy\nphases:\n  - name: p\n    steps:\n      - proxy:\n          driver: haproxy\n"
     text = _problems(tmp_path, "action: switch\nto: green\n", head)

@@ -87,7 +87,7 @@ class Driver:
         except ProxyError:
             return None
         inodes = socket_inodes(_children(master))
-        return established_to(addresses, inodes)
+        return None if inodes is None else established_to(addresses, inodes)
 
     # --- the steps of a change ------------------------------------------------------------------
 

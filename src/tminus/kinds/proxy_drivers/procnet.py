@@ -10,14 +10,17 @@ import struct
 _ESTABLISHED = "01"
 
 
-def socket_inodes(pids: list[int]) -> set[str]:
-    """The inodes of the sockets the processes hold open."""
+def socket_inodes(pids: list[int]) -> set[str] | None:
+    """The inodes of the sockets the processes hold open; None when we may not look (another user's
+    processes without root): a count would then be a guess."""
     out: set[str] = set()
     for pid in pids:
         folder = f"/proc/{pid}/fd"
         try:
             names = os.listdir(folder)
-        except OSError:
+        except PermissionError:
+            return None
+        except OSError:  # it ended meanwhile
             continue
         for name in names:
             try:
