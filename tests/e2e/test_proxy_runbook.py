@@ -143,3 +143,30 @@ def test_killed_between_writing_the_include_and_the_reload_resume_rollback_makes
                           cwd=tmp_path)
     assert code == 11, back
     assert _state(ng)["weights"] == {"blue": 100, "green": 0} and _release(ng) == "blue"  # they agree again
+
+
+def test_a_broken_green_stops_at_preview_and_users_never_see_it(blue_green: Any, tmp_path: Path) -> None:
+    """The preview's proof fails (green answers 500): the run rolls back (the preview route is
+    removed), and the load on the live site saw blue only, never an error."""
+    from tests.servers.load import Load
+
+    ng, b = blue_green
+    b["green"].status = 500
+    preview = ng.spec(action="preview", to="green", prove={"url": ng.preview_url, "requests": 10,
+                                                           "expect": ["status == 200"]})
+    switch = ng.spec(action="switch", to="green")
+    runbook = {"name": "blue-green", "phases": [{"name": "cutover", "steps": [
+        {"name": "preview green", "proxy": preview}, {"name": "switch", "proxy": switch}]}]}
+    (tmp_path / "runbook.yaml").write_text(json.dumps(runbook))
+    load = Load("127.0.0.1", ng.port, threads=4).start()
+    load.wait(200)
+    code, result = run_json("run", "runbook.yaml", "--no-input", cwd=tmp_path)
+    load.wait(len(load.answers) + 200)
+    load.stop()
+    assert code == 11, result
+    assert "10 of 10 requests" in result["reason"] and "status == 200" in result["reason"], result["reason"]
+    assert load.not_ok() == [] and {a.release for a in load.answers} == {"blue"}
+    assert _state(ng)["preview"] is None and _state(ng)["weights"] == {"blue": 100, "green": 0}
+    undo = [e for e in _events(tmp_path, result["run_id"])
+            if e["type"] == "step.finished" and e["step_key"].endswith(".undo[auto]")]
+    assert [u["data"]["status"] for u in undo] == ["ok"]

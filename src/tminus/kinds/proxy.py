@@ -131,9 +131,11 @@ def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
         return None
     data = config.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"weights", "to", "from_"})
     data.update(action="restore", state=before)
-    if config.prove is not None:  # the step's own expectations describe the new state, not the old one
-        data["prove"] = {**config.prove.model_dump(mode="json", exclude_none=True), "expect": None}
-        data["prove"].pop("expect")
+    if config.action == "preview":  # its proof went to the preview, where nothing may be routed any more
+        data.pop("prove", None)
+    elif config.prove is not None:  # the step's own expectations describe the new state, not the old one
+        data["prove"] = config.prove.model_dump(mode="json", exclude_none=True)
+        data["prove"].pop("expect", None)
     undo = Step.model_validate({"name": f"restore routing: {step.title}", "proxy": data, "timeout": step.timeout})
     undo._path = step.path
     undo._key = f"{step.key}{AUTO_UNDO}"
