@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import socket
 import threading
@@ -281,7 +282,7 @@ def test_a_refusal_part_way_restores_what_was_served(tmp_path: Path) -> None:
             drv.apply(RoutingState({"blue": 50, "green": 100}))
         message = str(refused.value)
         assert "refused 'set weight app/blue 50': Backend is using a static LB algorithm" in message
-        assert message.endswith("the previous state was restored (weights blue 100, green 0; maintenance off)")
+        assert message.endswith(". The previous state was restored (weights blue 100, green 0; maintenance off).")
         assert drv.read() == before
         assert {get(h)[1] for _ in range(10)} == {"blue"}
 
@@ -291,8 +292,10 @@ def test_socket_not_admin_level_says_so(tmp_path: Path) -> None:
                                                  level="operator") as h:
         drv = driver(h)
         assert drv.read().weights == {"blue": 100, "green": 0}
-        with pytest.raises(ProxyError, match=r"Permission denied.*level admin"):
+        with pytest.raises(ProxyError) as refused:
             drv.apply(RoutingState({"blue": 0, "green": 100}))
+        assert str(refused.value) == ("haproxy refused 'set weight app/green 100': Permission denied (the stats "
+                                      "socket needs `level admin`) Nothing was changed.")
 
 
 def test_socket_gone_is_a_clear_error(blue_green: tuple[Haproxy, dict[str, Backend]]) -> None:
@@ -339,3 +342,34 @@ def test_restoring_a_recorded_state_is_exact(blue_green: tuple[Haproxy, dict[str
     assert drv.read() == recorded
     assert "already serving" in drv.apply(recorded)
     assert {get(h, headers={PREVIEW_HEADER: "1"})[1] for _ in range(10)} == {"blue"}
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "proxy-haproxy.md"
+
+
+def documented_config(h: Haproxy) -> str:
+    """docs/proxy-haproxy.md's haproxy.cfg, with this test's socket, files, port and backends."""
+    found = re.search(r"```text\n(global\n.*?)```", DOC.read_text(), re.S)
+    assert found, "docs/proxy-haproxy.md: the haproxy.cfg block is gone"
+    text = found.group(1)
+    for documented, here in {"/run/haproxy/admin.sock": h.socket, "/etc/haproxy/tminus.map": h.map,
+                             "/etc/haproxy/maintenance.html": str(h.page), "bind :80": f"bind 127.0.0.1:{h.port}",
+                             "127.0.0.1:8001": h.upstreams["blue"], "127.0.0.1:8002": h.upstreams["green"]}.items():
+        assert documented in text, documented
+        text = text.replace(documented, here)
+    return text
+
+
+def test_the_documented_config_works(tmp_path: Path) -> None:
+    with backends("blue", "green") as b, haproxy(tmp_path, {n: x.address for n, x in b.items()},
+                                                 render=documented_config) as h:
+        drv = driver(h)
+        assert drv.read() == RoutingState({"blue": 100, "green": 0})
+        drv.apply(RoutingState({"blue": 100, "green": 0}, preview="green"))
+        assert {get(h, headers={PREVIEW_HEADER: "1"})[1] for _ in range(10)} == {"green"}
+        drv.apply(RoutingState({"blue": 0, "green": 100}, maintenance=True, preview="green"))
+        status, _, body = get(h)
+        assert (status, body) == (503, PAGE.encode())
+        assert get(h, "/healthz")[:2] == (200, "green")
+        drv.apply(RoutingState({"blue": 0, "green": 100}))
+        assert {get(h)[1] for _ in range(10)} == {"green"}

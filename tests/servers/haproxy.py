@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,7 +32,8 @@ def free_port() -> int:
 
 class Haproxy:
     def __init__(self, folder: Path, upstreams: dict[str, str], *, tcp_socket: bool = False,
-                 balance: str = "roundrobin", level: str = "admin", weights: dict[str, int] | None = None) -> None:
+                 balance: str = "roundrobin", level: str = "admin", weights: dict[str, int] | None = None,
+                 render: Callable[[Haproxy], str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.upstreams = upstreams  # upstream name (= server name) -> 127.0.0.1:port
@@ -44,6 +45,7 @@ class Haproxy:
         self.tcp_port = free_port() if tcp_socket else None
         self.balance = balance
         self.level = level
+        self.render = render  # another haproxy.cfg (e.g. the documented one), given this proxy's paths and port
         first = next(iter(upstreams))  # the weights in haproxy.cfg: the first upstream live by default
         self.weights = weights or {name: 100 if name == first else 0 for name in upstreams}
         self.port = 0
@@ -66,6 +68,9 @@ class Haproxy:
         maintenance = (f'http-request return status 503 content-type "text/html; charset=utf-8" file {self.page} '
                        f"hdr Retry-After {RETRY_AFTER} if tminus_maintenance !tminus_exempt")
         tcp = f"  stats socket ipv4@127.0.0.1:{self.tcp_port} level admin\n" if self.tcp_port else ""
+        if self.render:
+            self.config.write_text(self.render(self))
+            return
         self.config.write_text(f"""global
   stats socket {self.socket} level {self.level} mode 600
 {tcp}  stats timeout 10s

@@ -178,13 +178,13 @@ class Driver:
     def _restore(self, before: RoutingState, done: int) -> str:
         """After a refusal part-way, put back what was served before (best effort, said either way)."""
         if done == 0:
-            return "; nothing was changed"
+            return " Nothing was changed."
         try:
             for command in self._plan(before, self._rows(), self._map()):
                 self.api.set(command)
         except ProxyError as exc:
-            return f"; {done} command(s) had taken effect and restoring the previous state failed: {exc}"
-        return f"; the previous state was restored ({_describe(before)})"
+            return f" {done} command(s) had taken effect; restoring the previous state failed: {exc}"
+        return f" The previous state was restored ({_describe(before)})."
 
     # -- draining ------------------------------------------------------------------------------
 
