@@ -373,3 +373,18 @@ def test_the_documented_config_works(tmp_path: Path) -> None:
         assert get(h, "/healthz")[:2] == (200, "green")
         drv.apply(RoutingState({"blue": 0, "green": 100}))
         assert {get(h)[1] for _ in range(10)} == {"green"}
+
+
+def test_apply_converges_from_a_switch_cut_short(blue_green: tuple[Haproxy, dict[str, Backend]]) -> None:
+    # tminus killed after the first runtime command of a switch: green already up, blue not yet drained.
+    h, _ = blue_green
+    drv = driver(h)
+    before = drv.read()
+    target = RoutingState({"blue": 0, "green": 100})
+    first = drv._plan(target, drv._rows(), drv._map())[0]
+    drv.api.set(first)
+    assert drv.read() == RoutingState({"blue": 100, "green": 100})  # both serve: no request fails meanwhile
+    assert "1 runtime commands" in drv.apply(target)  # resume: only what is left is done
+    assert drv.read() == target
+    drv.apply(before)  # and the undo restores what was recorded before the cut-short step
+    assert drv.read() == before

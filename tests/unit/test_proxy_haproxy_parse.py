@@ -156,3 +156,18 @@ def test_socket_addresses(tmp_path: Path) -> None:
     tcp = Runtime("ipv4@127.0.0.1:9999", tmp_path, 1)
     assert (tcp._family, tcp._tcp) == (socket.AF_INET, ("127.0.0.1", 9999))
     assert Runtime("ipv6@[::1]:9999", tmp_path, 1)._tcp == ("::1", 9999)
+
+
+@pytest.mark.parametrize(("fields", "message"), [({"socket": None}, "`socket` is missing"),
+                                                 ({"backend": ""}, "`backend` is missing"),
+                                                 ({"servers": None}, "`servers` is empty")])
+def test_the_fields_one_model_leaves_optional_are_required_here(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ProxyError, match=message):
+        driver(**fields)
+
+
+def test_only_on_is_maintenance_as_the_acl_matches() -> None:
+    drv = driver()
+    assert drv._state(ROWS, {"maintenance": "on"}).maintenance is True
+    assert drv._state(ROWS, {"maintenance": "1"}).maintenance is False
+    assert drv._state(ROWS, {}).maintenance is False

@@ -32,26 +32,32 @@ from tminus.kinds.proxy_drivers.haproxy_api import (
 )
 
 MAX_WEIGHT = 256  # HAProxy's largest server weight
-ON_VALUES = {"on", "1", "true", "yes"}
+ON = "on"  # the value the documented ACL matches (`-m str on`); anything else is off
 
 
 class HaproxyConfig(Protocol):
-    """The fields of the rendered `proxy:` spec this driver reads. Optional ones (read with a
-    default when the model lacks them): `preview_backend: str | None = None`, `maintenance_map:
-    str | None = None`, `maintenance_key: str = "maintenance"`, `socket_timeout: duration = 5s`."""
+    """The fields of the rendered `proxy:` spec this driver reads. One model serves every driver, so
+    the three it needs may be None there (refused here with the field's name). Optional ones, read
+    with a default when the model lacks them: `preview_backend: str | None = None`,
+    `maintenance_map: str | None = None`, `maintenance_key: str = "maintenance"`, `socket_timeout:
+    duration = 5s`."""
 
     @property
-    def socket(self) -> str: ...
+    def socket(self) -> str | None: ...
 
     @property
-    def backend(self) -> str: ...
+    def backend(self) -> str | None: ...
 
     @property
-    def servers(self) -> Mapping[str, str | Sequence[str]]: ...
+    def servers(self) -> Mapping[str, str | Sequence[str]] | None: ...
 
 
 class Driver:
     def __init__(self, spec: HaproxyConfig, base_dir: Path) -> None:
+        if not spec.socket:
+            raise ProxyError("haproxy: `socket` is missing: the stats socket's path (or ipv4@HOST:PORT)")
+        if not spec.backend:
+            raise ProxyError("haproxy: `backend` is missing: the backend whose servers carry the upstreams")
         if not spec.servers:
             raise ProxyError("haproxy: `servers` is empty; map each upstream to its server name(s) in the backend")
         self.backend = check_name("backend", spec.backend)
@@ -93,7 +99,7 @@ class Driver:
         return parse_map(self.api.command(f"show map {self.maintenance_map}"), self.maintenance_map)
 
     def _state(self, rows: dict[tuple[str, str], ServerRow], entries: dict[str, str]) -> RoutingState:
-        maintenance = entries.get(self.maintenance_key, "off").lower() in ON_VALUES
+        maintenance = entries.get(self.maintenance_key) == ON
         weights = {u: round(sum(rows[(self.backend, n)].effective_weight for n in names) / self.scale)
                    for u, names in self.servers.items()}
         preview = None
@@ -148,7 +154,7 @@ class Driver:
                         maint.append(f"set server {ref} state maint")
         toggle: list[str] = []
         if state.maintenance != maintenance and self.maintenance_map:
-            value = "on" if state.maintenance else "off"
+            value = ON if state.maintenance else "off"
             verb = "set" if self.maintenance_key in entries else "add"
             toggle.append(f"{verb} map {self.maintenance_map} {self.maintenance_key} {value}")
         # Maintenance on first (nothing below is seen by users), off last (everything is in place).
