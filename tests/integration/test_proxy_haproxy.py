@@ -295,7 +295,7 @@ def test_socket_not_admin_level_says_so(tmp_path: Path) -> None:
         with pytest.raises(ProxyError) as refused:
             drv.apply(RoutingState({"blue": 0, "green": 100}))
         assert str(refused.value) == ("haproxy refused 'set weight app/green 100': Permission denied (the stats "
-                                      "socket needs `level admin`) Nothing was changed.")
+                                      "socket needs `level admin`). Nothing was changed.")
 
 
 def test_socket_gone_is_a_clear_error(blue_green: tuple[Haproxy, dict[str, Backend]]) -> None:
@@ -388,3 +388,15 @@ def test_apply_converges_from_a_switch_cut_short(blue_green: tuple[Haproxy, dict
     assert drv.read() == target
     drv.apply(before)  # and the undo restores what was recorded before the cut-short step
     assert drv.read() == before
+
+
+def test_no_traffic_is_sent_to_an_upstream_haproxy_marks_down(tmp_path: Path) -> None:
+    with backends("blue", "green") as b, haproxy(tmp_path, {n: x.address for n, x in b.items()}, check=True) as h:
+        drv = driver(h)
+        b["green"].stop()
+        wait_for(lambda: drv._rows()[("app", "green")].down, timeout=30)
+        with pytest.raises(ProxyError, match=r"upstream 'green' has no server up: app/green DOWN by the health check"):
+            drv.apply(RoutingState({"blue": 0, "green": 100}))
+        assert drv.read() == RoutingState({"blue": 100, "green": 0})
+        assert {get(h)[1] for _ in range(10)} == {"blue"}
+        drv.apply(RoutingState({"blue": 100, "green": 0}, maintenance=True))  # what does not route there still works

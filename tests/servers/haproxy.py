@@ -33,7 +33,7 @@ def free_port() -> int:
 class Haproxy:
     def __init__(self, folder: Path, upstreams: dict[str, str], *, tcp_socket: bool = False,
                  balance: str = "roundrobin", level: str = "admin", weights: dict[str, int] | None = None,
-                 render: Callable[[Haproxy], str] | None = None) -> None:
+                 render: Callable[[Haproxy], str] | None = None, check: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.upstreams = upstreams  # upstream name (= server name) -> 127.0.0.1:port
@@ -45,6 +45,7 @@ class Haproxy:
         self.tcp_port = free_port() if tcp_socket else None
         self.balance = balance
         self.level = level
+        self.check = " check inter 100ms fall 1 rise 1" if check else ""  # health checks on `app`'s servers
         self.render = render  # another haproxy.cfg (e.g. the documented one), given this proxy's paths and port
         first = next(iter(upstreams))  # the weights in haproxy.cfg: the first upstream live by default
         self.weights = weights or {name: 100 if name == first else 0 for name in upstreams}
@@ -62,7 +63,7 @@ class Haproxy:
     def _write(self) -> None:
         Path(self.map).write_text("maintenance off\n")
         self.page.write_text(PAGE)
-        servers = "\n".join(f"  server {name} {addr} weight {self.weights[name]}"
+        servers = "\n".join(f"  server {name} {addr} weight {self.weights[name]}{self.check}"
                             for name, addr in self.upstreams.items())
         preview = "\n".join(f"  server {name} {addr} disabled" for name, addr in self.upstreams.items())
         maintenance = (f'http-request return status 503 content-type "text/html; charset=utf-8" file {self.page} '

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -171,3 +171,16 @@ def test_only_on_is_maintenance_as_the_acl_matches() -> None:
     assert drv._state(ROWS, {"maintenance": "on"}).maintenance is True
     assert drv._state(ROWS, {"maintenance": "1"}).maintenance is False
     assert drv._state(ROWS, {}).maintenance is False
+
+
+def test_an_upstream_whose_servers_are_all_down_gets_no_traffic() -> None:
+    drv = driver()
+    down = {**ROWS, ("app", "green1"): replace(ROWS[("app", "green1")], op_state=0)}
+    with pytest.raises(ProxyError, match=r"upstream 'green' has no server up: app/green1 DOWN by the health check"):
+        drv._plan(RoutingState({"blue": 0, "green": 100}), down, {})
+    assert drv._plan(RoutingState({"blue": 100, "green": 0}), down, {"maintenance": "off"}) == [
+        "set server app_preview/green1 state maint"]  # nothing routed to green: allowed
+    one_up = {**down, ("app", "blue2"): replace(ROWS[("app", "blue2")], op_state=0)}
+    assert drv._plan(RoutingState({"blue": 50, "green": 0}), one_up, {"maintenance": "off"})[0].startswith("set weight")
+    maint = {**ROWS, ("app", "green1"): replace(ROWS[("app", "green1")], op_state=0, admin_state=1)}
+    assert not maint[("app", "green1")].down  # in maintenance, checks stop: not known to be down

@@ -133,6 +133,12 @@ class Driver:
             if weight < 0 or per_server > MAX_WEIGHT:
                 raise ProxyError(f"haproxy: weight {weight} for {upstream!r} is out of range: HAProxy server "
                                  f"weights are 0..{MAX_WEIGHT} (here {weight} becomes {per_server} per server)")
+            current = [rows[(self.backend, n)] for n in names]
+            changes = any(r.effective_weight != per_server for r in current)
+            if per_server > 0 and changes and all(r.down for r in current):
+                # HAProxy would route nothing there: with the others drained, users would get 503s.
+                raise ProxyError(f"haproxy: upstream {upstream!r} has no server up: "
+                                 f"{', '.join(f'{r.backend}/{r.name}' for r in current)} DOWN by the health check")
             for name in names:
                 row, ref = rows[(self.backend, name)], f"{self.backend}/{name}"
                 if per_server == 0 and row.effective_weight > 0:
@@ -162,9 +168,12 @@ class Driver:
         return toggle + routing if state.maintenance else routing + toggle
 
     def apply(self, state: RoutingState) -> str:
-        rows, entries = self._rows(), self._map()
-        before = self._state(rows, entries)
-        commands = self._plan(state, rows, entries)
+        try:
+            rows, entries = self._rows(), self._map()
+            before = self._state(rows, entries)
+            commands = self._plan(state, rows, entries)
+        except ProxyError as exc:
+            raise ProxyError(_sentence(str(exc)) + " Nothing was changed.") from exc
         done = 0
         try:
             for command in commands:
@@ -206,6 +215,10 @@ class Driver:
                 seen = True
                 total += int(row.get("scur") or 0)
         return total if seen else None
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _routed(row: ServerRow) -> bool:

@@ -62,6 +62,11 @@ class ServerRow:
         return bool(self.admin_state & DRAIN_BITS)
 
     @property
+    def down(self) -> bool:
+        """Marked down by its health check (in maintenance, checks stop: not known, not down)."""
+        return not self.maint and self.op_state == 0
+
+    @property
     def effective_weight(self) -> int:
         """The weight new traffic sees: 0 in maintenance or drain, else the weight set."""
         return 0 if self.maint or self.drain else self.uweight
@@ -175,5 +180,5 @@ class Runtime:
         """A command that changes something: any answer but an empty line is HAProxy refusing."""
         answer = self.command(line).strip()
         if answer:
-            hint = " (the stats socket needs `level admin`)" if "Permission denied" in answer else ""
+            hint = " (the stats socket needs `level admin`)." if "Permission denied" in answer else ""
             raise ProxyError(f"haproxy refused {line!r}: {answer}{hint}")
