@@ -114,11 +114,20 @@ backend app_preview
         raise RuntimeError(f"HAProxy did not start; its log:\n{self.log.read_text()}")
 
     def _serving(self) -> bool:
+        """The frontend accepts and the stats socket answers (its file appears at bind, before listen)."""
         if not os.path.exists(self.socket):
             return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
+                pass
+            with socket.socket(socket.AF_UNIX) as cli:
+                cli.settimeout(2)
+                cli.connect(self.socket)
+                cli.sendall(b"show info\n")
+                answer = b""
+                while chunk := cli.recv(65536):
+                    answer += chunk
+            return b"Name: HAProxy" in answer
         except OSError:
             return False
 
