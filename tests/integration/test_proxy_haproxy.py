@@ -400,3 +400,14 @@ def test_no_traffic_is_sent_to_an_upstream_haproxy_marks_down(tmp_path: Path) ->
         assert drv.read() == RoutingState({"blue": 100, "green": 0})
         assert {get(h)[1] for _ in range(10)} == {"blue"}
         drv.apply(RoutingState({"blue": 100, "green": 0}, maintenance=True))  # what does not route there still works
+
+
+def test_maintenance_key_missing_from_the_map_is_added(tmp_path: Path) -> None:
+    with backends("blue", "green") as b, haproxy(tmp_path, {n: x.address for n, x in b.items()}, map_text="") as h:
+        drv = driver(h)
+        assert drv.read().maintenance is False
+        drv.apply(RoutingState({"blue": 100, "green": 0}, maintenance=True))
+        assert get(h)[0] == 503
+        drv.apply(RoutingState({"blue": 100, "green": 0}, maintenance=False))
+        assert get(h)[:2] == (200, "blue")
+        assert drv.read().maintenance is False

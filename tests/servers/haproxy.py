@@ -33,7 +33,8 @@ def free_port() -> int:
 class Haproxy:
     def __init__(self, folder: Path, upstreams: dict[str, str], *, tcp_socket: bool = False,
                  balance: str = "roundrobin", level: str = "admin", weights: dict[str, int] | None = None,
-                 render: Callable[[Haproxy], str] | None = None, check: bool = False) -> None:
+                 render: Callable[[Haproxy], str] | None = None, check: bool = False,
+                 map_text: str = "maintenance off\n") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.upstreams = upstreams  # upstream name (= server name) -> 127.0.0.1:port
@@ -45,6 +46,7 @@ class Haproxy:
         self.tcp_port = free_port() if tcp_socket else None
         self.balance = balance
         self.level = level
+        self.map_text = map_text
         self.check = " check inter 100ms fall 1 rise 1" if check else ""  # health checks on `app`'s servers
         self.render = render  # another haproxy.cfg (e.g. the documented one), given this proxy's paths and port
         first = next(iter(upstreams))  # the weights in haproxy.cfg: the first upstream live by default
@@ -61,7 +63,7 @@ class Haproxy:
         return f"ipv4@127.0.0.1:{self.tcp_port}"
 
     def _write(self) -> None:
-        Path(self.map).write_text("maintenance off\n")
+        Path(self.map).write_text(self.map_text)
         self.page.write_text(PAGE)
         servers = "\n".join(f"  server {name} {addr} weight {self.weights[name]}{self.check}"
                             for name, addr in self.upstreams.items())
