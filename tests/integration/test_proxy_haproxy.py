@@ -411,3 +411,27 @@ def test_maintenance_key_missing_from_the_map_is_added(tmp_path: Path) -> None:
         drv.apply(RoutingState({"blue": 100, "green": 0}, maintenance=False))
         assert get(h)[:2] == (200, "blue")
         assert drv.read().maintenance is False
+
+
+def test_haproxy_accepting_but_not_serving_the_state_is_an_error(tmp_path: Path) -> None:
+    # app/green tracks app_preview/green (disabled): HAProxy takes `ready`, yet green inherits maintenance.
+    def tracking(h: Haproxy) -> str:
+        live, tracked = f"server green {h.upstreams['green']} weight 0", f"server green {h.upstreams['green']} disabled"
+        config = h.default_config()
+        assert live in config and tracked in config
+        return config.replace(live, live + " track app_preview/green").replace(tracked, tracked + " check")
+
+    with backends("blue", "green") as b, haproxy(tmp_path, {n: x.address for n, x in b.items()},
+                                                 render=tracking) as h:
+        drv = driver(h)
+        with pytest.raises(ProxyError) as wrong:
+            drv.apply(RoutingState({"blue": 0, "green": 100}))
+        message = str(wrong.value)
+        assert "asked for {'weights': {'blue': 0, 'green': 100}" in message
+        assert "HAProxy reports {'weights': {'blue': 0, 'green': 0}" in message
+        assert message.endswith("The previous state was restored (weights blue 100, green 0; maintenance off).")
+        assert drv.read() == RoutingState({"blue": 100, "green": 0})
+        assert {get(h)[1] for _ in range(10)} == {"blue"}
+        assert drv._rows()[("app", "green")].held_at_zero  # drained: green stays out if what it tracks comes back
+        drv.api.set("set server app_preview/green state ready")
+        assert {get(h)[1] for _ in range(10)} == {"blue"}

@@ -65,16 +65,16 @@ class Haproxy:
     def _write(self) -> None:
         Path(self.map).write_text(self.map_text)
         self.page.write_text(PAGE)
+        self.config.write_text(self.render(self) if self.render else self.default_config())
+
+    def default_config(self) -> str:
         servers = "\n".join(f"  server {name} {addr} weight {self.weights[name]}{self.check}"
                             for name, addr in self.upstreams.items())
         preview = "\n".join(f"  server {name} {addr} disabled" for name, addr in self.upstreams.items())
         maintenance = (f'http-request return status 503 content-type "text/html; charset=utf-8" file {self.page} '
                        f"hdr Retry-After {RETRY_AFTER} if tminus_maintenance !tminus_exempt")
         tcp = f"  stats socket ipv4@127.0.0.1:{self.tcp_port} level admin\n" if self.tcp_port else ""
-        if self.render:
-            self.config.write_text(self.render(self))
-            return
-        self.config.write_text(f"""global
+        return f"""global
   stats socket {self.socket} level {self.level} mode 600
 {tcp}  stats timeout 10s
 
@@ -99,7 +99,7 @@ backend app
 
 backend app_preview
 {preview}
-""")
+"""
 
     def start(self, timeout: float = 20.0) -> Haproxy:
         for _attempt in range(3):  # a free port can be taken between choosing it and HAProxy's bind

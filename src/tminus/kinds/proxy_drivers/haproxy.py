@@ -141,7 +141,7 @@ class Driver:
                                  f"{', '.join(f'{r.backend}/{r.name}' for r in current)} DOWN by the health check")
             for name in names:
                 row, ref = rows[(self.backend, name)], f"{self.backend}/{name}"
-                if per_server == 0 and row.effective_weight > 0:
+                if per_server == 0 and not row.held_at_zero:
                     losing.append(f"set server {ref} state drain")
                 elif per_server > 0 and row.effective_weight != per_server:
                     commands = [f"set weight {ref} {per_server}"]
@@ -180,12 +180,12 @@ class Driver:
                 self.api.set(command)
                 done += 1
         except ProxyError as exc:
-            raise ProxyError(f"{exc}{self._restore(before, done)}") from exc
+            raise ProxyError(_sentence(str(exc)) + self._restore(before, done)) from exc
         after = self.read()
         asked = RoutingState({**after.weights, **state.weights}, state.maintenance, state.preview)
         if after != asked:
-            raise ProxyError(f"haproxy: asked for {asked.to_dict()} but HAProxy reports {after.to_dict()}"
-                             f"{self._restore(before, done)}")
+            raise ProxyError(f"haproxy: asked for {asked.to_dict()} but HAProxy reports {after.to_dict()}."
+                             + self._restore(before, done))
         if not commands:
             return f"haproxy {self.api.display}: already serving {_describe(after)}"
         return f"haproxy {self.api.display}: {_describe(after)} ({len(commands)} runtime commands, no reload)"

@@ -23,8 +23,9 @@ from tminus.kinds.proxy_drivers.base import ProxyError
 # `srv_admin_state` bits (HAProxy's enum srv_admin, SRV_ADMF_MAINT/DRAIN): forced, inherited or DNS
 # maintenance; forced or inherited drain. 0x04 only remembers that the config said `disabled` (it
 # stays set once the server is made ready) and 0x40 that the FQDN was set at runtime.
-MAINT_BITS = 0x01 | 0x02 | 0x20
-DRAIN_BITS = 0x08 | 0x10
+FORCED_MAINT, FORCED_DRAIN = 0x01, 0x08
+MAINT_BITS = FORCED_MAINT | 0x02 | 0x20
+DRAIN_BITS = FORCED_DRAIN | 0x10
 
 # What HAProxy accepts as a proxy or server name (and nothing the CLI would split on: `;`, spaces).
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -60,6 +61,12 @@ class ServerRow:
     @property
     def drain(self) -> bool:
         return bool(self.admin_state & DRAIN_BITS)
+
+    @property
+    def held_at_zero(self) -> bool:
+        """Kept from new traffic by tminus's own means (forced drain or maintenance, or weight 0), not
+        only by a state it inherits (tracking, DNS), which can end without anyone asking."""
+        return bool(self.admin_state & (FORCED_MAINT | FORCED_DRAIN)) or self.uweight == 0
 
     @property
     def down(self) -> bool:
