@@ -49,6 +49,11 @@ def validate(c: ProxySpec) -> list[Refusal]:
             if driver != c.driver and _field(name) in given:
                 out.append(Refusal(name, f"'{name}' is for driver {driver}, this step's driver is {c.driver}",
                                    f"remove it, or set driver: {driver}"))
+    if c.driver == "haproxy":  # HAProxy's maintenance answer is its haproxy.cfg's (docs/proxy-haproxy.md)
+        for name in ("page", "retry_after", "exempt"):
+            if name in given:
+                out.append(Refusal(name, f"'{name}' is set in haproxy.cfg for driver haproxy, not per step",
+                                   "see docs/proxy-haproxy.md for the maintenance config; remove it here"))
     for name in REQUIRED_FIELDS[c.driver]:
         if not getattr(c, _field(name)):
             out.append(Refusal(name, f"driver {c.driver} needs '{name}'", _HINTS.get(name)))

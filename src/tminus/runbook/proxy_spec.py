@@ -78,6 +78,12 @@ class ProxySpec(Spec):
     backend: str | None = Field(None, description="haproxy: the backend holding the servers.")
     servers: dict[str, str | list[str]] | None = Field(None, description=(
         "haproxy: upstream name -> its server name(s) in `backend`, e.g. {blue: b1, green: g1}."))
+    preview_backend: str | None = Field(None, description=(
+        "haproxy: a backend with the same server names that the preview route (a header, a listener) uses."))
+    maintenance_map: str | None = Field(None, description=(
+        "haproxy: the map file, exactly as haproxy.cfg names it, whose key turns maintenance on."))
+    maintenance_key: str = Field("maintenance", description="haproxy: the key in `maintenance_map`.")
+    socket_timeout: Duration = Field(5.0, description="haproxy: how long one command on the socket may take.")
     # generic
     template: str | None = Field(None, description="generic: a Jinja2 template of the proxy's configuration.")
     output: str | None = Field(None, description="generic: where the rendered configuration is written.")
