@@ -294,6 +294,12 @@ def test_blue_green_page_runs(tmp_path: Path) -> None:
     box = _run_page("docs/examples/blue-green.md", tmp_path)
     codes = [(c.words[1:3], p.returncode) for c, p in box.results if c.tminus_args is not None]
     assert [code for words, code in codes if words[0] in ("run", "kill-switch")] == [0, Exit.ROLLED_BACK, 0], codes
+    # The page's sample of v3's failure: the position and the proof's words are what tminus prints.
+    v3 = next(p.stdout + p.stderr for c, p in box.results if "release=v3" in c.words)
+    sample = next(b.body for b in BLOCKS if b.page.name == "blue-green.md" and b.lang == "text" and "✗" in b.body)
+    shown = re.search(r"(examples/blue-green/runbook\.yaml:\d+:\d+: 20 of 20 requests to )http", sample)
+    assert shown and shown.group(1) in v3, f"docs/examples/blue-green.md: tminus prints\n{v3[-3000:]}"
+    assert "expected 200, got 500" in v3
 
 
 def test_quickstart_page_runs_and_its_samples_match(tmp_path: Path) -> None:
