@@ -55,10 +55,12 @@ stack up --port "$PORT" --preview-port "$PREVIEW_PORT" --blue-port "$BLUE_PORT" 
 VARS=(--var-file "$STATE/vars.json")
 
 load_start() {  # a steady load through nginx until load_stop; $1 names the summary
-    rm -f "$STATE/load.stop"
+    rm -f "$STATE/load.stop" "$STATE/load.started"
     "$PY" "$HERE/loadgen.py" "http://127.0.0.1:$PORT/" --connections 4 --rate "$LOAD_RATE" --duration 300 \
-        --stop-file "$STATE/load.stop" --summary "$STATE/load-$1.json" >/dev/null &
+        --stop-file "$STATE/load.stop" --started-file "$STATE/load.started" --summary "$STATE/load-$1.json" >/dev/null &
     LOAD_PID=$!
+    for _ in $(seq 300); do [[ -e "$STATE/load.started" ]] && return 0; kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
+    die "the load generator got no answer from nginx on port $PORT"
 }
 load_stop() {  # prints the summary's key numbers; $1 names it
     touch "$STATE/load.stop"

@@ -3,7 +3,8 @@
 status and X-Release header, until a count, a duration, a stop file or SIGTERM/SIGINT, whichever
 comes first; then print a JSON summary on stdout.
 
-    loadgen.py http://127.0.0.1:8480/ --connections 4 --rate 100 --duration 60 --stop-file STOP
+    loadgen.py http://127.0.0.1:8480/ --connections 4 --rate 100 --duration 60 --stop-file STOP \
+        --started-file STARTED --summary summary.json
 
 Summary keys: total, failed, errors (no answer: refused, reset, timeout), server_errors (5xx that
 are not maintenance answers), maintenance (503 with Retry-After: the proxy's planned answer, not a
@@ -33,13 +34,13 @@ from urllib.parse import urlsplit
 
 class Load:
     def __init__(self, url: str, connections: int, count: int, duration: float, rate: float,
-                 stop_file: Path | None, timeout: float) -> None:
+                 stop_file: Path | None, timeout: float, started_file: Path | None = None) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.connections, self.count, self.duration = connections, count, duration
         self.interval = connections / rate if rate > 0 else 0.0  # per connection
-        self.stop_file, self.timeout = stop_file, timeout
+        self.stop_file, self.timeout, self.started_file = stop_file, timeout, started_file
         self.records: list[tuple[float, int | None, str | None, str | None]] = []  # at, status, release, note
         self.retried_stale = 0
         self.sent = 0
@@ -95,6 +96,8 @@ class Load:
             conn, used, (status, release, note) = self._one(conn, used)
             with self.lock:
                 self.records.append((time.monotonic() - self.started, status, release, note))
+                if len(self.records) == 1 and self.started_file is not None:
+                    self.started_file.touch()  # the load is on: a caller may start what it measures
             if self.interval:
                 next_at += self.interval
                 pause = next_at - time.monotonic()
@@ -153,9 +156,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second, all connections (0: no cap)")
     parser.add_argument("--stop-file", type=Path, help="stop once this file exists")
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    parser.add_argument("--started-file", type=Path, help="created once the first answer arrived")
     parser.add_argument("--summary", type=Path, help="also write the summary here")
     args = parser.parse_args()
-    load = Load(args.url, args.connections, args.count, args.duration, args.rate, args.stop_file, args.timeout)
+    load = Load(args.url, args.connections, args.count, args.duration, args.rate, args.stop_file, args.timeout,
+                args.started_file)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: load.stop.set())
     load.run()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import tminus
+from tests.helpers import tminus, wait_for
 
 from tminus.engine.exitcodes import Exit
 
@@ -95,10 +95,14 @@ class Load:
     def __init__(self, stack: Stack, name: str) -> None:
         self.stop_file = stack.state / f"{name}.stop"
         self.summary_file = stack.state / f"{name}.json"
+        started = stack.state / f"{name}.started"
         self.proc = subprocess.Popen(
             [sys.executable, str(stack.root / "loadgen.py"), f"http://127.0.0.1:{stack.port}/", *LOAD,
-             "--stop-file", str(self.stop_file), "--summary", str(self.summary_file)],
+             "--stop-file", str(self.stop_file), "--summary", str(self.summary_file),
+             "--started-file", str(started)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: started.exists() or self.proc.poll() is not None, timeout=30)  # the load is on
+        assert started.exists(), f"the load generator exited {self.proc.returncode} before its first answer"
 
     def __enter__(self) -> Load:
         return self
