@@ -51,6 +51,7 @@ phases:
       - notify: {channel: ops, message: "cutover begins"}
       - prometheus: {url: "http://127.0.0.1:9090", query: "up"}
       - redis: {url: "redis://:pw@127.0.0.1:6379/0", command: "LLEN jobs"}
+      - service: {action: start, name: green, command: "gunicorn app:app", health: {tcp: {port: 8002}}}
 """
 
 
@@ -80,7 +81,7 @@ def _old_is_check(step: Step) -> bool:
 def _old_needs_undo(step: Step) -> bool:
     if step.declared_effect is not None:
         return step.declared_effect == "irreversible"
-    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify")
+    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify", "service")
 
 
 def _fixture_runbooks() -> list[Path]:
@@ -100,7 +101,7 @@ def test_every_kind_has_a_descriptor(tmp_path: Path) -> None:
         assert kind.queries, f"{name}: no queries declared"
         assert kind.on_failure in ("rollback", "continue", "abort")
     assert registry.get("migrate").derive_undo is not None
-    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate"]
+    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate", "service"]
 
 
 def test_plan_describes_every_kind(tmp_path: Path) -> None:
@@ -121,6 +122,7 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
+    assert by_kind["service"] == "start process green ($ gunicorn app:app); healthy within 30.0s: tcp 127.0.0.1:8002 is open"
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
@@ -146,7 +148,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none"]
+                       "additive", "none", "none", "reversible"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

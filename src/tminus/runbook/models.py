@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.requirements import Requirement
+from tminus.runbook.service_spec import ServicePrevious, ServiceSpec
 from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, EffectClass, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
@@ -298,6 +299,7 @@ class RedisSpec(Spec):
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
+    "service",
 )
 
 
@@ -337,6 +339,7 @@ class Step(Spec):
     notify: NotifySpec | None = None
     prometheus: PrometheusSpec | None = None
     redis: RedisSpec | None = None
+    service: ServiceSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -422,6 +425,24 @@ class Step(Spec):
 
 
 WaitSpec.model_rebuild()
+ServicePrevious.model_rebuild(_types_namespace={"Step": Step})
+ServiceSpec.model_rebuild(_types_namespace={"Step": Step, "ServicePrevious": ServicePrevious})
+Step.model_rebuild()
+
+
+def nested_checks(step: Step) -> list[tuple[Step, tuple[str, ...]]]:
+    """The checks inside a step that run as part of it (a wait's check, a service's health checks),
+    each with its path below the step."""
+    out: list[tuple[Step, tuple[str, ...]]] = []
+    if step.wait is not None:
+        out.append((step.wait.check, ("wait", "check")))
+    if step.service is not None:
+        if step.service.health is not None:
+            out.append((step.service.health, ("service", "health")))
+        previous = step.service.previous
+        if previous is not None and previous.health is not None:
+            out.append((previous.health, ("service", "previous", "health")))
+    return out
 
 
 class Gate(Spec):
@@ -632,8 +653,7 @@ class Runbook(Spec):
         def visit(steps: list[Step]) -> None:
             for s in steps:
                 out.append(s)
-                if s.wait is not None:
-                    visit([s.wait.check])
+                visit([nested for nested, _ in nested_checks(s)])
                 if s.undo:
                     visit(s.undo)
 
