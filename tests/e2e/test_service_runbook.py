@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.helpers import run_json, spawn, tminus, write_runbook
 from tests.servers.gunicorn import Gunicorn, command, free_port, get
+
 from tminus.kinds.transport import group_alive, process_start_time
 
 RUNBOOK = """
@@ -84,7 +84,7 @@ def test_a_later_failure_rolls_back_exactly_the_started_service(tmp_path: Path, 
     assert not group_alive(started["pid"])  # stopped by the derived undo
     assert get(f"http://127.0.0.1:{port}/healthz")[0] == 0
     assert get(f"{decoy.url}/")[1] == "decoy"  # never a name match
-    code, shown = run_json("show", run_id, cwd=tmp_path)
+    _code, shown = run_json("show", run_id, cwd=tmp_path)
     undone = [e for e in shown["events"] if e["type"] == "step.finished" and str(e.get("step_key", "")).endswith(
         "undo[auto]")]
     assert undone and undone[-1]["data"]["status"] == "ok", undone

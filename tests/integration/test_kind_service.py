@@ -4,21 +4,21 @@ only where its daemon answers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
-
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from helpers_kinds import execute, make_ctx
 from tests.servers import systemctl
 from tests.servers.gunicorn import command, free_port, get
+
+from helpers_kinds import execute, make_ctx
 from tminus.kinds import registry
 from tminus.kinds.base import Execution, Observation, StepContext
 from tminus.kinds.transport import group_alive, process_start_time
@@ -80,10 +80,8 @@ def reaper() -> Iterator[list[int]]:
     groups: list[int] = []
     yield groups
     for pgid in groups:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_start_is_gated_on_health_and_its_undo_stops_exactly_it(tmp_path: Path, reaper: list[int]) -> None:

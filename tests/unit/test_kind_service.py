@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import tminus, write_runbook
+
 from tminus.errors import RunbookError
 from tminus.kinds import registry
 from tminus.kinds.base import Effect, Execution

@@ -122,7 +122,8 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
-    assert by_kind["service"] == "start process green ($ gunicorn app:app); healthy within 30.0s: tcp 127.0.0.1:8002 is open"
+    assert by_kind["service"] == ("start process green ($ gunicorn app:app); "
+                                  "healthy within 30.0s: tcp 127.0.0.1:8002 is open")
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
