@@ -98,10 +98,13 @@ class Process:
 
     def exited(self, identity: Identity, ctx: StepContext) -> str | None:
         pid = int(identity["pid"])
-        proc = self.children.get(pid)
-        code = proc.poll() if proc is not None else None
         if group_alive(pid):
             return None
+        code = None
+        proc = self.children.get(pid)
+        if proc is not None:  # ours: its status is known once reaped (the group is gone already)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(timeout=1.0)
         return f"exited with status {code}" if code is not None else "is no longer running"
 
     def stop(self, identity: Identity, spec: ServiceSpec, ctx: StepContext) -> str:
