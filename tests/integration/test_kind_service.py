@@ -221,7 +221,8 @@ def test_systemd_backend_against_a_stand_in_systemctl(tmp_path: Path, reaper: li
             "health": {"http": f"http://127.0.0.1:{port}/healthz"}, "health_interval": "100ms"}
     run = Run(spec, tmp_path, environ)
     assert run.obs.error is None, run.obs
-    started = run.effects[0]
+    assert [e["effect"] for e in run.effects] == ["service_starting", "service_started", "service_healthy"]
+    started = run.effects[1]
     reaper.append(started["pid"])
     assert started["unit"] == "green.service" and started["invocation_id"] and started["pid"] > 0
     assert get(f"http://127.0.0.1:{port}/")[1] == "v2"
@@ -251,7 +252,7 @@ def test_systemd_unhealthy_start_shows_the_unit_log(tmp_path: Path, reaper: list
             "log": "units/green.service.log", "health_timeout": "3s",
             "health": {"http": f"http://127.0.0.1:{port}/healthz"}, "health_interval": "100ms"}
     run = Run(spec, tmp_path, environ)
-    reaper.append(run.effects[0]["pid"])
+    reaper.append(run.effects[1]["pid"])
     assert run.obs.error is not None and "not healthy" in run.obs.error
     if shutil.which("journalctl", path=environ["PATH"]) is None:
         assert "release broken: /healthz -> 500" in run.obs.evidence["log_tail"]

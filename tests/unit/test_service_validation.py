@@ -138,4 +138,8 @@ def test_recover_leaves_a_healthy_start_running() -> None:
                                       {"effect": "service_healthy"}])
     assert recover(healthy, None) is None  # type: ignore[arg-type]
     assert recover(Execution("k"), None) is None  # type: ignore[arg-type]
+    asked = Execution("k", effects=[{"effect": "service_starting", "backend": "systemd", "name": "g",
+                                     "unit": "g.service"}])
+    note = recover(asked, None)  # type: ignore[arg-type]
+    assert note is not None and "unit g.service" in note and "never recorded" in note
     assert registry.get("service").survivor is None  # meant to outlive tminus: resume never waits for it

@@ -27,6 +27,7 @@ from tminus.runbook.models import Step, nested_checks
 from tminus.runbook.service_spec import ServiceSpec
 
 STARTED, FOUND, HEALTHY = "service_started", "service_found", "service_healthy"
+STARTING = "service_starting"  # systemd, docker: about to ask the tool (its answer carries the identity)
 
 
 def _what(c: ServiceSpec) -> str:
@@ -143,7 +144,14 @@ def recover(execution: Execution, transport: Transport) -> str | None:
     """An interrupted start or restart whose health was never proven: end what it started (exactly
     the recorded one) before the step is retried or rolled back."""
     started = [e for e in execution.effects if e.get("effect") == STARTED]
-    if not started or execution.first(HEALTHY) is not None:
+    if not started:
+        asked = execution.first(STARTING)
+        if asked is None:
+            return None
+        what = f"unit {asked['unit']}" if asked.get("unit") else f"container {asked.get('container')}"
+        return (f"the interrupted start of {asked.get('name')} asked {asked.get('backend')} to start {what}, but "
+                "its identity was never recorded: nothing is stopped by name; check it by hand")
+    if execution.first(HEALTHY) is not None:
         return None
     last = started[-1]
     spec = ServiceSpec(action="stop", backend=last.get("backend", "process"), name=str(last.get("name", "?")),
@@ -200,6 +208,10 @@ def _start(config: ServiceSpec, ctx: StepContext, backend: Backend, evidence: di
     if ctx.run_nested is None:
         return Observation(error="service needs the engine's nested-step runner (StepContext.run_nested)")
     found = backend.running(config, ctx)
+    if config.backend != "process" and not (config.action == "start" and found is not None):
+        # systemctl and docker answer with the identity only once they acted: the intent goes first
+        ctx.record_effect(STARTING, backend=config.backend, name=config.name,
+                          **({"unit": config.unit} if config.unit else {"container": config.container_name}))
     if config.action == "start":
         if found is not None:
             raise ServiceError(f"already running ({_identity_words(found)}): a second copy would run beside "
