@@ -129,3 +129,51 @@ def test_kill_during_the_health_wait_then_resume_retry_runs_one_copy(tmp_path: P
     groups.append(second["pid"])
     assert second["pid"] != first["pid"] and not group_alive(first["pid"])  # the unproven one was ended
     assert group_alive(second["pid"]) and get(f"http://127.0.0.1:{port}/")[1] == "v2"
+
+
+RESTART = """
+name: service-restart
+phases:
+  - name: cutover
+    steps:
+      - name: {what}
+        service:
+          action: {action}
+          name: app
+          command: {command}
+          env: {{RELEASE: {release}}}
+          pid_file: run/app.pid
+          stop_timeout: 5s
+          health: {health}
+          health_interval: 100ms
+          previous: {{env: {{RELEASE: v1}}}}
+      - name: a later step fails
+        run: "{later}"
+"""
+
+
+def test_a_failed_cutover_restarts_the_previous_release(tmp_path: Path, groups: list[int]) -> None:
+    """The undo of a restart carries its health check (a nested step) through the recorded rollback
+    plan: v1 is started, restarted as v2, a later step fails, and v1 serves again."""
+    port = free_port()
+    health = json.dumps({"http": f"http://127.0.0.1:{port}/healthz"})
+    start = RESTART.format(what="v1", action="start", command=json.dumps(command(port)), release="v1",
+                           health=health, later="true").replace("          previous: {env: {RELEASE: v1}}\n", "")
+    write_runbook(tmp_path, start, "start.yaml")
+    assert tminus("run", "start.yaml", "--no-input", cwd=tmp_path, timeout=120).returncode == 0
+    v1 = int((tmp_path / "run/app.pid").read_text())
+    groups.append(v1)
+    write_runbook(tmp_path, RESTART.format(what="v2", action="restart", command=json.dumps(command(port)),
+                                           release="v2", health=health, later="exit 1"), "cutover.yaml")
+    proc = tminus("run", "cutover.yaml", "--no-input", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 11, proc.stdout + proc.stderr
+    run_id = _last_run(tmp_path)
+    (v2,) = _effects(tmp_path, run_id, "service_started")[:1]
+    groups.append(v2["pid"])
+    now = int((tmp_path / "run/app.pid").read_text())
+    groups.append(now)
+    assert not group_alive(v1) and not group_alive(v2["pid"]) and group_alive(now)
+    assert get(f"http://127.0.0.1:{port}/")[1] == "v1"
+    _code, shown = run_json("show", run_id, cwd=tmp_path)
+    plan = next(e for e in shown["events"] if e["type"] == "rollback.started")["data"]["steps"]
+    assert plan[0]["derived"] and plan[0]["step"]["service"]["health"]["http"]["url"].endswith("/healthz")

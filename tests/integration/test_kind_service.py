@@ -171,6 +171,18 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path, reaper: list[int]) -> N
     other.wait()
 
 
+def test_a_pid_file_naming_a_process_tminus_did_not_start_is_refused(tmp_path: Path, reaper: list[int]) -> None:
+    """Not a group leader (another tool's pid file): stop refuses rather than claim nothing runs."""
+    other = subprocess.Popen(["sleep", "60"])  # in the test's own process group
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/green.pid").write_text(f"{other.pid}\n")
+    stop = Run({"action": "stop", "name": "green", "pid_file": "run/green.pid"}, tmp_path)
+    assert stop.obs.error is not None and "does not lead its own process group" in stop.obs.error
+    assert other.poll() is None
+    other.kill()
+    other.wait()
+
+
 def test_start_refuses_a_second_copy_and_stop_then_undo_starts_it_again(tmp_path: Path, reaper: list[int]) -> None:
     port = free_port()
     first = Run(gunicorn_spec(port), tmp_path)

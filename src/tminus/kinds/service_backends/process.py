@@ -60,7 +60,13 @@ class Process:
         path = pid_path(spec, ctx)
         pid = read_pid(path)
         started = process_start_time(pid) if pid is not None else None
-        if pid is None or started is None or not group_alive(pid):
+        if pid is None or started is None:
+            return None
+        if not group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(pid) != pid:  # alive, but no group of its own: not one tminus started
+                    raise ServiceError(f"pid {pid} (from {path}) runs but does not lead its own process group, so "
+                                       "tminus did not start it; stop it by other means, or remove the pid file")
             return None
         return {"pid": pid, "pgid": pid, "started": started, "pid_file": str(path)}
 
