@@ -51,9 +51,11 @@ def _runbook(tmp_path: Path, port: int, *, health: str | None = None, later: str
 
 
 @pytest.fixture
-def groups() -> Iterator[list[int]]:
+def groups(tmp_path: Path) -> Iterator[list[int]]:
+    """Process groups a test started, and those its pid files name: killed at the end whatever happened."""
     started: list[int] = []
     yield started
+    started += [int(p.read_text()) for p in (tmp_path / "run").glob("*.pid") if p.read_text().strip().isdigit()]
     for pgid in started:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)

@@ -75,10 +75,11 @@ def gunicorn_spec(port: int, release: str = "v2", **kw: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def reaper() -> Iterator[list[int]]:
-    """Process groups a test started: killed at the end whatever happened."""
+def reaper(tmp_path: Path) -> Iterator[list[int]]:
+    """Process groups a test started (and the stand-in's units): killed at the end whatever happened."""
     groups: list[int] = []
     yield groups
+    groups += [int(p.read_text()) for p in (tmp_path / "units").glob("*.pid") if p.read_text().strip().isdigit()]
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
