@@ -143,3 +143,17 @@ def test_recover_leaves_a_healthy_start_running() -> None:
     note = recover(asked, None)  # type: ignore[arg-type]
     assert note is not None and "unit g.service" in note and "never recorded" in note
     assert registry.get("service").survivor is None  # meant to outlive tminus: resume never waits for it
+
+
+def test_a_restart_without_previous_is_valid_but_warned(tmp_path: Path) -> None:
+    rb = write_runbook(tmp_path, """
+        name: s
+        phases:
+          - name: p
+            steps:
+              - service: {action: restart, name: a, command: x, health: {tcp: {port: 80}}}
+    """)
+    load_runbook(rb)  # valid
+    proc = tminus("validate", str(rb), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {rb}:5:" in proc.stderr and "without 'previous' has no derived undo" in proc.stderr

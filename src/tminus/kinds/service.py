@@ -73,6 +73,11 @@ def validate(c: ServiceSpec) -> list[Refusal]:
     if c.backend == "docker" and starts and not c.image:
         out.append(Refusal("image", f"the docker backend needs 'image' to {c.action} a container",
                            "add image: e.g. myapp:v2"))
+    if c.action == "restart" and c.previous is None:
+        out.append(Refusal("action", "a restart without 'previous' has no derived undo: a rollback cannot bring "
+                                     "the previous version back by itself",
+                           "add previous: with what differs for the previous version (e.g. {env: {RELEASE: v1}}), "
+                           "or an undo: of your own", warning=True))
     if c.previous is not None and c.action != "restart":
         out.append(Refusal("previous", f"'previous' is the undo of a restart; this step is a {c.action}",
                            "remove previous: (a start's undo stops it, a stop's undo starts it again)"))

@@ -105,7 +105,7 @@ class _Validator:
         monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         phase_problems(self.rb, self.add, self.where)
         deadline_problems(self.rb, self.add, closest=closest)
-        kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
+        kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add, self.warn)
         return self.problems
 
     def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
