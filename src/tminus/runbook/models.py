@@ -427,7 +427,6 @@ class Step(Spec):
 WaitSpec.model_rebuild()
 ServicePrevious.model_rebuild(_types_namespace={"Step": Step})
 ServiceSpec.model_rebuild(_types_namespace={"Step": Step, "ServicePrevious": ServicePrevious})
-Step.model_rebuild()
 
 
 def nested_checks(step: Step) -> list[tuple[Step, tuple[str, ...]]]:
