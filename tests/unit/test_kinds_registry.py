@@ -51,6 +51,10 @@ phases:
       - notify: {channel: ops, message: "cutover begins"}
       - prometheus: {url: "http://127.0.0.1:9090", query: "up"}
       - redis: {url: "redis://:pw@127.0.0.1:6379/0", command: "LLEN jobs"}
+      - proxy: {driver: nginx, action: switch, to: green, config: routing.conf, conf: nginx.conf,
+                pid_file: nginx.pid, upstreams: {blue: ["127.0.0.1:8001"], green: ["127.0.0.1:8002"]}}
+      - proxy: {driver: nginx, action: drain, from: blue, config: routing.conf, conf: nginx.conf,
+                pid_file: nginx.pid, upstreams: {blue: ["127.0.0.1:8001"], green: ["127.0.0.1:8002"]}}
       - service: {action: start, name: green, command: "gunicorn app:app", health: {tcp: {port: 8002}}}
 """
 
@@ -69,6 +73,9 @@ def _old_is_check(step: Step) -> bool:
     kind = step.kind
     if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual"):
         return True
+    if kind == "proxy":  # issue 12: a drain only waits
+        assert step.proxy is not None
+        return step.proxy.action == "drain"
     if kind == "http":
         assert step.http is not None
         return step.http.method.upper() in ("GET", "HEAD", "OPTIONS")
@@ -81,7 +88,7 @@ def _old_is_check(step: Step) -> bool:
 def _old_needs_undo(step: Step) -> bool:
     if step.declared_effect is not None:
         return step.declared_effect == "irreversible"
-    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify", "service")
+    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify", "proxy", "service")
 
 
 def _fixture_runbooks() -> list[Path]:
@@ -101,7 +108,7 @@ def test_every_kind_has_a_descriptor(tmp_path: Path) -> None:
         assert kind.queries, f"{name}: no queries declared"
         assert kind.on_failure in ("rollback", "continue", "abort")
     assert registry.get("migrate").derive_undo is not None
-    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate", "service"]
+    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate", "proxy", "service"]
 
 
 def test_plan_describes_every_kind(tmp_path: Path) -> None:
@@ -122,6 +129,7 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
+    assert by_kind["proxy"] == "nginx: switch all traffic to green"
     assert by_kind["service"] == ("start process green ($ gunicorn app:app); "
                                   "healthy within 30.0s: tcp 127.0.0.1:8002 is open")
     plan = build_plan(doc, opts)
@@ -149,7 +157,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none", "reversible"]
+                       "additive", "none", "none", "reversible", "none", "reversible"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ MODULES: dict[str, str] = {
     "notify": "tminus.kinds.notify",
     "prometheus": "tminus.kinds.prometheus",
     "redis": "tminus.kinds.redis",
+    "proxy": "tminus.kinds.proxy",
     "service": "tminus.kinds.service",
 }
 

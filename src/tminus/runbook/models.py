@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
+from tminus.runbook.proxy_spec import ProxySpec
 from tminus.runbook.requirements import Requirement
 from tminus.runbook.service_spec import ServicePrevious, ServiceSpec
 from tminus.runbook.timing import CutoverTime, Stage
@@ -299,6 +300,7 @@ class RedisSpec(Spec):
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
+    "proxy",
     "service",
 )
 
@@ -339,6 +341,7 @@ class Step(Spec):
     notify: NotifySpec | None = None
     prometheus: PrometheusSpec | None = None
     redis: RedisSpec | None = None
+    proxy: ProxySpec | None = None
     service: ServiceSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.

@@ -54,6 +54,11 @@ def _paths(step: Step) -> Iterator[tuple[str, str, str]]:
         db = m.group("db") if m else ""
         if db and not db.startswith("/") and db != ":memory:" and not db.startswith("file:"):
             yield "url", db, "the SQLite database"
+    if step.proxy is not None:  # the files a proxy step writes or serves (kinds/proxy.py confines them again)
+        for field, what in (("config", "the nginx include"), ("page", "the maintenance page"),
+                            ("template", "the template"), ("output", "the proxy configuration")):
+            if getattr(step.proxy, field) is not None:
+                yield field, getattr(step.proxy, field), what
 
 
 __all__ = ["kind_problems"]

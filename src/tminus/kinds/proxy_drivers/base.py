@@ -4,12 +4,20 @@ The kind reads the proxy's routing state, records it (the undo restores exactly 
 state the action asks for, has the driver apply it, then proves it through the proxy. A driver only
 knows its proxy: how to read the state, how to make the proxy serve a state (atomically, validated
 before it takes effect), and how many connections a target still holds (for `drain`).
+
+Loading convention: the step's `driver: NAME` is the module `tminus.kinds.proxy_drivers.NAME`, whose
+class `Driver(spec, base_dir)` implements `ProxyDriver`; `spec` is the step's rendered `ProxySpec`
+(tminus/runbook/proxy_spec.py: the driver's own fields are on it, e.g. `socket`, `backend`,
+`servers` for haproxy), `base_dir` the runbook's folder (relative paths are relative to it; the
+kind has already confined the paths it names). `load(spec, base_dir)` does exactly that.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 
 class ProxyError(Exception):
@@ -60,3 +68,12 @@ class ProxyDriver(Protocol):
     def connections(self, upstream: str) -> int | None:
         """Connections the proxy still holds to `upstream` (drain waits for 0); None: unknown."""
         ...
+
+
+def load(spec: Any, base_dir: Path) -> ProxyDriver:
+    """The driver the step names: `tminus.kinds.proxy_drivers.<spec.driver>.Driver(spec, base_dir)`."""
+    try:
+        module = importlib.import_module(f"tminus.kinds.proxy_drivers.{spec.driver}")
+    except ModuleNotFoundError as exc:
+        raise ProxyError(f"no proxy driver {spec.driver!r} is installed ({exc})") from exc
+    return cast(ProxyDriver, module.Driver(spec, base_dir))
