@@ -55,6 +55,7 @@ phases:
                 pid_file: nginx.pid, upstreams: {blue: ["127.0.0.1:8001"], green: ["127.0.0.1:8002"]}}
       - proxy: {driver: nginx, action: drain, from: blue, config: routing.conf, conf: nginx.conf,
                 pid_file: nginx.pid, upstreams: {blue: ["127.0.0.1:8001"], green: ["127.0.0.1:8002"]}}
+      - service: {action: start, name: green, command: "gunicorn app:app", health: {tcp: {port: 8002}}}
 """
 
 
@@ -87,7 +88,7 @@ def _old_is_check(step: Step) -> bool:
 def _old_needs_undo(step: Step) -> bool:
     if step.declared_effect is not None:
         return step.declared_effect == "irreversible"
-    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify", "proxy")
+    return not _old_is_check(step) and step.kind not in ("backup", "migrate", "notify", "proxy", "service")
 
 
 def _fixture_runbooks() -> list[Path]:
@@ -107,7 +108,7 @@ def test_every_kind_has_a_descriptor(tmp_path: Path) -> None:
         assert kind.queries, f"{name}: no queries declared"
         assert kind.on_failure in ("rollback", "continue", "abort")
     assert registry.get("migrate").derive_undo is not None
-    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate", "proxy"]
+    assert [k.name for k in registry.all_kinds() if k.derive_undo is not None] == ["migrate", "proxy", "service"]
 
 
 def test_plan_describes_every_kind(tmp_path: Path) -> None:
@@ -129,6 +130,8 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
     assert by_kind["proxy"] == "nginx: switch all traffic to green"
+    assert by_kind["service"] == ("start process green ($ gunicorn app:app); "
+                                  "healthy within 30.0s: tcp 127.0.0.1:8002 is open")
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
@@ -154,7 +157,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none", "reversible", "none"]
+                       "additive", "none", "none", "reversible", "none", "reversible"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

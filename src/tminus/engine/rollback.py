@@ -20,7 +20,7 @@ from tminus.engine.run_state import RunState
 from tminus.kinds import registry
 from tminus.kinds.base import Execution
 from tminus.runbook.document import PathKey, path_to_str
-from tminus.runbook.models import Step
+from tminus.runbook.models import Step, nested_checks
 
 
 @dataclass
@@ -60,8 +60,8 @@ def _place(step: Step, path: PathKey) -> None:
     """Keys and places of a rebuilt step and of the steps inside it (a wait's check, undo steps)."""
     step._path = path
     step._key = path_to_str(path)
-    if step.wait is not None:
-        _place(step.wait.check, (*path, "wait", "check"))
+    for nested, below in nested_checks(step):  # a wait's check, a service's health checks
+        _place(nested, (*path, *below))
     for index, undo in enumerate(step.undo or []):
         _place(undo, (*path, "undo", index))
 

@@ -188,6 +188,7 @@ class Refusal:
     field: str
     message: str
     hint: str | None = None
+    warning: bool = False  # reported by `tminus validate` as a warning: the runbook still runs
 
 
 # (config rendered for plan, the step, describe a nested step) -> one line

@@ -48,6 +48,7 @@ MODULES: dict[str, str] = {
     "prometheus": "tminus.kinds.prometheus",
     "redis": "tminus.kinds.redis",
     "proxy": "tminus.kinds.proxy",
+    "service": "tminus.kinds.service",
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tminus.errors import Location
-from tminus.runbook.models import Runbook, Step
+from tminus.runbook.models import Runbook, Step, nested_checks
 
 PathKey = tuple[str | int, ...]
 
@@ -82,8 +82,8 @@ def assign_keys(runbook: Runbook) -> None:
     def visit_one(s: Step, p: PathKey) -> None:
         s._path = p
         s._key = path_to_str(p)
-        if s.wait is not None:
-            visit_one(s.wait.check, (*p, "wait", "check"))
+        for nested, below in nested_checks(s):  # a wait's check, a service's health checks
+            visit_one(nested, (*p, *below))
         if s.undo:
             visit(s.undo, (*p, "undo"))
 

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.proxy_spec import ProxySpec
 from tminus.runbook.requirements import Requirement
+from tminus.runbook.service_spec import ServicePrevious, ServiceSpec
 from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, EffectClass, Identifier, OnFailure, Retry, Spec
 from tminus.templating.contexts import SHELL, SQL
@@ -300,6 +301,7 @@ KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
     "proxy",
+    "service",
 )
 
 
@@ -340,6 +342,7 @@ class Step(Spec):
     prometheus: PrometheusSpec | None = None
     redis: RedisSpec | None = None
     proxy: ProxySpec | None = None
+    service: ServiceSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -425,6 +428,23 @@ class Step(Spec):
 
 
 WaitSpec.model_rebuild()
+ServicePrevious.model_rebuild(_types_namespace={"Step": Step})
+ServiceSpec.model_rebuild(_types_namespace={"Step": Step, "ServicePrevious": ServicePrevious})
+
+
+def nested_checks(step: Step) -> list[tuple[Step, tuple[str, ...]]]:
+    """The checks inside a step that run as part of it (a wait's check, a service's health checks),
+    each with its path below the step."""
+    out: list[tuple[Step, tuple[str, ...]]] = []
+    if step.wait is not None:
+        out.append((step.wait.check, ("wait", "check")))
+    if step.service is not None:
+        if step.service.health is not None:
+            out.append((step.service.health, ("service", "health")))
+        previous = step.service.previous
+        if previous is not None and previous.health is not None:
+            out.append((previous.health, ("service", "previous", "health")))
+    return out
 
 
 class Gate(Spec):
@@ -635,8 +655,7 @@ class Runbook(Spec):
         def visit(steps: list[Step]) -> None:
             for s in steps:
                 out.append(s)
-                if s.wait is not None:
-                    visit([s.wait.check])
+                visit([nested for nested, _ in nested_checks(s)])
                 if s.undo:
                     visit(s.undo)
 

@@ -14,7 +14,7 @@ from jinja2 import nodes
 from pydantic import BaseModel
 
 from tminus.runbook.document import PathKey
-from tminus.runbook.models import Step
+from tminus.runbook.models import Step, nested_checks
 from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
@@ -56,8 +56,9 @@ def step_outputs_read(step: Step) -> list[str]:
     reported it when the runbook was loaded."""
     env = new_environment()
     asts: list[nodes.Node] = []
-    current: Step | None = step
-    while current is not None:
+    todo: list[Step] = [step]
+    while todo:
+        current = todo.pop(0)
         if current.when is not None:
             with suppress(jinja2.TemplateSyntaxError):
                 asts.append(parse_expression(env, when_expression(current.when)))
@@ -66,6 +67,6 @@ def step_outputs_read(step: Step) -> list[str]:
             if has_template(text):
                 with suppress(jinja2.TemplateSyntaxError):
                     asts.append(env.parse(text))
-        current = current.wait.check if current.wait is not None else None
+        todo += [nested for nested, _ in nested_checks(current)]
     found = [key for ast in asts for root, key in attributes(ast) if root == "steps"]
     return list(dict.fromkeys(found))

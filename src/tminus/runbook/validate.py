@@ -14,7 +14,7 @@ from jinja2 import meta, nodes
 
 from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
-from tminus.runbook.models import Runbook, Step
+from tminus.runbook.models import Runbook, Step, nested_checks
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
 from tminus.runbook.validate_deadlines import deadline_problems
 from tminus.runbook.validate_kinds import kind_problems
@@ -105,7 +105,7 @@ class _Validator:
         monitor_problems(self.rb, self.add, closest=closest, warn=self.warn)
         phase_problems(self.rb, self.add, self.where)
         deadline_problems(self.rb, self.add, closest=closest)
-        kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add)
+        kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add, self.warn)
         return self.problems
 
     def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
@@ -165,7 +165,7 @@ class _Validator:
     def _checks_only(self) -> None:
         checks = [(s, "gate check") for g in self.rb.gates for s in g.checks]
         checks += [(s, "verify check") for s in self.rb.verify]
-        checks += [(s.wait.check, "wait check") for s in self.rb.all_steps() if s.wait is not None]
+        checks += [(n, f"{s.kind} check") for s in self.rb.all_steps() for n, _ in nested_checks(s)]
         for step, what in checks:
             if step.undo:
                 self.add(
@@ -174,13 +174,14 @@ class _Validator:
                     "remove 'undo:', or move the step into a phase if it changes something",
                 )
         for step in self.rb.all_steps():
-            if step.wait is not None and (not step.wait.check.is_check or step.wait.check.kind == "manual"):
-                self.add(
-                    f"a wait check must be a check, not a '{step.wait.check.kind}' step: "
-                    "wait repeats it until it passes",
-                    step.wait.check.path,
-                    f"use a step without side effects: {_CHECK_KINDS}",
-                )
+            for nested, _ in nested_checks(step):
+                if not nested.is_check or nested.kind == "manual":
+                    self.add(
+                        f"a {step.kind} check must be a check, not a '{nested.kind}' step: "
+                        f"{step.kind} repeats it until it passes",
+                        nested.path,
+                        f"use a step without side effects: {_CHECK_KINDS}",
+                    )
 
     def _undo_never_undone(self) -> None:
         """`undo:` on a step that runs while undoing (a phase's or a step's undo, the rollback
@@ -253,10 +254,11 @@ class _Validator:
     def _walk(self, steps: list[Step], visible: set[str]) -> None:
         for step in steps:
             self._step_templates(step, frozenset(visible))
-            nested = step
-            while nested.wait is not None:  # a wait's check sees what the wait step sees
-                nested = nested.wait.check
+            inner = nested_checks(step)
+            while inner:  # a wait's check (a service's health check) sees what its step sees
+                nested, _ = inner.pop(0)
                 self._step_templates(nested, frozenset(visible))
+                inner += nested_checks(nested)
             if step.id:
                 visible.add(step.id)
             if step.undo:

@@ -19,7 +19,7 @@ Add = Callable[..., None]  # _Validator.add(message, path, hint)
 _SQLITE_PATH = re.compile(r"^sqlite(?:\+\w+)?:///(?P<db>[^?]*)")
 
 
-def kind_problems(runbook: Runbook, base_dir: Path, add: Add) -> None:
+def kind_problems(runbook: Runbook, base_dir: Path, add: Add, warn: Add | None = None) -> None:
     from tminus.kinds.registry import get  # what a kind refuses, asked of the registry (never a kind module)
 
     for i, root in enumerate(runbook.roots):
@@ -37,7 +37,8 @@ def kind_problems(runbook: Runbook, base_dir: Path, add: Add) -> None:
                 add(exc.reason, (*at, field), HINT)
         validate = get(step.kind).validate
         for refusal in validate(step.config) if validate is not None else ():
-            add(refusal.message, (*at, refusal.field), refusal.hint)
+            report = warn if refusal.warning and warn is not None else add
+            report(refusal.message, (*at, refusal.field), refusal.hint)
 
 
 def _paths(step: Step) -> Iterator[tuple[str, str, str]]:
