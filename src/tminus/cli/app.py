@@ -363,3 +363,7 @@ _watch.register(cli)
 from tminus.cli import config as _config  # noqa: E402  (config)
 
 _config.register(cli)
+
+from tminus.cli import releases as _releases  # noqa: E402  (releases)
+
+_releases.register(cli)

@@ -98,7 +98,7 @@ class Session:
         with self._lease() as fence:
             self._create_run("run")
             return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence,
-                               extra=self._time_facts())
+                               extra=self._time_facts(), release=True)
 
     def _recorded_times(self, run_id: str) -> None:
         """A resumed run keeps the cutover and the stage it started with (unless given again)."""
@@ -265,6 +265,7 @@ class Session:
         started: str,
         extra: dict[str, Any] | None = None,
         fence: Fence | None = None,
+        release: bool = False,
     ) -> RunResult:
         """Run `body` with the run's writer on the bus: fenced by the lease (`fence`), or unfenced
         for a gate-only run, which holds no lease and changes nothing."""
@@ -283,6 +284,8 @@ class Session:
         templater = build_templater(self.doc, self.opts, facts)
         deadlines = deadlines_of(self.doc.runbook)  # as rendered: what the reports measure against
         recorded: dict[str, Any] = {"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}
+        if release and self.doc.runbook.release is not None:  # what `tminus releases` reads back
+            recorded.update(release_facts(self.doc.runbook.release, templater))
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
@@ -369,6 +372,17 @@ class Session:
         request is made from a thread of its own: the event bus is busy delivering the refused event."""
         threading.Thread(target=self._lease_broken, name="tminus-lease-lost", daemon=True).start()
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
+
+
+def release_facts(text: str, templater: Any) -> dict[str, Any]:
+    """The runbook's `release:` rendered with the run's vars (secrets masked), for `run.started`; a
+    template that does not render is recorded as such rather than stop a cutover over a label."""
+    from tminus.errors import TemplateError
+
+    try:
+        return {"release": templater.masker.mask(templater.render(text).strip())}
+    except TemplateError as exc:
+        return {"release_error": templater.masker.mask(str(exc))}
 
 
 def _history(ledger: Ledger, run_id: str) -> History:

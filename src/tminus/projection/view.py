@@ -27,7 +27,17 @@ from tminus.projection.folds import (
     steps,
     stops,
 )
-from tminus.projection.model import OK, Approval, Decision, Execution, Note, RunMark, Section, Stop
+from tminus.projection.model import (
+    OK,
+    Approval,
+    Decision,
+    Execution,
+    Note,
+    RollbackPass,
+    RunMark,
+    Section,
+    Stop,
+)
 from tminus.projection.state import ViewState
 from tminus.projection.upcast import upcast
 
@@ -54,6 +64,23 @@ class RunView(ViewState):
     @property
     def decision(self) -> Decision | None:
         return self.decisions[-1] if self.decisions else None
+
+    @property
+    def release(self) -> str | None:
+        """What the run set out to make live (the runbook's `release:`, as run.started recorded it)."""
+        value = self.started.data.get("release") if self.started else None
+        return value if isinstance(value, str) else None
+
+    def went_live(self) -> Decision | None:
+        """The go decision that made the run's change live, if it was taken."""
+        go = [d for d in self.decisions if d.verdict == "go"]
+        return go[0] if go else None
+
+    def undone_after_go(self) -> RollbackPass | None:
+        """The rollback that reversed the run after its go (automatic, or `tminus rollback` later)."""
+        go = self.went_live()
+        later = [p for p in self.rollback.passes if go is not None and p.seq > go.seq]
+        return later[-1] if later else None
 
     def in_flight(self) -> list[Execution]:
         """Executions that started and never ended (running now, or cut short by a crash or signal)."""

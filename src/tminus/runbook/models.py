@@ -611,6 +611,9 @@ class Runbook(Spec):
         "roll back the cutover: the run ends not finalized and `tminus resume` finishes them."))
     channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
     monitor: MonitorSpec | None = None
+    release: str | None = Field(None, description=(
+        "What this run makes live, e.g. \"{{ vars.release }}\": rendered when the run starts and recorded; "
+        "`tminus releases` lists what is live per environment."))
 
     @property
     def live_phases(self) -> list[Phase]:
