@@ -42,7 +42,7 @@ def read_runs(ledger: Any, name: str | None, environment: str | None) -> list[tu
 def releases(runbook: str | None, environment: str | None, ledger_url: str | None, as_json: bool) -> None:
     """What is live per environment, since when, by whom and through which run, and the releases
     before it (rolled back ones marked). RUNBOOK is a file or a runbook name (default: all)."""
-    from tminus.reports.releases import releases as build
+    from tminus.projection.releases import releases as build
 
     name = runbook_name(runbook)
     ledger, _url = open_listing(ledger_url)

@@ -79,6 +79,7 @@ class Session:
         self.stop = StopChannel()
         self.run_id = ""
         self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
+        self._plain_policy = False  # the session's policy alone (a kill switch: no deadline watch)
         # What the session tells the operator before a run is recorded (resume waiting for a survivor).
         self.notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
 
@@ -135,11 +136,36 @@ class Session:
                 extra={"action": "monitor", "baseline": baseline, "duration": duration}, fence=fence,
             )
 
+    def kill_switch(self, *, force: bool = False, reason: str | None = None,
+                    began: float | None = None) -> RunResult:
+        """`tminus kill-switch` (and a rehearsal): the runbook's kill_switch steps as a run of their
+        own (kind kill_switch), without gates, under the lease (engine/kill_switch.py says how it
+        takes a stale or, with `force`, a live run's lease), timed from `began` against the target."""
+        from tminus.engine import kill_switch as ks
+
+        began = time.monotonic() if began is None else began
+        spec = self.doc.runbook.kill_switch
+        if spec is None:
+            raise ResumeRefused(f"the runbook '{self.doc.runbook.name}' has no kill_switch section")
+        self.run_id = new_run_id()
+        live = ks.live_of(self.ledger, self.doc.runbook.name, self.opts.environment)
+        taken = ks.take_over(self.ledger, lease_key(self.doc, self.opts.environment), force=force,
+                             by=self.opts.operator, reason=reason or "no reason given")
+        self._plain_policy = True  # no deadlines: they watch phases, and a kill switch never rolls back
+        extra = {"action": "kill_switch", "target": spec.target, "reason": reason, "forced": force,
+                 "live_run": live.run_id if live else None, "live_release": live.release if live else None,
+                 "took_over": taken.to_dict() if taken else None}
+        with self._lease() as fence:
+            self._create_run("kill_switch")
+            return self._drive(Prior(), lambda r: r.kill_switch(began), started=ev.RUN_STARTED, extra=extra,
+                               fence=fence)
+
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
         whose process group still runs is waited for and adopted unless the operator chose otherwise."""
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
+        _refuse_a_kill_switch(run, "resumed")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -196,6 +222,7 @@ class Session:
         if run.status not in ("completed", *RESUMABLE):
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
+        _refuse_a_kill_switch(run, "rolled back")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -359,7 +386,7 @@ class Session:
         """The session's policy, and the deadline watch when the runbook sets deadlines (its clocks
         read from the ledger: a resumed run keeps them)."""
         specs = deadlines_of(self.doc.runbook)
-        if not specs:
+        if not specs or self._plain_policy:
             return self.policy
         from tminus.engine.deadlines import DeadlineWatch
 
@@ -372,6 +399,13 @@ class Session:
         request is made from a thread of its own: the event bus is busy delivering the refused event."""
         threading.Thread(target=self._lease_broken, name="tminus-lease-lost", daemon=True).start()
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
+
+
+def _refuse_a_kill_switch(run: RunRecord, what: str) -> None:
+    """A kill switch is run again, never resumed or reversed: its steps restore the old path."""
+    if run.kind == "kill_switch":
+        raise ResumeRefused(f"run {run.id} is a kill switch; it is not {what}: run `tminus kill-switch` again "
+                            "(the old path), or `tminus run` a release (the new one)")
 
 
 def release_facts(text: str, templater: Any) -> dict[str, Any]:

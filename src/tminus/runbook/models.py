@@ -575,6 +575,14 @@ class Downtime(Spec):
     notify: list[str] = Field(default_factory=list, description="Channels told when it is exceeded.")
 
 
+class KillSwitch(Spec):
+    """`kill_switch:`: the steps that restore the old path at any time (`tminus kill-switch`), timed."""
+
+    target: Duration = Field(description="How long the kill switch may take; a slower one exits 17.")
+    steps: list[Step] = Field(min_length=1, description=(
+        "Run in order, without gates; the first failure stops it (nothing is undone)."))
+
+
 class Runbook(Spec):
     """A runbook, version 1."""
 
@@ -611,6 +619,8 @@ class Runbook(Spec):
         "roll back the cutover: the run ends not finalized and `tminus resume` finishes them."))
     channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
     monitor: MonitorSpec | None = None
+    kill_switch: KillSwitch | None = Field(None, description=(
+        "{target, steps}: what restores the old path at any time, run by `tminus kill-switch`."))
     release: str | None = Field(None, description=(
         "What this run makes live, e.g. \"{{ vars.release }}\": rendered when the run starts and recorded; "
         "`tminus releases` lists what is live per environment."))
@@ -654,4 +664,6 @@ class Runbook(Spec):
         visit(self.rollback.steps)
         if self.monitor is not None:
             visit(self.monitor.probes)
+        if self.kill_switch is not None:
+            visit(self.kill_switch.steps)
         return out

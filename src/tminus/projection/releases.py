@@ -11,24 +11,32 @@ live is shown beside it: the old path was restored, the release itself was not u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tminus.projection import RunView
+from tminus.projection.view import RunView
 
+KILL_SWITCH = "kill-switch"  # the section a `tminus kill-switch` run times (engine/lifecycle.py)
 LIVE, SUPERSEDED, ROLLED_BACK, ROLLBACK_FAILED = "live", "superseded", "rolled_back", "rollback_failed"
 
 
 class RunRow(Protocol):
     """What a report needs of a ledger run record."""
 
-    id: str
-    runbook_name: str
-    environment: str
-    operator: str
-    kind: str
-    status: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def runbook_name(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def operator(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass
@@ -67,7 +75,7 @@ def iso(at: float | None) -> str | None:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if at is not None else None
 
 
-def releases(runs: list[tuple[RunRow, RunView]]) -> list[Environment]:
+def releases(runs: Sequence[tuple[RunRow, RunView]]) -> list[Environment]:
     """Each environment (sorted by name) with its releases, newest go first."""
     by_env: dict[str, list[Release]] = {}
     switches: list[tuple[RunRow, RunView]] = []
@@ -109,15 +117,15 @@ def _attach_kill_switch(history: list[Release], record: RunRow, view: RunView) -
     """A kill switch names the run that was live when it ran (kill_switch.live_run in its start)."""
     data = view.started.data if view.started else {}
     target = data.get("live_run")
-    end = view.finished
+    timed = view.sections_of(KILL_SWITCH)
     for r in history:
         if r.run_id == target:
             r.kill_switches.append({"run": record.id, "operator": record.operator, "status": record.status,
-                                    "at": iso(view.t0), "elapsed": (end.data.get("elapsed") if end else None),
+                                    "at": iso(view.t0), "elapsed": timed[-1].actual if timed else None,
                                     "target": data.get("target")})
 
 
-def live_run(runs: list[tuple[RunRow, RunView]], environment: str) -> Release | None:
+def live_run(runs: Sequence[tuple[RunRow, RunView]], environment: str) -> Release | None:
     """The release live in `environment` (for a kill switch to name the run it acts against)."""
     for env in releases(runs):
         if env.name == environment:
