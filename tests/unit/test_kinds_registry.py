@@ -51,6 +51,11 @@ phases:
       - notify: {channel: ops, message: "cutover begins"}
       - prometheus: {url: "http://127.0.0.1:9090", query: "up"}
       - redis: {url: "redis://:pw@127.0.0.1:6379/0", command: "LLEN jobs"}
+      - watch:
+          duration: 5m
+          interval: 10s
+          probes: [{name: green, http: "http://127.0.0.1:9/"}]
+          rules: [{name: errors, when: status >= 500, consecutive: 3}]
 """
 
 
@@ -66,7 +71,8 @@ def _old_is_check(step: Step) -> bool:
     if step.declared_effect is not None:
         return step.declared_effect == "none"
     kind = step.kind
-    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual"):
+    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual",
+                "watch"):
         return True
     if kind == "http":
         assert step.http is not None
@@ -121,6 +127,8 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
+    assert by_kind["watch"] == ("for 5m00s, every 10.0s: green; fails on errors: status >= 500 for 3 consecutive "
+                                "probes")
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
@@ -146,7 +154,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none"]
+                       "additive", "none", "none", "none"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

@@ -62,6 +62,9 @@ def _place(step: Step, path: PathKey) -> None:
     step._key = path_to_str(path)
     if step.wait is not None:
         _place(step.wait.check, (*path, "wait", "check"))
+    if step.watch is not None:
+        for index, probe in enumerate(step.watch.probes):
+            _place(probe, (*path, "watch", "probes", index))
     for index, undo in enumerate(step.undo or []):
         _place(undo, (*path, "undo", index))
 

@@ -47,6 +47,7 @@ MODULES: dict[str, str] = {
     "notify": "tminus.kinds.notify",
     "prometheus": "tminus.kinds.prometheus",
     "redis": "tminus.kinds.redis",
+    "watch": "tminus.kinds.watch",
 }
 
 

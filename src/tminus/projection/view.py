@@ -26,12 +26,15 @@ from tminus.projection.folds import (
     sections,
     steps,
     stops,
+    watches,
 )
 from tminus.projection.model import (
     OK,
     Approval,
     Decision,
     Execution,
+    MonitorSample,
+    MonitorTransition,
     Note,
     RollbackPass,
     RunMark,
@@ -81,6 +84,11 @@ class RunView(ViewState):
         go = self.went_live()
         later = [p for p in self.rollback.passes if go is not None and p.seq > go.seq]
         return later[-1] if later else None
+
+    def watched(self, key: str) -> tuple[list[MonitorSample], list[MonitorTransition]]:
+        """A `watch` step's samples and its rules' transitions, in the order recorded."""
+        return ([x for x in self.watch_samples if x.key == key],
+                [t for t in self.watch_transitions if t.data.get("key") == key])
 
     def in_flight(self) -> list[Execution]:
         """Executions that started and never ended (running now, or cut short by a crash or signal)."""
@@ -238,6 +246,8 @@ _FOLDS: dict[str, Callable[[ViewState, Fact], None]] = {
     ev.POLICY_APPLIED: stops.policy_applied,
     ev.DEADLINE_EXCEEDED: deadlines.exceeded,
     ev.DEADLINE_ANSWERED: deadlines.answered,
+    ev.WATCH_SAMPLE: watches.watch_sample,
+    ev.WATCH_TRANSITION: watches.watch_transition,
 }
 
 

@@ -84,6 +84,8 @@ def assign_keys(runbook: Runbook) -> None:
         s._key = path_to_str(p)
         if s.wait is not None:
             visit_one(s.wait.check, (*p, "wait", "check"))
+        if s.watch is not None:
+            visit(s.watch.probes, (*p, "watch", "probes"))
         if s.undo:
             visit(s.undo, (*p, "undo"))
 

@@ -147,6 +147,16 @@ class WaitSpec(Spec):
     interval: Duration = 1.0
 
 
+class WatchSpec(Spec):
+    """Canary analysis between two steps: named probes judged by the monitor's rules for `duration`;
+    a firing (or inconclusive) rule fails the step, so its phase rolls back like any failure."""
+
+    duration: Duration = Field(description="How long to watch; all rules quiet this long: the step passes.")
+    interval: Duration = Field(description="Time between two probes of each probe.")
+    probes: list[Step] = Field(min_length=1, description="Named checks whose values the rules read.")
+    rules: list[AlertRule] = Field(min_length=1, description="When the watch fails the step.")
+
+
 class MigrateColumns(Spec):
     """The columns of an existing migrations table (the application's own) that hold what tminus
     tracks: status and verify read it through this mapping; migrate and revert write rows of its
@@ -297,7 +307,7 @@ class RedisSpec(Spec):
 # model here and a module under tminus/kinds registering its descriptor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
-    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
+    "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis", "watch",
 )
 
 
@@ -337,6 +347,7 @@ class Step(Spec):
     notify: NotifySpec | None = None
     prometheus: PrometheusSpec | None = None
     redis: RedisSpec | None = None
+    watch: WatchSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -422,6 +433,7 @@ class Step(Spec):
 
 
 WaitSpec.model_rebuild()
+WatchSpec.model_rebuild()
 
 
 class Gate(Spec):
@@ -647,6 +659,8 @@ class Runbook(Spec):
                 out.append(s)
                 if s.wait is not None:
                     visit([s.wait.check])
+                if s.watch is not None:
+                    visit(s.watch.probes)
                 if s.undo:
                     visit(s.undo)
 

@@ -263,6 +263,9 @@ class _Validator:
             while nested.wait is not None:  # a wait's check sees what the wait step sees
                 nested = nested.wait.check
                 self._step_templates(nested, frozenset(visible))
+            if step.watch is not None:  # a watch's probes see what the watch step sees
+                for probe in step.watch.probes:
+                    self._step_templates(probe, frozenset(visible))
             if step.id:
                 visible.add(step.id)
             if step.undo:
