@@ -57,6 +57,10 @@ def test_a_live_release_then_the_kill_switch_restores_the_old_path(tmp_path: Pat
     assert live.returncode == 0, live.stderr
     live_run = json.loads(live.stdout)["run_id"]
     assert (tmp_path / "route.txt").read_text().strip() == "green"
+    newer = tminus("run", "runbook.yaml", "--var", "release=v3", "--json", cwd=tmp_path)
+    assert newer.returncode == 0, newer.stderr
+    undone = tminus("rollback", json.loads(newer.stdout)["run_id"], "--reason", "bad", cwd=tmp_path)
+    assert undone.returncode == 11, undone.stderr  # v3 went live and was rolled back: v2 is live again
 
     code, out = ks(tmp_path, "--reason", "checkout errors", "--operator", "carol")
     assert code == 0, out

@@ -106,13 +106,16 @@ def _timing(took: float, target: float, failed: str | None = None) -> dict[str, 
 
 
 def live_of(ledger: Ledger, runbook: str, environment: str) -> Release | None:
-    """The release live in `environment` (the release ledger's current run), named in run.started."""
+    """The release live in `environment` (the release ledger's current run), named in run.started.
+    Newest run first, stopping at the first that went live and stayed: the emergency path does not
+    fold the whole history (`tminus releases` does)."""
     from tminus.projection import project
-    from tminus.projection.releases import live_run
+    from tminus.projection.releases import LIVE, releases
 
-    runs = [(r, project(ledger.events(r.id)))
-            for r in ledger.list_runs(runbook=runbook, environment=environment, kind="run", limit=100_000)]
-    return live_run(runs, environment)
-
+    for record in ledger.list_runs(runbook=runbook, environment=environment, kind="run", limit=100_000):
+        found = releases([(record, project(ledger.events(record.id)))])
+        if found and found[0].live is not None and found[0].live.state == LIVE:
+            return found[0].live
+    return None
 
 __all__ = ["LATE", "TakeOver", "Timing", "live_of", "section", "take_over"]

@@ -125,12 +125,4 @@ def _attach_kill_switch(history: list[Release], record: RunRow, view: RunView) -
                                     "target": data.get("target")})
 
 
-def live_run(runs: Sequence[tuple[RunRow, RunView]], environment: str) -> Release | None:
-    """The release live in `environment` (for a kill switch to name the run it acts against)."""
-    for env in releases(runs):
-        if env.name == environment:
-            return env.live
-    return None
-
-
-__all__ = ["LIVE", "ROLLBACK_FAILED", "ROLLED_BACK", "SUPERSEDED", "Environment", "Release", "live_run", "releases"]
+__all__ = ["LIVE", "ROLLBACK_FAILED", "ROLLED_BACK", "SUPERSEDED", "Environment", "Release", "releases"]
