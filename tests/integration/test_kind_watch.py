@@ -141,3 +141,27 @@ def test_an_interrupt_stops_the_watch_at_once(tmp_path: Path, green: Backend) ->
     evs = events(tmp_path, result["run_id"])
     assert any(e["type"] == "watch.sample" for e in evs)
     assert green.served == served  # nothing probes after the run stopped
+
+
+def test_kill_9_mid_watch_then_resume_watches_again_whole(tmp_path: Path, green: Backend) -> None:
+    book(tmp_path, green, "3s")
+    running = spawn("run", "runbook.yaml", "--json", cwd=tmp_path)
+    try:
+        wait_for(lambda: green.served >= 3, 60)
+        running.send_signal(signal.SIGKILL)  # tminus dies mid-watch: nothing records the watch's end
+        running.communicate(timeout=30)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate(timeout=30)
+    history = json.loads(tminus("history", "--json", cwd=tmp_path).stdout)
+    run_id = history[0]["id"]
+    before = green.served
+    resumed = tminus("resume", run_id, "--no-input", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr  # a watch is a check: run again, not asked about
+    assert (tmp_path / "weights.txt").read_text().strip() == "50"
+    evs = events(tmp_path, run_id)
+    finished = [e for e in evs if e["type"] == "step.finished" and e["step_key"] == "phases[0].steps[1]"]
+    assert len(finished) == 1 and finished[0]["data"]["evidence"]["watched_s"] >= 3  # the whole duration again
+    assert green.served > before
+    assert tminus("ledger", "verify", cwd=tmp_path).returncode == 0
