@@ -44,6 +44,8 @@ GUARD_STARTED = "guard.started"  # a phase's guard begins probing (before the ph
 GUARD_SAMPLE = "guard.sample"  # one guard probe's values (or its error), tagged with the phase
 GUARD_TRANSITION = "guard.transition"  # a guard rule changed state; a firing one says what it did
 GUARD_FINISHED = "guard.finished"  # the guard stopped probing: after the last step (and settle), or a stop
+WATCH_SAMPLE = "watch.sample"  # one probe of a `watch` step: its values (or its error), under the step's key
+WATCH_TRANSITION = "watch.transition"  # a `watch` step's rule changed state; a firing one fails the step
 DEADLINE_EXCEEDED = "deadline.exceeded"  # a phase, the rollback or the downtime took longer than its deadline
 DEADLINE_ANSWERED = "deadline.answered"  # what came of it: the operator's answer to a pause, or none
 
@@ -56,6 +58,7 @@ TYPES = frozenset({
     ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
     NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
     GUARD_STARTED, GUARD_SAMPLE, GUARD_TRANSITION, GUARD_FINISHED, DEADLINE_EXCEEDED, DEADLINE_ANSWERED,
+    WATCH_SAMPLE, WATCH_TRANSITION,
 })
 
 

@@ -45,6 +45,9 @@ SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
                                  "outcome": "rollback"}),
     ev.GUARD_FINISHED: (None, {"phase": "Restart", "outcome": "fired", "samples": 5,
                                "reason": "it asked for rollback"}),
+    ev.WATCH_SAMPLE: ("phases[0].steps[1]", {"probe": "green", "values": {"status": 200}, "duration_ms": 1.0}),
+    ev.WATCH_TRANSITION: ("phases[0].steps[1]", {"rule": "green errors", "from": "pending", "to": "firing",
+                                                 "reason": "probe 2/2", "outcome": "failed"}),
     ev.NOTIFY_SENT: (None, {"channel": "ops", "attempts": [{"status": 200}]}),
     ev.NOTIFY_FAILED: (None, {"channel": "ops", "error": "HTTP 404"}),
     ev.RUN_FINISHED: (None, {"status": "completed", "exit_code": 0}),
@@ -56,7 +59,7 @@ SAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     ev.DEADLINE_ANSWERED: (None, {"deadline": "phase:deploy", "outcome": "continue", "by": "bob", "how": "tty"}),
 }
 # Silent unless asked for: step starts (live -v), samples and effects (-v, or show's evidence).
-QUIET = {ev.STEP_STARTED, ev.MONITOR_SAMPLE, ev.GUARD_SAMPLE, ev.STEP_EFFECT}
+QUIET = {ev.STEP_STARTED, ev.MONITOR_SAMPLE, ev.GUARD_SAMPLE, ev.WATCH_SAMPLE, ev.STEP_EFFECT}
 MODES = [{}, {"verbose": True}, {"evidence": True}, {"verbose": True, "evidence": True}]
 AT = "2026-11-23T10:00:05.250+00:00"
 

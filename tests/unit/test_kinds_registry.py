@@ -56,6 +56,11 @@ phases:
       - proxy: {driver: nginx, action: drain, from: blue, config: routing.conf, conf: nginx.conf,
                 pid_file: nginx.pid, upstreams: {blue: ["127.0.0.1:8001"], green: ["127.0.0.1:8002"]}}
       - service: {action: start, name: green, command: "gunicorn app:app", health: {tcp: {port: 8002}}}
+      - watch:
+          duration: 5m
+          interval: 10s
+          probes: [{name: green, http: "http://127.0.0.1:9/"}]
+          rules: [{name: errors, when: status >= 500, consecutive: 3}]
 """
 
 
@@ -71,7 +76,8 @@ def _old_is_check(step: Step) -> bool:
     if step.declared_effect is not None:
         return step.declared_effect == "none"
     kind = step.kind
-    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual"):
+    if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual",
+                "watch"):
         return True
     if kind == "proxy":  # issue 12: a drain only waits
         assert step.proxy is not None
@@ -132,6 +138,8 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["proxy"] == "nginx: switch all traffic to green"
     assert by_kind["service"] == ("start process green ($ gunicorn app:app); "
                                   "healthy within 30.0s: tcp 127.0.0.1:8002 is open")
+    assert by_kind["watch"] == ("for 5m00s, every 10.0s: green; fails on errors: status >= 500 for 3 consecutive "
+                                "probes")
     plan = build_plan(doc, opts)
     assert [s.summary for s in plan.phases[0].steps] == [lines[s.key] for s in steps]
 
@@ -157,7 +165,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none", "reversible", "none", "reversible"]
+                       "additive", "none", "none", "reversible", "none", "reversible", "none"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ from tminus.engine.exitcodes import Exit
 EXIT_CODES_HELP = """\b
 Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
 11 rolled back · 12 rollback failed · 13 aborted · 14 locked · 15 needs an operator ·
-16 live, not finalized (resumable) · 78 invalid runbook or tminus.toml · 130 interrupted (resumable)."""
+16 live, not finalized (resumable) · 17 kill switch late · 78 invalid runbook or tminus.toml ·
+130 interrupted (resumable)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -363,3 +364,11 @@ _watch.register(cli)
 from tminus.cli import config as _config  # noqa: E402  (config)
 
 _config.register(cli)
+
+from tminus.cli import releases as _releases  # noqa: E402  (releases)
+
+_releases.register(cli)
+
+from tminus.cli import kill_switch as _kill_switch  # noqa: E402  (kill-switch)
+
+_kill_switch.register(cli)

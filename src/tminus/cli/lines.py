@@ -219,6 +219,17 @@ def _guard_finished(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) ->
     return [f"{STEP}◉ guard of phase '{d.get('phase')}' {verdict}: {d.get('samples')} samples; {d.get('reason')}"]
 
 
+def _watch_sample(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    if not (verbose or evidence):
+        return None  # one per probe per interval
+    return [f"{STEP}· {d.get('probe')} (watch): {sample_text(d)}"]
+
+
+def _watch_transition(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    did = " (fails the step)" if d.get("outcome") else ""
+    return [f"{STEP}◎ watch {d.get('rule')}: {d.get('from')} → {d.get('to')}{did}: {d.get('reason')}"]
+
+
 def _notify_sent(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     tries = len(d.get("attempts") or [])
     return [f"{STEP}✉ notified {d.get('channel')} ({tries} attempt{'s' if tries != 1 else ''})"]
@@ -252,6 +263,8 @@ _FORMATS: dict[str, Formatter] = {
     ev.GUARD_SAMPLE: _guard_sample,
     ev.GUARD_TRANSITION: _guard_transition,
     ev.GUARD_FINISHED: _guard_finished,
+    ev.WATCH_SAMPLE: _watch_sample,
+    ev.WATCH_TRANSITION: _watch_transition,
     ev.NOTIFY_SENT: _notify_sent,
     ev.NOTIFY_FAILED: _notify_failed,
     ev.RUN_FINISHED: _run_finished,

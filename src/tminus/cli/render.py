@@ -66,6 +66,12 @@ def print_plan(p: Any) -> None:
         console.print("\n[bold]Rollback[/bold] (after the undo steps)")
         for s in p.rollback:
             _plan_step(s, "  ", undo_matters=False)
+    if getattr(p, "kill_switch", None):
+        ks = p.kill_switch
+        console.print(f"\n[bold]Kill switch[/bold] (`tminus kill-switch`, at any time: no gates, target "
+                      f"{_dur(ks['target'])}; a failure stops it, nothing is undone)")
+        for s in ks["steps"]:
+            _plan_step(s, "  ", undo_matters=False)
     _plan_deadlines(getattr(p, "deadlines", []))
     console.print()
     for loss in getattr(p, "data_loss", []):

@@ -121,7 +121,7 @@ def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
 
 
 def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool,
-          action: Callable[[Any], Any]) -> None:
+          action: Callable[[Any], Any], more_json: Callable[[Any], dict[str, Any]] | None = None) -> None:
     """Run `action(session)` under a display, print the outcome and exit with the run's code."""
     from tminus.cli.display import make_display
     from tminus.engine.session import Session
@@ -152,7 +152,8 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
         display.close()
     if as_json:
         emit_json({"run_id": session.run_id, "status": result.status, "exit_code": int(result.exit),
-                   "reason": result.reason, "failures": result.failures, "ledger": ledger.url})
+                   "reason": result.reason, "failures": result.failures, "ledger": ledger.url,
+                   **(more_json(session) if more_json is not None else {})})
     else:
         click.echo(f"\n{result.status.upper().replace('_', ' ')}: {result.reason}", err=True)
         click.echo(f"run {session.run_id} · ledger {ledger.url} · details: tminus show {session.run_id}",

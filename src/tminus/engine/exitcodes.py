@@ -16,6 +16,7 @@ class Exit(IntEnum):
     LOCKED = 14  # another run holds the lease for this runbook and environment
     NEEDS_OPERATOR = 15  # a decision only an operator can make is missing (e.g. under --no-input)
     NOT_FINALIZED = 16  # the cutover is live (decision go) but an after_go or finalize step failed: resume finishes it
+    KILL_SWITCH_LATE = 17  # `tminus kill-switch`: every step passed, but it took longer than its target
     INVALID_RUNBOOK = 78  # EX_CONFIG: the runbook does not validate
     INTERRUPTED = 130  # SIGINT/SIGTERM: the run stopped and can be resumed
 
@@ -24,6 +25,7 @@ class Exit(IntEnum):
 STATUS_EXIT: dict[str, Exit] = {
     "completed": Exit.COMPLETED,
     "not_finalized": Exit.NOT_FINALIZED,
+    "completed_late": Exit.KILL_SWITCH_LATE,
     "blocked": Exit.BLOCKED,
     "rolled_back": Exit.ROLLED_BACK,
     "rollback_failed": Exit.ROLLBACK_FAILED,

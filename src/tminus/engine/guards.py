@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tminus import events as ev
@@ -37,21 +35,14 @@ from tminus.engine.policy import CONTINUE, Decision, Policy
 from tminus.engine.run_state import RunState
 from tminus.engine.stop import ABORT, INTERRUPT, ROLLBACK, Stopped
 from tminus.errors import TemplateError
-from tminus.monitor import Rule, Sample, State, Transition
+from tminus.monitor import Sample, State, Transition
+from tminus.monitor.watching import ACTED, STOPPED, Armed, Clock, Watching, arm
 from tminus.runbook.models import GuardSpec, Phase, Step
-from tminus.runbook.monitor import AlertRule
 
 POLICY = "guard"  # the policy's name: stops are requested `by` "policy:guard"
 HOOK = "guard"  # the hook a firing guard records in `policy.applied` (its own thread, not a hook point)
 FIRST_ROUND_GRACE = 5.0  # seconds the first step waits for the guard's first round beyond its probes' timeouts
 RECENT = 10  # samples quoted with a verdict
-
-
-@dataclass
-class _Armed:
-    spec: AlertRule
-    rule: Rule
-    probe: str
 
 
 class Guard:
@@ -65,17 +56,15 @@ class Guard:
         self.where = section.describe()
         self.resumed = resumed
         self.probes: dict[str, Step] = {probe_name(p): p for p in self.spec.probes}
-        only = next(iter(self.probes)) if len(self.probes) == 1 else ""
-        self.rules = [_Armed(r, r.to_rule(), r.probe or only) for r in self.spec.rules]
+        self.rules = arm(self.spec.rules, list(self.probes))
         self.notifier = Notifier(self.steps)
         self.samples = 0
         self.fired: list[str] = []
         self.acted: str | None = None  # the stop mode it asked for (rollback, abort), if any
         self._halt = threading.Event()
         self._first_round = threading.Event()
-        self._judging = threading.Lock()
-        self._last_at: dict[str, float] = {}
-        self._recent: dict[str, deque[Sample]] = {}
+        self._clock = Clock()
+        self.watching: Watching | None = None
         self._thread: threading.Thread | None = None
         self._ended_why = "the phase's last step finished"
 
@@ -109,24 +98,19 @@ class Guard:
     # --- the guard's thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
-        interval = self.spec.interval
-        began, tick = time.monotonic(), 0
-        workers = ThreadPoolExecutor(max_workers=min(16, len(self.probes)), thread_name_prefix="tminus-guard-probe")
+        """The monitor's probing loop (monitor/watching.py, shared with the `watch` kind), recording
+        `guard.finished` once it ends."""
+        watching = self.watching = Watching(
+            {n: partial(self._probe, n, s) for n, s in self.probes.items()}, self.rules,
+            self.spec.interval, on_transition=self._transition, halt=self._halt, keep_going=self._forward,
+            on_round=self._first_round.set, thread_name="tminus-guard-probe")
         outcome = "passed"
         try:
-            while not self._halt.wait(max(0.0, began + tick * interval - time.monotonic())):
-                if not self._forward():
-                    outcome, self._ended_why = "stopped", "the run was stopped"
-                    break
-                futures = [workers.submit(self._probe_and_judge, n, s) for n, s in self.probes.items()]
-                for future in futures:
-                    future.result()
-                tick += 1
-                self._first_round.set()
-                if self.acted is not None:
-                    outcome, self._ended_why = "fired", f"it asked for {self.acted}"
-                    break
-            workers.shutdown(wait=True)
+            ended = watching.run()
+            if ended == STOPPED:
+                outcome, self._ended_why = "stopped", "the run was stopped"
+            elif ended == ACTED:
+                outcome, self._ended_why = "fired", f"it asked for {self.acted}"
             self.notifier.drain()
             if self.fired and outcome == "passed":
                 outcome = "notified"
@@ -137,7 +121,6 @@ class Guard:
         except Exception as exc:  # a bug must not leave the phase unwatched while it goes on: fail closed
             self._failed(exc)
         finally:
-            workers.shutdown(wait=False)
             self._first_round.set()
 
     def _failed(self, exc: Exception) -> None:
@@ -155,20 +138,6 @@ class Guard:
     def _forward(self) -> bool:
         """The run still goes forward: nothing stopped it (the guard has nothing to add then)."""
         return self.stop.running and not self.stop.is_set()
-
-    def _probe_and_judge(self, name: str, step: Step) -> None:
-        sample = self._probe(name, step)
-        with self._judging:
-            if self.acted is not None:
-                return  # decided: later samples are recorded, not judged
-            self._recent.setdefault(name, deque(maxlen=RECENT * 5)).append(sample)
-            for armed in self.rules:
-                if armed.probe != name:
-                    continue
-                for moved in armed.rule.observe(sample):
-                    self._transition(armed, moved)
-                    if self.acted is not None:
-                        return
 
     def _probe(self, name: str, step: Step) -> Sample:
         """As the monitor probes: only the kind's error is a failure to observe; the rules judge."""
@@ -191,20 +160,20 @@ class Guard:
                 error = obs.error
             else:
                 values = kept(obs.values, self.steps.templater.masker.mask)
-        at = max(time.time(), self._last_at.get(name, 0.0) + 1e-6)  # in time order even if the clock steps back
-        self._last_at[name] = at
+        at = self._clock.at(name)
         self.samples += 1
         self.steps.emit(ev.GUARD_SAMPLE, step.key, **self.where, phase=self.phase.name, probe=name, at=at,
                         values=values, error=error, duration_ms=round(took, 3))
         return Sample(at, values, error)
 
-    def _transition(self, armed: _Armed, moved: Transition) -> None:
+    def _transition(self, armed: Armed, moved: Transition) -> bool:
         from tminus.monitor.overrides import reading
 
         spec, to = armed.spec, moved.to_state
         acts = to in (State.FIRING, State.INCONCLUSIVE)
+        kept = self.watching.recent if self.watching is not None else (lambda _p, _n: [])
         recent = [{"at": s.at, "read": reading(armed.rule.config, s.values, s.error)}
-                  for s in list(self._recent.get(armed.probe, ()))[-(spec.consecutive or RECENT):]] if acts else []
+                  for s in kept(armed.probe, spec.consecutive or RECENT)] if acts else []
         outcome = None
         if acts:
             outcome = "notified" if spec.action == "notify" or not self._forward() else spec.action
@@ -217,13 +186,15 @@ class Guard:
         if to is State.RESOLVED:
             self.notifier.send(channels, f"resolved: {what} during phase '{self.phase.name}': {moved.reason}", extra)
         if not acts:
-            return
+            return False
         self.fired.append(spec.name)
         verb = "fired" if to is State.FIRING else "is inconclusive"
         reason = f"{what} {verb} during phase '{self.phase.name}': {moved.reason}"
         self.notifier.send(channels, f"{to} ({spec.action}): {reason}", extra)
         if outcome in (ROLLBACK, ABORT):
             self._act(outcome, reason, spec.name)
+            return True
+        return False
 
     def _act(self, mode: str, reason: str, rule: str) -> None:
         """Recorded before it is asked for (`policy.applied`), then through the stop channel, which

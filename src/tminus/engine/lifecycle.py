@@ -38,6 +38,7 @@ VERIFY_AFTER_ROLLBACK = "verify-after-rollback"
 AFTER_GO = "after-go"
 FINALIZE = "finalize"
 GUARD = "guard"
+KILL_SWITCH = "kill-switch"  # `tminus kill-switch`: the runbook's kill_switch steps, timed against its target
 
 NAMED = frozenset({PHASE, GATE, UNDO, AFTER_GO, FINALIZE, GUARD})  # kinds whose id carries a name
 

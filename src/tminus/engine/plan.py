@@ -78,6 +78,8 @@ class Plan:
     stages: list[dict[str, Any]] = field(default_factory=list)
     require_stages: bool = False
     requires: list[dict[str, Any]] = field(default_factory=list)
+    # `tminus kill-switch`: its target (seconds) and steps, run on their own at any time.
+    kill_switch: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +149,8 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
                   "second_person": rb.decision.require_second_person},
         rollback=[planned(s) for s in rb.rollback.steps],
+        kill_switch=None if rb.kill_switch is None else {
+            "target": rb.kill_switch.target, "steps": [planned(s) for s in rb.kill_switch.steps]},
         total_budget=total,
         end_tplus=end,
         point_of_no_return=ponr,

@@ -99,6 +99,16 @@ class Runner:
         life.add(Section(lc.MONITOR, run=lambda s: watch.window(duration)))
         return self.execute(life)
 
+    def kill_switch(self, began: float) -> RunResult:
+        """`tminus kill-switch`: the kill switch section alone, timed from `began` (monotonic)."""
+        from tminus.engine import kill_switch
+
+        section, timing = kill_switch.section(self.state, began)
+        result = self.execute(Lifecycle(sections=[section], rollback=self.rollback_section))
+        if result.status == "completed" and not timing.within:
+            return RunResult(kill_switch.LATE, Exit.KILL_SWITCH_LATE, result.reason)
+        return result
+
     # --- the lifecycle ----------------------------------------------------------------------
 
     def lifecycle(self, *, gates_only: bool = False) -> Lifecycle:

@@ -79,6 +79,7 @@ class Session:
         self.stop = StopChannel()
         self.run_id = ""
         self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
+        self._plain_policy = False  # the session's policy alone (a kill switch: no deadline watch)
         # What the session tells the operator before a run is recorded (resume waiting for a survivor).
         self.notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
 
@@ -98,7 +99,7 @@ class Session:
         with self._lease() as fence:
             self._create_run("run")
             return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence,
-                               extra=self._time_facts())
+                               extra=self._time_facts(), release=True)
 
     def _recorded_times(self, run_id: str) -> None:
         """A resumed run keeps the cutover and the stage it started with (unless given again)."""
@@ -135,11 +136,36 @@ class Session:
                 extra={"action": "monitor", "baseline": baseline, "duration": duration}, fence=fence,
             )
 
+    def kill_switch(self, *, force: bool = False, reason: str | None = None,
+                    began: float | None = None) -> RunResult:
+        """`tminus kill-switch` (and a rehearsal): the runbook's kill_switch steps as a run of their
+        own (kind kill_switch), without gates, under the lease (engine/kill_switch.py says how it
+        takes a stale or, with `force`, a live run's lease), timed from `began` against the target."""
+        from tminus.engine import kill_switch as ks
+
+        began = time.monotonic() if began is None else began
+        spec = self.doc.runbook.kill_switch
+        if spec is None:
+            raise ResumeRefused(f"the runbook '{self.doc.runbook.name}' has no kill_switch section")
+        self.run_id = new_run_id()
+        live = ks.live_of(self.ledger, self.doc.runbook.name, self.opts.environment)
+        taken = ks.take_over(self.ledger, lease_key(self.doc, self.opts.environment), force=force,
+                             by=self.opts.operator, reason=reason or "no reason given")
+        self._plain_policy = True  # no deadlines: they watch phases, and a kill switch never rolls back
+        extra = {"action": "kill_switch", "target": spec.target, "reason": reason, "forced": force,
+                 "live_run": live.run_id if live else None, "live_release": live.release if live else None,
+                 "took_over": taken.to_dict() if taken else None}
+        with self._lease() as fence:
+            self._create_run("kill_switch")
+            return self._drive(Prior(), lambda r: r.kill_switch(began), started=ev.RUN_STARTED, extra=extra,
+                               fence=fence)
+
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
         whose process group still runs is waited for and adopted unless the operator chose otherwise."""
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
+        _refuse_a_kill_switch(run, "resumed")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -196,6 +222,7 @@ class Session:
         if run.status not in ("completed", *RESUMABLE):
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
+        _refuse_a_kill_switch(run, "rolled back")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -265,6 +292,7 @@ class Session:
         started: str,
         extra: dict[str, Any] | None = None,
         fence: Fence | None = None,
+        release: bool = False,
     ) -> RunResult:
         """Run `body` with the run's writer on the bus: fenced by the lease (`fence`), or unfenced
         for a gate-only run, which holds no lease and changes nothing."""
@@ -283,6 +311,8 @@ class Session:
         templater = build_templater(self.doc, self.opts, facts)
         deadlines = deadlines_of(self.doc.runbook)  # as rendered: what the reports measure against
         recorded: dict[str, Any] = {"deadlines": [d.to_dict() for d in deadlines]} if deadlines else {}
+        if release and self.doc.runbook.release is not None:  # what `tminus releases` reads back
+            recorded.update(release_facts(self.doc.runbook.release, templater))
         steps = StepRunner(
             self.doc, templater, bus, self.run_id, environ=self.opts.environ, approvals=None, stop=self.stop
         )
@@ -356,7 +386,7 @@ class Session:
         """The session's policy, and the deadline watch when the runbook sets deadlines (its clocks
         read from the ledger: a resumed run keeps them)."""
         specs = deadlines_of(self.doc.runbook)
-        if not specs:
+        if not specs or self._plain_policy:
             return self.policy
         from tminus.engine.deadlines import DeadlineWatch
 
@@ -369,6 +399,24 @@ class Session:
         request is made from a thread of its own: the event bus is busy delivering the refused event."""
         threading.Thread(target=self._lease_broken, name="tminus-lease-lost", daemon=True).start()
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
+
+
+def _refuse_a_kill_switch(run: RunRecord, what: str) -> None:
+    """A kill switch is run again, never resumed or reversed: its steps restore the old path."""
+    if run.kind == "kill_switch":
+        raise ResumeRefused(f"run {run.id} is a kill switch; it is not {what}: run `tminus kill-switch` again "
+                            "(the old path), or `tminus run` a release (the new one)")
+
+
+def release_facts(text: str, templater: Any) -> dict[str, Any]:
+    """The runbook's `release:` rendered with the run's vars (secrets masked), for `run.started`; a
+    template that does not render is recorded as such rather than stop a cutover over a label."""
+    from tminus.errors import TemplateError
+
+    try:
+        return {"release": templater.masker.mask(templater.render(text).strip())}
+    except TemplateError as exc:
+        return {"release_error": templater.masker.mask(str(exc))}
 
 
 def _history(ledger: Ledger, run_id: str) -> History:

@@ -297,6 +297,8 @@ class StepRunner:
             transport=self.transport,
             # a nested check (wait) or a monitor probe is no execution of its own: nothing to record
             effect_sink=None if attempt is None else self._effect_sink(step, attempt),
+            probe=self._probe,
+            event_sink=None if attempt is None else self._event_sink(step, attempt),
             roots=tuple(self.doc.runbook.roots),
             masker=self.templater.masker,
             spool=None if attempt is None else self._spool(step.key, attempt),
@@ -321,6 +323,26 @@ class StepRunner:
             self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))
 
         return record
+
+    def _event_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
+        """What a kind may record of its own: only watch.* (samples and transitions), masked."""
+
+        def record(kind: str, data: dict[str, Any]) -> None:
+            if kind not in (ev.WATCH_SAMPLE, ev.WATCH_TRANSITION):
+                raise ValueError(f"a kind may not record {kind!r}")
+            self.emit(kind, step.key, **self.templater.masker.mask_obj(data), attempt=attempt)
+
+        return record
+
+    def _probe(self, step: Step, timeout: float | None) -> Observation:
+        """A probe of a `watch` step: rendered now (it sees the outputs so far), observed, not judged."""
+        try:
+            config = self.templater.render_config(step.config, self.outputs)
+        except TemplateError as exc:
+            return Observation(error=f"template: {exc}")
+        if step.timeout is not None:
+            timeout = step.timeout if timeout is None else min(step.timeout, timeout)
+        return self.observe(step, config, timeout)
 
     def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
         try:

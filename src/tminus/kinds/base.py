@@ -96,6 +96,11 @@ class StepContext:
     transport: Transport = field(default_factory=LocalTransport)
     # Writes a `step.effect` event durably; the engine sets it. None outside a run (tests, tools).
     effect_sink: Callable[[str, dict[str, Any]], None] | None = None
+    # A probe (a `watch` step's): the step rendered and observed, not judged (the rules judge it).
+    probe: Callable[[Step, float | None], Observation] | None = None
+    # Records an event of the step's own (a `watch` step's samples and transitions: watch.*), under
+    # its key, in the ledger; the engine sets it for a recorded execution. None outside a run.
+    event_sink: Callable[[str, dict[str, Any]], None] | None = None
     # The runbook's `roots:` as written: folders besides base_dir that paths may lie in.
     roots: tuple[str, ...] = ()
     # The run's secrets: what a kind cuts (an output's tail) it masks first, through `tail`.

@@ -49,6 +49,7 @@ MODULES: dict[str, str] = {
     "redis": "tminus.kinds.redis",
     "proxy": "tminus.kinds.proxy",
     "service": "tminus.kinds.service",
+    "watch": "tminus.kinds.watch",
 }
 
 

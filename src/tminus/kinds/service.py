@@ -114,7 +114,7 @@ def _undo(step: Step, data: dict[str, Any], name: str) -> Step:
     undo._key = f"{step.key}{AUTO_UNDO}"
     for nested, below in nested_checks(undo):
         nested._path = (*step.path, *below)
-        nested._key = f"{undo._key}.{'.'.join(below)}"
+        nested._key = f"{undo._key}.{'.'.join(map(str, below))}"
     return undo
 
 

@@ -14,6 +14,8 @@ from tminus.projection.model import (
     Effect,
     Execution,
     GuardWatch,
+    MonitorSample,
+    MonitorTransition,
     MonitorView,
     Note,
     Notification,
@@ -45,6 +47,8 @@ class ViewState:
     stops: list[Stop] = field(default_factory=list)  # every run.stop, accepted or not
     policies: list[PolicyUse] = field(default_factory=list)  # every policy.applied
     alerts: list[DeadlineAlert] = field(default_factory=list)  # every deadline.exceeded, answered or not
+    watch_samples: list[MonitorSample] = field(default_factory=list)  # `watch` steps' samples (key: the step)
+    watch_transitions: list[MonitorTransition] = field(default_factory=list)  # their rules' transitions
     cutover_at: float | None = None  # when the first phase began (resume's reading)
     warnings: list[str] = field(default_factory=list)  # payloads read best effort (newer versions)
     others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types)

@@ -26,8 +26,21 @@ from tminus.projection.folds import (
     sections,
     steps,
     stops,
+    watches,
 )
-from tminus.projection.model import OK, Approval, Decision, Execution, Note, RunMark, Section, Stop
+from tminus.projection.model import (
+    OK,
+    Approval,
+    Decision,
+    Execution,
+    MonitorSample,
+    MonitorTransition,
+    Note,
+    RollbackPass,
+    RunMark,
+    Section,
+    Stop,
+)
 from tminus.projection.state import ViewState
 from tminus.projection.upcast import upcast
 
@@ -54,6 +67,28 @@ class RunView(ViewState):
     @property
     def decision(self) -> Decision | None:
         return self.decisions[-1] if self.decisions else None
+
+    @property
+    def release(self) -> str | None:
+        """What the run set out to make live (the runbook's `release:`, as run.started recorded it)."""
+        value = self.started.data.get("release") if self.started else None
+        return value if isinstance(value, str) else None
+
+    def went_live(self) -> Decision | None:
+        """The go decision that made the run's change live, if it was taken."""
+        go = [d for d in self.decisions if d.verdict == "go"]
+        return go[0] if go else None
+
+    def undone_after_go(self) -> RollbackPass | None:
+        """The rollback that reversed the run after its go (automatic, or `tminus rollback` later)."""
+        go = self.went_live()
+        later = [p for p in self.rollback.passes if go is not None and p.seq > go.seq]
+        return later[-1] if later else None
+
+    def watched(self, key: str) -> tuple[list[MonitorSample], list[MonitorTransition]]:
+        """A `watch` step's samples and its rules' transitions, in the order recorded."""
+        return ([x for x in self.watch_samples if x.key == key],
+                [t for t in self.watch_transitions if t.data.get("key") == key])
 
     def in_flight(self) -> list[Execution]:
         """Executions that started and never ended (running now, or cut short by a crash or signal)."""
@@ -211,6 +246,8 @@ _FOLDS: dict[str, Callable[[ViewState, Fact], None]] = {
     ev.POLICY_APPLIED: stops.policy_applied,
     ev.DEADLINE_EXCEEDED: deadlines.exceeded,
     ev.DEADLINE_ANSWERED: deadlines.answered,
+    ev.WATCH_SAMPLE: watches.watch_sample,
+    ev.WATCH_TRANSITION: watches.watch_transition,
 }
 
 

@@ -106,3 +106,5 @@ def assign_keys(runbook: Runbook) -> None:
     visit(runbook.rollback.steps, runbook.rollback.base)
     if runbook.monitor is not None:
         visit(runbook.monitor.probes, ("monitor", "probes"))
+    if runbook.kill_switch is not None:
+        visit(runbook.kill_switch.steps, ("kill_switch", "steps"))

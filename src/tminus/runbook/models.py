@@ -149,6 +149,16 @@ class WaitSpec(Spec):
     interval: Duration = 1.0
 
 
+class WatchSpec(Spec):
+    """Canary analysis between two steps: named probes judged by the monitor's rules for `duration`;
+    a firing (or inconclusive) rule fails the step, so its phase rolls back like any failure."""
+
+    duration: Duration = Field(description="How long to watch; all rules quiet this long: the step passes.")
+    interval: Duration = Field(description="Time between two probes of each probe.")
+    probes: list[Step] = Field(min_length=1, description="Named checks whose values the rules read.")
+    rules: list[AlertRule] = Field(min_length=1, description="When the watch fails the step.")
+
+
 class MigrateColumns(Spec):
     """The columns of an existing migrations table (the application's own) that hold what tminus
     tracks: status and verify read it through this mapping; migrate and revert write rows of its
@@ -300,8 +310,7 @@ class RedisSpec(Spec):
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
-    "proxy",
-    "service",
+    "proxy", "service", "watch",
 )
 
 
@@ -343,6 +352,7 @@ class Step(Spec):
     redis: RedisSpec | None = None
     proxy: ProxySpec | None = None
     service: ServiceSpec | None = None
+    watch: WatchSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
@@ -428,14 +438,17 @@ class Step(Spec):
 
 
 WaitSpec.model_rebuild()
+WatchSpec.model_rebuild()
+
+
 ServicePrevious.model_rebuild(_types_namespace={"Step": Step})
 ServiceSpec.model_rebuild(_types_namespace={"Step": Step, "ServicePrevious": ServicePrevious})
 
 
-def nested_checks(step: Step) -> list[tuple[Step, tuple[str, ...]]]:
+def nested_checks(step: Step) -> list[tuple[Step, tuple[str | int, ...]]]:
     """The checks inside a step that run as part of it (a wait's check, a service's health checks),
     each with its path below the step."""
-    out: list[tuple[Step, tuple[str, ...]]] = []
+    out: list[tuple[Step, tuple[str | int, ...]]] = []
     if step.wait is not None:
         out.append((step.wait.check, ("wait", "check")))
     if step.service is not None:
@@ -444,6 +457,8 @@ def nested_checks(step: Step) -> list[tuple[Step, tuple[str, ...]]]:
         previous = step.service.previous
         if previous is not None and previous.health is not None:
             out.append((previous.health, ("service", "previous", "health")))
+    if step.watch is not None:  # a watch's probes see what the watch step sees
+        out += [(probe, ("watch", "probes", i)) for i, probe in enumerate(step.watch.probes)]
     return out
 
 
@@ -598,6 +613,14 @@ class Downtime(Spec):
     notify: list[str] = Field(default_factory=list, description="Channels told when it is exceeded.")
 
 
+class KillSwitch(Spec):
+    """`kill_switch:`: the steps that restore the old path at any time (`tminus kill-switch`), timed."""
+
+    target: Duration = Field(description="How long the kill switch may take; a slower one exits 17.")
+    steps: list[Step] = Field(min_length=1, description=(
+        "Run in order, without gates; the first failure stops it (nothing is undone)."))
+
+
 class Runbook(Spec):
     """A runbook, version 1."""
 
@@ -634,6 +657,11 @@ class Runbook(Spec):
         "roll back the cutover: the run ends not finalized and `tminus resume` finishes them."))
     channels: dict[str, Channel] = Field(default_factory=dict, description="Notification webhooks by name.")
     monitor: MonitorSpec | None = None
+    kill_switch: KillSwitch | None = Field(None, description=(
+        "{target, steps}: what restores the old path at any time, run by `tminus kill-switch`."))
+    release: str | None = Field(None, description=(
+        "What this run makes live, e.g. \"{{ vars.release }}\": rendered when the run starts and recorded; "
+        "`tminus releases` lists what is live per environment."))
 
     @property
     def live_phases(self) -> list[Phase]:
@@ -673,4 +701,6 @@ class Runbook(Spec):
         visit(self.rollback.steps)
         if self.monitor is not None:
             visit(self.monitor.probes)
+        if self.kill_switch is not None:
+            visit(self.kill_switch.steps)
         return out

@@ -16,6 +16,7 @@ from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step, nested_checks
 from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
+from tminus.runbook.validate_cutover import kill_switch_problems
 from tminus.runbook.validate_deadlines import deadline_problems
 from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
@@ -106,6 +107,7 @@ class _Validator:
         phase_problems(self.rb, self.add, self.where)
         deadline_problems(self.rb, self.add, closest=closest)
         kind_problems(self.rb, Path(self.source.file).resolve().parent, self.add, self.warn)
+        kill_switch_problems(self.rb, self.add)
         return self.problems
 
     def add(self, message: str, path: PathKey, hint: str | None = None, column_offset: int | None = None) -> None:
@@ -250,6 +252,10 @@ class _Validator:
         self._walk(self.rb.rollback.steps, main)
         if self.rb.monitor is not None:  # probes run last: they see every step's outputs
             self._walk(self.rb.monitor.probes, set(main))
+        if self.rb.kill_switch is not None:  # run on its own, at any time: it sees only its own steps
+            self._walk(self.rb.kill_switch.steps, set())
+        if self.rb.release is not None:
+            self._template(self.rb.release, ("release",), frozenset())
 
     def _walk(self, steps: list[Step], visible: set[str]) -> None:
         for step in steps:

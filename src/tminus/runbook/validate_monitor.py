@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tminus.runbook.document import PathKey
-from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook
+from tminus.runbook.models import GuardSpec, MonitorSpec, Runbook, Step, WatchSpec
 from tminus.runbook.types import is_template
 
 Add = Callable[..., None]
@@ -14,7 +14,7 @@ Closest = Callable[[str, list[str]], str | None]
 _PROBE_KINDS = "http (GET), sql (without write), run, tcp, file, env, prometheus, redis"
 
 
-_NOT_PROBES = ("wait", "fingerprint", "migration_lint", "manual")  # checks that make no sense every interval
+_NOT_PROBES = ("wait", "fingerprint", "migration_lint", "manual", "watch")  # checks that make no sense every interval
 
 
 def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | None = None) -> None:
@@ -32,6 +32,9 @@ def monitor_problems(rb: Runbook, add: Add, *, closest: Closest, warn: Add | Non
             near = closest(step.notify.channel, channels)
             add(f"unknown channel '{step.notify.channel}'", (*step.path, "notify", "channel"),
                 near if near else _define_channel(channels))
+    for step in rb.all_steps():
+        if step.watch is not None:
+            _watch_problems(step, step.watch, add, closest=closest, channel_refs=channel_refs)
     for p_index, phase in enumerate(rb.phases):
         if phase.guard is not None:
             _guard_problems(phase.guard, phase.budget, ("phases", p_index, "guard"), add, warn,
@@ -84,7 +87,37 @@ def _guard_problems(guard: GuardSpec, budget: float | None, base: PathKey, add: 
                  "shorten it, or add settle: to the guard so it watches after the last step")
 
 
-def watched_problems(spec: MonitorSpec | GuardSpec, base: PathKey, add: Add, *, closest: Closest,
+def _watch_problems(step: Step, watch: WatchSpec, add: Add, *, closest: Closest,
+                    channel_refs: Callable[[list[str], PathKey], None]) -> None:
+    """A `watch` step: the monitor's probe and rule checks, a duration its interval fits in, and
+    rules whose only action is to fail the step (its on_failure says what that does)."""
+    base: PathKey = (*step.path, "watch")
+    templated = is_template(watch.interval) or is_template(watch.duration)
+    if not templated and watch.interval <= 0:
+        add("watch interval must be more than 0", (*base, "interval"), "e.g. interval: 10s")
+    elif not templated and watch.duration <= watch.interval:
+        add(f"the watch's duration ({watch.duration:g}s) must be longer than its interval ({watch.interval:g}s)",
+            (*base, "duration"), "e.g. duration: 5m with interval: 10s: the rules need several samples")
+    if step.timeout is not None and not templated and not is_template(step.timeout) \
+            and step.timeout <= watch.duration:
+        add(f"the step's timeout ({step.timeout:g}s) would end the watch before its duration ({watch.duration:g}s)",
+            (*step.path, "timeout"), "remove timeout: (a watch ends after its duration) or make it longer")
+    watched_problems(watch, base, add, closest=closest, channel_refs=channel_refs, watcher="watch")
+    for i, rule in enumerate(watch.rules):
+        path = (*base, "rules", i)
+        if "action" in rule.model_fields_set and rule.action != "rollback":
+            add(f"rule '{rule.name}': a watch rule only fails the step (action: {rule.action} is not used)",
+                (*path, "action"), "remove action:; the step's on_failure says what a failure does "
+                "(rollback by default, abort, continue)")
+        if rule.ratio is not None:
+            add(f"rule '{rule.name}' compares with a baseline, but a watch takes none", (*path, "ratio"),
+                "use for, consecutive, increase or error_rate")
+        if rule.notify:
+            add(f"rule '{rule.name}': a watch rule tells no channel", (*path, "notify"),
+                "add a notify step after the watch, or in the phase's undo")
+
+
+def watched_problems(spec: MonitorSpec | GuardSpec | WatchSpec, base: PathKey, add: Add, *, closest: Closest,
                      channel_refs: Callable[[list[str], PathKey], None], watcher: str) -> None:
     """Probes and rules, as the monitor and every guard write them."""
     names: dict[str, int] = {}
