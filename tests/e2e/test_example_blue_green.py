@@ -192,3 +192,21 @@ def test_broken_v3_is_stopped_at_the_preview_and_no_user_sees_it(stack: Stack) -
     assert not _listening(stack.ports["green"])  # v3 was stopped by the rollback
     routing = (stack.state / "nginx" / "routing.conf").read_text()
     assert '"preview": null' in routing and '"weights": {"blue": 100, "green": 0}' in routing, routing
+
+
+@pytest.mark.postgres
+def test_rolling_back_the_completed_v2_run_brings_v1_back_under_load(stack: Stack) -> None:
+    done = stack.run("run", stack.runbook, "-e", "local", "--yes", "--var", "release=v2", "--var", "previous=v1",
+                     "--var", "color=green", "--var", "live=blue")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = json.loads(tminus("history", "--json", "-n", "1", cwd=stack.root, env=stack.env).stdout)[0]["id"]
+    with stack.under_load("rollback") as load:
+        # newest first: the finalize step's undo starts v1 in blue again, the proxy steps' derived undo
+        # restore the routing each found, the service step's stops v2
+        done = tminus("rollback", run_id, "--reason", "test", cwd=stack.root, env=stack.env, timeout=60)
+        summary = load.stop()
+    assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
+    assert summary["failed"] == 0, summary
+    assert summary["switches"][-1][0] == "v1", summary
+    assert stack.get() == (200, "v1")
+    assert not _listening(stack.ports["green"])
