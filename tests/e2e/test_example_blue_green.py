@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -58,6 +59,15 @@ def test_the_runbook_validates_and_plans(tmp_path: Path) -> None:
     for said in ("route the preview to green", "set weights", "watch the canary", "switch all traffic to green",
                  "stop process blue", "kill switch"):
         assert said.lower() in plan.lower(), f"the plan does not mention {said!r}:\n{done.stdout}"
+
+
+def test_the_docs_page_quotes_the_real_runbook() -> None:
+    page = (EXAMPLE.parents[1] / "docs" / "examples" / "blue-green.md").read_text()
+    runbook = (EXAMPLE / "runbook.yaml").read_text()
+    blocks = re.findall(r"^```yaml\n(.*?)^```", page, re.S | re.M)
+    assert len(blocks) >= 7
+    for body in blocks:
+        assert body in runbook, f"docs/examples/blue-green.md: not a verbatim excerpt of runbook.yaml:\n{body}"
 
 
 @dataclass
