@@ -243,3 +243,24 @@ def test_validation_refuses_sql_options_with_django(base: Path) -> None:
     assert done.returncode == 78, done.stdout + done.stderr
     out = done.stdout + done.stderr
     assert "runbook.yaml:5:9:" in out and "'to' does not apply to 'django'" in out and "django.targets" in out
+
+
+def test_sqlite_project_under_the_lock_row(tmp_path: Path) -> None:
+    """SQLite: the step's url relative to the runbook, Django's settings on the same file; the lock
+    row of the other backends is taken and released around the commands."""
+    import sqlite3
+
+    base = make_project(tmp_path)
+    step = django("sqlite:///app.db")
+    step["migrate"]["django"]["env"]["DATABASE_URL"] = f"sqlite:///{base / 'app.db'}"
+    obs = run_step(step, base, timeout=120)
+    assert obs.error is None, obs.error
+    assert obs.outputs["after"] == {"blog": BLOG[-1], "shop": SHOP[-1]}
+    step["migrate"]["django"]["targets"] = {"shop": "0002", "blog": "zero"}
+    obs = run_step(step, base, timeout=120)
+    assert obs.error is None, obs.error
+    assert obs.outputs["reverted"][:2] == ["shop.0004_order", "shop.0003_populate_prices"]
+    with sqlite3.connect(base / "app.db") as conn:
+        assert conn.execute("SELECT app, name FROM django_migrations ORDER BY id").fetchall() == [
+            ("shop", "0001_initial"), ("shop", "0002_product_price")]
+        assert conn.execute("SELECT count(*) FROM schema_migrations_lock").fetchone() == (0,)
