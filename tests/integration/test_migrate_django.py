@@ -70,7 +70,7 @@ def test_apply_to_a_target_then_an_app_then_back(base: Path, db: Db) -> None:
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(base: Path, db: Db) -> None:
-    obs = migrate(base, db, apps=["shop"], dry_run=True)
+    obs = migrate(base, db, apps=["shop"], dry_run=True, settings="mysite.settings")
     assert obs.error is None, obs.error
     assert obs.evidence["plan"] == [f"shop.{n}" for n in SHOP]
     assert obs.outputs["applied"] == [f"shop.{n}" for n in SHOP]
@@ -142,6 +142,10 @@ def test_wrong_interpreter_and_other_database_are_clear(base: Path, db: Db, tmp_
     bare.symlink_to("/usr/bin/python3")  # Debian's python: no Django
     obs = run_step(django(db.url, python=str(bare)), base)
     assert obs.error is not None and "cannot import Django: set django.python" in obs.error
+
+    obs = run_step(django(db.url, settings="mysite.nope"), base)
+    assert obs.error is not None and "reading the Django migration state failed" in obs.error
+    assert "No module named 'mysite.nope'" in obs.error
 
     step = django(db.url)
     step["migrate"]["django"]["env"]["DATABASE_URL"] = db.url.rsplit("/", 1)[0] + "/postgres"

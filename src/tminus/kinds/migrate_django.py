@@ -67,7 +67,7 @@ class Project:
                               f" {self.ctx.tail(err.strip() or out.strip(), 600)}{hint}")
         answer: dict[str, Any] = json.loads(last[len(django_state.MARKER):])
         if answer.get("error"):
-            raise DjangoError(f"Django's migration state: {answer['error']}")
+            raise DjangoError(f"reading the Django migration state failed (python {self.python}): {answer['error']}")
         return answer
 
 
