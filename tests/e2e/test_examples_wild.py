@@ -196,6 +196,21 @@ def test_001_cutover_then_the_kill_switch(portal: tuple[Path, dict[str, str]]) -
     assert deadlines["rollback"]["state"] == "exceeded", deadlines  # the rollback measured against its target
 
 
+def test_001_the_kill_switch_section_on_its_own(portal: tuple[Path, dict[str, str]]) -> None:
+    """`tminus kill-switch`: no gates, no rollback of the run, timed against the rollback target."""
+    folder, env = portal
+    base = f"http://127.0.0.1:{env['PORTAL_PORT']}"
+    code, result = _run(folder, env, "--var", f"python={PY}")
+    assert code == 0, result
+    assert _http(f"{base}/health")[1]["shell"] == "spa"
+    code, switched = run_json("kill-switch", "runbook.yaml", "--reason", "nav broken", "--var", f"python={PY}",
+                              cwd=folder, env=env)
+    assert code == 0, switched
+    assert switched["within_target"] is True and switched["target"] == 300, switched
+    health = _http(f"{base}/health")[1]
+    assert (health["shell"], health["legacy"]) == ("iframe", True)
+
+
 def test_001_a_failing_parity_gate_blocks_and_a_failing_live_route_rolls_back(
         portal: tuple[Path, dict[str, str]]) -> None:
     folder, env = portal
@@ -369,6 +384,10 @@ def test_003_green_takes_over(recall: tuple[Path, dict[str, str], list[str]], pg
     sections = [e["data"].get("section") for e in run_json("show", result["run_id"], cwd=folder, env=env)[1]["events"]
                 if e["type"] == "section.started"]
     assert sections.index("finalize:T+15m finish") > sections.index("monitor")
+    # the release ledger: what is live in production, through which run
+    code, releases = run_json("releases", "runbook.yaml", "-e", "production", cwd=folder, env=env)
+    assert code == 0, releases
+    assert json.dumps(releases).count("sha-1b2c3d4") >= 1 and result["run_id"] in json.dumps(releases), releases
 
 
 def test_003_an_image_that_never_gets_ready_leaves_blue_serving(

@@ -1,5 +1,5 @@
 """`migrate`: apply or revert the SQL migrations of a directory (tminus.db.migrations), or drive
-Alembic under the same migration lock."""
+Alembic or Django (kinds.migrate_django) under the same migration lock."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tminus.kinds import migrate_django
 from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext
+from tminus.kinds.migrate_process import run_group, text
 from tminus.kinds.registry import register
 from tminus.kinds.run import recover as end_process_group  # an Alembic driver left by a killed run
 from tminus.runbook.models import MigrateSpec, Step
 
 REVERT_TARGET = "revert_target"  # the effect: the version to revert to
-_SLICE = 0.1  # seconds between looks at the stop channel while the Alembic driver runs
 
 
 def describe(c: MigrateSpec, step: object, nested: object) -> str:
+    if c.django is not None:
+        return f"{migrate_django.describe(c)} on {_safe_text(c.url)}{' (dry run)' if c.dry_run else ''}"
     source = f"alembic {c.alembic}" if c.alembic is not None else f"migrations in {c.dir}"
     if c.columns is not None:
         mapping = ", ".join(f"{k}={v}" for k, v in c.columns.model_dump(exclude_none=True).items())
@@ -39,6 +42,8 @@ def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
     assert config is not None
     if config.dry_run:  # a dry run changed nothing
         return None
+    if config.django is not None:
+        return migrate_django.derive_undo(step, execution)
     effect = execution.first(REVERT_TARGET)
     before = effect.get("before") if effect is not None else None
     if before is None:
@@ -89,6 +94,8 @@ def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     try:
         if config.alembic is not None:
             return _alembic(config, ctx, migrator, evidence)
+        if config.django is not None:
+            return migrate_django.execute(config, ctx, migrator, evidence)
         evidence["dir"] = str(migrator.directory)
         if columns is not None:  # an adopted table: where its rows went, and tminus's beside them
             evidence["adopted"] = {"table": config.table, "columns": columns.mapped(), "side": migrator.tables.own}
@@ -206,8 +213,8 @@ def _alembic(config: MigrateSpec, ctx: StepContext, migrator: Any, evidence: dic
             if config.revert_to is not None and not config.dry_run and returncode == 0:
                 left = _prove_revert(ctx, config, migrator, evidence)
     except subprocess.TimeoutExpired as exc:
-        evidence.update(command=["alembic", *cmd], stdout=ctx.tail(_text(exc.stdout)),
-                        stderr=ctx.tail(_text(exc.stderr)))
+        evidence.update(command=["alembic", *cmd], stdout=ctx.tail(text(exc.stdout)),
+                        stderr=ctx.tail(text(exc.stderr)))
         return Observation(error=f"alembic {' '.join(cmd)} did not finish within {ctx.timeout:g}s and was killed;"
                                  " check the database for a half-applied revision (alembic current)",
                            evidence=evidence, timed_out=True)
@@ -310,48 +317,11 @@ def _baseline_key(url: str, revision: str) -> str:
 
 
 def _run_driver(ctx: StepContext, args: list[str], env: dict[str, str]) -> tuple[str, str, int | None]:
-    """The Alembic driver in its own process group, recorded as the step's `process` effect before
-    it is waited for: killed with tminus (kill -9), it would go on upgrading while the rollback
-    downgrades; resume ends it first (`recover`), as it does a `run` step's command. A stop of the
-    run (Ctrl-C, a rollback asked for) ends it too: returncode None. The revision it was applying
-    rolls back with its transaction."""
-    proc = ctx.transport.spawn([sys.executable, "-m", "tminus.db.alembic_driver", *args], cwd=ctx.base_dir,
-                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """The Alembic driver in its own process group (kinds.migrate_process): returncode None when the
+    run's stop channel ended it."""
     deadline = None if ctx.timeout is None else time.monotonic() + ctx.timeout
-    try:
-        ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
-                          command=f"alembic {' '.join(args[1:])}")
-        while True:
-            try:
-                out, err = proc.communicate(timeout=_SLICE)
-                break
-            except subprocess.TimeoutExpired:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                if ctx.cancel.is_set():
-                    _end_group(proc)
-                    out, err = proc.communicate()
-                    return out.decode(errors="replace"), err.decode(errors="replace"), None
-    except BaseException as exc:  # the timeout, or a failure to record: it must not outlive the step
-        _end_group(proc)
-        out, err = proc.communicate()
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise subprocess.TimeoutExpired(proc.args, ctx.timeout or 0, out, err) from None
-        raise
-    return out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode
-
-
-def _end_group(proc: subprocess.Popen[bytes]) -> None:
-    import os
-    import signal
-    from contextlib import suppress
-
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # a revision cut short: its transaction rolls back
-
-
-def _text(data: str | bytes | None) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+    return run_group(ctx, [sys.executable, "-m", "tminus.db.alembic_driver", *args], env, ctx.base_dir,
+                     f"alembic {' '.join(args[1:])}", deadline)
 
 
 def _alembic_current(engine: Any) -> str | None:

@@ -10,7 +10,7 @@ kind's configuration model below.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -190,13 +190,45 @@ class MigrateColumns(Spec):
         return self
 
 
+class DjangoMigrate(Spec):
+    """`manage.py migrate` of a Django project, run with the release's own interpreter and code."""
+
+    render_with_parent: ClassVar[bool] = True  # its templates render with the step (templater.render_config)
+
+    manage: str = Field(description="The project's manage.py, relative to the runbook (commands run in its folder).")
+    python: str | None = Field(None, description=(
+        "The release's interpreter (its virtualenv's python), relative to the runbook or a name on PATH"
+        " (default: python3 on the step's PATH)."))
+    settings: str | None = Field(None, description="DJANGO_SETTINGS_MODULE (default: what manage.py sets).")
+    apps: list[str] | None = Field(None, description="Migrate only these apps, each to its latest migration.")
+    targets: dict[str, str] | None = Field(None, description=(
+        "Migrate each app to exactly this migration (a name, a unique prefix, or zero), forwards or"
+        " backwards; the automatic revert is written so."))
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables (DATABASE_URL...).")
+    allow_irreversible: bool = Field(False, description=(
+        "Apply migrations that cannot be unapplied (RunPython without reverse_code, RunSQL without"
+        " reverse_sql): refused by default, since the step's revert would fail."))
+
+    @model_validator(mode="after")
+    def _apps_or_targets(self) -> DjangoMigrate:
+        if self.apps is not None and self.targets is not None:
+            raise ValueError("give 'apps' (each to its latest) or 'targets' (each to a named migration), not both")
+        for app in [*(self.apps or []), *(self.targets or {})]:
+            if not _COLUMN.match(app):
+                raise ValueError(f"expected a Django app label (letters, digits and _), got {app!r}")
+        return self
+
+
 class MigrateSpec(Spec):
     """Apply ordered SQL migrations (NNNN_name.sql, optional .down.sql and .verify.sql) tracked in a
-    table, or drive an Alembic configuration. Outputs: before, after, applied."""
+    table, or drive an Alembic configuration or a Django project. Outputs: before, after, applied."""
 
     url: str = Field(description="SQLAlchemy URL of the database to migrate.")
     dir: str | None = Field(None, description="Directory of NNNN_name.sql files, relative to the runbook.")
     alembic: str | None = Field(None, description="Path to an alembic.ini (instead of dir).")
+    django: DjangoMigrate | None = Field(None, description=(
+        "A Django project's manage.py migrate (instead of dir); `url` is the database its"
+        " django_migrations table is in."))
     to: str | None = Field(None, description="Target version (default: the latest).")
     revert_to: str | None = Field(None, description="Revert down to this version instead of applying.")
     table: str = Field("schema_migrations", description="Tracking table.")
@@ -214,8 +246,14 @@ class MigrateSpec(Spec):
 
     @model_validator(mode="after")
     def _one_source(self) -> MigrateSpec:
-        if (self.dir is None) == (self.alembic is None):
-            raise ValueError("give exactly one of 'dir' or 'alembic'")
+        if [self.dir, self.alembic, self.django].count(None) != 2:
+            raise ValueError("give exactly one of 'dir', 'alembic' or 'django'")
+        if self.django is not None:
+            given = [k for k in ("to", "revert_to", "columns", "schema_before") if getattr(self, k) is not None]
+            if given:
+                verb = "does" if len(given) == 1 else "do"
+                raise ValueError(f"{', '.join(map(repr, given))} {verb} not apply to 'django': name each app's"
+                                 " migration in django.targets, e.g. targets: {blog: 0002_post_slug} (zero: none)")
         if self.columns is not None and self.alembic is not None:
             raise ValueError("'columns' adopts a table for 'dir' migrations; Alembic keeps its own"
                              " alembic_version table: remove 'columns'")

@@ -246,7 +246,8 @@ class Templater:
     ) -> BaseModel:
         """A copy of `config` with every string rendered, validated again (so "8080" -> 8080).
 
-        Nested models (a `wait` step's check) are kept as they are: they render when they run. A field
+        Nested models (a `wait` step's check) are kept as they are: they render when they run, unless
+        their class sets `render_with_parent` (a part of this configuration, e.g. migrate's `django:`). A field
         marked SHELL or SQL (contexts.py) is escaped for its language; a SQL field's values are bound,
         added to the field its marker names (`params`).
         """
@@ -264,7 +265,11 @@ class Templater:
                 else:
                     data[info.alias or name] = self.render(value, steps, language=marker.language)
                 continue
-            data[info.alias or name] = value if isinstance(value, BaseModel) else self.render_obj(value, steps)
+            if isinstance(value, BaseModel):  # rendered here only when it says so (migrate's `django:`)
+                data[info.alias or name] = (self.render_config(value, steps)
+                                            if getattr(value, "render_with_parent", False) else value)
+                continue
+            data[info.alias or name] = self.render_obj(value, steps)
         for target, params in bound.items():
             if params:
                 data[target] = {**data[target], **params}
