@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tminus.errors import ExpectationSyntaxError, TemplateError
+from tminus.errors import ExpectationSyntaxError
 from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, Refusal, StepContext
 from tminus.kinds.proxy_drivers.base import ProxyDriver, ProxyError, RoutingState, load
 from tminus.kinds.registry import register
 from tminus.runbook.models import Step
-from tminus.runbook.proxy_spec import DRIVER_FIELDS, REQUIRED_FIELDS, ProveSpec, ProxySpec
+from tminus.runbook.proxy_spec import DRIVER_FIELDS, REQUIRED_FIELDS, ProxySpec
 from tminus.runbook.roots import OutsideRoots, confine
 from tminus.templating.templater import has_template
 
@@ -204,10 +204,7 @@ def execute(config: ProxySpec, ctx: StepContext) -> Observation:
     evidence["after"] = target.to_dict()
     values: dict[str, Any] = {"before": before.to_dict(), "after": target.to_dict(), "count": 0, "failed": 0}
     if config.prove is not None:
-        try:
-            spec = _rendered(config.prove, ctx)
-        except TemplateError as exc:
-            return Observation(values=values, evidence=evidence, error=f"prove: {exc}")
+        spec = config.prove  # rendered with the step (ProveSpec.render_with_parent)
         proof = prove(spec, target, ctx.cancel)
         evidence["proof"] = proof.evidence()
         values.update(count=proof.passed, failed=proof.failed)
@@ -218,21 +215,6 @@ def execute(config: ProxySpec, ctx: StepContext) -> Observation:
     values["duration"] = (time.perf_counter() - start) * 1000.0
     return Observation(values=values, outputs={"before": values["before"], "after": values["after"]},
                        evidence=evidence)
-
-
-def _rendered(spec: ProveSpec, ctx: StepContext) -> ProveSpec:
-    """The proof with its templates rendered (url, headers, expect): the engine renders a step's own
-    strings but keeps a nested model as written, so `prove: {url: "{{ vars.site }}/"}` renders here."""
-    render = ctx.render
-    if render is None:
-        return spec
-
-    def text(value: str) -> str:
-        return render(value, {}) if has_template(value) else value
-
-    return spec.model_copy(update={
-        "url": text(spec.url), "headers": {k: text(v) for k, v in spec.headers.items()},
-        "expect": None if spec.expect is None else [text(e) for e in spec.expect]})
 
 
 def _drain(config: ProxySpec, ctx: StepContext, driver: ProxyDriver, before: RoutingState,

@@ -6,7 +6,7 @@ validation (kinds/proxy.py), which also checks names against `upstreams` (or `se
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -37,6 +37,8 @@ class ProveSpec(Spec):
         'Expectations each answer must meet, e.g. [status == 200, header "X-Release" == "green"].'))
     headers: dict[str, str] = Field(default_factory=dict, description="Headers sent with each request.")
     timeout: Duration = Field(5.0, description="Per request.")
+    # rendered with its step (templater.render_config): `url: "{{ vars.site }}/"` is requested rendered
+    render_with_parent: ClassVar[bool] = True
 
 
 class ProxySpec(Spec):
