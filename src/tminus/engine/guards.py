@@ -36,6 +36,7 @@ from tminus.engine.run_state import RunState
 from tminus.engine.stop import ABORT, INTERRUPT, ROLLBACK, Stopped
 from tminus.errors import TemplateError
 from tminus.monitor import Sample, State, Transition
+from tminus.monitor.samples import kept
 from tminus.monitor.watching import ACTED, STOPPED, Armed, Clock, Watching, arm
 from tminus.runbook.models import GuardSpec, Phase, Step
 
@@ -141,8 +142,6 @@ class Guard:
 
     def _probe(self, name: str, step: Step) -> Sample:
         """As the monitor probes: only the kind's error is a failure to observe; the rules judge."""
-        from tminus.engine.monitoring import kept
-
         values: dict[str, Any] | None = None
         error: str | None = None
         took = 0.0

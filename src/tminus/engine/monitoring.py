@@ -21,10 +21,10 @@ from tminus.engine.notifications import Notifier
 from tminus.engine.steps import StepRunner
 from tminus.errors import TemplateError
 from tminus.monitor import Rule, Sample, State, Transition
+from tminus.monitor.samples import kept
 from tminus.runbook.models import MonitorSpec, Step
 
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
-BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
 # why a stage ended when the stop channel was raised (the runner acts on the request behind it)
 STOPPED = "interrupted by a signal; `tminus resume` continues"
 RECENT_SAMPLES = 10  # samples quoted with a verdict (a `consecutive: N` rule quotes its N)
@@ -288,14 +288,4 @@ def probe_name(step: Step) -> str:
     return step.name or step.id or step.key
 
 
-def kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
-    """What a sample keeps: everything a rule can query, but not a long text body twice. The body
-    is masked before it is cut: cut first, the start of a secret at the cut would survive."""
-    out = dict(values)
-    body = out.get("body")
-    if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
-        out["body"] = mask(body)[:BODY_KEPT if "json" not in out else 200]
-    return out
-
-
-__all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "kept", "probe_name"]
+__all__ = ["MONITOR_KEY", "Monitor", "WatchResult", "probe_name"]

@@ -22,10 +22,10 @@ from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.monitor import Sample, State, Transition
 from tminus.monitor.overrides import reading
+from tminus.monitor.samples import kept
 from tminus.monitor.watching import ACTED, HALTED, Armed, Clock, Watching, arm
 from tminus.runbook.models import Step, WatchSpec
 
-BODY_KEPT = 2000  # characters of a text body a sample keeps (as the monitor's samples do)
 QUOTED = 10  # samples quoted with a verdict
 
 
@@ -86,7 +86,7 @@ class _Watch:
         began = time.monotonic()
         obs = self.ctx.probe(step, step.timeout if step.timeout is not None else self.config.interval)
         took = round((time.monotonic() - began) * 1000, 3)
-        values = None if obs.error else _kept(obs.values, self.ctx.masker.mask)
+        values = None if obs.error else kept(obs.values, self.ctx.masker.mask)
         at = self.clock.at(name)
         self.samples += 1
         self.record(ev.WATCH_SAMPLE, {"probe": name, "at": at, "values": values, "error": obs.error,
@@ -109,12 +109,3 @@ class _Watch:
                            "verb": "fired" if to is State.FIRING else "is inconclusive",
                            "reason": moved.reason, "recent": recent})
         return True
-
-
-def _kept(values: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
-    """A sample keeps what a rule can query, but not a long text body (masked before it is cut)."""
-    out = dict(values)
-    body = out.get("body")
-    if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
-        out["body"] = mask(body)[:BODY_KEPT if "json" not in out else 200]
-    return out

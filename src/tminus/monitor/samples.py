@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -11,6 +11,7 @@ from typing import Any, Literal
 # sample (`ignore`), or nothing at all (`hold`: the rule neither advances nor resets).
 Policy = Literal["breach", "ignore", "hold"]
 POLICIES: tuple[Policy, ...] = ("breach", "ignore", "hold")
+BODY_KEPT = 2000  # characters of a probe's text body kept in a sample (the JSON is kept whole)
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,14 @@ class Transition:
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.from_state} -> {self.to_state} at {self.at:g}: {self.reason}"
+
+
+def kept(values: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """What a sample keeps (monitor, guard and watch alike): everything a rule can query, but not a
+    long text body twice. The body is masked before it is cut: cut first, the start of a secret at
+    the cut would survive."""
+    out = dict(values)
+    body = out.get("body")
+    if isinstance(body, str) and ("json" in out or len(body) > BODY_KEPT):
+        out["body"] = mask(body)[:BODY_KEPT if "json" not in out else 200]
+    return out
