@@ -48,6 +48,9 @@ WATCH_SAMPLE = "watch.sample"  # one probe of a `watch` step: its values (or its
 WATCH_TRANSITION = "watch.transition"  # a `watch` step's rule changed state; a firing one fails the step
 DEADLINE_EXCEEDED = "deadline.exceeded"  # a phase, the rollback or the downtime took longer than its deadline
 DEADLINE_ANSWERED = "deadline.answered"  # what came of it: the operator's answer to a pause, or none
+# A rehearsal's own record (a run of kind `rehearsal`): its plan, then one event per cycle it measured.
+REHEARSAL_STARTED = "rehearsal.started"
+REHEARSAL_CYCLE = "rehearsal.cycle"
 
 # The version of event payloads this tminus writes; readers upcast older payloads (see projection).
 PAYLOAD_VERSION = 1
@@ -58,7 +61,7 @@ TYPES = frozenset({
     ROLLBACK_FINISHED, MONITOR_STARTED, MONITOR_SAMPLE, MONITOR_TRANSITION, MONITOR_ACTION, MONITOR_FINISHED,
     NOTIFY_SENT, NOTIFY_FAILED, RUN_FINISHED, NOTE, STOP_REQUESTED, POLICY_APPLIED,
     GUARD_STARTED, GUARD_SAMPLE, GUARD_TRANSITION, GUARD_FINISHED, DEADLINE_EXCEEDED, DEADLINE_ANSWERED,
-    WATCH_SAMPLE, WATCH_TRANSITION,
+    WATCH_SAMPLE, WATCH_TRANSITION, REHEARSAL_STARTED, REHEARSAL_CYCLE,
 })
 
 

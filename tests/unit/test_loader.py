@@ -122,7 +122,7 @@ def test_unknown_key_hint_includes_aliases() -> None:
 
 def test_unknown_key_without_close_match_lists_allowed_keys() -> None:
     [p] = problems_of("name: a\ndecision: {zzz: 1}\n")
-    assert p.hint == "allowed keys: mode, timeout, prompt, require_second_person"
+    assert p.hint == "allowed keys: mode, timeout, prompt, require_second_person, require_rehearsal"
 
 
 def test_wrong_type_for_a_string_suggests_quotes() -> None:

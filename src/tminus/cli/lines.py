@@ -230,6 +230,21 @@ def _watch_transition(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) 
     return [f"{STEP}◎ watch {d.get('rule')}: {d.get('from')} → {d.get('to')}{did}: {d.get('reason')}"]
 
 
+def _rehearsal_started(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    cycles = len(d.get("cycles") or [])
+    return [f"▶ rehearsal of {d.get('runbook')} in {d.get('environment')}: {cycles} cycle(s)"]
+
+
+def _rehearsal_cycle(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
+    where = f"after '{d['at']}'" if d.get("at") else str(d.get("fault") or "")
+    rto = d.get("rto_s")
+    equal = (d.get("fingerprints") or {}).get("equal")
+    state = "" if equal is None else (", state restored" if equal else ", state differs")
+    took = "" if rto is None else f", RTO {rto:.2f}s"
+    return [f"{'✓' if d.get('ok') else '✗'} rehearsal cycle {d.get('index')} ({where}): "
+            f"{d.get('status')}{took}{state}"]
+
+
 def _notify_sent(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     tries = len(d.get("attempts") or [])
     return [f"{STEP}✉ notified {d.get('channel')} ({tries} attempt{'s' if tries != 1 else ''})"]
@@ -265,6 +280,8 @@ _FORMATS: dict[str, Formatter] = {
     ev.GUARD_FINISHED: _guard_finished,
     ev.WATCH_SAMPLE: _watch_sample,
     ev.WATCH_TRANSITION: _watch_transition,
+    ev.REHEARSAL_STARTED: _rehearsal_started,
+    ev.REHEARSAL_CYCLE: _rehearsal_cycle,
     ev.NOTIFY_SENT: _notify_sent,
     ev.NOTIFY_FAILED: _notify_failed,
     ev.RUN_FINISHED: _run_finished,

@@ -80,6 +80,8 @@ class Session:
         self.run_id = ""
         self.reclaimed: Reclaimed | None = None  # noted in the run once it is recorded
         self._plain_policy = False  # the session's policy alone (a kill switch: no deadline watch)
+        # Recorded in the run.started of a new run (a rehearsal cycle: {"rehearsal": {id, cycle, fault, at}}).
+        self.tags: dict[str, Any] = {}
         # What the session tells the operator before a run is recorded (resume waiting for a survivor).
         self.notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
 
@@ -99,7 +101,7 @@ class Session:
         with self._lease() as fence:
             self._create_run("run")
             return self._drive(Prior(), lambda r: r.run(), started=ev.RUN_STARTED, fence=fence,
-                               extra=self._time_facts(), release=True)
+                               extra={**self._time_facts(), **self.tags}, release=True)
 
     def _recorded_times(self, run_id: str) -> None:
         """A resumed run keeps the cutover and the stage it started with (unless given again)."""

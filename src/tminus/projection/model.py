@@ -465,3 +465,46 @@ class DeadlineAlert:
     by: str | None = None  # who answered a pause
     how: str | None = None  # tty | approve-command | --yes | no-input | ...
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RehearsalCycle:
+    """One cycle of a rehearsal (a `rehearsal.cycle` event): a run up to a phase, a fault, the rollback,
+    the state compared. Times in seconds; None when the cycle never got that far."""
+
+    seq: int
+    index: int
+    at: str | None  # the phase the fault followed (None: roll-forward, monitor, kill switch cycles)
+    fault: str  # fail | kill | monitor | kill_switch | roll_forward
+    rehearsed_as: str  # rollback | roll_forward_only
+    run_id: str | None
+    status: str | None  # how the cycle's run ended (rolled_back, ...)
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    reached_s: float | None = None  # run start to the end of the phase (the fault point)
+    rto_s: float | None = None  # injected fault to rollback finished
+    verify_s: float | None = None  # injected fault to the first passing verify check after the rollback
+    budget_s: float | None = None  # the phase's budget, which the RTO is judged against
+    fingerprints_equal: bool | None = None  # None: nothing to fingerprint
+    differences: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RehearsalView:
+    """A rehearsal's own record (a run of kind `rehearsal`): what it planned and what each cycle measured."""
+
+    seq: int
+    at: float | None
+    environment: str | None
+    content_hash: str | None
+    procedure_hashes: dict[str, str] = field(default_factory=dict)
+    planned: list[dict[str, Any]] = field(default_factory=list)  # the cycles, as planned
+    not_rehearsed: list[dict[str, Any]] = field(default_factory=list)  # {phase, why}
+    all_phases: bool = False  # every phase is covered by a planned cycle
+    cycles: list[RehearsalCycle] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def max_rto(self) -> float | None:
+        rtos = [c.rto_s for c in self.cycles if c.rto_s is not None]
+        return max(rtos) if rtos else None

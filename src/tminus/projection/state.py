@@ -20,6 +20,7 @@ from tminus.projection.model import (
     Note,
     Notification,
     PolicyUse,
+    RehearsalView,
     RollbackView,
     RunMark,
     Section,
@@ -49,6 +50,7 @@ class ViewState:
     alerts: list[DeadlineAlert] = field(default_factory=list)  # every deadline.exceeded, answered or not
     watch_samples: list[MonitorSample] = field(default_factory=list)  # `watch` steps' samples (key: the step)
     watch_transitions: list[MonitorTransition] = field(default_factory=list)  # their rules' transitions
+    rehearsal: RehearsalView | None = None  # a rehearsal's own record (a run of kind rehearsal)
     cutover_at: float | None = None  # when the first phase began (resume's reading)
     warnings: list[str] = field(default_factory=list)  # payloads read best effort (newer versions)
     others: list[Fact] = field(default_factory=list)  # events this view does not fold (newer types)

@@ -21,6 +21,7 @@ from tminus.projection.folds import (
     guards,
     monitor,
     notes,
+    rehearsals,
     rollback,
     runs,
     sections,
@@ -248,6 +249,8 @@ _FOLDS: dict[str, Callable[[ViewState, Fact], None]] = {
     ev.DEADLINE_ANSWERED: deadlines.answered,
     ev.WATCH_SAMPLE: watches.watch_sample,
     ev.WATCH_TRANSITION: watches.watch_transition,
+    ev.REHEARSAL_STARTED: rehearsals.rehearsal_started,
+    ev.REHEARSAL_CYCLE: rehearsals.rehearsal_cycle,
 }
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tminus.runbook.monitor import AlertRule, Channel
 from tminus.runbook.proxy_spec import ProxySpec
-from tminus.runbook.requirements import Requirement
+from tminus.runbook.requirements import RehearsalRequirement, Requirement
 from tminus.runbook.service_spec import ServicePrevious, ServiceSpec
 from tminus.runbook.timing import CutoverTime, Stage
 from tminus.runbook.types import Duration, EffectClass, Identifier, OnFailure, Retry, Spec
@@ -594,6 +594,9 @@ class Decision(Spec):
     require_second_person: bool = Field(
         False, description="manual: the approver must not be the operator who started the run."
     )
+    require_rehearsal: RehearsalRequirement | None = Field(None, description=(
+        "{environment, within, max_rto, all_phases}: a passing `tminus rehearse` of this runbook's content "
+        "must be in the ledger before a run in another environment changes anything."))
 
     @model_validator(mode="before")
     @classmethod

@@ -27,4 +27,23 @@ class Requirement(Spec):
         "It ran this very runbook text (same content hash): a rehearsal of this file, not of an older copy."))
 
 
-__all__ = ["Outcome", "Requirement"]
+class RehearsalRequirement(Spec):
+    """`decision.require_rehearsal`: a passing `tminus rehearse` of this runbook's content must be in the
+    ledger before a run elsewhere (production) may change anything."""
+
+    environment: str = Field(min_length=1, description="Where rehearsals run, e.g. staging.")
+    within: Duration | None = Field(None, description="The rehearsal finished at most this long ago, e.g. 7d.")
+    max_rto: Duration | None = Field(None, description=(
+        "Every cycle's recovery time (injected failure to rollback finished) at most this, e.g. 10m."))
+    all_phases: bool = Field(True, description=(
+        "Every phase was rehearsed (a phase after the point of no return: by the roll-forward cycle)."))
+    enforced_in: list[str] = Field(default_factory=list, description=(
+        "The environments that require it; empty (default): every environment but `environment`."))
+
+    def applies_to(self, environment: str) -> bool:
+        if environment == self.environment:
+            return False
+        return not self.enforced_in or environment in self.enforced_in
+
+
+__all__ = ["Outcome", "RehearsalRequirement", "Requirement"]
