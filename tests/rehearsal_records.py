@@ -19,6 +19,7 @@ from tminus.runbook.procedure import procedure_hashes
 RUNBOOK = """
     name: shop
     environments:
+      qa: {vars: {db: qa}}
       staging: {vars: {db: staging}}
       production: {vars: {db: prod}}
     phases:
@@ -77,7 +78,7 @@ def fabricate(ledger: Ledger, tmp: Path, rehearsal_id: str, measured: list[dict[
         write_runbook(tmp, RUNBOOK)
     doc = load_runbook(path)
     record = RehearsalRecord(ledger, doc, run_id=rehearsal_id, environment=environment, operator="rita")
-    record.open(plan(measured, procedure_hashes=procedure_hashes(doc), **plan_more))
+    record.open(plan(measured, procedure_hashes=procedure_hashes(doc, environment), **plan_more))
     for c in measured:
         if c.get("run_id"):
             cycle_run(ledger, doc, c["run_id"], rehearsal_id, c, environment)

@@ -65,7 +65,8 @@ def test_a_passing_rehearsal_reads_back_with_every_hash_and_stable_keys(ledger: 
     lines, data = read(ledger, "R-ok")
     hashes = procedure_hashes(load_runbook(tmp_path / "runbook.yaml"))
     assert lines[0] == "Rehearsal R-ok: shop in staging · PASSED"
-    assert f"procedure hash: production {hashes['production'][:12]}, staging {hashes['staging'][:12]}" in lines
+    assert (f"procedure hash: production {hashes['production'][:12]}, qa {hashes['qa'][:12]}, "
+            f"staging {hashes['staging'][:12]}") in lines
     assert "options: fault fail · at every phase before the point of no return · no roll-forward" in lines
     assert cycle_block(lines, 1) == [
         "  ✓ 1 phase expand · fault fail · rehearsed as rollback · ended rolled_back · run C-1",

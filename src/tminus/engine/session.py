@@ -165,7 +165,7 @@ class Session:
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
         whose process group still runs is waited for and adopted unless the operator chose otherwise."""
-        _refuse_a_kill_switch(run, "resumed")
+        refuse_to_reverse(run, "resumed")
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
         self.run_id = run.id
@@ -221,7 +221,7 @@ class Session:
         """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting
         for an operator, inside its monitor window, its rollback failed): the same undo path an
         automatic rollback takes. A run still held by a live process is refused by its lease."""
-        _refuse_a_kill_switch(run, "rolled back")
+        refuse_to_reverse(run, "rolled back")
         if run.status not in ("completed", *RESUMABLE):
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
@@ -403,8 +403,9 @@ class Session:
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
 
 
-def _refuse_a_kill_switch(run: RunRecord, what: str) -> None:
-    """A kill switch is run again, never resumed or reversed: its steps restore the old path. A
+def refuse_to_reverse(run: RunRecord, what: str) -> None:
+    """What is never resumed nor rolled back, by its kind (the CLI asks first, before loading anything).
+    A kill switch is run again, never resumed or reversed: its steps restore the old path. A
     rehearsal record neither: it changed nothing itself (each cycle's run was rolled back by it)."""
     if run.kind == "kill_switch":
         raise ResumeRefused(f"run {run.id} is a kill switch; it is not {what}: run `tminus kill-switch` again "

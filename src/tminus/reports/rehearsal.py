@@ -155,7 +155,7 @@ def header(view: RehearsalView | None, record: Any) -> list[str]:
            f"operator {record.operator}@{record.host} · started {_when(record.started_at)}{took}",
            f"runbook {record.runbook_path} (sha256 {record.content_hash[:HASH_PREFIX]})"]
     if view is not None and view.procedure_hashes:
-        hashes = ", ".join(f"{env} {h[:HASH_PREFIX]}" for env, h in view.procedure_hashes.items())
+        hashes = ", ".join(f"{env} {h[:HASH_PREFIX]}" for env, h in sorted(view.procedure_hashes.items()))
         out.append(f"procedure hash: {hashes}")
     options = plan.get("options") or {}
     if options or plan:

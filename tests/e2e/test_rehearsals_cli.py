@@ -1,0 +1,89 @@
+"""`tminus rehearsals`, `tminus show REHEARSAL_ID` and the refusals around a rehearsal record, through the
+real command, over records written by the real writer (tests/rehearsal_records.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import tminus
+from tests.rehearsal_records import MASKED_URL, SECRET, fabricate, good_cycle
+
+from tminus.ledger import open_ledger
+
+
+def ledger_url(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'ledger.db'}"
+
+
+def fill(tmp: Path) -> None:
+    """Three records, oldest first: shop/staging passed, shop/qa failed, shop/staging unfinished."""
+    leaky = f"postgresql://app:{SECRET}@db.internal/shop"
+    bad = good_cycle(2, "migrate", ok=False, run_id="CYC-2", rto_s=400.0, budget_s=120.0, within_budget=False,
+                     problems=[f"state not restored on {leaky}"],
+                     fingerprints={"equal": False, "differences": ["table orders: column [b]nickname[/b] added"]})
+    with open_ledger(ledger_url(tmp)) as ledger:
+        fabricate(ledger, tmp, "REH-A", [good_cycle(1, "expand", run_id="CYC-1")], ok=True)
+        fabricate(ledger, tmp, "REH-B", [good_cycle(1, "expand", run_id="CYC-3"), bad], ok=False, exit_code=12,
+                  reason="cycle 2: the state was not restored", environment="qa")
+        fabricate(ledger, tmp, "REH-C", [], ok=None)
+
+
+def test_rehearsals_lists_newest_first_and_filters(tmp_path: Path) -> None:
+    fill(tmp_path)
+    url = ledger_url(tmp_path)
+    text = tminus("rehearsals", "--ledger", url, cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    rows = [line for line in text.stdout.splitlines() if "REH-" in line]
+    assert [r.split()[1] for r in rows] == ["REH-C", "REH-B", "REH-A"]
+    cells = [c.strip() for c in rows[1].strip("│ ").split("│")]
+    assert cells[0] == "REH-B" and cells[2:7] == ["shop", "qa", "failed", "1/2", "6m40s"]
+    assert len(cells[7]) == 12 and cells[1].startswith("20")
+    assert [c.strip() for c in rows[0].strip("│ ").split("│")][4:7] == ["unfinished", "0/0", "-"]
+
+    # by the runbook's file (its name is read), one environment, a limit; as JSON
+    code = tminus("rehearsals", "runbook.yaml", "-e", "staging", "-n", "1", "--json", "--ledger", url,
+                  cwd=tmp_path)
+    assert code.returncode == 0, code.stderr
+    listed = json.loads(code.stdout)
+    assert [r["rehearsal_id"] for r in listed] == ["REH-C"]
+    assert set(listed[0]) == {"rehearsal_id", "started_at", "finished_at", "runbook", "environment", "operator",
+                              "status", "verdict", "cycles", "max_rto_s", "procedure_hash", "procedure_hashes"}
+    other = tminus("rehearsals", "no-such-runbook", "--json", "--ledger", url, cwd=tmp_path)
+    assert other.returncode == 0 and json.loads(other.stdout) == []
+    bad = tminus("rehearsals", "-n", "0", "--ledger", url, cwd=tmp_path)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
+    empty = tminus("rehearsals", "--ledger", ledger_url(tmp_path / "nowhere"), cwd=tmp_path)
+    assert empty.returncode == 0 and "No rehearsals recorded" in empty.stdout
+    assert not (tmp_path / "nowhere").exists()  # looking creates no ledger
+
+
+def test_show_a_rehearsal_and_the_refusals(tmp_path: Path) -> None:
+    fill(tmp_path)
+    url = ledger_url(tmp_path)
+    shown = tminus("show", "REH-B", "--ledger", url, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert out.startswith("Rehearsal REH-B: shop in qa · FAILED")
+    assert "run CYC-3" in out and "run CYC-2" in out  # each cycle names its run
+    assert "RTO 6m40s against budget 2m00s: OVER BUDGET by 4m40s" in out
+    assert "        table orders: column [b]nickname[/b] added\n" in out  # not read as markup
+    assert f"fingerprinted: shop db: {MASKED_URL} (orders) [migrate]" in out
+    assert SECRET not in out and "T+0:00" not in out  # the report, not the run's event lines
+    as_json = tminus("show", "REH-B", "--json", "--ledger", url, cwd=tmp_path)
+    data = json.loads(as_json.stdout)
+    assert data["rehearsal_id"] == "REH-B" and data["verdict"] == "failed" and data["exit_code"] == 12
+    assert [c["run_id"] for c in data["cycles"]] == ["CYC-3", "CYC-2"] and SECRET not in as_json.stdout
+    cycle = tminus("show", "CYC-2", "--ledger", url, cwd=tmp_path)  # a cycle's run is an ordinary run
+    assert cycle.returncode == 0 and cycle.stdout.startswith("Run CYC-2: shop in qa · run")
+
+    for args in (["resume", "REH-B"], ["rollback", "REH-B", "--reason", "try"], ["resume", "REH-C"]):
+        refused = tminus(*args, "--ledger", url, cwd=tmp_path)
+        assert refused.returncode == 15, (args, refused.stderr)
+        assert "is a rehearsal record, not a run" in refused.stderr and "tminus show" in refused.stderr
+    with open_ledger(url) as ledger:  # nothing was written
+        assert [len(ledger.events(r)) for r in ("REH-B", "REH-C")] == [5, 2]
+        assert ledger.get_run("REH-C").status == "running"
+    history = json.loads(tminus("history", "--json", "--ledger", url, cwd=tmp_path).stdout)
+    assert {h["id"]: h["kind"] for h in history if h["id"].startswith("REH")} == {
+        "REH-A": "rehearsal", "REH-B": "rehearsal", "REH-C": "rehearsal"}
