@@ -1,15 +1,24 @@
 """`tminus rehearsals`, `tminus show REHEARSAL_ID` and the refusals around a rehearsal record, through the
-real command, over records written by the real writer (tests/rehearsal_records.py)."""
+real command, over records written by the real writer (tests/rehearsal_records.py). A few calls spawn
+`tminus`; the others invoke the same command in this process (`local`), to spare a second of start-up each."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from click.testing import CliRunner, Result
 from tests.helpers import tminus
 from tests.rehearsal_records import MASKED_URL, SECRET, fabricate, good_cycle
 
 from tminus.ledger import open_ledger
+
+
+def local(*args: str) -> Result:
+    """The command in this process, stdout and stderr apart."""
+    from tminus.cli.app import cli
+
+    return CliRunner().invoke(cli, list(args), env={"TMINUS_OPERATOR": "tester"})
 
 
 def ledger_url(tmp: Path) -> str:
@@ -42,19 +51,18 @@ def test_rehearsals_lists_newest_first_and_filters(tmp_path: Path) -> None:
     assert [c.strip() for c in rows[0].strip("│ ").split("│")][4:7] == ["unfinished", "0/0", "-"]
 
     # by the runbook's file (its name is read), one environment, a limit; as JSON
-    code = tminus("rehearsals", "runbook.yaml", "-e", "staging", "-n", "1", "--json", "--ledger", url,
-                  cwd=tmp_path)
-    assert code.returncode == 0, code.stderr
+    code = local("rehearsals", str(tmp_path / "runbook.yaml"), "-e", "staging", "-n", "1", "--json", "--ledger", url)
+    assert code.exit_code == 0, code.output
     listed = json.loads(code.stdout)
     assert [r["rehearsal_id"] for r in listed] == ["REH-C"]
     assert set(listed[0]) == {"rehearsal_id", "started_at", "finished_at", "runbook", "environment", "operator",
                               "status", "verdict", "cycles", "max_rto_s", "procedure_hash", "procedure_hashes"}
-    other = tminus("rehearsals", "no-such-runbook", "--json", "--ledger", url, cwd=tmp_path)
-    assert other.returncode == 0 and json.loads(other.stdout) == []
-    bad = tminus("rehearsals", "-n", "0", "--ledger", url, cwd=tmp_path)
-    assert bad.returncode == 2 and "at least 1" in bad.stderr
-    empty = tminus("rehearsals", "--ledger", ledger_url(tmp_path / "nowhere"), cwd=tmp_path)
-    assert empty.returncode == 0 and "No rehearsals recorded" in empty.stdout
+    other = local("rehearsals", "no-such-runbook", "--json", "--ledger", url)
+    assert other.exit_code == 0 and json.loads(other.stdout) == []
+    bad = local("rehearsals", "-n", "0", "--ledger", url)
+    assert bad.exit_code == 2 and "at least 1" in bad.stderr
+    empty = local("rehearsals", "--ledger", ledger_url(tmp_path / "nowhere"))
+    assert empty.exit_code == 0 and "No rehearsals recorded" in empty.stdout
     assert not (tmp_path / "nowhere").exists()  # looking creates no ledger
 
 
@@ -70,20 +78,22 @@ def test_show_a_rehearsal_and_the_refusals(tmp_path: Path) -> None:
     assert "        table orders: column [b]nickname[/b] added\n" in out  # not read as markup
     assert f"fingerprinted: shop db: {MASKED_URL} (orders) [migrate]" in out
     assert SECRET not in out and "T+0:00" not in out  # the report, not the run's event lines
-    as_json = tminus("show", "REH-B", "--json", "--ledger", url, cwd=tmp_path)
+    as_json = local("show", "REH-B", "--json", "--ledger", url)
     data = json.loads(as_json.stdout)
     assert data["rehearsal_id"] == "REH-B" and data["verdict"] == "failed" and data["exit_code"] == 12
     assert [c["run_id"] for c in data["cycles"]] == ["CYC-3", "CYC-2"] and SECRET not in as_json.stdout
-    cycle = tminus("show", "CYC-2", "--ledger", url, cwd=tmp_path)  # a cycle's run is an ordinary run
-    assert cycle.returncode == 0 and cycle.stdout.startswith("Run CYC-2: shop in qa · run")
+    cycle = local("show", "CYC-2", "--ledger", url)  # a cycle's run is an ordinary run
+    assert cycle.exit_code == 0 and cycle.stdout.startswith("Run CYC-2: shop in qa · run")
 
-    for args in (["resume", "REH-B"], ["rollback", "REH-B", "--reason", "try"], ["resume", "REH-C"]):
-        refused = tminus(*args, "--ledger", url, cwd=tmp_path)
-        assert refused.returncode == 15, (args, refused.stderr)
-        assert "is a rehearsal record, not a run" in refused.stderr and "tminus show" in refused.stderr
+    refused = tminus("resume", "REH-B", "--ledger", url, cwd=tmp_path)
+    assert refused.returncode == 15, refused.stderr
+    assert "is a rehearsal record, not a run" in refused.stderr and "tminus show" in refused.stderr
+    for args in (["rollback", "REH-B", "--reason", "try"], ["resume", "REH-C"]):
+        again = local(*args, "--ledger", url)
+        assert again.exit_code == 15 and "is a rehearsal record, not a run" in again.stderr, (args, again.output)
     with open_ledger(url) as ledger:  # nothing was written
         assert [len(ledger.events(r)) for r in ("REH-B", "REH-C")] == [5, 2]
         assert ledger.get_run("REH-C").status == "running"
-    history = json.loads(tminus("history", "--json", "--ledger", url, cwd=tmp_path).stdout)
+    history = json.loads(local("history", "--json", "--ledger", url).stdout)
     assert {h["id"]: h["kind"] for h in history if h["id"].startswith("REH")} == {
         "REH-A": "rehearsal", "REH-B": "rehearsal", "REH-C": "rehearsal"}
