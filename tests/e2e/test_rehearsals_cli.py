@@ -30,7 +30,8 @@ def fill(tmp: Path) -> None:
     leaky = f"postgresql://app:{SECRET}@db.internal/shop"
     bad = good_cycle(2, "migrate", ok=False, run_id="CYC-2", rto_s=400.0, budget_s=120.0, within_budget=False,
                      problems=[f"state not restored on {leaky}"],
-                     fingerprints={"equal": False, "differences": ["table orders: column [b]nickname[/b] added"]})
+                     fingerprints={"equal": False, "differences": ["table orders: column [b]nickname[/b] added",
+                                                                   "table orders: checksum " + "f" * 190]})
     with open_ledger(ledger_url(tmp)) as ledger:
         fabricate(ledger, tmp, "REH-A", [good_cycle(1, "expand", run_id="CYC-1")], ok=True)
         fabricate(ledger, tmp, "REH-B", [good_cycle(1, "expand", run_id="CYC-3"), bad], ok=False, exit_code=12,
@@ -76,6 +77,7 @@ def test_show_a_rehearsal_and_the_refusals(tmp_path: Path) -> None:
     assert "run CYC-3" in out and "run CYC-2" in out  # each cycle names its run
     assert "RTO 6m40s against budget 2m00s: OVER BUDGET by 4m40s" in out
     assert "        table orders: column [b]nickname[/b] added\n" in out  # not read as markup
+    assert f"        table orders: checksum {'f' * 190}\n" in out  # a long line is not wrapped
     assert f"fingerprinted: shop db: {MASKED_URL} (orders) [migrate]" in out
     assert SECRET not in out and "T+0:00" not in out  # the report, not the run's event lines
     as_json = local("show", "REH-B", "--json", "--ledger", url)
@@ -84,6 +86,7 @@ def test_show_a_rehearsal_and_the_refusals(tmp_path: Path) -> None:
     assert [c["run_id"] for c in data["cycles"]] == ["CYC-3", "CYC-2"] and SECRET not in as_json.stdout
     cycle = local("show", "CYC-2", "--ledger", url)  # a cycle's run is an ordinary run
     assert cycle.exit_code == 0 and cycle.stdout.startswith("Run CYC-2: shop in qa · run")
+    assert "· rehearsal REH-B cycle 2: fault fail after 'migrate'" in cycle.stdout
 
     refused = tminus("resume", "REH-B", "--ledger", url, cwd=tmp_path)
     assert refused.returncode == 15, refused.stderr

@@ -267,3 +267,17 @@ def test_the_listing_constant_is_the_writers_kind() -> None:
     from tminus.engine.rehearsal.record import KIND as WRITTEN
 
     assert KIND == WRITTEN == "rehearsal"
+
+
+def test_a_cycles_run_names_its_rehearsal_in_its_first_line() -> None:
+    from tminus.cli.lines import format_event
+    from tminus.events import Event
+
+    tagged = Event("run.started", "C-1", {"runbook": "shop", "environment": "staging", "operator": "rita",
+                                          "host": "h", "rehearsal": {"id": "R-1", "cycle": 2, "fault": "kill",
+                                                                     "at": "migrate"}})
+    line = format_event(tagged, "T+0:00")
+    assert line is not None and line.endswith("by rita@h · rehearsal R-1 cycle 2: fault kill after 'migrate'")
+    plain = Event("run.started", "C-1", {"runbook": "shop", "environment": "staging", "operator": "rita",
+                                         "host": "h", "rehearsal": "not a mapping"})
+    assert (format_event(plain, "T+0:00") or "").endswith("by rita@h")

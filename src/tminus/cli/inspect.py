@@ -71,10 +71,14 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
 
     ledger = open_reader_or_fail(ledger_url)
     run = find_run(ledger, run_id)
-    events = ledger.events(run.id)
     if run.kind == "rehearsal":  # its report, not a run's timeline: each cycle names its own run
-        _show_rehearsal(run, events, as_json)
+        from tminus.cli.rehearsals import print_rehearsal
+
+        print_rehearsal(ledger, run.id, as_json=as_json)
+        if not as_json:
+            click.echo("\nEach cycle is a run of its own: `tminus show RUN_ID` (its run id above).")
         return
+    events = ledger.events(run.id)
     if as_json:
         from tminus.projection import project
         from tminus.reports import deadlines
@@ -92,20 +96,6 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
                 what = "nothing was asked" if a.for_seq is None else f"request #{a.for_seq}"
                 click.echo(f"answer {a.id} not taken: {'go' if a.approved else 'no-go'} for {a.step_key} by {a.by} "
                            f"({a.identity or 'no identity'}) at {a.at}, given for {what}")
-
-
-def _show_rehearsal(run: Any, events: Any, as_json: bool) -> None:
-    from tminus.cli.rehearsals import print_report
-    from tminus.projection import project
-    from tminus.reports.rehearsal import to_json
-
-    view = project(events).rehearsal
-    if as_json:
-        emit_json(to_json(run, view))
-        return
-    print_report(run, view)
-    if view is not None and view.cycles:
-        click.echo("\nEach cycle is a run of its own: `tminus show RUN_ID` (its run id above).")
 
 
 def _answer_dict(a: Any) -> dict[str, Any]:

@@ -25,6 +25,21 @@ def rehearsal_view(ledger: Any, record: Any) -> Any:
     return project(ledger.events(record.id)).rehearsal
 
 
+def print_rehearsal(ledger: Any, rehearsal_id: str, *, as_json: bool = False) -> None:
+    """`tminus show REHEARSAL_ID` and the end of `tminus rehearse`: the record's report on stdout, or
+    its JSON (reports/rehearsal.py to_json)."""
+    from tminus.reports.rehearsal import to_json
+
+    record = ledger.get_run(rehearsal_id)
+    if record is None:
+        raise LookupError(f"no rehearsal record '{rehearsal_id}' in the ledger at {ledger.url}")
+    view = rehearsal_view(ledger, record)
+    if as_json:
+        emit_json(to_json(record, view))
+        return
+    print_report(record, view)
+
+
 def print_report(record: Any, view: Any) -> None:
     """The rehearsal report on stdout: Rich on a terminal (the header bold, the verdict in colour),
     the same lines plain otherwise (render.console decides)."""
@@ -41,7 +56,7 @@ def print_report(record: Any, view: Any) -> None:
         elif line.startswith("Verdict:"):
             console.print(Text(line, style=style))
         else:
-            console.print(line, markup=False)
+            console.print(line, markup=False, soft_wrap=True)  # a long difference stays one line
 
 
 @click.command()
@@ -95,4 +110,4 @@ def print_list(rows: list[dict[str, Any]]) -> None:
     console.print(t)
 
 
-__all__ = ["print_report", "register", "rehearsal_view"]
+__all__ = ["print_rehearsal", "print_report", "register", "rehearsal_view"]
