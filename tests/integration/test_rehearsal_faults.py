@@ -1,5 +1,5 @@
 """The rehearsal's faults other than a failing step, with real parts: `run_killed` runs the runbook in a
-real child process that SIGKILLs itself right after a phase (a real SQLite ledger, real `run:` steps
+real child process that SIGKILLs itself right after a phase (real SQLite and PostgreSQL ledgers, real `run:` steps
 whose marker files show what ran and what was undone); `ForceMonitor` forces a monitor rule to fire
 while a real HTTP backend answers healthy, in-process."""
 
@@ -82,15 +82,17 @@ def test_kill_after_the_first_phase_leaves_it_done_the_rest_unstarted_and_the_ru
     assert ledger.get_run(killed.run_id).status == "rolled_back"
 
 
-def test_kill_after_the_last_phase_then_the_rollback_undoes_all_three(tmp_path: Path, url: str,
-                                                                       ledger: Any) -> None:
+def test_kill_after_the_last_phase_on_postgresql_then_the_rollback_undoes_all_three(
+        tmp_path: Path, url: str, pg_url: str) -> None:
     write_runbook(tmp_path, THREE_PHASES)
-    killed = kill(tmp_path, url, 2, "three")
+    killed = kill(tmp_path, pg_url, 2, "three")  # the child's connection dies with it, its lease stays
     assert killed.killed and killed.status == "running", killed
     assert present(tmp_path) == list(MARKERS)
-    assert "verify" not in sections(ledger, killed.run_id, ev.SECTION_STARTED)  # killed before verify
-    result = session(tmp_path, ledger).rollback(ledger.get_run(killed.run_id), reason="rehearsal")
-    assert result.status == "rolled_back", result.reason
+    with open_ledger(pg_url) as ledger:
+        assert "verify" not in sections(ledger, killed.run_id, ev.SECTION_STARTED)  # killed before verify
+        result = session(tmp_path, ledger).rollback(ledger.get_run(killed.run_id), reason="rehearsal")
+        assert result.status == "rolled_back", result.reason
+        assert ledger.get_run(killed.run_id).status == "rolled_back"
     assert lines(tmp_path / "log") == ["one", "two", "three", "undo-three", "undo-two", "undo-one"]
     assert present(tmp_path) == []
 
