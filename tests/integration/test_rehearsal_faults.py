@@ -80,6 +80,7 @@ def test_kill_after_the_first_phase_leaves_it_done_the_rest_unstarted_and_the_ru
     assert (result.status, int(result.exit)) == ("rolled_back", 11), result.reason
     assert present(tmp_path) == [] and lines(tmp_path / "log") == ["one", "undo-one"]
     assert ledger.get_run(killed.run_id).status == "rolled_back"
+    assert ledger.verify(killed.run_id) == []  # the chain is whole across the kill and the rollback
 
 
 def test_kill_after_the_last_phase_on_postgresql_then_the_rollback_undoes_all_three(
