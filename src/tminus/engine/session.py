@@ -91,8 +91,10 @@ class Session:
 
     # --- public operations ------------------------------------------------------------------
 
-    def run(self, *, gates_only: bool = False) -> RunResult:
-        self.run_id = new_run_id()
+    def run(self, *, gates_only: bool = False, run_id: str | None = None) -> RunResult:
+        # `run_id`: chosen by a caller that must know it before the run exists (a rehearsal's kill
+        # cycle runs this in a child process it SIGKILLs); a new id otherwise
+        self.run_id = run_id or new_run_id()
         if gates_only:  # gates change nothing: no lease needed, re-runnable at any time
             self._create_run("gate")
             return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED,
