@@ -20,7 +20,8 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
         x.causes.append(Cause("manifest", f"The environment manifest is not met: {note.message}.",
                               "the environment manifest", note.at))
     # what the ledger had to hold (engine/preconditions.py): a requirement not met, a required stage not passed
-    unmet = [n for n in r.view.notes_for("requirement") if n.data.get("ok") is False]
+    unmet = [n for action in ("requirement", "rehearsal-required") for n in r.view.notes_for(action)
+             if n.data.get("ok") is False]
     stages = [n for n in r.view.notes_for("stage") if n.data.get("required") and n.data.get("status") != "passed"]
     x.causes += [Cause("requires", f"{n.message}.", "a requirement", n.at) for n in unmet]
     x.causes += [Cause("stage", f"{n.message}.", "a stage", n.at) for n in stages]
