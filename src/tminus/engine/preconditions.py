@@ -91,15 +91,19 @@ def _requirement(state: RunState, pre: Preconditions, where: str, req: Requireme
     return evidence
 
 
-def rehearsal_verdict(reader: LedgerReader, doc: RunbookDocument, environment: str, *,
-                      now: float) -> RehearsalVerdict:
-    """`decision.require_rehearsal` (set) for a run of `doc` in `environment`: `tminus plan` asks it too."""
+def wanted_rehearsal(doc: RunbookDocument, environment: str) -> WantedRehearsal:
+    """What `decision.require_rehearsal` (set) asks of a run of `doc` (as written) in `environment`."""
     req = doc.runbook.decision.require_rehearsal
     assert req is not None
     phases = tuple(p.name for p in doc.runbook.phases) if req.all_phases else ()
-    wanted = WantedRehearsal(doc.runbook.name, req.environment, environment, procedure_hash(doc, environment),
-                             req.within, req.max_rto, phases)
-    return find_rehearsal(reader, wanted, now=now)
+    return WantedRehearsal(doc.runbook.name, req.environment, environment, procedure_hash(doc, environment),
+                           req.within, req.max_rto, phases)
+
+
+def rehearsal_verdict(reader: LedgerReader, doc: RunbookDocument, environment: str, *,
+                      now: float) -> RehearsalVerdict:
+    """The gates' answer to `decision.require_rehearsal`; `tminus plan` asks it too."""
+    return find_rehearsal(reader, wanted_rehearsal(doc, environment), now=now)
 
 
 def _rehearsal(state: RunState, pre: Preconditions, out: Checked) -> dict[str, Any]:
@@ -123,4 +127,4 @@ def _stage(state: RunState, pre: Preconditions, offset: float, out: Checked) -> 
     return status.evidence()
 
 
-__all__ = ["Checked", "Preconditions", "check", "rehearsal_verdict"]
+__all__ = ["Checked", "Preconditions", "check", "rehearsal_verdict", "wanted_rehearsal"]
