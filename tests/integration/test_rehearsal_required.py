@@ -20,6 +20,7 @@ from tminus.engine.rehearsal.record import RehearsalRecord
 from tminus.engine.session import Options, Session
 from tminus.ledger import open_ledger
 from tminus.projection import project
+from tminus.reports.why import explain
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.loader import load_runbook
 from tminus.runbook.procedure import procedure_hash, procedure_hashes
@@ -118,15 +119,18 @@ def refused(tmp_path: Path, ledger: Any, *expected: str) -> dict[str, Any]:
     assert evidence["ok"] is False and evidence["rehearsal_id"] is None and evidence["message"] == failure
     (note,) = view.notes_for("rehearsal-required")
     assert note.message == failure and note.data["wanted"]["target"] == "production"
+    why = explain(ledger.get_run(s.run_id), ledger.events(s.run_id))  # `tminus why` names it as the cause
+    assert [c.text for c in why.causes] == [f"{failure}."] and "1 requirement not met" in why.summary, why.summary
     return evidence
 
 
-def accepted(tmp_path: Path, ledger: Any, rid: str) -> None:
+def accepted(tmp_path: Path, ledger: Any, rid: str) -> dict[str, Any]:
     s, result = run(tmp_path, ledger)
     assert (result.status, int(result.exit)) == ("completed", 0), result.failures or result.reason
     evidence = project(ledger.events(s.run_id)).section("gates").data["rehearsal"]
     assert evidence["ok"] and evidence["rehearsal_id"] == rid, evidence
     (tmp_path / "log").unlink()
+    return evidence
 
 
 def test_production_is_refused_until_a_satisfying_rehearsal_and_accepted_then(tmp_path: Path, ledger: Any) -> None:
@@ -213,10 +217,10 @@ def test_a_duration_templated_from_production_vars_is_the_same_procedure(tmp_pat
     write_runbook(tmp_path, """
         name: cutover
         environments:
-          staging: {vars: {window: 1m}}
-          production: {vars: {window: 5m}}
+          staging: {vars: {window: 1m, fresh: 1h}}
+          production: {vars: {window: 5m, fresh: 7d}}
         decision:
-          require_rehearsal: {environment: staging, all_phases: false}
+          require_rehearsal: {environment: staging, all_phases: false, within: "{{ vars.fresh }}"}
         phases:
           - name: expand
             budget: "{{ vars.window }}"
@@ -225,4 +229,5 @@ def test_a_duration_templated_from_production_vars_is_the_same_procedure(tmp_pat
     """)
     doc = load_runbook(tmp_path / "runbook.yaml")
     rid = rehearse(ledger, doc, [cycle(0, "expand")])
-    accepted(tmp_path, ledger, rid)
+    evidence = accepted(tmp_path, ledger, rid)
+    assert evidence["wanted"]["within"] == 7 * 86400  # production's, rendered for the run

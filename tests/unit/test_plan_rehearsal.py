@@ -1,5 +1,5 @@
 """`tminus plan` and decision.require_rehearsal: what it asks, where it applies, met or not met (a real
-SQLite ledger), and not checked without one."""
+SQLite ledger), and not checked without one; its durations may be templates of the environment's vars."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from tminus.runbook.loader import load_runbook
 
 RUNBOOK = """
 name: cutover
-environments: {staging: {}, production: {}, qa: {}}
+environments: {staging: {}, production: {vars: {rto: 10m}}, qa: {}}
+vars: {rto: 1m}
 decision:
-  require_rehearsal: {environment: staging, max_rto: 10m, enforced_in: [production]}
+  require_rehearsal: {environment: staging, max_rto: "{{ vars.rto }}", enforced_in: [production]}
 phases:
   - name: a
     steps: [{run: "true"}]
@@ -36,13 +37,13 @@ def test_plan_says_where_it_applies_and_whether_it_is_met(tmp_path: Path, capsys
 
     plan = build_plan(doc, Options(environment="production"))
     assert plan.rehearsal is not None and plan.rehearsal["applies"] and plan.rehearsal["met"] is None
-    plan.rehearsal.update(rehearsal_status(doc, "production", None, "no ledger at x.db"))
+    plan.rehearsal.update(rehearsal_status(doc, Options(environment="production"), None, "no ledger at x.db"))
     print_plan(plan)
     out = capsys.readouterr().out
     assert ("a passing rehearsal of cutover in staging, every RTO <= 10m00s, every phase, same procedure\n"
             "  unknown: not checked: no ledger at x.db") in out, out
     with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
-        plan.rehearsal.update(rehearsal_status(doc, "production", ledger))
+        plan.rehearsal.update(rehearsal_status(doc, Options(environment="production"), ledger))
     assert plan.rehearsal["met"] is False and plan.to_dict()["rehearsal"]["message"].startswith("no rehearsal of")
     print_plan(plan)
     assert "  not met: no rehearsal of cutover in staging has finished" in capsys.readouterr().out

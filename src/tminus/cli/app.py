@@ -135,7 +135,7 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
     except RunbookError as exc:  # a templated duration that does not render to one
         problems(file, exc)
     if p.rehearsal is not None and p.rehearsal["applies"]:
-        p.rehearsal.update(plan_rehearsal(doc, opts.environment, ledger_url))
+        p.rehearsal.update(plan_rehearsal(doc, opts, ledger_url))
     if as_json:
         emit_json(p.to_dict())
     else:

@@ -199,13 +199,13 @@ def _rehearsal(doc: RunbookDocument, environment: str) -> dict[str, Any] | None:
             "met": None, "message": None, "rehearsal_id": None}
 
 
-def rehearsal_status(doc: RunbookDocument, environment: str, reader: LedgerReader | None,
+def rehearsal_status(doc: RunbookDocument, opts: Options, reader: LedgerReader | None,
                      missing: str = "") -> dict[str, Any]:
-    """Whether the ledger meets the requirement now, as the gates would judge it (`doc` as written);
-    without a reader, `missing` says why it was not checked."""
+    """Whether the ledger meets the requirement now, as the gates would judge a run of `doc` (as loaded)
+    with `opts`; without a reader, `missing` says why it was not checked."""
     if reader is None:
         return {"met": None, "message": f"not checked: {missing or 'no ledger'}"}
-    verdict = rehearsal_verdict(reader, doc, environment, now=time.time())
+    verdict = rehearsal_verdict(reader, render_durations(doc, opts), opts.environment, now=time.time(), written=doc)
     return {"met": verdict.ok, "message": verdict.message,
             "rehearsal_id": verdict.satisfied_by.run_id if verdict.satisfied_by else None}
 

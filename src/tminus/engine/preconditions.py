@@ -91,23 +91,25 @@ def _requirement(state: RunState, pre: Preconditions, where: str, req: Requireme
     return evidence
 
 
-def wanted_rehearsal(doc: RunbookDocument, environment: str) -> WantedRehearsal:
-    """What `decision.require_rehearsal` (set) asks of a run of `doc` (as written) in `environment`."""
+def wanted_rehearsal(doc: RunbookDocument, environment: str,
+                     written: RunbookDocument | None = None) -> WantedRehearsal:
+    """What `decision.require_rehearsal` (set) asks of a run of `doc` in `environment`: `doc` as the run
+    has it (templated durations rendered), `written` as loaded, which the procedure hash is taken of."""
     req = doc.runbook.decision.require_rehearsal
     assert req is not None
     phases = tuple(p.name for p in doc.runbook.phases) if req.all_phases else ()
-    return WantedRehearsal(doc.runbook.name, req.environment, environment, procedure_hash(doc, environment),
-                           req.within, req.max_rto, phases)
+    return WantedRehearsal(doc.runbook.name, req.environment, environment,
+                           procedure_hash(written or doc, environment), req.within, req.max_rto, phases)
 
 
-def rehearsal_verdict(reader: LedgerReader, doc: RunbookDocument, environment: str, *,
-                      now: float) -> RehearsalVerdict:
+def rehearsal_verdict(reader: LedgerReader, doc: RunbookDocument, environment: str, *, now: float,
+                      written: RunbookDocument | None = None) -> RehearsalVerdict:
     """The gates' answer to `decision.require_rehearsal`; `tminus plan` asks it too."""
-    return find_rehearsal(reader, wanted_rehearsal(doc, environment), now=now)
+    return find_rehearsal(reader, wanted_rehearsal(doc, environment, written), now=now)
 
 
 def _rehearsal(state: RunState, pre: Preconditions, out: Checked) -> dict[str, Any]:
-    verdict = rehearsal_verdict(pre.reader, pre.doc or state.doc, state.environment, now=pre.started)
+    verdict = rehearsal_verdict(pre.reader, state.doc, state.environment, now=pre.started, written=pre.doc)
     word = "met" if verdict.ok else "not met"
     message = f"decision.require_rehearsal: {verdict.wanted.describe()}: {word}: {verdict.message}"
     if not verdict.ok:
