@@ -1,5 +1,7 @@
 """`tminus plan`: the T+ timeline, every step rendered (secrets masked), undo coverage and the
-point of no return. Pure: nothing is executed, values known only at run time stay placeholders."""
+point of no return. Pure: nothing is executed, values known only at run time stay placeholders;
+`rehearsal_status` reads the ledger it is handed (decision.require_rehearsal met or not, as the gates
+would judge it), and the command hands it one only if a ledger exists."""
 
 from __future__ import annotations
 
