@@ -135,3 +135,10 @@ def test_an_undeclared_target_matches_the_whole_model_hash(ledger: Any, doc: Any
     assert verdict.satisfied_by.run_id == "r" and verdict.latest.run_id == "r2"
     assert verdict.latest.problems == (
         f"another procedure: it recorded no procedure hash for production, this runbook is {'ab' * 6} (edited since?)",)
+
+
+def test_a_careless_record_does_not_break_the_gate(ledger: Any, doc: Any) -> None:
+    """An RTO that is no number (a hand-made or future payload) is read as not measured, not as a crash."""
+    record(ledger, doc, "odd", [cycle(0, "a", rto="12m"), cycle(1, "b", rto=True), cycle(2, "c", rto=None)])
+    verdict = find_rehearsal(ledger, wanted(max_rto=60, phases=("a", "b", "c")), now=time.time())
+    assert verdict.ok and verdict.message == "rehearsal odd passed 0s ago (3 cycles)"

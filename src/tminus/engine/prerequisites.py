@@ -222,16 +222,22 @@ def _judge(run_id: str, view: RunView, status: str, ended_at: float, reason: str
                      f"it recorded no procedure hash for {wanted.target}")
         problems.append(f"another procedure: {rehearsed}, this runbook is {wanted.procedure_hash[:12]} "
                         "(edited since?)")
+    rtos = [(c, rto) for c in cycles if (rto := _rto(c)) is not None]
     if wanted.max_rto is not None:
-        problems += [f"over max_rto: {_cycle(c)} RTO {format_duration(c.rto_s)}, "
-                     f"{format_duration(c.rto_s - wanted.max_rto)} over {format_duration(wanted.max_rto)}"
-                     for c in cycles if c.rto_s is not None and c.rto_s > wanted.max_rto]
+        problems += [f"over max_rto: {_cycle(c)} RTO {format_duration(rto)}, "
+                     f"{format_duration(rto - wanted.max_rto)} over {format_duration(wanted.max_rto)}"
+                     for c, rto in rtos if rto > wanted.max_rto]
     missing = _not_covered(wanted.phases, cycles, r.not_rehearsed if r is not None else [])
     if missing:
         problems.append(f"phases not rehearsed: {', '.join(missing)}")
-    rtos = [c.rto_s for c in cycles if c.rto_s is not None]
-    return FoundRehearsal(run_id, status, ended_at, recorded, len(cycles), max(rtos) if rtos else None,
+    return FoundRehearsal(run_id, status, ended_at, recorded, len(cycles), max((r for _c, r in rtos), default=None),
                           tuple(problems))
+
+
+def _rto(c: RehearsalCycle) -> float | None:
+    """The cycle's RTO in seconds; None when it never got that far (or the record holds no number)."""
+    rto = c.rto_s
+    return float(rto) if isinstance(rto, int | float) and not isinstance(rto, bool) else None
 
 
 def _not_covered(phases: tuple[str, ...], cycles: list[RehearsalCycle],
