@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from typing import Any
 
 import click
 
@@ -228,6 +229,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 
     ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
+    _refuse_by_kind(record, "resumed")
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
     text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
@@ -248,6 +250,18 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
            lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
 
 
+def _refuse_by_kind(record: Any, what: str) -> None:
+    """A kill switch or a rehearsal record is refused before its runbook is even loaded (exit 15);
+    the session refuses them too, for callers that are not this command."""
+    from tminus.engine.session import refuse_to_reverse
+    from tminus.errors import ResumeRefused
+
+    try:
+        refuse_to_reverse(record, what)
+    except ResumeRefused as exc:
+        fail(str(exc), Exit.NEEDS_OPERATOR)
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run is rolled back (recorded).")
@@ -263,6 +277,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
 
     ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
+    _refuse_by_kind(record, "rolled back")
     doc = load_document(record.runbook_path, text=record.runbook_text)
     opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
                          **operator_flags(yes, no_input, lock_wait))
@@ -377,3 +392,7 @@ _releases.register(cli)
 from tminus.cli import kill_switch as _kill_switch  # noqa: E402  (kill-switch)
 
 _kill_switch.register(cli)
+
+from tminus.cli import rehearsals as _rehearsals  # noqa: E402  (rehearsals)
+
+_rehearsals.register(cli)

@@ -230,9 +230,11 @@ def status_rows(ledger: Any) -> list[dict[str, Any]]:
             state = "running"
         else:
             state = "interrupted (holder gone): resume it"
+        if run.kind == "rehearsal" and state != "running":  # a record, not a run: nothing to resume
+            state = "rehearsal unfinished (its process is gone): rehearse again"
         here = run.host == socket.gethostname()
         rows.append({
-            "run_id": run.id, "runbook": run.runbook_name, "environment": run.environment,
+            "run_id": run.id, "kind": run.kind, "runbook": run.runbook_name, "environment": run.environment,
             "operator": run.operator, "host": run.host, "pid": run.pid, "started_at": run.started_at,
             "state": state,
             "lease": lease.to_dict() if held else None,
@@ -256,7 +258,7 @@ def print_status(rows: list[dict[str, Any]], url: str) -> None:
                           ", ".join(r["waiting_for"]) or "-"))
     console.print(t)
     for r in rows:
-        if r["state"] != "running":
+        if r["state"] != "running" and r.get("kind") != "rehearsal":
             console.print(f"  tminus resume {r['run_id']}", markup=False)
             for s in r["survivors"]:
                 console.print(survivor_line(s), markup=False)

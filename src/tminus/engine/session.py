@@ -166,9 +166,9 @@ class Session:
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
         whose process group still runs is waited for and adopted unless the operator chose otherwise."""
+        refuse_to_reverse(run, "resumed")
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
-        _refuse_a_kill_switch(run, "resumed")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -222,10 +222,10 @@ class Session:
         """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting
         for an operator, inside its monitor window, its rollback failed): the same undo path an
         automatic rollback takes. A run still held by a live process is refused by its lease."""
+        refuse_to_reverse(run, "rolled back")
         if run.status not in ("completed", *RESUMABLE):
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
-        _refuse_a_kill_switch(run, "rolled back")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -404,11 +404,17 @@ class Session:
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
 
 
-def _refuse_a_kill_switch(run: RunRecord, what: str) -> None:
-    """A kill switch is run again, never resumed or reversed: its steps restore the old path."""
+def refuse_to_reverse(run: RunRecord, what: str) -> None:
+    """What is never resumed nor rolled back, by its kind (the CLI asks first, before loading anything).
+    A kill switch is run again, never resumed or reversed: its steps restore the old path. A
+    rehearsal record neither: it changed nothing itself (each cycle's run was rolled back by it)."""
     if run.kind == "kill_switch":
         raise ResumeRefused(f"run {run.id} is a kill switch; it is not {what}: run `tminus kill-switch` again "
                             "(the old path), or `tminus run` a release (the new one)")
+    if run.kind == "rehearsal":
+        raise ResumeRefused(f"{run.id} is a rehearsal record, not a run; it is not {what}: it changed nothing "
+                            "itself and each of its cycles was rolled back by the rehearsal. Rehearse again "
+                            f"(`tminus rehearse`), or give a cycle's run id (`tminus show {run.id}` lists them)")
 
 
 def release_facts(text: str, templater: Any) -> dict[str, Any]:
