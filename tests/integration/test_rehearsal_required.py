@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.helpers import write_runbook
+from tests.rehearsal_records import good_cycle, plan
 
 from tminus.engine.prerequisites import WantedRehearsal, find_rehearsal
 from tminus.engine.rehearsal.record import RehearsalRecord
@@ -59,14 +60,8 @@ def runbook(tmp_path: Path, *, prod: str = "prod-db", switch: str = "switch", wi
 
 def cycle(index: int, at: str | None, fault: str = "fail", *, ok: bool = True, rto: float | None = 2.0,
           problems: list[str] | None = None) -> dict[str, Any]:
-    return {"index": index, "at": at, "phase_index": None, "fault": fault,
-            "rehearsed_as": "roll_forward_only" if fault == "roll_forward" else "rollback",
-            "run_id": f"cycle-{uuid.uuid4().hex[:8]}", "status": "rolled_back", "exit_code": 11, "ok": ok,
-            "problems": problems or [], "reached_s": 0.5, "fault_at": time.time(), "rto_s": rto,
-            "verify_s": None, "budget_s": None, "within_budget": None, "kill_switch": None,
-            "fingerprints": {"equal": ok, "differences": [] if ok else problems or [], "expected": [], "errors": [],
-                             "sources": []},
-            "undo_failed": [], "undo_missing": [], "drills": [], "fingerprint_s": 0.1, "run_s": 1.0}
+    return good_cycle(index, at, fault=fault, ok=ok, rto_s=rto, problems=problems or [], run_id=None,
+                      rehearsed_as="roll_forward_only" if fault == "roll_forward" else "rollback")
 
 
 GOOD = [cycle(0, "expand"), cycle(1, "switch"), cycle(2, None, "roll_forward")]
@@ -77,11 +72,9 @@ def rehearse(ledger: Any, doc: RunbookDocument, cycles: list[dict[str, Any]] = G
     """A rehearsal record as `tminus rehearse` writes it: a run of kind rehearsal, its plan, its cycles."""
     rid = f"rh-{uuid.uuid4().hex[:10]}"
     record = RehearsalRecord(ledger, doc, run_id=rid, environment=environment, operator="tester")
-    record.open({"procedure_hashes": procedure_hashes(doc, environment) if hashes is None else hashes,
-                 "options": {"at": [], "fault": "fail", "roll_forward": True},
-                 "cycles": [{k: c[k] for k in ("index", "at", "fault", "rehearsed_as")} for c in cycles],
-                 "not_rehearsed": [{"phase": "contract", "why": "after the point of no return"}],
-                 "point_of_no_return": {"phase": "contract"}, "fingerprints": [], "all_phases": True})
+    hashes = procedure_hashes(doc, environment) if hashes is None else hashes
+    record.open(plan(cycles, procedure_hashes=hashes, all_phases=True,
+                     not_rehearsed=[{"phase": "contract", "why": "after the point of no return"}]))
     for c in cycles:
         record.cycle(c)
     ok = all(c["ok"] for c in cycles)
