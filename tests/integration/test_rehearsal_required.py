@@ -115,6 +115,7 @@ def refused(tmp_path: Path, ledger: Any, *expected: str) -> dict[str, Any]:
     assert note.message == failure and note.data["wanted"]["target"] == "production"
     why = explain(ledger.get_run(s.run_id), ledger.events(s.run_id))  # `tminus why` names it as the cause
     assert [c.text for c in why.causes] == [f"{failure}."] and "1 requirement not met" in why.summary, why.summary
+    assert why.next_steps[0].startswith("Rehearse it first: `tminus rehearse ") and "-e staging`" in why.next_steps[0]
     return evidence
 
 

@@ -43,6 +43,11 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
                             f"--stage {n.data.get('stage')}`.")
     for n in unmet:
         wanted = n.data.get("wanted") or {}
+        if n.action == "rehearsal-required":  # decision.require_rehearsal: a rehearsal, not a run
+            x.next_steps.append(f"Rehearse it first: `tminus rehearse {run.runbook_path} -e "
+                                f"{wanted.get('environment')}` (`tminus rehearsals {wanted.get('runbook')}` lists "
+                                "the rehearsals).")
+            continue
         x.next_steps.append(f"Run what is required first: {wanted.get('runbook')} in {wanted.get('environment')} "
                             f"(`tminus history --runbook {wanted.get('runbook')}` shows its runs).")
     first = "Fix what the failing checks name, then run" if failed else "Then run"
