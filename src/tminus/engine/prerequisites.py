@@ -230,7 +230,7 @@ def _judge(run_id: str, view: RunView, status: str, ended_at: float, reason: str
     missing = _not_covered(wanted.phases, cycles, r.not_rehearsed if r is not None else [])
     if missing:
         problems.append(f"phases not rehearsed: {', '.join(missing)}")
-    return FoundRehearsal(run_id, status, ended_at, recorded, len(cycles), max((r for _c, r in rtos), default=None),
+    return FoundRehearsal(run_id, status, ended_at, recorded, len(cycles), max((x for _c, x in rtos), default=None),
                           tuple(problems))
 
 
@@ -245,7 +245,7 @@ def _not_covered(phases: tuple[str, ...], cycles: list[RehearsalCycle],
     """Each phase needs an ok fail/kill cycle at it; one after the point of no return, an ok roll_forward."""
     covered = {c.at for c in cycles if c.ok and c.fault in COVERING}
     forward = any(c.ok and c.fault == FORWARD for c in cycles)
-    after = {str(n.get("phase")) for n in not_rehearsed}
+    after = {str(n.get("phase")) for n in not_rehearsed if isinstance(n, dict)}
     return [p for p in phases if p not in covered and not (forward and p in after)]
 
 
