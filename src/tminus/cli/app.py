@@ -20,6 +20,7 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
+    plan_rehearsal,
     problems,
     recorded_vars_only,
     resolve_operator,
@@ -117,11 +118,13 @@ def schema(output: str | None) -> None:
 @env_options
 @operator_option
 @at_option
+@ledger_option
 @json_option
 def plan(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
-         at_text: str | None, as_json: bool) -> None:
+         at_text: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Show the stages before T+0 and the T+ timeline, every step rendered (secrets masked), undo
-    coverage and the point of no return. Runs nothing."""
+    coverage and the point of no return. Runs nothing; reads the ledger (if there is one) only to say
+    whether decision.require_rehearsal is met."""
     from tminus.cli.render import print_plan
     from tminus.engine.plan import build_plan
     from tminus.errors import RunbookError
@@ -132,6 +135,8 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
         p = build_plan(doc, opts)
     except RunbookError as exc:  # a templated duration that does not render to one
         problems(file, exc)
+    if p.rehearsal is not None and p.rehearsal["applies"]:
+        p.rehearsal.update(plan_rehearsal(doc, opts, ledger_url))
     if as_json:
         emit_json(p.to_dict())
     else:

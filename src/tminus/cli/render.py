@@ -136,6 +136,21 @@ def _plan_before(p: Any) -> None:
         console.print("\n[bold]Requires[/bold] (checked in the ledger with the gates)")
         for r in p.requires:
             console.print(f"  {r['describe']}", markup=False)
+    if p.rehearsal:
+        _plan_rehearsal(p.rehearsal, p.environment)
+
+
+def _plan_rehearsal(r: dict[str, Any], environment: str) -> None:
+    """decision.require_rehearsal: what it asks here and whether the ledger meets it now."""
+    if not r["applies"]:
+        where = "where it is rehearsed" if r["environment"] == environment else "not in enforced_in"
+        console.print(f"\n[bold]Rehearsal[/bold]: not required in {escape(environment)} ({where})")
+        return
+    console.print("\n[bold]Rehearsal required[/bold] (decision.require_rehearsal, checked in the ledger "
+                  "with the gates)")
+    console.print(f"  {r['describe']}", markup=False)
+    word = {True: "[green]met[/green]", False: "[red]not met[/red]", None: "[yellow]unknown[/yellow]"}[r["met"]]
+    console.print(f"  {word}: {escape(r['message'] or '')}")
 
 
 def _plan_phases(phases: list[Any], ponr_key: str | None) -> None:

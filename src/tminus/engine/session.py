@@ -70,6 +70,7 @@ class Session:
         policy: Policy | None = None,
     ) -> None:
         self.doc = render_durations(doc, opts)  # once, at the start: vars are known (RunbookError: 78)
+        self.loaded = doc  # as written: what a rehearsal's procedure hash was taken of
         self.ledger = ledger
         self.opts = opts
         self.subscribers = subscribers or []
@@ -371,7 +372,7 @@ class Session:
 
         self.stop.attach(record)
         pre = Preconditions(self.ledger, cutover=self.opts.at, stage=self.opts.stage,
-                            started=steps.started_at or time.time())
+                            started=steps.started_at or time.time(), doc=self.loaded)
         runner = Runner(steps, self.opts.environment, prior, policy=self._policy(steps), preconditions=pre)
         runner.policy.start(self.stop)  # the session's policy, the deadlines and the runbook's guards
         with signals_stop(self.stop):
