@@ -372,3 +372,7 @@ _releases.register(cli)
 from tminus.cli import kill_switch as _kill_switch  # noqa: E402  (kill-switch)
 
 _kill_switch.register(cli)
+
+from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
+
+_rehearse.register(cli)

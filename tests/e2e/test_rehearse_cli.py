@@ -1,0 +1,80 @@
+"""`tminus rehearse` as a command: exit codes, the --json record, the printed report, and the refusal
+in an environment that requires rehearsals. The cycles themselves: tests/integration/test_rehearse.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.helpers import run_json, tminus, write_runbook
+from tests.helpers_db import run_sql
+
+pytestmark = pytest.mark.postgres
+
+# The column is added; the undo forgets to drop it. Production requires a rehearsal in staging.
+RUNBOOK = """
+    name: notes-change
+    vars:
+      db: "{url}"
+    environments:
+      staging: {{}}
+      production: {{}}
+    decision:
+      mode: auto
+      require_rehearsal: {{environment: staging}}
+    gates:
+      - name: state
+        checks:
+          - fingerprint: {{url: "{{{{ vars.db }}}}", tables: [notes]}}
+    phases:
+      - name: schema
+        budget: 30s
+        steps:
+          - name: add column
+            sql: {{url: "{{{{ vars.db }}}}", query: "ALTER TABLE notes ADD COLUMN extra text", write: true}}
+            undo:
+              - run: "true"
+      - name: data
+        steps:
+          - name: add row
+            sql: {{url: "{{{{ vars.db }}}}", query: "INSERT INTO notes VALUES (2)", write: true}}
+            undo:
+              - sql: {{url: "{{{{ vars.db }}}}", query: "DELETE FROM notes WHERE id = 2", write: true}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, pg_url: str) -> Path:
+    run_sql(pg_url, "CREATE TABLE notes (id int PRIMARY KEY)", "INSERT INTO notes VALUES (1)")
+    write_runbook(tmp_path, RUNBOOK.format(url=pg_url))
+    return tmp_path
+
+
+def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> None:
+    code, data = run_json("rehearse", "runbook.yaml", "-e", "staging", "--at", "schema", cwd=project)
+    assert code == 12, data
+    assert (data["status"], data["exit_code"], data["ok"]) == ("failed", 12, False)
+    assert data["runbook"] == "notes-change" and data["environment"] == "staging"
+    assert set(data["procedure_hashes"]) == {"staging", "production"} and data["all_phases"] is False
+    assert data["options"] == {"at": ["schema"], "fault": "fail", "roll_forward": False}
+    assert [c["at"] for c in data["planned"]] == ["schema"]
+    (cycle,) = data["cycles"]
+    assert cycle["status"] == "rolled_back" and cycle["ok"] is False and cycle["rto_s"] > 0
+    assert "column notes.extra is new (not in the earlier fingerprint)" in cycle["fingerprints"]["differences"]
+    assert data["rehearsal_id"] and data["ledger"].startswith("sqlite:///")
+
+    # the printed report, and the progress lines on stderr (the same ledger, found in the folder)
+    proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "data", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "▶ cycle 1/1: fail after phase 'data'" in proc.stderr and "✓ cycle 1: rolled_back" in proc.stderr
+    assert "state: restored (fingerprints equal)" in proc.stdout and "PASSED: 1 cycle(s) passed" in proc.stdout
+
+
+def test_refused_in_production_and_for_unknown_phases_with_nothing_recorded(project: Path) -> None:
+    proc = tminus("rehearse", "runbook.yaml", "-e", "production", cwd=project)
+    assert proc.returncode == 2
+    assert "rehearse in staging, not production" in proc.stderr
+    proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "nope", cwd=project)
+    assert proc.returncode == 2
+    assert "--at nope: no such phase; the runbook's phases: 'schema', 'data'" in proc.stderr
+    assert not (project / ".tminus").exists()  # no ledger created, no run recorded
