@@ -57,7 +57,7 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     Exit codes: 0 every cycle passed · 1 a cycle failed otherwise · 2 usage, or an environment that
     requires rehearsals · 10 a cycle was blocked by its gates · 12 a cycle's state was not restored
     (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 78 invalid runbook."""
-    from tminus.engine.rehearsal.cycles import NotAvailable
+    from tminus.engine.rehearsal.cycles import NotAvailable, available
     from tminus.engine.rehearsal.plan import PlanError, plan_rehearsal
     from tminus.engine.rehearsal.rehearse import rehearse as run_rehearsal
     from tminus.errors import LedgerError, RunbookError
@@ -78,6 +78,9 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     if not plan.cycles:
         fail("nothing to rehearse: no phase comes before the point of no return", Exit.USAGE,
              hint="--roll-forward rehearses the full run and its rollback")
+    missing = sorted({c.fault for c in plan.cycles if not available(c.fault)})
+    if missing:  # before the ledger is even opened: nothing recorded
+        fail(f"--fault {missing[0]} is not available in this build", Exit.USAGE)
     ledger = open_ledger_or_fail(ledger_url)
     display: Any = None
     if verbose:
