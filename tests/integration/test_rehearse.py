@@ -21,8 +21,6 @@ from tminus.ledger import open_ledger
 from tminus.projection import project
 from tminus.runbook.loader import load_runbook
 
-pytestmark = pytest.mark.postgres
-
 HEAD = """
     name: notes-change
     vars:
@@ -122,6 +120,7 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def db(pg_url: str) -> str:
+    """The database the runbooks change (the tests that take it need the local PostgreSQL)."""
     run_sql(pg_url, "CREATE TABLE notes (id int PRIMARY KEY, body text)", "INSERT INTO notes VALUES (1, 'a')",
             "CREATE TABLE audit (what text)")
     return pg_url
@@ -141,6 +140,7 @@ def _rehearse(doc: Any, ledger: Any, **kw: Any) -> tuple[Outcome, Any]:
     return outcome, project(ledger.events(outcome.rehearsal_id))
 
 
+@pytest.mark.postgres
 def test_a_correct_undo_rehearses_green_with_equal_fingerprints_at_every_phase(tmp_path, ledger, db) -> None:
     outcome, view = _rehearse(_doc(tmp_path, GOOD, db), ledger)
     assert (outcome.ok, outcome.exit) == (True, Exit.COMPLETED), outcome.reason
@@ -163,6 +163,7 @@ def test_a_correct_undo_rehearses_green_with_equal_fingerprints_at_every_phase(t
     assert ledger.get_run(outcome.rehearsal_id).kind == "rehearsal"
 
 
+@pytest.mark.postgres
 def test_an_incomplete_undo_is_caught_with_the_exact_difference(tmp_path, ledger, db) -> None:
     outcome, view = _rehearse(_doc(tmp_path, INCOMPLETE, db), ledger)
     assert (outcome.ok, outcome.exit) == (False, Exit.ROLLBACK_FAILED)
@@ -176,6 +177,7 @@ def test_an_incomplete_undo_is_caught_with_the_exact_difference(tmp_path, ledger
     assert "state not restored" in cycle.problems[0] and "notes.extra" in cycle.problems[0]
 
 
+@pytest.mark.postgres
 def test_at_selects_phases_by_name_or_id_and_refuses_unknown_ones(tmp_path, ledger, db) -> None:
     doc = _doc(tmp_path, GOOD, db)
     plan = plan_rehearsal(doc, _opts(), at=["rename", "schema_phase"])
@@ -188,6 +190,7 @@ def test_at_selects_phases_by_name_or_id_and_refuses_unknown_ones(tmp_path, ledg
     assert outcome.ok and [c.at for c in view.rehearsal.cycles] == ["data"]
 
 
+@pytest.mark.postgres
 def test_a_phase_after_the_point_of_no_return_is_not_rehearsed_but_rolled_forward(tmp_path, ledger, db) -> None:
     doc = _doc(tmp_path, PONR, db)
     with pytest.raises(PlanError, match=r"point of no return.*--roll-forward"):
@@ -218,6 +221,7 @@ def test_a_phase_after_the_point_of_no_return_is_not_rehearsed_but_rolled_forwar
     assert ledger.get_run(ks["run_id"]).kind == "kill_switch"
 
 
+@pytest.mark.postgres
 def test_a_cycle_blocked_by_its_gates_stops_the_rehearsal_with_exit_10(tmp_path, ledger, db) -> None:
     run_sql(db, "DROP TABLE notes")  # the first phase's table is gone: the gate's fingerprint still passes
     text = GOOD.replace("checks:\n          - name: fingerprint",
@@ -230,6 +234,7 @@ def test_a_cycle_blocked_by_its_gates_stops_the_rehearsal_with_exit_10(tmp_path,
     assert "2 not run" in view.finished.reason
 
 
+@pytest.mark.postgres
 def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail(tmp_path, ledger, db) -> None:
     from tminus.engine.rehearsal import state
 
@@ -252,3 +257,48 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
     # a source that cannot be read fails the cycle: its state is not proven
     problems, code = judge({"status": "rolled_back", "rollback_ok": True, "fingerprints": compared}, [])
     assert code == Exit.FAILED and problems == [f"fingerprint: {snap.errors[0]}"]
+
+
+# No database: files the steps touch. Nothing to fingerprint, so only the runs' ends judge the cycles.
+FILES = """
+    name: files
+    phases:
+      - name: one
+        steps:
+          - run: "touch one"
+            undo: [{run: "rm one"}]
+      - name: two
+        steps:
+          - run: "touch two"
+            undo: [{run: "false"}]
+"""
+
+
+def test_a_failing_undo_step_is_named_and_ends_the_rehearsal_with_exit_12(tmp_path, ledger) -> None:
+    doc = load_runbook(write_runbook(tmp_path, FILES))
+    plan = plan_rehearsal(doc, Options(environment="default"))
+    outcome = rehearse(doc, ledger, Options(environment="default", no_input=True), plan)
+    assert (outcome.ok, outcome.exit) == (False, Exit.ROLLBACK_FAILED)
+    one, two = outcome.cycles
+    assert one["ok"] and one["fingerprints"]["equal"] is None
+    assert two["status"] == "rollback_failed" and two["rollback_ok"] is False
+    assert [u["step"] for u in two["undo_failed"]] == ["phases[1].steps[0].undo[0]"]
+    assert any("undo step 'run step' failed" in p for p in two["problems"])
+    assert (tmp_path / "one").exists()  # the rollback stopped at the failing undo: phase one is not undone
+
+
+def test_a_held_lease_ends_the_rehearsal_with_exit_14_and_the_record_finished(tmp_path, ledger) -> None:
+    import os
+    import socket
+
+    doc = load_runbook(write_runbook(tmp_path, FILES))
+    ledger.acquire_lease("files@default", run_id="someone-else", operator="other", host=socket.gethostname(),
+                         pid=os.getpid())  # a live holder: this very process
+    opts = Options(environment="default", no_input=True)
+    outcome = rehearse(doc, ledger, opts, plan_rehearsal(doc, opts))
+    assert (outcome.ok, outcome.exit) == (False, Exit.LOCKED)
+    (cycle,) = outcome.cycles  # the second cycle was not run
+    assert cycle["run_id"] is None and cycle["problems"][0].startswith("lease held: ")
+    record = project(ledger.events(outcome.rehearsal_id))
+    assert record.finished.status == "failed" and record.finished.exit_code == 14
+    assert "1 not run" in record.finished.reason
