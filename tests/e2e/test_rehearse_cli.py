@@ -3,13 +3,14 @@ in an environment that requires rehearsals. The cycles themselves: tests/integra
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from tests.helpers import run_json, tminus, write_runbook
 from tests.helpers_db import run_sql
 
-pytestmark = pytest.mark.postgres
+from tminus.ledger import open_reader
 
 # The column is added; the undo forgets to drop it. Production requires a rehearsal in staging.
 RUNBOOK = """
@@ -46,14 +47,16 @@ RUNBOOK = """
 @pytest.fixture
 def project(tmp_path: Path, pg_url: str) -> Path:
     run_sql(pg_url, "CREATE TABLE notes (id int PRIMARY KEY)", "INSERT INTO notes VALUES (1)")
-    write_runbook(tmp_path, RUNBOOK.format(url=pg_url))
+    # a password in the URL (trust auth ignores it): it must never be printed or recorded
+    write_runbook(tmp_path, RUNBOOK.format(url=pg_url.replace("postgres@", "postgres:s3cret-pw@", 1)))
     return tmp_path
 
 
+@pytest.mark.postgres
 def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> None:
     code, data = run_json("rehearse", "runbook.yaml", "-e", "staging", "--at", "schema", cwd=project)
     assert code == 12, data
-    assert (data["status"], data["exit_code"], data["ok"]) == ("failed", 12, False)
+    assert (data["status"], data["verdict"], data["exit_code"]) == ("failed", "failed", 12)
     assert data["runbook"] == "notes-change" and data["environment"] == "staging"
     assert set(data["procedure_hashes"]) == {"staging", "production"} and data["all_phases"] is False
     assert data["options"] == {"at": ["schema"], "fault": "fail", "roll_forward": False}
@@ -61,16 +64,24 @@ def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> 
     (cycle,) = data["cycles"]
     assert cycle["status"] == "rolled_back" and cycle["ok"] is False and cycle["rto_s"] > 0
     assert "column notes.extra is new (not in the earlier fingerprint)" in cycle["fingerprints"]["differences"]
-    assert data["rehearsal_id"] and data["ledger"].startswith("sqlite:///")
+    assert data["rehearsal_id"] and data["kind"] == "rehearsal" and data["ledger"].startswith("sqlite:///")
+    assert [s["url"] for s in data["fingerprint_sources"]] == [data["cycles"][0]["fingerprints"]["sources"][0]["url"]]
+    assert ":***@" in data["fingerprint_sources"][0]["url"] and "s3cret-pw" not in json.dumps(data)
 
     # the printed report, and the progress lines on stderr (the same ledger, found in the folder)
     proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "data", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert "▶ cycle 1/1: fail after phase 'data'" in proc.stderr and "✓ cycle 1: rolled_back" in proc.stderr
     assert "state: restored (fingerprints equal)" in proc.stdout and "PASSED: 1 cycle(s) passed" in proc.stdout
+    assert "s3cret-pw" not in proc.stdout + proc.stderr
+    with open_reader(f"sqlite:///{project / '.tminus' / 'ledger.db'}") as reader:  # the record's events
+        recorded = json.dumps([e.data for e in reader.events(data["rehearsal_id"])], default=str)
+    assert "fingerprints" in recorded and "s3cret-pw" not in recorded
 
 
-def test_refused_in_production_and_for_unknown_phases_with_nothing_recorded(project: Path) -> None:
+def test_refused_in_production_and_for_unknown_phases_with_nothing_recorded(tmp_path: Path) -> None:
+    project = tmp_path  # refused before any database is touched: this one does not exist
+    write_runbook(project, RUNBOOK.format(url="postgresql+psycopg://postgres@127.0.0.1:5432/nowhere"))
     proc = tminus("rehearse", "runbook.yaml", "-e", "production", cwd=project)
     assert proc.returncode == 2
     assert "rehearse in staging, not production" in proc.stderr

@@ -104,41 +104,45 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
             display.close()
     from tminus.projection import project
 
-    view = project(ledger.events(outcome.rehearsal_id))
+    view = project(ledger.events(outcome.rehearsal_id)).rehearsal
+    record = ledger.get_run(outcome.rehearsal_id)
     if as_json:
-        emit_json(as_record(view, outcome.rehearsal_id, ledger.url))
+        emit_json({**to_json(record, view), "ledger": ledger.url})
     else:
-        click.echo("\n".join(render(view)))
+        click.echo("\n".join(render(view, record)))
         click.echo(f"rehearsal {outcome.rehearsal_id} · ledger {ledger.url}", err=True)
     ledger.close()
     sys.exit(int(outcome.exit))
 
 
-def as_record(view: Any, rehearsal_id: str, ledger_url: str) -> dict[str, Any]:
+# The printer and the JSON below have the signatures of reports/rehearsal.py's `render` and `to_json`
+# (`tminus show REHEARSAL_ID`), which take their place where that module exists.
+
+
+def to_json(record: Any, view: Any) -> dict[str, Any]:
     """The record as JSON: its plan, each cycle's figures, the verdict."""
-    r, end = view.rehearsal, view.finished
-    plan = dict(r.data) if r is not None else {}
-    return {"rehearsal_id": rehearsal_id, "status": end.status if end else None,
-            "exit_code": end.exit_code if end else None, "reason": end.reason if end else None,
-            "ok": bool(end and end.status == "completed"), "ledger": ledger_url,
-            "runbook": plan.get("runbook"), "environment": plan.get("environment"),
-            "content_hash": plan.get("content_hash"), "procedure_hashes": plan.get("procedure_hashes"),
-            "point_of_no_return": plan.get("point_of_no_return"), "all_phases": plan.get("all_phases"),
-            "not_rehearsed": plan.get("not_rehearsed"), "fingerprints": plan.get("fingerprints"),
-            "options": plan.get("options"), "planned": plan.get("cycles"),
-            "cycles": [c.data for c in r.cycles] if r is not None else []}
+    plan = dict(view.data) if view is not None else {}
+    return {"rehearsal_id": record.id, "kind": record.kind, "runbook": record.runbook_name,
+            "environment": record.environment, "operator": record.operator, "status": record.status,
+            "verdict": {"completed": "passed", "failed": "failed"}.get(record.status, "unfinished"),
+            "exit_code": record.exit_code, "reason": record.reason, "content_hash": record.content_hash,
+            "procedure_hashes": plan.get("procedure_hashes") or {}, "options": plan.get("options") or {},
+            "point_of_no_return": plan.get("point_of_no_return"),
+            "fingerprint_sources": plan.get("fingerprints") or [], "all_phases": bool(plan.get("all_phases")),
+            "planned": plan.get("cycles") or [], "not_rehearsed": plan.get("not_rehearsed") or [],
+            "cycles": [c.data for c in view.cycles] if view is not None else []}
 
 
 def _s(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def render(view: Any) -> list[str]:
-    """The rehearsal report in plain lines (reports/rehearsal.py may take its place)."""
-    r, end = view.rehearsal, view.finished
+def render(view: Any, record: Any) -> list[str]:
+    """The rehearsal report in plain lines."""
+    r = view
     if r is None:
-        return ["(not a rehearsal record)"]
-    out = [f"Rehearsal of {r.data.get('runbook')} in {r.environment}"]
+        return [f"rehearsal {record.id}: no plan recorded"]
+    out = [f"Rehearsal of {record.runbook_name} in {record.environment}"]
     for c in r.cycles:
         d = c.data
         where = f"after '{c.at}'" if c.at else c.fault
@@ -173,6 +177,6 @@ def render(view: Any) -> list[str]:
     hashes = r.procedure_hashes
     if hashes:
         out.append("procedure: " + ", ".join(f"{env} {h[:12]}" for env, h in hashes.items()))
-    verdict = "PASSED" if end is not None and end.status == "completed" else "FAILED"
-    out.append(f"{verdict}: {end.reason if end else 'not finished'}")
+    verdict = {"completed": "PASSED", "failed": "FAILED"}.get(record.status, "UNFINISHED")
+    out.append(f"{verdict}: {record.reason or 'no end recorded'}")
     return out
