@@ -302,3 +302,53 @@ def test_a_held_lease_ends_the_rehearsal_with_exit_14_and_the_record_finished(tm
     record = project(ledger.events(outcome.rehearsal_id))
     assert record.finished.status == "failed" and record.finished.exit_code == 14
     assert "1 not run" in record.finished.reason
+
+
+# No fingerprint step: the databases come from the backup and migrate steps. The last phase's undo is
+# the real restore of the backup taken in the first (with its drill).
+RESTORE = """
+    name: orders
+    vars:
+      db: "{url}"
+    phases:
+      - name: backup
+        steps:
+          - id: backup
+            backup: {{url: "{{{{ vars.db }}}}", dir: backups, drill: true}}
+      - name: migrate
+        budget: 1m
+        steps:
+          - migrate: {{url: "{{{{ vars.db }}}}", dir: migrations}}
+      - name: purge
+        budget: 2m
+        steps:
+          - name: purge old notes
+            sql: {{url: "{{{{ vars.db }}}}", query: "DELETE FROM notes", write: true}}
+            undo:
+              - restore: {{url: "{{{{ vars.db }}}}", file: "{{{{ steps.backup.path }}}}", maintenance: true}}
+"""
+
+
+@pytest.mark.postgres
+def test_backup_and_migrate_databases_are_fingerprinted_and_a_restore_undo_rehearsed(tmp_path, ledger, db) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_tags.sql").write_text("CREATE TABLE tags (name text PRIMARY KEY);\n")
+    (migrations / "0001_tags.down.sql").write_text("DROP TABLE tags;\n")
+    doc = load_runbook(write_runbook(tmp_path, RESTORE.format(url=db)))
+    opts = Options(environment="default", no_input=True)
+    plan = plan_rehearsal(doc, opts, at=["purge"])  # one cycle: a backup with its drill is slow
+    outcome = rehearse(doc, ledger, opts, plan)
+    assert outcome.ok, outcome.reason
+    record = project(ledger.events(outcome.rehearsal_id)).rehearsal
+    assert [s["source"] for s in record.data["fingerprints"]] == ["backup"]  # one database, once
+    (purge,) = record.cycles
+    assert purge.fingerprints_equal is True and purge.status == "rolled_back"
+    # the rollback restored the backup and reverted the migration (its kind's undo: no undo missing)
+    run = project(ledger.events(purge.run_id))
+    assert [p.key for p in run.rollback.plan] == ["phases[2].steps[0].undo[0]", "phases[1].steps[0].undo[auto]"]
+    assert purge.data["undo_missing"] == [] and purge.data["undo_failed"] == []
+    # the drill's figure sits beside the RTO, which covers the real restore
+    (drill,) = purge.data["drills"]
+    assert drill["step"] == "phases[0].steps[0]" and 0 < drill["drill_seconds"] < 60
+    assert purge.rto_s is not None and purge.rto_s > 0 and purge.verify_s is None  # no verify checks
