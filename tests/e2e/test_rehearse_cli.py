@@ -46,6 +46,7 @@ RUNBOOK = """
 
 @pytest.fixture
 def project(tmp_path: Path, pg_url: str) -> Path:
+    (tmp_path / "url").write_text(pg_url)
     run_sql(pg_url, "CREATE TABLE notes (id int PRIMARY KEY)", "INSERT INTO notes VALUES (1)")
     # a password in the URL (trust auth ignores it): it must never be printed or recorded
     write_runbook(tmp_path, RUNBOOK.format(url=pg_url.replace("postgres@", "postgres:s3cret-pw@", 1)))
@@ -68,11 +69,15 @@ def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> 
     assert [s["url"] for s in data["fingerprint_sources"]] == [data["cycles"][0]["fingerprints"]["sources"][0]["url"]]
     assert ":***@" in data["fingerprint_sources"][0]["url"] and "s3cret-pw" not in json.dumps(data)
 
-    # the printed report, and the progress lines on stderr (the same ledger, found in the folder)
-    proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "data", cwd=project)
-    assert proc.returncode == 0, proc.stderr
-    assert "▶ cycle 1/1: fail after phase 'data'" in proc.stderr and "✓ cycle 1: rolled_back" in proc.stderr
-    assert "state: restored (fingerprints equal)" in proc.stdout and "PASSED: 1 cycle(s) passed" in proc.stdout
+    # the printed report, and the progress lines on stderr (the same ledger, found in the folder), once
+    # the column the faulty undo left behind is dropped (else adding it again fails the first phase)
+    run_sql((project / "url").read_text(), "ALTER TABLE notes DROP COLUMN extra")
+    proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "schema", cwd=project)
+    assert proc.returncode == 12, proc.stderr
+    assert "▶ cycle 1/1: fail after phase 'schema'" in proc.stderr
+    assert "✗ cycle 1: rolled_back, RTO " in proc.stderr and "state differs" in proc.stderr
+    assert "    state: DIFFERS\n      - table notes: content differs (1 rows, same count)\n" in proc.stdout
+    assert "FAILED: 1 of 1 cycle(s) failed; cycle 1 (fail after phase 'schema'): state not restored" in proc.stdout
     assert "s3cret-pw" not in proc.stdout + proc.stderr
     with open_reader(f"sqlite:///{project / '.tminus' / 'ledger.db'}") as reader:  # the record's events
         recorded = json.dumps([e.data for e in reader.events(data["rehearsal_id"])], default=str)

@@ -352,3 +352,52 @@ def test_backup_and_migrate_databases_are_fingerprinted_and_a_restore_undo_rehea
     (drill,) = purge.data["drills"]
     assert drill["step"] == "phases[0].steps[0]" and 0 < drill["drill_seconds"] < 60
     assert purge.rto_s is not None and purge.rto_s > 0 and purge.verify_s is None  # no verify checks
+
+
+def test_a_failure_before_the_fault_point_fails_the_cycle_though_it_rolled_back(tmp_path, ledger) -> None:
+    text = FILES.replace('undo: [{run: "false"}]', 'undo: [{run: "rm two"}]\n          - manual: "Check the dashboard"')
+    doc = load_runbook(write_runbook(tmp_path, text))
+    opts = Options(environment="default", no_input=True)  # nobody to answer: the manual step fails
+    outcome = rehearse(doc, ledger, opts, plan_rehearsal(doc, opts))
+    assert (outcome.ok, outcome.exit) == (False, Exit.FAILED)
+    one, two = outcome.cycles
+    assert one["ok"] and one["fault_by"] == "policy:rehearsal"
+    assert two["status"] == "rolled_back" and not two["ok"] and two["reached_s"] is None
+    assert two["problems"][0].startswith("phase 'two' did not pass, the fault point was not reached: ")
+    assert "--no-input" in two["problems"][0]
+    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+
+
+def test_a_run_stopped_part_way_is_rolled_back_by_the_rehearsal_and_fails_its_cycle(tmp_path, ledger) -> None:
+    live = """
+    decision: {mode: auto}
+    after_go:
+      - name: announce
+        steps:
+          - run: "touch three; false"
+            undo: [{run: "rm -f three"}]
+    """
+    doc = load_runbook(write_runbook(tmp_path, FILES.replace('{run: "false"}', '{run: "rm two"}') + live))
+    opts = Options(environment="default", no_input=True)
+    outcome = rehearse(doc, ledger, opts, plan_rehearsal(doc, opts, at=["one"], roll_forward=True))
+    assert (outcome.ok, outcome.exit) == (False, Exit.FAILED)
+    one, forward = outcome.cycles
+    assert one["ok"] and not forward["ok"] and forward["status"] == "rolled_back"
+    # the after_go step failed: the run stopped live, not finalized; the rehearsal does not leave it so
+    assert forward["problems"][0].startswith("the full run ended not_finalized, not completed")
+    assert forward["problems"][1].startswith("the cycle's run stopped not_finalized (")
+    assert not any((tmp_path / name).exists() for name in ("one", "two", "three"))  # as the rehearsal found it
+
+
+def test_the_operators_ctrl_c_stops_the_rehearsal_and_leaves_the_run_as_it_is(tmp_path, ledger) -> None:
+    text = FILES.replace('run: "touch two"', 'run: "touch two; kill -INT $PPID; sleep 5"')
+    doc = load_runbook(write_runbook(tmp_path, text))
+    opts = Options(environment="default", no_input=True)
+    outcome = rehearse(doc, ledger, opts, plan_rehearsal(doc, opts))
+    assert (outcome.ok, outcome.exit) == (False, Exit.INTERRUPTED)
+    one, two = outcome.cycles
+    assert one["ok"] and "was interrupted (signal SIGINT)" in two["problems"][0]
+    assert ledger.get_run(two["run_id"]).status == "interrupted"  # not undone behind the operator's back
+    assert (tmp_path / "one").exists() and (tmp_path / "two").exists()
+    record = project(ledger.events(outcome.rehearsal_id))
+    assert record.finished.exit_code == 130 and f"tminus rollback {two['run_id']}" in record.finished.reason

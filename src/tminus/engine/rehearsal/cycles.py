@@ -20,7 +20,7 @@ from tminus.engine.lifecycle import Section, SectionResult
 from tminus.engine.policy import CONTINUE, Decision, Policy, stop
 from tminus.engine.rehearsal import faults
 from tminus.engine.rehearsal import state as st
-from tminus.engine.rehearsal.figures import measure
+from tminus.engine.rehearsal.figures import measure, phase_problem
 from tminus.engine.rehearsal.plan import FAIL, KILL, KILL_SWITCH, MONITOR, ROLL_FORWARD, Cycle
 from tminus.engine.session import Session
 from tminus.errors import TminusError
@@ -34,6 +34,16 @@ ROLLED_BACK = "rolled_back"
 
 class NotAvailable(TminusError):
     """A fault this build of tminus cannot inject (its machinery is missing): a usage error."""
+
+
+class Interrupted(TminusError):
+    """The operator stopped a cycle's run (Ctrl-C, SIGTERM): the rehearsal stops too, leaving the run
+    as it is (resumable, or `tminus rollback RUN_ID`)."""
+
+    def __init__(self, run_id: str, why: str) -> None:
+        super().__init__(f"run {run_id} was interrupted ({why}); it is left as it is: `tminus rollback {run_id}` "
+                         "undoes it, `tminus resume` carries it on")
+        self.run_id = run_id
 
 
 @dataclass
@@ -94,7 +104,7 @@ def roll_forward(ctx: CycleContext, cycle: Cycle) -> Ran:
     """The full run to completion, then `tminus rollback` of the completed run."""
     session = ctx.session(cycle)
     result = session.run()
-    if result.status != "completed":
+    if result.status != "completed":  # (one stopped part-way is rolled back by run_cycle)
         return Ran(session.run_id, problems=[f"the full run ended {result.status}, not completed: {result.reason}"])
     ctx.roll_back(cycle, session.run_id, "rehearsal: roll-forward cycle, the completed run rolled back")
     return Ran(session.run_id, rollback_asked=True)
@@ -192,6 +202,7 @@ def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
     before = st.take(ctx.sources, base)
     began = time.monotonic()
     ran = FAULTS[cycle.fault](ctx, cycle)
+    _leave_nothing_behind(ctx, cycle, ran)
     run_s = time.monotonic() - began
     after = st.take(ctx.sources, base)
     view = project(ctx.ledger.events(ran.run_id))
@@ -205,10 +216,38 @@ def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
     figures["fingerprints"] = st.compare(ctx.sources, before, after, expected=expected)
     figures["fingerprint_s"] = round(before.seconds + after.seconds, 3)
     figures["run_s"] = round(run_s, 3)
-    problems, code = judge(figures, ran.problems)
+    missed = phase_problem(view, cycle.at) if cycle.at is not None else None
+    problems, code = judge(figures, [*ran.problems, *([missed] if missed else [])])
+    if cycle.fault in (FAIL, KILL_SWITCH) and figures["fault_by"] != f"policy:{faults.POLICY}" and not problems:
+        # it rolled back, but not because of the fault: a step failed before the fault point
+        problems.append(f"the run stopped before the injected fault ({figures['fault_by'] or 'a failure'}): "
+                        f"{_reason(ctx, ran.run_id)}")
+        code = code if code != Exit.COMPLETED else Exit.FAILED
     figures["problems"], figures["ok"] = problems, not problems
     halt = code in (Exit.BLOCKED, Exit.LOCKED) or figures["status"] not in (ROLLED_BACK, None)
     return Measured(figures, code, halt)
+
+
+def _reason(ctx: CycleContext, run_id: str) -> str:
+    record = ctx.ledger.get_run(run_id)
+    return (record.reason or "") if record is not None else ""
+
+
+LEFT = ("interrupted", "needs_operator", "not_finalized")  # a run stopped part-way, its changes in place
+
+
+def _leave_nothing_behind(ctx: CycleContext, cycle: Cycle, ran: Ran) -> None:
+    """A cycle's run that stopped part-way (a manual step under --no-input, a go/no-go nobody answered)
+    left its changes in place: roll it back, so the environment is as the rehearsal found it and the
+    next cycle starts from there. The cycle fails all the same, saying so."""
+    record = ctx.ledger.get_run(ran.run_id)
+    if record is None or record.status not in LEFT:
+        return
+    signalled = [s for s in project(ctx.ledger.events(ran.run_id)).accepted_stops() if s.source == "signal"]
+    if signalled:  # the operator's stop is obeyed, not undone behind their back
+        raise Interrupted(ran.run_id, signalled[0].by or "a signal")
+    ran.problems.append(f"the cycle's run stopped {record.status} ({record.reason}); the rehearsal rolled it back")
+    ctx.roll_back(cycle, ran.run_id, f"rehearsal: the cycle's run stopped {record.status}")
 
 
 def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
@@ -241,4 +280,5 @@ def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     return problems, code
 
 
-__all__ = ["FAULTS", "CycleContext", "Measured", "NotAvailable", "Ran", "available", "judge", "run_cycle"]
+__all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "NotAvailable", "Ran", "available", "judge",
+           "run_cycle"]

@@ -31,11 +31,13 @@ def measure(view: RunView, doc: RunbookDocument, cycle: Cycle, *, fault_at: floa
     reached = _phase_end(view, cycle.at) if cycle.at is not None else fault_at
     end = view.rollback.end
     finished = view.finished
+    stops = view.accepted_stops()
     return {
         "status": finished.status if finished else None,
         "exit_code": finished.exit_code if finished else None,
         "reached_s": _seconds(t0, reached),
         "fault_at": fault_at,
+        "fault_by": stops[0].by if stops else None,  # policy:rehearsal when the injected fault struck first
         "rto_s": _seconds(fault_at, end.at if end is not None else None),
         "rollback_ok": None if end is None else end.ok,
         "verify_s": _seconds(fault_at, _first_verify(view, fault_at)),
@@ -67,8 +69,24 @@ def _asked_rollback(view: RunView) -> float | None:
 
 
 def _phase_end(view: RunView, name: str) -> float | None:
-    ends = [s.finished_at for s in view.sections_of("phase") if s.name == name and s.finished_at is not None]
+    """When the phase ended, if it passed (a phase that failed was not reached as planned)."""
+    ends = [s.finished_at for s in view.sections_of("phase") if s.name == name and s.status == OK]
     return ends[-1] if ends else None
+
+
+def phase_problem(view: RunView, name: str) -> str | None:
+    """Why the phase a fault follows did not pass, when it did not: the fault point was never reached
+    as planned (a rehearsal's fault still strikes after a failed phase: the policy takes precedence)."""
+    passes = [s for s in view.sections_of("phase") if s.name == name]
+    if passes and passes[-1].status == OK:
+        return None
+    if not passes:
+        return f"phase '{name}' never started"
+    last = passes[-1]
+    failed = view.outcomes().get(last.failed_step or "")
+    why = "; ".join(last.failures) or (f"step {last.failed_step} failed: {failed.message}" if failed is not None
+                                       else last.stopped or last.status)
+    return f"phase '{name}' did not pass, the fault point was not reached: {why}"
 
 
 def _first_verify(view: RunView, after: float | None) -> float | None:
@@ -103,4 +121,4 @@ def undo_missing(view: RunView, doc: RunbookDocument) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["measure", "undo_missing"]
+__all__ = ["measure", "phase_problem", "undo_missing"]

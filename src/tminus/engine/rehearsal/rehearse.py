@@ -1,10 +1,12 @@
 """The rehearsal: its record opened with the plan, each cycle run and measured (cycles.py) and
 recorded as `rehearsal.cycle`, the record finished with the verdict and the exit code.
 
-Exit codes (the worst cycle decides): 12 a cycle's state was not restored (fingerprints differ, the
-rollback or an undo step failed), 10 a cycle was blocked by its gates, 14 the lease was held, 1 any
-other failure, 0 every cycle passed. A cycle after which the state is unknown (blocked, not rolled
-back) ends the rehearsal: the cycles after it are not run (the record says so).
+Exit codes (the worst cycle decides): 130 the operator interrupted a cycle (its run is left as it is),
+12 a cycle's state was not restored (fingerprints differ, the rollback or an undo step failed), 10 a
+cycle was blocked by its gates, 14 the lease was held, 1 any other failure, 0 every cycle passed. A
+cycle after which the state is unknown (blocked, not rolled back) ends the rehearsal: the cycles after
+it are not run (the record says so). A cycle's run that stopped part-way for another reason (a manual
+step under --no-input) is rolled back by the rehearsal, and the cycle fails.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from tminus.engine.context import Options
 from tminus.engine.exitcodes import Exit
 from tminus.engine.rehearsal import state as st
-from tminus.engine.rehearsal.cycles import CycleContext, Measured, NotAvailable, available, run_cycle
+from tminus.engine.rehearsal.cycles import CycleContext, Interrupted, Measured, NotAvailable, available, run_cycle
 from tminus.engine.rehearsal.plan import Cycle, RehearsalPlan
 from tminus.engine.rehearsal.record import RehearsalRecord
 from tminus.engine.session import new_run_id
@@ -27,7 +29,7 @@ from tminus.runbook.document import RunbookDocument
 from tminus.runbook.procedure import procedure_hashes
 
 # the exit a cycle calls for, most serious first
-_SEVERITY = (Exit.ROLLBACK_FAILED, Exit.BLOCKED, Exit.LOCKED, Exit.FAILED)
+_SEVERITY = (Exit.INTERRUPTED, Exit.ROLLBACK_FAILED, Exit.BLOCKED, Exit.LOCKED, Exit.FAILED)
 
 
 @dataclass
@@ -85,6 +87,8 @@ def _run_one(ctx: CycleContext, cycle: Cycle) -> Measured:
         return run_cycle(ctx, cycle)
     except NotAvailable:
         raise
+    except Interrupted as exc:
+        return Measured({**_failed(cycle, str(exc)), "run_id": exc.run_id}, Exit.INTERRUPTED, halt=True)
     except LockHeld as exc:
         return Measured(_failed(cycle, f"lease held: {exc}"), Exit.LOCKED, halt=True)
     except TminusError as exc:
