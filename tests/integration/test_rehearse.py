@@ -379,7 +379,12 @@ def test_a_run_stopped_part_way_is_rolled_back_by_the_rehearsal_and_fails_its_cy
     """
     doc = load_runbook(write_runbook(tmp_path, FILES.replace('{run: "false"}', '{run: "rm two"}') + live))
     opts = Options(environment="default", no_input=True)
-    outcome = rehearse(doc, ledger, opts, plan_rehearsal(doc, opts, at=["one"], roll_forward=True))
+    with pytest.raises(PlanError, match="phase 'announce' runs after the go decision"):
+        plan_rehearsal(doc, opts, at=["announce"])
+    plan = plan_rehearsal(doc, opts, at=["one"], roll_forward=True)
+    assert plan.not_rehearsed == [{"phase": "announce", "covered_by": "roll_forward",
+                                   "why": "runs after the go decision: rehearsed by the roll-forward cycle only"}]
+    outcome = rehearse(doc, ledger, opts, plan)
     assert (outcome.ok, outcome.exit) == (False, Exit.FAILED)
     one, forward = outcome.cycles
     assert one["ok"] and not forward["ok"] and forward["status"] == "rolled_back"

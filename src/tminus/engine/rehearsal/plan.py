@@ -70,7 +70,8 @@ def plan_rehearsal(doc: RunbookDocument, opts: Options, *, at: list[str] | None 
     first_lost = len(rb.phases)
     if ponr is not None and ponr.get("section") == "phases":
         first_lost = next(i for i, p in enumerate(rb.phases) if p.name == ponr["phase"])
-    chosen = _select(rb.phases, at or [], first_lost, ponr)
+    live = {n for p in rb.live_phases for n in (p.name, p.id) if n}
+    chosen = _select(rb.phases, at or [], first_lost, ponr, live)
     cycles: list[Cycle] = []
     per_phase = KILL if fault == KILL else FAIL
     for i in chosen:
@@ -99,7 +100,8 @@ def plan_rehearsal(doc: RunbookDocument, opts: Options, *, at: list[str] | None 
     return RehearsalPlan(cycles, not_rehearsed, ponr, all_phases, options)
 
 
-def _select(phases: list[Phase], wanted: list[str], first_lost: int, ponr: dict[str, Any] | None) -> list[int]:
+def _select(phases: list[Phase], wanted: list[str], first_lost: int, ponr: dict[str, Any] | None,
+            live: set[str]) -> list[int]:
     """Indexes of the phases to fail after: every one before the point of no return, or those named
     by `--at` (a name or an id), in runbook order."""
     if not wanted:
@@ -107,6 +109,9 @@ def _select(phases: list[Phase], wanted: list[str], first_lost: int, ponr: dict[
     found: list[int] = []
     for name in wanted:
         index = next((i for i, p in enumerate(phases) if name in (p.name, p.id)), None)
+        if index is None and name in live:
+            raise PlanError(f"--at {name}: phase '{name}' runs after the go decision: it cannot be failed and "
+                            "rolled back on its own; rehearse it with --roll-forward")
         if index is None:
             listed = ", ".join(f"'{p.name}'" + (f" (id {p.id})" if p.id else "") for p in phases)
             raise PlanError(f"--at {name}: no such phase; the runbook's phases: {listed}")
