@@ -61,6 +61,7 @@ def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> 
     assert data["runbook"] == "notes-change" and data["environment"] == "staging"
     assert set(data["procedure_hashes"]) == {"staging", "production"} and data["all_phases"] is False
     assert data["options"] == {"at": ["schema"], "fault": "fail", "roll_forward": False}
+    assert set(data["timing"]) == {"total_s", "runs_s", "fingerprint_s", "overhead_s"}
     assert [c["at"] for c in data["planned"]] == ["schema"]
     (cycle,) = data["cycles"]
     assert cycle["status"] == "rolled_back" and cycle["ok"] is False and cycle["rto_s"] > 0

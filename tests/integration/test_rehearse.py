@@ -161,6 +161,12 @@ def test_a_correct_undo_rehearses_green_with_equal_fingerprints_at_every_phase(t
         assert started is not None and started.data["rehearsal"] == {
             "id": outcome.rehearsal_id, "cycle": c.index, "fault": "fail", "at": c.at}
     assert ledger.get_run(outcome.rehearsal_id).kind == "rehearsal"
+    # the rehearsal's own cost is visible beside the runs and the fingerprints it measured
+    t = outcome.timing
+    assert t["runs_s"] == pytest.approx(sum(c.data["run_s"] for c in r.cycles), abs=0.01)
+    assert t["fingerprint_s"] == pytest.approx(sum(c.data["fingerprint_s"] for c in r.cycles), abs=0.01)
+    assert t["total_s"] >= t["runs_s"] + t["fingerprint_s"] and t["overhead_s"] >= 0
+    assert reached[-1] < t["runs_s"] and t["runs_s"] > 3 * 0.2
 
 
 @pytest.mark.postgres

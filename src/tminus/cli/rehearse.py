@@ -107,7 +107,7 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     view = project(ledger.events(outcome.rehearsal_id)).rehearsal
     record = ledger.get_run(outcome.rehearsal_id)
     if as_json:
-        emit_json({**to_json(record, view), "ledger": ledger.url})
+        emit_json({**to_json(record, view), "ledger": ledger.url, "timing": outcome.timing})
     else:
         click.echo("\n".join(render(view, record)))
         click.echo(f"rehearsal {outcome.rehearsal_id} · ledger {ledger.url}", err=True)

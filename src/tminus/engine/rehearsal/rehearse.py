@@ -11,6 +11,7 @@ step under --no-input) is rolled back by the rehearsal, and the cycle fails.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,14 @@ class Outcome:
     exit: Exit
     reason: str
     cycles: list[dict[str, Any]] = field(default_factory=list)  # each cycle's figures
+    timing: dict[str, float] = field(default_factory=dict)  # total_s, runs_s, fingerprint_s, overhead_s
+
+    def overhead(self) -> str:
+        """The rehearsal's own cost beside the runs and the fingerprints (planning, reading the ledger back)."""
+        t = self.timing
+        share = t["overhead_s"] / t["total_s"] * 100 if t.get("total_s") else 0.0
+        return (f"took {t['total_s']:.2f}s: runs {t['runs_s']:.2f}s, fingerprints {t['fingerprint_s']:.2f}s, "
+                f"the rehearsal itself {t['overhead_s']:.2f}s ({share:.0f}%)")
 
 
 def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: RehearsalPlan, *,
@@ -46,6 +55,7 @@ def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: Rehearsa
              progress: Callable[[str], None] = lambda _text: None, ledger_url: str | None = None) -> Outcome:
     """Run every planned cycle and record them. Raises NotAvailable (nothing recorded) when a planned
     fault cannot be injected by this build."""
+    began = time.monotonic()
     for cycle in plan.cycles:
         if not available(cycle.fault):
             raise NotAvailable(f"--fault {cycle.fault} is not available in this build")
@@ -78,6 +88,12 @@ def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: Rehearsa
         raise
     outcome = _verdict(rid, plan, measured)
     record.finish(outcome.ok, int(outcome.exit), outcome.reason)
+    runs = sum(m.figures.get("run_s") or 0.0 for m in measured)
+    prints = sum(m.figures.get("fingerprint_s") or 0.0 for m in measured)
+    total = time.monotonic() - began
+    outcome.timing = {"total_s": round(total, 3), "runs_s": round(runs, 3), "fingerprint_s": round(prints, 3),
+                      "overhead_s": round(max(0.0, total - runs - prints), 3)}
+    progress(outcome.overhead())
     return outcome
 
 
