@@ -412,3 +412,4 @@ def test_the_operators_ctrl_c_stops_the_rehearsal_and_leaves_the_run_as_it_is(tm
     assert (tmp_path / "one").exists() and (tmp_path / "two").exists()
     record = project(ledger.events(outcome.rehearsal_id))
     assert record.finished.exit_code == 130 and f"tminus rollback {two['run_id']}" in record.finished.reason
+

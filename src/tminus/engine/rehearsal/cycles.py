@@ -259,8 +259,9 @@ def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     status = figures.get("status")
     if status == "blocked":
         return [*problems, "blocked by its gates: nothing ran"], Exit.BLOCKED
-    if status != ROLLED_BACK and not found:
-        problems.append(f"the cycle's run ended {status or 'without an end'}, not rolled back")
+    if status != ROLLED_BACK:
+        if not found:  # (a fault that said why already: not twice)
+            problems.append(f"the cycle's run ended {status or 'without an end'}, not rolled back")
         code = Exit.ROLLBACK_FAILED if status == "rollback_failed" else Exit.FAILED
     elif figures.get("rollback_ok") is False:
         problems.append("the rollback failed")
