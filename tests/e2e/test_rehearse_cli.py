@@ -94,4 +94,11 @@ def test_refused_in_production_and_for_unknown_phases_with_nothing_recorded(tmp_
     proc = tminus("rehearse", "runbook.yaml", "-e", "staging", "--at", "nope", cwd=project)
     assert proc.returncode == 2
     assert "--at nope: no such phase; the runbook's phases: 'schema', 'data'" in proc.stderr
+    # a first phase without undo: nothing can be failed and rolled back
+    write_runbook(project, RUNBOOK.format(url="postgresql+psycopg://postgres@127.0.0.1:5432/nowhere")
+                  .replace("            undo:\n              - run: \"true\"\n", ""))
+    proc = tminus("rehearse", "runbook.yaml", "-e", "staging", cwd=project)
+    assert proc.returncode == 2
+    assert "nothing to rehearse: no phase comes before the point of no return" in proc.stderr
+    assert "--roll-forward rehearses the full run" in proc.stderr
     assert not (project / ".tminus").exists()  # no ledger created, no run recorded

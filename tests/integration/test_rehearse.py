@@ -256,6 +256,10 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
     found = state.sources(doc, _opts())
     assert [s.origin for s in found.found] == ["fingerprint", "fingerprint"]
     assert len(found.notes) == 1 and found.notes[0].startswith("verify[1]: "), found.notes
+    # rendered with the --var overrides, as the cycles' runs are; a password never shown
+    other = db.replace("postgres@", "postgres:pw@", 1) + "_other"
+    (first, *_) = state.sources(doc, Options(environment="staging", overrides={"db": other})).found
+    assert first.url == other and first.masked == other.replace(":pw@", ":***@")
     snap = state.take(found.found, tmp_path)
     assert len(snap.errors) == 1 and "missing.db does not exist" in snap.errors[0]
     compared = state.compare(found.found, snap, snap)
