@@ -396,3 +396,7 @@ _kill_switch.register(cli)
 from tminus.cli import rehearsals as _rehearsals  # noqa: E402  (rehearsals)
 
 _rehearsals.register(cli)
+
+from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
+
+_rehearse.register(cli)
