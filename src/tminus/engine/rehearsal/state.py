@@ -60,10 +60,12 @@ def sources(doc: RunbookDocument, opts: Options) -> Sources:
         try:
             url = templater.render(spec.url).strip()
             resolved = pgtools.resolve_url(url, doc.path.parent.resolve())
+            # table names are templates too ("{{ vars.schema }}.greeting"), rendered as the step renders them
+            tables = tuple(templater.render(t).strip() for t in step.fingerprint.tables) \
+                if step.fingerprint is not None and step.fingerprint.tables else None
         except TminusError as exc:
-            out.notes.append(f"{step.key}: its url is known only during the run, not fingerprinted ({exc})")
+            out.notes.append(f"{step.key}: its url or tables are known only during the run, not fingerprinted ({exc})")
             continue
-        tables = tuple(step.fingerprint.tables) if step.fingerprint is not None and step.fingerprint.tables else None
         include = bool(step.fingerprint.include_tminus) if step.fingerprint is not None else False
         if (resolved, tables, include) in seen:
             continue
