@@ -111,3 +111,22 @@ def session(tmp_path: Path, ledger: Any, policy: Any = None) -> Any:
 
 def events(ledger: Any, run_id: str, type_: str) -> list[Any]:
     return [e for e in ledger.events(run_id) if e.type == type_]
+
+
+def rehearsal_passed(record: Any, cycles: int, *, fingerprinted: bool = True) -> list[dict[str, Any]]:
+    """The cycles of a `tminus rehearse --json` record that passed: kind rehearsal, completed, every
+    cycle rolled back, ok, with an RTO and no undo failed; fingerprints compared and equal (or, for a
+    runbook with nothing to fingerprint, nothing compared and no source)."""
+    assert (record["kind"], record["status"], record["verdict"]) == ("rehearsal", "completed", "passed"), record
+    found: list[dict[str, Any]] = record["cycles"]
+    assert len(found) == cycles, found
+    for cycle in found:
+        assert cycle["ok"] and not cycle["problems"] and cycle["rollback_ok"] is not False, cycle
+        assert cycle["status"] == "rolled_back" and cycle["rto_s"] > 0 and not cycle["undo_failed"], cycle
+        prints = cycle["fingerprints"]
+        if fingerprinted:
+            assert prints["equal"] is True and prints["sources"] and not prints["differences"], prints
+        else:
+            assert prints["equal"] is None and not prints["sources"], prints
+        assert not prints["errors"], prints
+    return found
