@@ -19,6 +19,7 @@ from tminus.cli.common import (
     open_ledger_or_fail,
     operator_option,
     problems,
+    settings,
 )
 from tminus.cli.running import build_options, operator_flags
 from tminus.engine.exitcodes import Exit
@@ -94,7 +95,7 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     try:
         outcome = run_rehearsal(doc, ledger, opts, plan, subscribers=[display] if display else [],
                                 pause_display=display.pause if display else None, progress=progress,
-                                ledger_url=ledger.url)
+                                ledger_url=settings(ledger_url=ledger_url).ledger.value)  # as given: unmasked
     except NotAvailable as exc:
         fail(str(exc), Exit.USAGE)
     except LedgerError as exc:

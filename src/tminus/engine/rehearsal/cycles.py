@@ -23,7 +23,7 @@ from tminus.engine.rehearsal import state as st
 from tminus.engine.rehearsal.figures import measure, phase_problem
 from tminus.engine.rehearsal.plan import FAIL, KILL, KILL_SWITCH, MONITOR, ROLL_FORWARD, Cycle
 from tminus.engine.session import Session
-from tminus.errors import TminusError
+from tminus.errors import LockHeld, TminusError
 from tminus.events import Subscriber
 from tminus.ledger.interfaces import Ledger
 from tminus.projection import project
@@ -157,22 +157,40 @@ def kill_switch(ctx: CycleContext, cycle: Cycle) -> Ran:
 
 
 def kill(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """tminus SIGKILLed (a child process) right after the phase; the crashed run is rolled back."""
+    """tminus (a child process, faults.run_killed) SIGKILLed right after the phase; the crashed run,
+    left `running`, is rolled back as `tminus rollback` would, proving the undo of a run whose process
+    died mid-cutover. The RTO counts from the kill."""
     run_killed = getattr(faults, "run_killed", None)
     if run_killed is None:
         raise NotAvailable("--fault kill is not available in this build")
-    run_id, killed_at = run_killed(ctx.doc, ctx.opts, ledger_url=ctx.ledger_url, index=cycle.phase_index,
-                                   phase=cycle.at, tags=ctx.tags(cycle))
-    ctx.roll_back(cycle, run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
-    return Ran(run_id, fault_at=killed_at)
+    assert cycle.phase_index is not None and cycle.at is not None
+    if ctx.ledger_url is None:
+        raise TminusError("--fault kill needs the ledger's URL for its child process")
+    opts = ctx.opts
+    killed = run_killed(ctx.doc.path, opts.environment, ctx.ledger_url, phase_index=cycle.phase_index,
+                        phase=cycle.at, overrides=opts.overrides, operator=opts.operator, yes=opts.yes,
+                        tags=ctx.tags(cycle))
+    if not killed.killed:  # it never reached the kill: the run ended on its own (or never began)
+        why = f"tminus was not killed after phase '{cycle.at}': {killed.reason or killed.status} " \
+              f"(exit {killed.returncode})"
+        if killed.status is None:
+            if killed.returncode == int(Exit.LOCKED):
+                raise LockHeld(why)
+            raise TminusError(f"{why}\n{killed.stderr_tail}".strip())
+        return Ran(killed.run_id, problems=[why])
+    ctx.roll_back(cycle, killed.run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
+    return Ran(killed.run_id, fault_at=killed.killed_at)
 
 
 def monitor(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """The full run through the decision; a monitor rule forced to fire once the window begins."""
+    """The full run through the decision; a monitor rule (faults.ForceMonitor: the first whose action
+    is rollback) forced to fire once the window begins, and its rollback."""
     force = getattr(faults, "ForceMonitor", None)
     if force is None:
         raise NotAvailable("--fault monitor is not available in this build")
-    session = ctx.session(cycle, force())
+    policy = force()
+    policy.check(ctx.doc.runbook)  # no rule to force: said before the run begins
+    session = ctx.session(cycle, policy)
     session.run()
     return Ran(session.run_id)
 
