@@ -73,3 +73,41 @@ def wait_for_approval_request(cwd: Path, step_key: str | None = None) -> str:
 
     wait_for(asked)
     return found[0]
+
+
+# A runbook of real `run:` steps whose markers show what ran and what was undone; the undo of a phase
+# that never ran fails (`rm` of a missing file), so a rollback that undid too much ends rollback_failed.
+THREE_PHASES = """
+    name: marked
+    phases:
+      - name: one
+        steps:
+          - run: "touch one; echo one >> log"
+            undo: [{run: "rm one; echo undo-one >> log"}]
+      - name: two
+        steps:
+          - run: "touch two; echo two >> log"
+            undo: [{run: "rm two; echo undo-two >> log"}]
+      - name: three
+        steps:
+          - run: "touch three; echo three >> log"
+            undo: [{run: "rm three; echo undo-three >> log"}]
+    verify:
+      - name: all there
+        run: "test -e one && test -e two && test -e three"
+        after_rollback: false
+"""
+
+
+def session(tmp_path: Path, ledger: Any, policy: Any = None) -> Any:
+    """An in-process Session of `tmp_path/runbook.yaml` (environment default, --no-input)."""
+    from tminus.engine.session import Options, Session
+    from tminus.runbook.loader import load_runbook
+
+    doc = load_runbook(tmp_path / "runbook.yaml")
+    opts = Options(environment="default", operator="tester", no_input=True)
+    return Session(doc, ledger, opts, policy=policy)
+
+
+def events(ledger: Any, run_id: str, type_: str) -> list[Any]:
+    return [e for e in ledger.events(run_id) if e.type == type_]

@@ -52,6 +52,10 @@ Formatter = Callable[[Any, dict[str, Any], bool, bool], Lines]
 def _run_started(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     verb = "resumed" if e.type == ev.RUN_RESUMED else "started"
     why = f" ({d['reason']})" if d.get("reason") else ""
+    tag = d.get("rehearsal")
+    if isinstance(tag, dict):  # a rehearsal cycle's run names its rehearsal (`tminus show` gives its report)
+        after = f" after '{tag['at']}'" if tag.get("at") else ""
+        why += f" · rehearsal {tag.get('id')} cycle {tag.get('cycle')}: fault {tag.get('fault')}{after}"
     return [f"run {_run_id(e)}{verb}: {d.get('runbook')} in {d.get('environment')} "
             f"by {d.get('operator')}@{d.get('host')}{why}"]
 
