@@ -246,7 +246,8 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
 
     text = GOOD.replace('fingerprint: {{url: "{{{{ vars.db }}}}"}}',
                         'fingerprint: {{url: "{{{{ vars.db }}}}"}}\n'
-                        '          - fingerprint: {{url: "sqlite:///missing.db"}}')
+                        '          - fingerprint: {{url: "sqlite:///missing.db"}}\n'
+                        '          - fingerprint: {{url: "mysql://u:s3cret@db.example/x"}}')
     text = text.replace("          - name: add column\n", "          - name: add column\n            id: added\n")
     text += """
       - name: by an output
@@ -255,7 +256,9 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
     doc = _doc(tmp_path, text, db)
     found = state.sources(doc, _opts())
     assert [s.origin for s in found.found] == ["fingerprint", "fingerprint"]
-    assert len(found.notes) == 1 and found.notes[0].startswith("verify[1]: "), found.notes
+    assert len(found.notes) == 2 and found.notes[1].startswith("verify[1]: "), found.notes
+    assert found.notes[0].startswith("gates[0].checks[2]: not fingerprinted: mysql://u:***@db.example/x: ")
+    assert "s3cret" not in found.notes[0]
     # rendered with the --var overrides, as the cycles' runs are; a password never shown
     other = db.replace("postgres@", "postgres:pw@", 1) + "_other"
     (first, *_) = state.sources(doc, Options(environment="staging", overrides={"db": other})).found
