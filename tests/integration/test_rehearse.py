@@ -86,6 +86,11 @@ INCOMPLETE = HEAD + """
             undo:
               - name: forget to drop it
                 run: "true"
+      - name: data
+        steps:
+          - sql: {{url: "{{{{ vars.db }}}}", query: "INSERT INTO notes VALUES (2, 'b')", write: true}}
+            undo:
+              - sql: {{url: "{{{{ vars.db }}}}", query: "DELETE FROM notes WHERE id = 2", write: true}}
 """
 
 # A phase after the point of no return (an audit row nobody can take back), and a kill switch.
@@ -174,7 +179,9 @@ def test_an_incomplete_undo_is_caught_with_the_exact_difference(tmp_path, ledger
     outcome, view = _rehearse(_doc(tmp_path, INCOMPLETE, db), ledger)
     assert (outcome.ok, outcome.exit) == (False, Exit.ROLLBACK_FAILED)
     assert view.finished.status == "failed" and view.finished.exit_code == 12
+    # the next cycle would add the column again onto a database the rehearsal did not begin with: not run
     (cycle,) = view.rehearsal.cycles
+    assert "1 not run" in view.finished.reason and len(view.rehearsal.planned) == 2
     # the rollback itself "passed": only the fingerprints tell the column is still there
     assert cycle.status == "rolled_back" and cycle.data["rollback_ok"] is True and not cycle.ok
     assert cycle.fingerprints_equal is False

@@ -212,7 +212,7 @@ def available(fault: str) -> bool:
 class Measured:
     figures: dict[str, Any]  # the rehearsal.cycle payload
     exit: Exit  # what this cycle alone would make `tminus rehearse` exit with
-    halt: bool = False  # the next cycles cannot start from a known state
+    halt: bool = False  # the next cycles cannot start from the state the rehearsal began with
 
 
 def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
@@ -242,7 +242,8 @@ def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
                         f"{_reason(ctx, ran.run_id)}")
         code = code if code != Exit.COMPLETED else Exit.FAILED
     figures["problems"], figures["ok"] = problems, not problems
-    halt = code in (Exit.BLOCKED, Exit.LOCKED) or figures["status"] not in (ROLLED_BACK, None)
+    # later cycles would start from a state the rehearsal did not begin with (or cannot start at all)
+    halt = code in (Exit.BLOCKED, Exit.LOCKED, Exit.ROLLBACK_FAILED) or figures["status"] not in (ROLLED_BACK, None)
     return Measured(figures, code, halt)
 
 

@@ -81,7 +81,8 @@ def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: Rehearsa
             if one.halt:
                 left = len(plan.cycles) - cycle.index - 1
                 if left:
-                    progress(f"stopped: the state after cycle {cycle.index + 1} is not known; {left} cycle(s) not run")
+                    progress(f"stopped: after cycle {cycle.index + 1} the state is not the one the rehearsal began "
+                             f"with; {left} cycle(s) not run")
                 break
     except BaseException as exc:  # the record ends whatever happens; the error goes on up
         record.finish(False, int(Exit.FAILED), f"the rehearsal stopped: {exc!r}")
