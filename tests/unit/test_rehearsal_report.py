@@ -275,7 +275,7 @@ def test_a_cycles_run_names_its_rehearsal_in_its_first_line() -> None:
     from tminus.events import Event
 
     tagged = Event("run.started", "C-1", {"runbook": "shop", "environment": "staging", "operator": "rita",
-                                          "host": "h", "rehearsal": {"id": "R-1", "cycle": 2, "fault": "kill",
+                                          "host": "h", "rehearsal": {"id": "R-1", "cycle": 1, "fault": "kill",
                                                                      "at": "migrate"}})
     line = format_event(tagged, "T+0:00")
     assert line is not None and line.endswith("by rita@h · rehearsal R-1 cycle 2: fault kill after 'migrate'")
