@@ -21,8 +21,10 @@ from tminus.cli.common import (
     problems,
     settings,
 )
+from tminus.cli.rehearsals import print_report
 from tminus.cli.running import build_options, operator_flags
 from tminus.engine.exitcodes import Exit
+from tminus.reports.rehearsal import to_json
 
 
 def register(cli: click.Group) -> None:
@@ -83,6 +85,13 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     missing = sorted({c.fault for c in plan.cycles if not available(c.fault)})
     if missing:  # before the ledger is even opened: nothing recorded
         fail(f"--fault {missing[0]} is not available in this build", Exit.USAGE)
+    if fault == "monitor":
+        from tminus.engine.rehearsal.faults import FaultError, ForceMonitor
+
+        try:
+            ForceMonitor().check(doc.runbook)
+        except FaultError as exc:
+            fail(str(exc), Exit.USAGE)
     ledger = open_ledger_or_fail(ledger_url)
     display: Any = None
     if verbose:
@@ -104,17 +113,14 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     finally:
         if display is not None:
             display.close()
-    from tminus.cli.rehearsals import print_report, rehearsal_view
-    from tminus.reports.rehearsal import to_json
+    from tminus.projection import project
 
+    view = project(ledger.events(outcome.rehearsal_id)).rehearsal
     record = ledger.get_run(outcome.rehearsal_id)
-    assert record is not None  # it was just written
-    view = rehearsal_view(ledger, record)
     if as_json:
         emit_json({**to_json(record, view), "ledger": ledger.url, "timing": outcome.timing})
     else:
-        print_report(record, view)  # the report `tminus show REHEARSAL_ID` prints
-        click.echo(f"rehearsal {outcome.rehearsal_id} · ledger {ledger.url} · again: tminus show "
-                   f"{outcome.rehearsal_id}", err=True)
+        print_report(record, view)
+        click.echo(f"rehearsal {outcome.rehearsal_id} · ledger {ledger.url}", err=True)
     ledger.close()
     sys.exit(int(outcome.exit))

@@ -23,7 +23,7 @@ from tminus.engine.rehearsal import state as st
 from tminus.engine.rehearsal.figures import measure, phase_problem
 from tminus.engine.rehearsal.plan import FAIL, KILL, KILL_SWITCH, MONITOR, ROLL_FORWARD, Cycle
 from tminus.engine.session import Session
-from tminus.errors import LockHeld, TminusError
+from tminus.errors import TminusError
 from tminus.events import Subscriber
 from tminus.ledger.interfaces import Ledger
 from tminus.projection import project
@@ -157,52 +157,41 @@ def kill_switch(ctx: CycleContext, cycle: Cycle) -> Ran:
 
 
 def kill(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """tminus (a child process, faults.run_killed) SIGKILLed right after the phase; the crashed run,
-    left `running`, is rolled back as `tminus rollback` would, proving the undo of a run whose process
-    died mid-cutover. The RTO counts from the kill."""
-    run_killed = getattr(faults, "run_killed", None)
-    if run_killed is None:
-        raise NotAvailable("--fault kill is not available in this build")
+    """tminus SIGKILLed (a child process) right after the phase; the crashed run is rolled back, as
+    `tminus rollback RUN_ID` would after a crash on the day."""
     assert cycle.phase_index is not None and cycle.at is not None
     if ctx.ledger_url is None:
-        raise TminusError("--fault kill needs the ledger's URL for its child process")
+        raise TminusError("--fault kill needs the ledger's URL (the child process opens it)")
     opts = ctx.opts
-    killed = run_killed(ctx.doc.path, opts.environment, ctx.ledger_url, phase_index=cycle.phase_index,
-                        phase=cycle.at, overrides=opts.overrides, operator=opts.operator, yes=opts.yes,
-                        tags=ctx.tags(cycle))
-    if not killed.killed:  # it never reached the kill: the run ended on its own (or never began)
-        why = f"tminus was not killed after phase '{cycle.at}': {killed.reason or killed.status} " \
-              f"(exit {killed.returncode})"
-        if killed.status is None:
-            if killed.returncode == int(Exit.LOCKED):
-                raise LockHeld(why)
-            raise TminusError(f"{why}\n{killed.stderr_tail}".strip())
-        return Ran(killed.run_id, problems=[why])
-    ctx.roll_back(cycle, killed.run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
-    return Ran(killed.run_id, fault_at=killed.killed_at)
+    k = faults.run_killed(ctx.doc.path, opts.environment, ctx.ledger_url, phase_index=cycle.phase_index,
+                          phase=cycle.at, overrides=opts.overrides, operator=opts.operator, yes=opts.yes,
+                          tags=ctx.tags(cycle))
+    if ctx.ledger.get_run(k.run_id) is None:  # the child never recorded its run (lease held, no start)
+        raise TminusError(f"the killed run never started (exit {k.returncode}): {k.reason or k.stderr_tail}")
+    if not k.killed:  # it ended on its own before the fault point: measured as it ended
+        return Ran(k.run_id, problems=[f"the run ended {k.status} before it could be killed after phase "
+                                       f"'{cycle.at}': {k.reason}"])
+    ctx.roll_back(cycle, k.run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
+    return Ran(k.run_id, fault_at=k.killed_at)
 
 
 def monitor(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """The full run through the decision; a monitor rule (faults.ForceMonitor: the first whose action
-    is rollback) forced to fire once the window begins, and its rollback."""
-    force = getattr(faults, "ForceMonitor", None)
-    if force is None:
-        raise NotAvailable("--fault monitor is not available in this build")
-    policy = force()
-    policy.check(ctx.doc.runbook)  # no rule to force: said before the run begins
-    session = ctx.session(cycle, policy)
+    """The full run through the decision; a monitor rule forced to fire once the window begins, so its
+    action (the rollback) runs as a real breach's would."""
+    force = faults.ForceMonitor()
+    force.check(ctx.doc.runbook)  # no monitor, no rule that rolls back: refused before the run
+    session = ctx.session(cycle, force)
     session.run()
     return Ran(session.run_id)
 
 
 FAULTS: dict[str, Callable[[CycleContext, Cycle], Ran]] = {
     FAIL: fail, KILL: kill, MONITOR: monitor, KILL_SWITCH: kill_switch, ROLL_FORWARD: roll_forward}
-_MACHINERY = {KILL: "run_killed", MONITOR: "ForceMonitor"}
 
 
 def available(fault: str) -> bool:
     """Whether this build can inject `fault` (checked before anything is recorded)."""
-    return fault in FAULTS and (fault not in _MACHINERY or hasattr(faults, _MACHINERY[fault]))
+    return fault in FAULTS
 
 
 # --- one cycle, measured and judged --------------------------------------------------------------

@@ -130,7 +130,7 @@ def _verdict(rid: str, plan: RehearsalPlan, measured: list[Measured]) -> Outcome
     first = bad[0].figures if bad else {}
     why = "; ".join(first.get("problems") or []) or "cycles not run"
     reason = (f"{len(bad)} of {len(plan.cycles)} cycle(s) failed" + (f", {skipped} not run" if skipped else "")
-              + (f"; {_what_of(first)}: {why}" if bad else ""))
+              + (f"; cycle {first.get('index', 0) + 1} ({_what_of(first)}): {why}" if bad else ""))
     return Outcome(rid, False, code, reason, figures)
 
 
