@@ -61,7 +61,6 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     requires rehearsals · 10 a cycle was blocked by its gates · 12 a cycle's state was not restored
     (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 78 invalid runbook ·
     130 interrupted (the cycle's run is left as it is)."""
-    from tminus.engine.rehearsal.cycles import NotAvailable, available
     from tminus.engine.rehearsal.plan import PlanError, plan_rehearsal
     from tminus.engine.rehearsal.rehearse import rehearse as run_rehearsal
     from tminus.errors import LedgerError, RunbookError
@@ -82,9 +81,6 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     if not plan.cycles:
         fail("nothing to rehearse: no phase comes before the point of no return", Exit.USAGE,
              hint="--roll-forward rehearses the full run and its rollback")
-    missing = sorted({c.fault for c in plan.cycles if not available(c.fault)})
-    if missing:  # before the ledger is even opened: nothing recorded
-        fail(f"--fault {missing[0]} is not available in this build", Exit.USAGE)
     if fault == "monitor":
         from tminus.engine.rehearsal.faults import FaultError, ForceMonitor
 
@@ -106,8 +102,6 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
         outcome = run_rehearsal(doc, ledger, opts, plan, subscribers=[display] if display else [],
                                 pause_display=display.pause if display else None, progress=progress,
                                 ledger_url=settings(ledger_url=ledger_url).ledger.value)  # as given: unmasked
-    except NotAvailable as exc:
-        fail(str(exc), Exit.USAGE)
     except LedgerError as exc:
         fail(str(exc))
     finally:

@@ -32,10 +32,6 @@ from tminus.runbook.document import RunbookDocument
 ROLLED_BACK = "rolled_back"
 
 
-class NotAvailable(TminusError):
-    """A fault this build of tminus cannot inject (its machinery is missing): a usage error."""
-
-
 class Interrupted(TminusError):
     """The operator stopped a cycle's run (Ctrl-C, SIGTERM): the rehearsal stops too, leaving the run
     as it is (resumable, or `tminus rollback RUN_ID`)."""
@@ -189,11 +185,6 @@ FAULTS: dict[str, Callable[[CycleContext, Cycle], Ran]] = {
     FAIL: fail, KILL: kill, MONITOR: monitor, KILL_SWITCH: kill_switch, ROLL_FORWARD: roll_forward}
 
 
-def available(fault: str) -> bool:
-    """Whether this build can inject `fault` (checked before anything is recorded)."""
-    return fault in FAULTS
-
-
 # --- one cycle, measured and judged --------------------------------------------------------------
 
 
@@ -289,5 +280,5 @@ def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     return problems, code
 
 
-__all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "NotAvailable", "Ran", "available", "judge",
+__all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "Ran", "judge",
            "run_cycle"]
