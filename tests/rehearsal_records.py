@@ -57,8 +57,9 @@ def plan(measured: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
 
 
 def good_cycle(index: int, at: str | None, **more: Any) -> dict[str, Any]:
+    """A passing cycle's figures; `index` is the cycle's number as printed (1-based; the record keeps 0-based)."""
     base: dict[str, Any] = {
-        "index": index, "at": at, "phase_index": index - 1 if at else None, "fault": "fail",
+        "index": index - 1, "at": at, "phase_index": index - 1 if at else None, "fault": "fail",
         "rehearsed_as": "rollback", "run_id": None, "status": "rolled_back", "exit_code": 11, "ok": True,
         "problems": [], "reached_s": 1.5, "fault_at": 1_700_000_000.0, "rto_s": 2.25, "verify_s": 2.5,
         "budget_s": 300.0, "within_budget": True, "kill_switch": None,

@@ -77,8 +77,9 @@ def test_an_unrestored_state_exits_12_with_the_record_as_json(project: Path) -> 
     assert proc.returncode == 12, proc.stderr
     assert "▶ cycle 1/1: fail after phase 'schema'" in proc.stderr
     assert "✗ cycle 1: rolled_back, RTO " in proc.stderr and "state differs" in proc.stderr
-    assert "    state: DIFFERS\n      - table notes: content differs (1 rows, same count)\n" in proc.stdout
-    assert "FAILED: 1 of 1 cycle(s) failed; cycle 1 (fail after phase 'schema'): state not restored" in proc.stdout
+    assert "fingerprints DIFFER (1 source):\n" in proc.stdout, proc.stdout
+    assert "  table notes: content differs (1 rows, same count)\n" in proc.stdout, proc.stdout
+    assert "1 of 1 cycle(s) failed; cycle 1 (fail after phase 'schema'): state not restored" in proc.stdout
     assert "s3cret-pw" not in proc.stdout + proc.stderr
     with open_reader(f"sqlite:///{project / '.tminus' / 'ledger.db'}") as reader:  # the record's events
         recorded = json.dumps([e.data for e in reader.events(data["rehearsal_id"])], default=str)

@@ -86,6 +86,11 @@ INCOMPLETE = HEAD + """
             undo:
               - name: forget to drop it
                 run: "true"
+      - name: data
+        steps:
+          - sql: {{url: "{{{{ vars.db }}}}", query: "INSERT INTO notes VALUES (2, 'b')", write: true}}
+            undo:
+              - sql: {{url: "{{{{ vars.db }}}}", query: "DELETE FROM notes WHERE id = 2", write: true}}
 """
 
 # A phase after the point of no return (an audit row nobody can take back), and a kill switch.
@@ -174,7 +179,9 @@ def test_an_incomplete_undo_is_caught_with_the_exact_difference(tmp_path, ledger
     outcome, view = _rehearse(_doc(tmp_path, INCOMPLETE, db), ledger)
     assert (outcome.ok, outcome.exit) == (False, Exit.ROLLBACK_FAILED)
     assert view.finished.status == "failed" and view.finished.exit_code == 12
+    # the next cycle would add the column again onto a database the rehearsal did not begin with: not run
     (cycle,) = view.rehearsal.cycles
+    assert "1 not run" in view.finished.reason and len(view.rehearsal.planned) == 2
     # the rollback itself "passed": only the fingerprints tell the column is still there
     assert cycle.status == "rolled_back" and cycle.data["rollback_ok"] is True and not cycle.ok
     assert cycle.fingerprints_equal is False
@@ -246,7 +253,8 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
 
     text = GOOD.replace('fingerprint: {{url: "{{{{ vars.db }}}}"}}',
                         'fingerprint: {{url: "{{{{ vars.db }}}}"}}\n'
-                        '          - fingerprint: {{url: "sqlite:///missing.db"}}')
+                        '          - fingerprint: {{url: "sqlite:///missing.db"}}\n'
+                        '          - fingerprint: {{url: "mysql://u:s3cret@db.example/x"}}')
     text = text.replace("          - name: add column\n", "          - name: add column\n            id: added\n")
     text += """
       - name: by an output
@@ -255,7 +263,9 @@ def test_a_source_that_needs_step_outputs_is_skipped_with_a_note_and_errors_fail
     doc = _doc(tmp_path, text, db)
     found = state.sources(doc, _opts())
     assert [s.origin for s in found.found] == ["fingerprint", "fingerprint"]
-    assert len(found.notes) == 1 and found.notes[0].startswith("verify[1]: "), found.notes
+    assert len(found.notes) == 2 and found.notes[1].startswith("verify[1]: "), found.notes
+    assert found.notes[0].startswith("gates[0].checks[2]: not fingerprinted: mysql://u:***@db.example/x: ")
+    assert "s3cret" not in found.notes[0]
     # rendered with the --var overrides, as the cycles' runs are; a password never shown
     other = db.replace("postgres@", "postgres:pw@", 1) + "_other"
     (first, *_) = state.sources(doc, Options(environment="staging", overrides={"db": other})).found

@@ -174,7 +174,7 @@ def test_figures_never_reached_are_a_dash_and_careless_payloads_do_not_crash(
                       budget_s=None, within_budget=None, fingerprints=None,
                       kill_switch={"run_id": None, "actual_s": None, "target_s": 30.0, "within": None},
                       drills=[{"step": "backup", "name": None, "drill_seconds": None}])
-    careless: dict[str, Any] = {"index": 2}  # a writer that recorded nothing else
+    careless: dict[str, Any] = {"index": 1}  # a writer that recorded nothing else
     fabricate(ledger, tmp_path, "R-none", [none, careless], ok=False)
     lines, data = read(ledger, "R-none")
     assert cycle_block(lines, 1)[1:] == [
@@ -207,8 +207,8 @@ def test_a_record_without_its_plan_or_its_end(ledger: Ledger, tmp_path: Path) ->
 
 def test_planned_cycles_never_measured_are_listed(ledger: Ledger, tmp_path: Path) -> None:
     fabricate(ledger, tmp_path, "R-short", [good_cycle(1, "expand")], ok=False,
-              cycles=[{"index": 1, "at": "expand", "fault": "fail"}, {"index": 2, "at": "migrate", "fault": "fail"},
-                      {"index": 3, "at": None, "fault": "monitor"}])
+              cycles=[{"index": 0, "at": "expand", "fault": "fail"}, {"index": 1, "at": "migrate", "fault": "fail"},
+                      {"index": 2, "at": None, "fault": "monitor"}])
     lines, _data = read(ledger, "R-short")
     assert "Cycles (1 of 1 ok, 3 planned):" in lines
     i = lines.index("Planned, not measured (the rehearsal ended first):")
@@ -270,11 +270,12 @@ def test_the_listing_constant_is_the_writers_kind() -> None:
 
 
 def test_a_cycles_run_names_its_rehearsal_in_its_first_line() -> None:
+    """The tag keeps the 0-based index; the line counts as people do."""
     from tminus.cli.lines import format_event
     from tminus.events import Event
 
     tagged = Event("run.started", "C-1", {"runbook": "shop", "environment": "staging", "operator": "rita",
-                                          "host": "h", "rehearsal": {"id": "R-1", "cycle": 2, "fault": "kill",
+                                          "host": "h", "rehearsal": {"id": "R-1", "cycle": 1, "fault": "kill",
                                                                      "at": "migrate"}})
     line = format_event(tagged, "T+0:00")
     assert line is not None and line.endswith("by rita@h · rehearsal R-1 cycle 2: fault kill after 'migrate'")

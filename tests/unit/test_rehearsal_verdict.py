@@ -89,10 +89,10 @@ def test_each_problem_in_words(ledger: Any, doc: Any) -> None:
     assert not verdict.ok and verdict.satisfied_by is None
     assert verdict.message == (
         "latest rehearsal r1 failed 9d ago (3 cycles, max RTO 11m40s): "
-        "failed: cycle 0 (fail at a): rows differ: t 1 -> 2; cycle 2 (monitor); "
+        "failed: cycle 1 (fail at a): rows differ: t 1 -> 2; cycle 3 (monitor); "
         "too old: finished 9d ago, more than 7d; "
         f"another procedure: it rehearsed {'cd' * 6} for production, this runbook is {'ab' * 6} (edited since?); "
-        "over max_rto: cycle 1 (kill at b) RTO 11m40s, 1m40s over 10m00s; "
+        "over max_rto: cycle 2 (kill at b) RTO 11m40s, 1m40s over 10m00s; "
         "phases not rehearsed: a, c")
 
 

@@ -19,9 +19,12 @@ from tminus.cli.common import (
     open_ledger_or_fail,
     operator_option,
     problems,
+    settings,
 )
+from tminus.cli.rehearsals import print_report
 from tminus.cli.running import build_options, operator_flags
 from tminus.engine.exitcodes import Exit
+from tminus.reports.rehearsal import to_json
 
 
 def register(cli: click.Group) -> None:
@@ -56,8 +59,8 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     \b
     Exit codes: 0 every cycle passed · 1 a cycle failed otherwise · 2 usage, or an environment that
     requires rehearsals · 10 a cycle was blocked by its gates · 12 a cycle's state was not restored
-    (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 78 invalid runbook."""
-    from tminus.engine.rehearsal.cycles import NotAvailable, available
+    (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 78 invalid runbook ·
+    130 interrupted (the cycle's run is left as it is)."""
     from tminus.engine.rehearsal.plan import PlanError, plan_rehearsal
     from tminus.engine.rehearsal.rehearse import rehearse as run_rehearsal
     from tminus.errors import LedgerError, RunbookError
@@ -78,9 +81,13 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     if not plan.cycles:
         fail("nothing to rehearse: no phase comes before the point of no return", Exit.USAGE,
              hint="--roll-forward rehearses the full run and its rollback")
-    missing = sorted({c.fault for c in plan.cycles if not available(c.fault)})
-    if missing:  # before the ledger is even opened: nothing recorded
-        fail(f"--fault {missing[0]} is not available in this build", Exit.USAGE)
+    if fault == "monitor":
+        from tminus.engine.rehearsal.faults import FaultError, ForceMonitor
+
+        try:
+            ForceMonitor().check(doc.runbook)
+        except FaultError as exc:
+            fail(str(exc), Exit.USAGE)
     ledger = open_ledger_or_fail(ledger_url)
     display: Any = None
     if verbose:
@@ -94,9 +101,7 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     try:
         outcome = run_rehearsal(doc, ledger, opts, plan, subscribers=[display] if display else [],
                                 pause_display=display.pause if display else None, progress=progress,
-                                ledger_url=ledger.url)
-    except NotAvailable as exc:
-        fail(str(exc), Exit.USAGE)
+                                ledger_url=settings(ledger_url=ledger_url).ledger.value)  # as given: unmasked
     except LedgerError as exc:
         fail(str(exc))
     finally:
@@ -109,74 +114,7 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     if as_json:
         emit_json({**to_json(record, view), "ledger": ledger.url, "timing": outcome.timing})
     else:
-        click.echo("\n".join(render(view, record)))
+        print_report(record, view)
         click.echo(f"rehearsal {outcome.rehearsal_id} · ledger {ledger.url}", err=True)
     ledger.close()
     sys.exit(int(outcome.exit))
-
-
-# The printer and the JSON below have the signatures of reports/rehearsal.py's `render` and `to_json`
-# (`tminus show REHEARSAL_ID`), which take their place where that module exists.
-
-
-def to_json(record: Any, view: Any) -> dict[str, Any]:
-    """The record as JSON: its plan, each cycle's figures, the verdict."""
-    plan = dict(view.data) if view is not None else {}
-    return {"rehearsal_id": record.id, "kind": record.kind, "runbook": record.runbook_name,
-            "environment": record.environment, "operator": record.operator, "status": record.status,
-            "verdict": {"completed": "passed", "failed": "failed"}.get(record.status, "unfinished"),
-            "exit_code": record.exit_code, "reason": record.reason, "content_hash": record.content_hash,
-            "procedure_hashes": plan.get("procedure_hashes") or {}, "options": plan.get("options") or {},
-            "point_of_no_return": plan.get("point_of_no_return"),
-            "fingerprint_sources": plan.get("fingerprints") or [], "all_phases": bool(plan.get("all_phases")),
-            "planned": plan.get("cycles") or [], "not_rehearsed": plan.get("not_rehearsed") or [],
-            "cycles": [c.data for c in view.cycles] if view is not None else []}
-
-
-def _s(value: Any) -> str:
-    return "-" if value is None else f"{value:.2f}s"
-
-
-def render(view: Any, record: Any) -> list[str]:
-    """The rehearsal report in plain lines."""
-    r = view
-    if r is None:
-        return [f"rehearsal {record.id}: no plan recorded"]
-    out = [f"Rehearsal of {record.runbook_name} in {record.environment}"]
-    for c in r.cycles:
-        d = c.data
-        where = f"after '{c.at}'" if c.at else c.fault
-        out.append(f"{'✓' if c.ok else '✗'} cycle {c.index + 1} · {c.fault} {where} · {c.rehearsed_as} · "
-                   f"run {c.run_id or '-'} · {c.status or 'not run'}")
-        budget = f" (budget {_s(c.budget_s)}{'' if d.get('within_budget') is not False else ', OVER'})" \
-            if c.budget_s is not None else ""
-        out.append(f"    reached {_s(c.reached_s)} · RTO {_s(c.rto_s)}{budget} · verify {_s(c.verify_s)}")
-        prints = d.get("fingerprints") or {}
-        if prints.get("equal") is None:
-            out.append("    state: nothing compared" + (f" ({'; '.join(prints['errors'])})"
-                                                       if prints.get("errors") else ""))
-        elif prints.get("equal"):
-            out.append("    state: restored (fingerprints equal)")
-        else:
-            why = " (expected after the point of no return)" if prints.get("expected") else ""
-            out.append(f"    state: DIFFERS{why}")
-            out += [f"      - {diff}" for diff in c.differences]
-        ks = d.get("kill_switch")
-        if ks:
-            out.append(f"    kill switch: {ks.get('status')} in {_s(ks.get('actual_s'))} (target "
-                       f"{_s(ks.get('target_s'))}{'' if ks.get('within') else ', MISSED'})")
-        out += [f"    undo failed: {u.get('name') or u.get('step')}: {u.get('error')}"
-                for u in d.get("undo_failed") or []]
-        out += [f"    undo missing: {u.get('name') or u.get('step')} ({u.get('why')})"
-                for u in d.get("undo_missing") or []]
-        out += [f"    backup drill: {x.get('name') or x.get('step')} {_s(x.get('drill_seconds'))}"
-                for x in d.get("drills") or []]
-        out += [f"    problem: {p}" for p in c.problems]
-    out += [f"not rehearsed: {n.get('phase')}: {n.get('why')}"
-            + (" (covered by the roll-forward cycle)" if n.get("covered_by") else "") for n in r.not_rehearsed]
-    hashes = r.procedure_hashes
-    if hashes:
-        out.append("procedure: " + ", ".join(f"{env} {h[:12]}" for env, h in hashes.items()))
-    verdict = {"completed": "PASSED", "failed": "FAILED"}.get(record.status, "UNFINISHED")
-    out.append(f"{verdict}: {record.reason or 'no end recorded'}")
-    return out

@@ -250,7 +250,7 @@ def _not_covered(phases: tuple[str, ...], cycles: list[RehearsalCycle],
 
 
 def _cycle(c: RehearsalCycle) -> str:
-    return f"cycle {c.index} ({c.fault} at {c.at})" if c.at else f"cycle {c.index} ({c.fault})"
+    return f"cycle {c.index + 1} ({c.fault} at {c.at})" if c.at else f"cycle {c.index + 1} ({c.fault})"
 
 
 def format_age(seconds: float) -> str:

@@ -173,7 +173,7 @@ def cycle_lines(c: RehearsalCycle) -> list[str]:
     d = c.data
     mark = "✓" if c.ok else "✗"
     run = f" · run {c.run_id}" if c.run_id else ""
-    out = [f"  {mark} {c.index} {cycle_label(d, c)} · fault {c.fault or '-'} · rehearsed as "
+    out = [f"  {mark} {c.index + 1} {cycle_label(d, c)} · fault {c.fault or '-'} · rehearsed as "
            f"{_rehearsed_as(c.rehearsed_as)} · ended {c.status or '-'}{run}"]
     figures = [f"reached {seconds(c.reached_s)}", f"RTO {seconds(c.rto_s)}{_budget(c)}"]
     drills = [f"drill {dr.get('name') or dr.get('step')} {seconds(dr.get('drill_seconds'))}"
@@ -224,7 +224,7 @@ def verdict_lines(view: RehearsalView, record: Any) -> list[str]:
     elif word == "passed":
         text = f"Verdict: PASSED: every cycle ok ({len(view.cycles)})"
     else:
-        which = ", ".join(str(c.index) for c in failed) or "none measured"
+        which = ", ".join(str(c.index + 1) for c in failed) or "none measured"
         text = f"Verdict: FAILED: cycle(s) not ok: {which}"
     rto = view.max_rto()
     text += f" · max RTO {seconds(rto)}"

@@ -58,11 +58,11 @@ def rehearsal_ending(x: Explanation, view: RunView, run: Any) -> None:
     for c in cycles:
         where = cycle_label(c.data, c)
         if c.ok:
-            x.progress.append(f"cycle {c.index} ({where}, {c.fault}): ok, RTO {seconds(c.rto_s)}")
+            x.progress.append(f"cycle {c.index + 1} ({where}, {c.fault}): ok, RTO {seconds(c.rto_s)}")
         else:
             problems = "; ".join(c.problems) or f"its run ended {c.status}"
-            x.causes.append(Cause("rehearsal", f"Cycle {c.index} ({where}, {c.fault}) failed: {problems}.",
-                                  f"cycle {c.index} failed", details=list(c.differences),
+            x.causes.append(Cause("rehearsal", f"Cycle {c.index + 1} ({where}, {c.fault}) failed: {problems}.",
+                                  f"cycle {c.index + 1} failed", details=list(c.differences),
                                   data={"cycle": c.index, "run_id": c.run_id}))
     if verdict(run) == "unfinished":
         x.next_steps.append("the rehearsal did not record its end (its process died, or it still runs: "

@@ -32,10 +32,6 @@ from tminus.runbook.document import RunbookDocument
 ROLLED_BACK = "rolled_back"
 
 
-class NotAvailable(TminusError):
-    """A fault this build of tminus cannot inject (its machinery is missing): a usage error."""
-
-
 class Interrupted(TminusError):
     """The operator stopped a cycle's run (Ctrl-C, SIGTERM): the rehearsal stops too, leaving the run
     as it is (resumable, or `tminus rollback RUN_ID`)."""
@@ -157,34 +153,36 @@ def kill_switch(ctx: CycleContext, cycle: Cycle) -> Ran:
 
 
 def kill(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """tminus SIGKILLed (a child process) right after the phase; the crashed run is rolled back."""
-    run_killed = getattr(faults, "run_killed", None)
-    if run_killed is None:
-        raise NotAvailable("--fault kill is not available in this build")
-    run_id, killed_at = run_killed(ctx.doc, ctx.opts, ledger_url=ctx.ledger_url, index=cycle.phase_index,
-                                   phase=cycle.at, tags=ctx.tags(cycle))
-    ctx.roll_back(cycle, run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
-    return Ran(run_id, fault_at=killed_at)
+    """tminus SIGKILLed (a child process) right after the phase; the crashed run is rolled back, as
+    `tminus rollback RUN_ID` would after a crash on the day."""
+    assert cycle.phase_index is not None and cycle.at is not None
+    if ctx.ledger_url is None:
+        raise TminusError("--fault kill needs the ledger's URL (the child process opens it)")
+    opts = ctx.opts
+    k = faults.run_killed(ctx.doc.path, opts.environment, ctx.ledger_url, phase_index=cycle.phase_index,
+                          phase=cycle.at, overrides=opts.overrides, operator=opts.operator, yes=opts.yes,
+                          tags=ctx.tags(cycle))
+    if ctx.ledger.get_run(k.run_id) is None:  # the child never recorded its run (lease held, no start)
+        raise TminusError(f"the killed run never started (exit {k.returncode}): {k.reason or k.stderr_tail}")
+    if not k.killed:  # it ended on its own before the fault point: measured as it ended
+        return Ran(k.run_id, problems=[f"the run ended {k.status} before it could be killed after phase "
+                                       f"'{cycle.at}': {k.reason}"])
+    ctx.roll_back(cycle, k.run_id, f"rehearsal: tminus was killed after phase '{cycle.at}'")
+    return Ran(k.run_id, fault_at=k.killed_at)
 
 
 def monitor(ctx: CycleContext, cycle: Cycle) -> Ran:
-    """The full run through the decision; a monitor rule forced to fire once the window begins."""
-    force = getattr(faults, "ForceMonitor", None)
-    if force is None:
-        raise NotAvailable("--fault monitor is not available in this build")
-    session = ctx.session(cycle, force())
+    """The full run through the decision; a monitor rule forced to fire once the window begins, so its
+    action (the rollback) runs as a real breach's would."""
+    force = faults.ForceMonitor()
+    force.check(ctx.doc.runbook)  # no monitor, no rule that rolls back: refused before the run
+    session = ctx.session(cycle, force)
     session.run()
     return Ran(session.run_id)
 
 
 FAULTS: dict[str, Callable[[CycleContext, Cycle], Ran]] = {
     FAIL: fail, KILL: kill, MONITOR: monitor, KILL_SWITCH: kill_switch, ROLL_FORWARD: roll_forward}
-_MACHINERY = {KILL: "run_killed", MONITOR: "ForceMonitor"}
-
-
-def available(fault: str) -> bool:
-    """Whether this build can inject `fault` (checked before anything is recorded)."""
-    return fault in FAULTS and (fault not in _MACHINERY or hasattr(faults, _MACHINERY[fault]))
 
 
 # --- one cycle, measured and judged --------------------------------------------------------------
@@ -194,7 +192,7 @@ def available(fault: str) -> bool:
 class Measured:
     figures: dict[str, Any]  # the rehearsal.cycle payload
     exit: Exit  # what this cycle alone would make `tminus rehearse` exit with
-    halt: bool = False  # the next cycles cannot start from a known state
+    halt: bool = False  # the next cycles cannot start from the state the rehearsal began with
 
 
 def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
@@ -224,7 +222,8 @@ def run_cycle(ctx: CycleContext, cycle: Cycle) -> Measured:
                         f"{_reason(ctx, ran.run_id)}")
         code = code if code != Exit.COMPLETED else Exit.FAILED
     figures["problems"], figures["ok"] = problems, not problems
-    halt = code in (Exit.BLOCKED, Exit.LOCKED) or figures["status"] not in (ROLLED_BACK, None)
+    # later cycles would start from a state the rehearsal did not begin with (or cannot start at all)
+    halt = code in (Exit.BLOCKED, Exit.LOCKED, Exit.ROLLBACK_FAILED) or figures["status"] not in (ROLLED_BACK, None)
     return Measured(figures, code, halt)
 
 
@@ -281,5 +280,5 @@ def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     return problems, code
 
 
-__all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "NotAvailable", "Ran", "available", "judge",
+__all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "Ran", "judge",
            "run_cycle"]

@@ -19,7 +19,7 @@ from typing import Any
 from tminus.engine.context import Options
 from tminus.engine.exitcodes import Exit
 from tminus.engine.rehearsal import state as st
-from tminus.engine.rehearsal.cycles import CycleContext, Interrupted, Measured, NotAvailable, available, run_cycle
+from tminus.engine.rehearsal.cycles import CycleContext, Interrupted, Measured, run_cycle
 from tminus.engine.rehearsal.plan import Cycle, RehearsalPlan
 from tminus.engine.rehearsal.record import RehearsalRecord
 from tminus.engine.session import new_run_id
@@ -53,12 +53,8 @@ class Outcome:
 def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: RehearsalPlan, *,
              subscribers: list[Subscriber] | None = None, pause_display: Callable[[], Any] | None = None,
              progress: Callable[[str], None] = lambda _text: None, ledger_url: str | None = None) -> Outcome:
-    """Run every planned cycle and record them. Raises NotAvailable (nothing recorded) when a planned
-    fault cannot be injected by this build."""
+    """Run every planned cycle and record them."""
     began = time.monotonic()
-    for cycle in plan.cycles:
-        if not available(cycle.fault):
-            raise NotAvailable(f"--fault {cycle.fault} is not available in this build")
     found = st.sources(doc, opts)
     rid = new_run_id()
     record = RehearsalRecord(ledger, doc, run_id=rid, environment=opts.environment, operator=opts.operator)
@@ -81,7 +77,8 @@ def rehearse(doc: RunbookDocument, ledger: Ledger, opts: Options, plan: Rehearsa
             if one.halt:
                 left = len(plan.cycles) - cycle.index - 1
                 if left:
-                    progress(f"stopped: the state after cycle {cycle.index + 1} is not known; {left} cycle(s) not run")
+                    progress(f"stopped: after cycle {cycle.index + 1} the state is not the one the rehearsal began "
+                             f"with; {left} cycle(s) not run")
                 break
     except BaseException as exc:  # the record ends whatever happens; the error goes on up
         record.finish(False, int(Exit.FAILED), f"the rehearsal stopped: {exc!r}")
@@ -101,8 +98,6 @@ def _run_one(ctx: CycleContext, cycle: Cycle) -> Measured:
     """One cycle; a cycle that cannot start or finish (the lease, a refused rollback) is a failed cycle."""
     try:
         return run_cycle(ctx, cycle)
-    except NotAvailable:
-        raise
     except Interrupted as exc:
         return Measured({**_failed(cycle, str(exc)), "run_id": exc.run_id}, Exit.INTERRUPTED, halt=True)
     except LockHeld as exc:

@@ -9,13 +9,16 @@ difference as text ("column notes.extra is new (not in the earlier fingerprint)"
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tminus.engine.context import Options, build_templater
-from tminus.errors import TminusError
+from tminus.errors import TemplateError, TminusError
 from tminus.runbook.document import RunbookDocument
+
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # scheme://user:password@ in a message
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,11 @@ def sources(doc: RunbookDocument, opts: Options) -> Sources:
             # table names are templates too ("{{ vars.schema }}.greeting"), rendered as the step renders them
             tables = tuple(templater.render(t).strip() for t in step.fingerprint.tables) \
                 if step.fingerprint is not None and step.fingerprint.tables else None
-        except TminusError as exc:
+        except TemplateError as exc:
             out.notes.append(f"{step.key}: its url or tables are known only during the run, not fingerprinted ({exc})")
+            continue
+        except TminusError as exc:  # not a database URL tminus can fingerprint
+            out.notes.append(f"{step.key}: not fingerprinted: {_scrub(str(exc))}")
             continue
         include = bool(step.fingerprint.include_tminus) if step.fingerprint is not None else False
         if (resolved, tables, include) in seen:
@@ -73,6 +79,10 @@ def sources(doc: RunbookDocument, opts: Options) -> Sources:
         out.found.append(Source(step.key, resolved, templater.masker.mask(pgtools.mask_url(url)), tables, include,
                                 origin))
     return out
+
+
+def _scrub(text: str) -> str:
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def take(found: list[Source], base_dir: Any) -> Snapshot:
@@ -85,7 +95,7 @@ def take(found: list[Source], base_dir: Any) -> Snapshot:
             snap.prints[source.name] = fingerprint(source.url, list(source.tables) if source.tables else None,
                                                    base_dir=base_dir, include_tminus=source.include_tminus)
         except TminusError as exc:
-            snap.errors.append(f"{source.name} ({source.masked}): {exc}")
+            snap.errors.append(f"{source.name} ({source.masked}): {_scrub(str(exc))}")
     snap.seconds = time.monotonic() - began
     return snap
 
