@@ -91,7 +91,7 @@ rc=0
     --var release=v2 --var previous=v1 --var color=green --var live=blue 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
 load_stop rehearsal
 [[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the kill switch within target)"
-grep -q '^PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
 stack status
 
 say "Run 1: v2 into the green slot under load. Expected: COMPLETED, exit 0, no failed request"

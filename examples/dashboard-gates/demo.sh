@@ -127,7 +127,7 @@ control '{"clear": "export_header_drift"}'
 say "The rollback rehearsal of 000: fail after each phase, roll back; then a whole cutover rolled back. Expected: exit 0"
 rc=0; "$TMINUS" rehearse "$DRILL/runbook.yaml" --yes --roll-forward 2>&1 | tee "$WORK/rehearsal.out" || rc=${PIPESTATUS[0]}
 [[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back to 1.9.0)"
-grep -q '^PASSED' "$WORK/rehearsal.out" || die "the rehearsal's report does not say PASSED"
+grep -q '^Verdict: PASSED' "$WORK/rehearsal.out" || die "the rehearsal's report does not say PASSED"
 REHEARSAL="$(sed -n 's/^rehearsal \([0-9][0-9a-f-]*\) .*/\1/p' "$WORK/rehearsal.out")"
 health
 

@@ -74,7 +74,7 @@ say "Staging: the rollback rehearsal (section 9): fail after each phase, roll ba
 REPORT="$(mktemp)"
 rc=0; "$TMINUS" rehearse "$RUNBOOK" -e staging --yes --roll-forward 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
 [[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the database as before)"
-grep -q '^PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
 REHEARSAL="$(sed -n 's/^rehearsal \([0-9][0-9a-f-]*\) .*/\1/p' "$REPORT")"
 rm -f "$REPORT"
 "$PY" "$HERE/smoke.py" --rolled-back || die "after the rehearsal the metrics subsystem should be absent"

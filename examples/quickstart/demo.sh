@@ -41,7 +41,7 @@ REPORT="$(mktemp)"
 rc=0
 "$TMINUS" rehearse "$RUNBOOK" -e local --yes "${VARS[@]}" 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
 [[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the database as before)"
-grep -q '^PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
 rm -f "$REPORT"
 
 say "Run 1: cut over to v2 (backup, migrate, deploy, wait, verify). Expected: COMPLETED, exit 0"
