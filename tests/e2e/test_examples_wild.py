@@ -454,3 +454,150 @@ def test_004_production_refuses_auth_disabled(tascade: tuple[Path, dict[str, str
     code, result = _run(folder, env, "-e", "production")
     assert code == 10, result
     assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+
+
+# --- `tminus rehearse` on each, as its seed asks (issue 13) --------------------------------------------------
+# Cut to keep them short (docs/examples/runbooks-in-the-wild.md shows the full commands): the monitor
+# windows (--var watch), 000 to its monitor cycle (no --roll-forward), 001 to the cutover and the kill
+# switch, 002 to the data migration (whose rollback restores the backup), 003 to the proxy switch (--at).
+
+
+def _rehearse(folder: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    return run_json("rehearse", "runbook.yaml", *args, "--yes", "--no-input", cwd=folder, env=env)
+
+
+def _rehearsal_note(folder: Path, env: dict[str, str], result: dict[str, Any]) -> str:
+    """The message of the run's decision.require_rehearsal note."""
+    code, shown = run_json("show", result["run_id"], cwd=folder, env=env)
+    assert code == 0, shown
+    notes = [e["data"] for e in shown["events"]
+             if e["type"] == "note" and e["data"].get("action") == "rehearsal-required"]
+    assert len(notes) == 1, notes
+    return str(notes[0]["message"])
+
+
+def _why(record: dict[str, Any]) -> str:
+    """What went wrong, for an assertion's message: each cycle's problems and differences."""
+    return json.dumps([{k: c.get(k) for k in ("at", "fault", "status", "problems", "fingerprints", "undo_failed")}
+                       for c in record.get("cycles", [])], indent=1)[:6000]
+
+
+def _cycles_ok(record: dict[str, Any], *, state: bool) -> list[dict[str, Any]]:
+    """Every cycle ok and timed; where there is state (a database), fingerprinted and equal after the rollback."""
+    cycles = record["cycles"]
+    assert cycles and all(c["ok"] for c in cycles), json.dumps(cycles, indent=1)[:4000]
+    for cycle in cycles:
+        assert cycle["rto_s"] is not None and cycle["rto_s"] > 0, cycle
+        fingerprints = cycle["fingerprints"]
+        if state:
+            assert fingerprints["sources"] and fingerprints["equal"] is True, fingerprints
+            assert not fingerprints["differences"], fingerprints
+        else:
+            assert fingerprints["equal"] is None and not fingerprints["sources"], fingerprints
+    return cycles
+
+
+def test_000_rehearse_a_monitor_alert_rolls_back_to_the_known_good_build(mes: tuple[Path, dict[str, str]]) -> None:
+    """000's rehearsal checklist: a failure (a monitor alert forced to fire), stop/restore/start, checks, timings."""
+    folder, env = mes
+    code, record = _rehearse(folder, env, "-e", "rehearsal", "--var", f"python={PY}", "--var", "watch=1s",
+                             "--var", "probe_every=250ms", "--var", "baseline=500ms", "--fault", "monitor")
+    assert code == 0, _why(record)
+    cycles = _cycles_ok(record, state=False)
+    assert [c["fault"] for c in cycles] == ["monitor"]
+    assert record["cycles"][0]["problems"] == []
+    assert all(c["verify_s"] is not None for c in cycles)  # /health and the CSV export after the rollback
+    health = _http(f"http://127.0.0.1:{env['MES_PORT']}/health")[1]
+    assert (health["version"], health["degraded_reason"]) == ("1.9.0", "")  # left on the known-good build
+
+
+def test_000_rehearse_refused_where_nothing_precedes_the_point_of_no_return(
+        mes: tuple[Path, dict[str, str]]) -> None:
+    folder, env = mes
+    code = tminus("rehearse", "runbook.yaml", "-e", "rehearsal", "--var", f"python={PY}", "--no-input",
+                  cwd=folder, env=env)
+    assert code.returncode == 2 and "point of no return" in code.stderr, code.stderr
+
+
+def test_001_rehearse_the_cutover_and_the_kill_switch_within_its_target(
+        portal: tuple[Path, dict[str, str]]) -> None:
+    """001: the kill switch restores service within the rollback target; the cutover rolls back."""
+    folder, env = portal
+    code, record = _rehearse(folder, env, "--var", f"python={PY}", "--at", "cutover")
+    assert code == 0, _why(record)
+    cycles = _cycles_ok(record, state=False)
+    assert [(c["fault"], c["at"]) for c in cycles] == [("fail", "cutover"), ("kill_switch", None)]
+    switch = cycles[-1]["kill_switch"]
+    assert (switch["status"], switch["target_s"], switch["within"]) == ("completed", 300, True), switch
+    assert 0 < switch["actual_s"] < 300
+    assert all(c["verify_s"] is not None for c in cycles)  # the three routes answer after every rollback
+    health = _http(f"http://127.0.0.1:{env['PORTAL_PORT']}/health")[1]
+    assert (health["shell"], health["legacy"]) == ("iframe", True)
+    # a target no kill switch can meet is reported as missed, beside the cycle's RTO
+    code, record = _rehearse(folder, env, "--var", f"python={PY}", "--var", "rollback_target=1ms",
+                             "--at", "cutover")
+    switch = record["cycles"][-1]["kill_switch"]
+    assert switch and (switch["status"], switch["within"], switch["target_s"]) == ("completed_late", False, 0.001), \
+        (code, switch)
+
+
+def test_004_production_requires_the_staging_rehearsal(tascade: tuple[Path, dict[str, str]], pg_url: str) -> None:
+    """Section 9 before every production deployment: refused without it, rehearsed (rollback and roll-forward,
+    the tables proven back), then accepted."""
+    folder, env = tascade
+    prod = {**env, "VITE_API_BASE_URL": "https://t.example.com", "VITE_API_TOKEN": "x"}
+    code, result = _run(folder, prod, "-e", "production")
+    assert code == 10, result
+    assert "not met: no rehearsal of tascade-metrics-p5m3 in staging" in _rehearsal_note(folder, env, result)
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+    code, record = _rehearse(folder, env, "-e", "staging", "--roll-forward")
+    assert code == 0, _why(record)
+    cycles = _cycles_ok(record, state=True)
+    assert [(c["fault"], c["at"]) for c in cycles] == [
+        ("fail", "backup"), ("fail", "deploy"), ("fail", "verify startup"), ("roll_forward", None)]
+    forward = cycles[-1]  # deployed after three rollbacks, smoke-tested, rolled back: the tables gone again
+    assert forward["status"] == "rolled_back" and forward["verify_s"] is not None
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004"]
+    code, result = _run(folder, prod, "-e", "production")
+    assert code == 0, result
+    assert f"met: rehearsal {record['rehearsal_id']} passed" in _rehearsal_note(folder, env, result)
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+
+
+def test_002_rehearse_the_restore_from_backup_in_staging(devmatrix: _Devmatrix) -> None:
+    """002's rollback, the database restored from the pre-migration backup, rehearsed for real in staging:
+    the data proven back after each cycle, the backup's drill figure beside the RTO."""
+    dm = devmatrix
+    for stage in ("T-48h", "T-2h"):  # staging runs the day as production does, stages first
+        code, gated = run_json("gate", "runbook.yaml", "-e", "staging", "--stage", stage, cwd=dm.folder, env=dm.env)
+        assert code == 0, gated
+    before = _sql(dm.pg_url, "SELECT task_id, description FROM masterplan_tasks ORDER BY task_id")
+    # after the data migration: its undo, the migrations', then the restore of the backup, as on the day
+    code, record = _rehearse(dm.folder, dm.env, "-e", "staging", "--at", "data migration", *SHORT)
+    assert code == 0, _why(record)
+    (cycle,) = _cycles_ok(record, state=True)
+    assert cycle["at"] == "data migration" and cycle["undo_failed"] == [] and cycle["undo_missing"] == []
+    assert [d["name"] for d in cycle["drills"]] == ["Dump PostgreSQL (verified, compressed custom format, rotated)"]
+    assert cycle["drills"][0]["drill_seconds"] > 0, cycle["drills"]
+    assert dm.tables() == {"masterplans", "masterplan_tasks"}
+    assert _sql(dm.pg_url, "SELECT task_id, description FROM masterplan_tasks ORDER BY task_id") == before
+    status, health = _http(f"http://127.0.0.1:{dm.env['DEVMATRIX_PORT']}/api/v1/health")
+    assert (status, health["release"]) == (200, "mvp")
+    assert dm.messages()[-1] == {"to": "team", "text": "ROLLBACK COMPLETE - MVP restored"}
+
+
+def test_003_rehearse_the_cutover_in_staging(recall: tuple[Path, dict[str, str], list[str]], pg_url: str) -> None:
+    """003: the cutover fails on purpose right after the proxy switched to Green, in staging; Blue serves
+    again, the migration reverted, the database as it was."""
+    folder, env, _ = recall
+    code, deployed = run_json("run", "ci4.yaml", "-e", "staging", "--no-input", cwd=folder, env=env)
+    assert code == 0, deployed  # staging's cutover requires staging's CI.4 deploy
+    code, record = _rehearse(folder, env, "-e", "staging", "--at", "T-0 switch the proxy to Green", *SHORT)
+    assert code == 0, _why(record)
+    cycles = _cycles_ok(record, state=True)
+    assert [c["at"] for c in cycles] == ["T-0 switch the proxy to Green"]
+    assert all(c["verify_s"] is not None for c in cycles)  # /readyz through the proxy after each rollback
+    version = _http(f"http://127.0.0.1:{env['RECALL_PROXY_PORT']}/version")[1]
+    assert (version["project"], version["version"]) == ("recall_blue", "sha-0a1b2c3")
+    assert _columns(pg_url) == ["id", "body"]
+    assert not (Path(env["RECALL_STATE"]) / "writes_frozen").exists()
