@@ -533,12 +533,14 @@ def test_001_rehearse_the_cutover_and_the_kill_switch_within_its_target(
     assert all(c["verify_s"] is not None for c in cycles)  # the three routes answer after every rollback
     health = _http(f"http://127.0.0.1:{env['PORTAL_PORT']}/health")[1]
     assert (health["shell"], health["legacy"]) == ("iframe", True)
-    # a target no kill switch can meet is reported as missed, beside the cycle's RTO
+    # a target no kill switch can meet fails the rehearsal (exit 17), the figure beside the cycle's RTO
     code, record = _rehearse(folder, env, "--var", f"python={PY}", "--var", "rollback_target=1ms",
                              "--at", "cutover")
     switch = record["cycles"][-1]["kill_switch"]
     assert switch and (switch["status"], switch["within"], switch["target_s"]) == ("completed_late", False, 0.001), \
         (code, switch)
+    assert code == 17 and record["verdict"] == "failed", (code, record["reason"])
+    assert any("over its target of 0.001s" in p for p in record["cycles"][-1]["problems"])
 
 
 def test_004_production_requires_the_staging_rehearsal(tascade: tuple[Path, dict[str, str]], pg_url: str) -> None:

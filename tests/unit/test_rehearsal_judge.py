@@ -39,3 +39,15 @@ def test_every_problem_is_kept_and_the_worst_exit_wins() -> None:
 
 def test_a_blocked_cycle_calls_for_exit_10() -> None:
     assert judge({"status": "blocked"}, []) == (["blocked by its gates: nothing ran"], Exit.BLOCKED)
+
+
+def test_a_late_kill_switch_fails_its_cycle_with_exit_17_unless_worse_happened() -> None:
+    late = {"status": "rolled_back", "rollback_ok": True,
+            "kill_switch": {"status": "completed_late", "actual_s": 0.25, "target_s": 0.001, "within": False}}
+    problems, code = judge(late, [])
+    assert code == Exit.KILL_SWITCH_LATE
+    assert problems == ["the kill switch took 0.250s, over its target of 0.001s"]
+    on_time = {**late, "kill_switch": {**late["kill_switch"], "within": True}}
+    assert judge(on_time, []) == ([], Exit.COMPLETED)
+    worse = {**late, "fingerprints": {"equal": False, "differences": ["d"]}}
+    assert judge(worse, [])[1] == Exit.ROLLBACK_FAILED

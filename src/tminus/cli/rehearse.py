@@ -59,7 +59,8 @@ def rehearse(file: str, environment: str | None, var_items: tuple[str, ...], at_
     \b
     Exit codes: 0 every cycle passed · 1 a cycle failed otherwise · 2 usage, or an environment that
     requires rehearsals · 10 a cycle was blocked by its gates · 12 a cycle's state was not restored
-    (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 78 invalid runbook ·
+    (fingerprints differ, the rollback or an undo step failed) · 14 lease held · 17 the kill switch
+    was slower than its target · 78 invalid runbook ·
     130 interrupted (the cycle's run is left as it is)."""
     from tminus.engine.rehearsal.plan import PlanError, plan_rehearsal
     from tminus.engine.rehearsal.rehearse import rehearse as run_rehearsal

@@ -252,7 +252,8 @@ def _leave_nothing_behind(ctx: CycleContext, cycle: Cycle, ran: Ran) -> None:
 def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     """A cycle is ok when its run was rolled back, the rollback passed, no undo failed and the state
     is back (or differs only as expected after a point of no return). The exit it calls for:
-    12 state not restored, 10 blocked by its gates, 1 anything else."""
+    12 state not restored, 10 blocked by its gates, 17 the kill switch was slower than its target (the
+    seeds ask for it proven within the target, so a late one fails the cycle), 1 anything else."""
     problems = list(found)
     code = Exit.FAILED if found else Exit.COMPLETED
     status = figures.get("status")
@@ -277,7 +278,16 @@ def judge(figures: dict[str, Any], found: list[str]) -> tuple[list[str], Exit]:
     if prints.get("errors"):
         problems += [f"fingerprint: {e}" for e in prints["errors"]]
         code = code if code != Exit.COMPLETED else Exit.FAILED
+    switch = figures.get("kill_switch") or {}
+    if switch.get("within") is False:
+        problems.append(f"the kill switch took {_secs(switch.get('actual_s'))}, over its target of "
+                        f"{_secs(switch.get('target_s'))}")
+        code = code if code != Exit.COMPLETED else Exit.KILL_SWITCH_LATE
     return problems, code
+
+
+def _secs(value: Any) -> str:
+    return f"{value:.3f}s" if isinstance(value, int | float) else "?"
 
 
 __all__ = ["FAULTS", "CycleContext", "Interrupted", "Measured", "Ran", "judge",

@@ -30,7 +30,7 @@ from tminus.runbook.document import RunbookDocument
 from tminus.runbook.procedure import procedure_hashes
 
 # the exit a cycle calls for, most serious first
-_SEVERITY = (Exit.INTERRUPTED, Exit.ROLLBACK_FAILED, Exit.BLOCKED, Exit.LOCKED, Exit.FAILED)
+_SEVERITY = (Exit.INTERRUPTED, Exit.ROLLBACK_FAILED, Exit.BLOCKED, Exit.LOCKED, Exit.KILL_SWITCH_LATE, Exit.FAILED)
 
 
 @dataclass
