@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +36,18 @@ def pg_url() -> Iterator[str]:
     finally:
         with _pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A fresh folder with a short path, removed afterwards. A unix socket's path holds at most 107
+    bytes, and under pytest-xdist tmp_path (/tmp/pytest-of-root/pytest-N/popen-gwK/<test name>0/) leaves
+    too few for a copy of an example whose nginx puts a socket beside its include (blue-green)."""
+    folder = Path(tempfile.mkdtemp(prefix="tm-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
