@@ -73,3 +73,60 @@ def wait_for_approval_request(cwd: Path, step_key: str | None = None) -> str:
 
     wait_for(asked)
     return found[0]
+
+
+# A runbook of real `run:` steps whose markers show what ran and what was undone; the undo of a phase
+# that never ran fails (`rm` of a missing file), so a rollback that undid too much ends rollback_failed.
+THREE_PHASES = """
+    name: marked
+    phases:
+      - name: one
+        steps:
+          - run: "touch one; echo one >> log"
+            undo: [{run: "rm one; echo undo-one >> log"}]
+      - name: two
+        steps:
+          - run: "touch two; echo two >> log"
+            undo: [{run: "rm two; echo undo-two >> log"}]
+      - name: three
+        steps:
+          - run: "touch three; echo three >> log"
+            undo: [{run: "rm three; echo undo-three >> log"}]
+    verify:
+      - name: all there
+        run: "test -e one && test -e two && test -e three"
+        after_rollback: false
+"""
+
+
+def session(tmp_path: Path, ledger: Any, policy: Any = None) -> Any:
+    """An in-process Session of `tmp_path/runbook.yaml` (environment default, --no-input)."""
+    from tminus.engine.session import Options, Session
+    from tminus.runbook.loader import load_runbook
+
+    doc = load_runbook(tmp_path / "runbook.yaml")
+    opts = Options(environment="default", operator="tester", no_input=True)
+    return Session(doc, ledger, opts, policy=policy)
+
+
+def events(ledger: Any, run_id: str, type_: str) -> list[Any]:
+    return [e for e in ledger.events(run_id) if e.type == type_]
+
+
+def rehearsal_passed(record: Any, cycles: int, *, fingerprinted: bool = True) -> list[dict[str, Any]]:
+    """The cycles of a `tminus rehearse --json` record that passed: kind rehearsal, completed, every
+    cycle rolled back, ok, with an RTO and no undo failed; fingerprints compared and equal (or, for a
+    runbook with nothing to fingerprint, nothing compared and no source)."""
+    assert (record["kind"], record["status"], record["verdict"]) == ("rehearsal", "completed", "passed"), record
+    found: list[dict[str, Any]] = record["cycles"]
+    assert len(found) == cycles, found
+    for cycle in found:
+        assert cycle["ok"] and not cycle["problems"], cycle
+        assert cycle["status"] == "rolled_back" and cycle["rto_s"] > 0 and not cycle["undo_failed"], cycle
+        prints = cycle["fingerprints"]
+        if fingerprinted:
+            assert prints["equal"] is True and prints["sources"] and not prints["differences"], prints
+        else:
+            assert prints["equal"] is None and not prints["sources"], prints
+        assert not prints["errors"], prints
+    return found

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The blue-green example end to end, under a steady load through nginx:
 #   1. stack.py up: PostgreSQL schema, nginx (its own conf, pid and logs in state/), v1 in the blue slot
+#   1b. tminus rehearse for v2 under load: a failure injected after each phase and rolled back, then
+#      the kill switch pulled mid-cutover; the app's table fingerprinted before and after each
+#      cycle. Expected: exit 0, 0 failed requests, v1 still serving from blue
 #   2. run the runbook for v2 (green): start, preview, 10% canary + watch, switch, drain, verify,
 #      monitor, retire blue. Expected: COMPLETED (exit 0), 0 failed requests
 #   3. run it for the broken v3 (blue): it starts and is healthy, but its preview answers 500, so
@@ -80,6 +83,17 @@ for failure in s["first_failures"]:
 EOF
 }
 
+say "Rehearsal of v2 under load: fail after each phase, roll back; the kill switch mid-cutover. Expected: exit 0"
+load_start rehearsal
+REPORT="$STATE/rehearsal.out"
+rc=0
+"$TMINUS" rehearse "$RUNBOOK" -e local --yes "${VARS[@]}" \
+    --var release=v2 --var previous=v1 --var color=green --var live=blue 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
+load_stop rehearsal
+[[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the kill switch within target)"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+stack status
+
 say "Run 1: v2 into the green slot under load. Expected: COMPLETED, exit 0, no failed request"
 load_start v2
 rc=0
@@ -116,7 +130,8 @@ import json
 import sys
 from pathlib import Path
 
-for name, what in (("v2", "v2 goes live"), ("v3", "v3 stopped at preview"), ("kill-switch", "kill switch to v1")):
+for name, what in (("rehearsal", "the rehearsal of v2"), ("v2", "v2 goes live"), ("v3", "v3 stopped at preview"),
+                   ("kill-switch", "kill switch to v1")):
     s = json.loads((Path(sys.argv[1]) / f"load-{name}.json").read_text())
     print(f"  {what:22} failed {s['failed']} of {s['total']}")
 EOF

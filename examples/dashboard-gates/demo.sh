@@ -2,10 +2,12 @@
 # The dashboard-gates example end to end (runbooks-in-the-wild 000/001):
 #   1. validate and plan the runbook; run its eight readiness gates against the stand-in service,
 #      then once more with a renamed CSV column: BLOCKED (exit 10)
-#   2. cut the frontend over from 1.9.0 to 2.0.0 and watch it: COMPLETED (exit 0)
-#   3. the rollback rehearsal (rehearse.sh): tminus rollback, smoke checks, timings
-#   4. cut over again; a few seconds into the watch the new frontend exhausts the database pool:
-#      the pool-saturation rule fires and tminus rolls back by itself (exit 11); tminus why
+#   2. the rollback rehearsal of 000 (tminus rehearse --roll-forward): a failure injected after each
+#      phase and rolled back, then a whole cutover with its watch rolled back; 1.9.0 must serve
+#      again after every cycle, each recovery timed (exit 0)
+#   3. cut over; a few seconds into the watch the new frontend exhausts the database pool: the
+#      pool-saturation rule fires and tminus rolls back by itself (exit 11); tminus why
+#   4. the cause fixed, cut over again and watch it: COMPLETED (exit 0), 2.0.0 serves
 #
 #   bash examples/dashboard-gates/demo.sh        (from anywhere; after scripts/quickstart.sh)
 #
@@ -122,25 +124,30 @@ grep -v '✓' "$WORK/gate.out" || true  # the failures only
 [[ $rc -eq 10 ]] || die "the gates exited $rc; expected 10 (blocked)"
 control '{"clear": "export_header_drift"}'
 
-say "Run 1: cutover to 2.0.0, then a 12 s watch. Expected: COMPLETED, exit 0"
-rc=0; "$TMINUS" run "$DRILL/runbook.yaml" --yes || rc=$?
-[[ $rc -eq 0 ]] || die "run 1 exited $rc; expected 0"
-CUTOVER_RUN="$(latest_run)"
+say "The rollback rehearsal of 000: fail after each phase, roll back; then a whole cutover rolled back. Expected: exit 0"
+rc=0; "$TMINUS" rehearse "$DRILL/runbook.yaml" --yes --roll-forward 2>&1 | tee "$WORK/rehearsal.out" || rc=${PIPESTATUS[0]}
+[[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back to 1.9.0)"
+grep -q '^Verdict: PASSED' "$WORK/rehearsal.out" || die "the rehearsal's report does not say PASSED"
+REHEARSAL="$(sed -n 's/^rehearsal \([0-9][0-9a-f-]*\) .*/\1/p' "$WORK/rehearsal.out")"
 health
 
-say "The rollback rehearsal of 000 (rehearse.sh): kill switch, smoke checks, timings"
-bash "$HERE/rehearse.sh" "$CUTOVER_RUN" || die "the rehearsal failed"
-
-say "Run 2: cutover again; 2 s into the watch the pool runs dry. Expected: ROLLED BACK by the monitor, exit 11"
+say "Run 1: cutover to 2.0.0; 2 s into the watch the pool runs dry. Expected: ROLLED BACK by the monitor, exit 11"
 go_bad_in_the_window &
 PIDS+=($!)
 rc=0; "$TMINUS" run "$DRILL/runbook.yaml" --yes || rc=$?
-[[ $rc -eq 11 ]] || die "run 2 exited $rc; expected 11 (rolled back)"
+[[ $rc -eq 11 ]] || die "run 1 exited $rc; expected 11 (rolled back)"
 BAD_RUN="$(latest_run)"
 health
 
 say "tminus why $BAD_RUN"
 "$TMINUS" why "$BAD_RUN"
+
+say "Run 2: the pool fixed, cutover to 2.0.0 and a 12 s watch. Expected: COMPLETED, exit 0"
+control '{"reset": true}'
+rc=0; "$TMINUS" run "$DRILL/runbook.yaml" --yes || rc=$?
+[[ $rc -eq 0 ]] || die "run 2 exited $rc; expected 0"
+CUTOVER_RUN="$(latest_run)"
+health
 
 say "Stop the stand-ins, remove the drill copy"
 cleanup
@@ -150,8 +157,9 @@ cat <<EOF
 
 ${BOLD}Done.${OFF} The ledger is $REPO/.tminus/ledger.db
 From $REPO:
-  .venv/bin/tminus show $CUTOVER_RUN     # the cutover, the watch, the rehearsed rollback
+  .venv/bin/tminus show $REHEARSAL     # the rehearsal: each cycle, its recovery time
   .venv/bin/tminus why $BAD_RUN      # the monitor's rollback, in sentences
+  .venv/bin/tminus show $CUTOVER_RUN     # the cutover that completed, and its watch
   .venv/bin/tminus plan $RUNBOOK      # the timeline, runs nothing
 The runbook: $HERE/runbook.yaml
 EOF

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The metrics-subsystem example end to end, against the local PostgreSQL:
-#   1. cut staging over (backup, 0001-0004 + 0005-0008, restart, /health, smoke all seven endpoints)
-#   2. the rollback rehearsal of section 9 (rehearse.sh): roll back, check, roll forward, timed
+# The metrics-subsystem example end to end, against the local PostgreSQL, on two databases that
+# hold what Tascade runs today (the base schema, 0001-0004):
+#   1. the rollback rehearsal of section 9 in staging (tminus rehearse --roll-forward): a failure
+#      injected after each phase, the rollback, the database fingerprinted before and after, timed;
+#      then the full deploy rolled back. Every cycle must pass (exit 0)
+#   2. cut staging over (backup, 0005-0008, restart, /health, smoke all seven endpoints)
 #   3. production with TASCADE_AUTH_DISABLED=1: BLOCKED by the environment manifest (exit 10),
 #      nothing touched; then without it: completed
 #
@@ -59,18 +62,28 @@ trap cleanup EXIT  # never leave the service or the databases behind
 for db in "$STAGING_DB" "$PROD_DB"; do
     admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" || die "PostgreSQL at $PGADMIN_URL is not reachable"
     admin "CREATE DATABASE $db"
+    # Tascade as it runs today: the base schema. The rehearsal proves a rollback brings exactly this back.
+    "$TMINUS" db migrate examples/metrics-subsystem/migrations --url "$PG_BASE/$db" --to 0004 >/dev/null 2>&1 \
+        || die "could not apply 0001-0004 to $db"
 done
 
 # --- staging -----------------------------------------------------------------------------------
 export TASCADE_DATABASE_URL="$PG_BASE/$STAGING_DB" TASCADE_API_KEY="sk-tascade-staging-demo"
 
+say "Staging: the rollback rehearsal (section 9): fail after each phase, roll back, compare. Expected: exit 0"
+REPORT="$(mktemp)"
+rc=0; "$TMINUS" rehearse "$RUNBOOK" -e staging --yes --roll-forward 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
+[[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the database as before)"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+REHEARSAL="$(sed -n 's/^rehearsal \([0-9][0-9a-f-]*\) .*/\1/p' "$REPORT")"
+rm -f "$REPORT"
+"$PY" "$HERE/smoke.py" --rolled-back || die "after the rehearsal the metrics subsystem should be absent"
+
 say "Staging: the cutover (sections 4, 5 and 7). Expected: COMPLETED, exit 0"
 rc=0; "$TMINUS" run "$RUNBOOK" -e staging --yes || rc=$?
 [[ $rc -eq 0 ]] || die "the staging cutover exited $rc; expected 0"
 CUTOVER_RUN="$(latest_run)"
-
-say "Staging: the rollback rehearsal (section 9)"
-bash "$HERE/rehearse.sh" "$CUTOVER_RUN" || die "the rehearsal failed"
+"$PY" "$HERE/smoke.py" || die "staging smoke tests failed"
 
 # --- production --------------------------------------------------------------------------------
 export TASCADE_DATABASE_URL="$PG_BASE/$PROD_DB" TASCADE_API_KEY="sk-tascade-production-demo"
@@ -86,9 +99,11 @@ import psycopg
 
 scheme, _, rest = sys.argv[1].partition("://")
 with psycopg.connect(f"{scheme.split('+', 1)[0]}://{rest}") as conn:
-    n = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
-print(f"  production database untouched: {n} tables")
-sys.exit(n != 0)
+    n = conn.execute(r"SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'metrics\_%'")
+    n = n.fetchone()[0]
+    top = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+print(f"  production database untouched: at {top}, {n} metrics tables")
+sys.exit(n != 0 or top != "0004")
 EOF
 
 say "Production, fixed: TASCADE_AUTH_DISABLED unset. Expected: COMPLETED, exit 0"
@@ -109,6 +124,7 @@ cat <<EOF
 
 ${BOLD}Done.${OFF} The ledger is $REPO/.tminus/ledger.db
 From $REPO:
+  .venv/bin/tminus show $REHEARSAL        # the staging rehearsal: each cycle, its RTO and fingerprints
   .venv/bin/tminus show $CUTOVER_RUN        # the staging cutover, step by step
   .venv/bin/tminus show $BLOCKED_RUN        # production blocked: which variable, never its value
   .venv/bin/tminus show $PROD_RUN        # the production cutover

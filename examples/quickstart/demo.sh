@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The tminus quickstart: a real cutover of a small notes service to v2, then a cutover to a
-# broken v3 that tminus rolls back by itself, leaving v2 serving with its data intact.
+# The tminus quickstart: a rehearsal of the rollback (v1 to v2, failed on purpose after each phase
+# and rolled back, the database fingerprinted before and after), a real cutover of a small notes
+# service to v2, then a cutover to a broken v3 that tminus rolls back by itself, leaving v2 serving
+# with its data intact.
 #
 #   bash examples/quickstart/demo.sh        (from anywhere; after scripts/quickstart.sh)
 #
@@ -33,6 +35,14 @@ trap 'svc stop >/dev/null 2>&1 || true' EXIT  # never leave the service behind o
 svc start || die "the service did not start; another port: QUICKSTART_PORT=8799 bash $0"
 
 VARS=(--var "python=$PY" --var "port=$PORT")
+
+say "Rehearsal: fail after each phase on purpose, roll back, compare the database. Expected: exit 0, v1 serves"
+REPORT="$(mktemp)"
+rc=0
+"$TMINUS" rehearse "$RUNBOOK" -e local --yes "${VARS[@]}" 2>&1 | tee "$REPORT" || rc=${PIPESTATUS[0]}
+[[ $rc -eq 0 ]] || die "the rehearsal exited $rc; expected 0 (every cycle rolled back, the database as before)"
+grep -q '^Verdict: PASSED' "$REPORT" || die "the rehearsal's report does not say PASSED"
+rm -f "$REPORT"
 
 say "Run 1: cut over to v2 (backup, migrate, deploy, wait, verify). Expected: COMPLETED, exit 0"
 rc=0

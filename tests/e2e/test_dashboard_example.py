@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import run_json, spawn, tminus, wait_for
+from tests.helpers import rehearsal_passed, run_json, spawn, tminus, wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dashboard-gates"
 GATES = [
@@ -248,3 +248,47 @@ def test_the_service_turning_bad_in_the_watch_rolls_back(
     assert any(m.startswith("firing (rollback)") and rule in m for m in dashboard.chat())
     why = tminus("why", run_id, cwd=dashboard.root, env=dashboard.env)
     assert f"monitor rule '{rule}' fired" in why.stdout, why.stdout
+
+
+RELOAD_UNDO = """    # After the symlink is back: reload again, so the workers serve the old release.
+    undo:
+      - name: Controlled worker reload onto the previous release
+"""
+
+
+def test_the_rehearsal_fails_after_the_switch_and_the_replaced_frontend_serves_again(dashboard: Dashboard) -> None:
+    """No database to fingerprint: what proves the state is back are the rollback's checks (/health
+    reports the replaced release) and verify's after_rollback checks, run at the end of the cycle."""
+    code, record = run_json("rehearse", dashboard.runbook, "--yes", "--at", "switch frontend",
+                            cwd=dashboard.root, env=dashboard.env)
+    assert code == 0, record
+    (cycle,) = rehearsal_passed(record, 1, fingerprinted=False)
+    assert record["fingerprint_sources"] == [] and cycle["at"] == "switch frontend"
+    assert cycle["verify_s"] is not None and cycle["within_budget"] is True
+    assert dashboard.current.resolve() == dashboard.root / "releases" / "1.9.0"
+    health = dashboard.health()
+    assert (health["version"], health["status"], health["maintenance"]) == ("1.9.0", "ok", False)
+    checked = {e["data"]["name"]: e["data"]["status"] for e in dashboard.events(cycle["run_id"])
+               if e["type"] == "step.finished" and e["step_key"] == "rollback[0]"}
+    assert checked == {"/health reports the release that was replaced": "ok"}
+
+
+def test_a_rehearsal_catches_a_rollback_that_leaves_the_new_frontend_serving(dashboard: Dashboard) -> None:
+    """With a phase undo that forgets the reload onto the previous release, the symlink goes back but
+    the workers keep serving 2.0.0: the rollback's check fails, the cycle's run ends rollback_failed,
+    exit 12."""
+    book = Path(dashboard.runbook)
+    text = book.read_text()
+    start = text.index(RELOAD_UNDO)
+    end = text.index("\n\n", start)
+    # the undo stays (so the phase can still be rolled back), but it only looks: nothing reloads
+    careless = (RELOAD_UNDO.replace("Controlled worker reload onto the previous release", "Look at /health")
+                + '        http: "http://127.0.0.1:{{ env.DASHBOARD_PORT | default(vars.port) }}/health"\n')
+    book.write_text(text[:start] + careless + text[end:])
+    code, record = run_json("rehearse", dashboard.runbook, "--yes", "--at", "switch frontend",
+                            cwd=dashboard.root, env=dashboard.env)
+    assert code == 12, record
+    (cycle,) = record["cycles"]
+    assert (cycle["status"], cycle["ok"]) == ("rollback_failed", False), cycle
+    assert any("rollback" in p for p in cycle["problems"]), cycle["problems"]
+    assert dashboard.health()["version"] == "2.0.0"  # what the rehearsal caught, for real

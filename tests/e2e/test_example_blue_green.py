@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import tminus, wait_for
+from tests.helpers import rehearsal_passed, tminus, wait_for
 
 from tminus.engine.exitcodes import Exit
 
@@ -220,3 +220,27 @@ def test_rolling_back_the_completed_v2_run_brings_v1_back_under_load(stack: Stac
     assert summary["switches"][-1][0] == "v1", summary
     assert stack.get() == (200, "v1")
     assert not _listening(stack.ports["green"])
+
+
+@pytest.mark.postgres
+def test_the_rehearsal_fails_after_the_preview_and_pulls_the_kill_switch_mid_cutover_under_load(
+        stack: Stack) -> None:
+    """`tminus rehearse --at preview`: a failure right after the preview, rolled back; then the kill
+    switch pulled after the last phase, while the previous release still runs in its slot (the
+    start is skipped, the switch happens), and the stopped run rolled back. The app's table is
+    fingerprinted before and after each cycle; no user request fails."""
+    with stack.under_load("rehearsal") as load:
+        done = stack.run("rehearse", stack.runbook, "-e", "local", "--yes", "--json", "--at", "preview",
+                         "--var", "release=v2", "--var", "previous=v1", "--var", "color=green", "--var", "live=blue",
+                         timeout=120)
+        summary = load.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    failed, switched = rehearsal_passed(json.loads(done.stdout), 2)
+    assert (failed["fault"], failed["at"], switched["fault"]) == ("fail", "preview", "kill_switch")
+    [source] = failed["fingerprints"]["sources"]
+    assert source["tables"] and source["tables"][0].startswith("bg_") and source["tables"][0].endswith(".greeting")
+    kill = switched["kill_switch"]
+    assert (kill["status"], kill["within"]) == ("completed", True) and kill["actual_s"] < kill["target_s"], kill
+    assert summary["failed"] == 0, summary
+    assert stack.get() == (200, "v1")
+    assert not _listening(stack.ports["green"])  # every cycle stopped what it started

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import run_json, tminus
+from tests.helpers import rehearsal_passed, run_json, tminus
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "metrics-subsystem"
 RUNBOOK = str(EXAMPLE / "runbook.yaml")
@@ -195,3 +195,51 @@ def test_killed_while_migrating_then_rolled_back(pg_url: str, tmp_path: Path, se
     assert [e["data"]["outputs"]["reverted"] for e in reverts] == [["0006", "0005"]]
     # each revert proven against the schema recorded before its version, across the kill
     assert [v["proof"] for v in reverts[0]["data"]["evidence"]["versions"]] == ["proven", "proven"]
+
+
+def _at_0004(pg_url: str, tmp_path: Path) -> None:
+    """The database Tascade runs today: the base schema, 0001-0004."""
+    done = tminus("db", "migrate", str(EXAMPLE / "migrations"), "--url", pg_url, "--to", "0004", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_rehearsal_rolls_the_metrics_migrations_and_the_whole_deploy_back(
+        pg_url: str, tmp_path: Path, service_env: dict[str, str]) -> None:
+    """004 section 9 as `tminus rehearse --at migrate --roll-forward`: a failure right after 0005-0008,
+    then the full deploy rolled back; the database fingerprinted before and after each: as at 0004."""
+    env = service_env
+    _at_0004(pg_url, tmp_path)
+    code, record = run_json("rehearse", RUNBOOK, "-e", "staging", "--yes", "--at", "migrate", "--roll-forward",
+                            cwd=tmp_path, env=env)
+    assert code == 0, record
+    failed, forward = rehearsal_passed(record, 2)
+    assert (failed["fault"], failed["at"]) == ("fail", "metrics migrations")
+    assert (forward["fault"], forward["rehearsed_as"]) == ("roll_forward", "roll_forward_only")
+    # the backup's and the migrations' database is one source, fingerprinted with all its tables
+    assert [(s["source"], s["tables"]) for s in failed["fingerprints"]["sources"]] == [("backup", None)]
+    assert _versions(pg_url) == ["0001", "0002", "0003", "0004"] and _metrics_tables(pg_url) == set()
+    base = f"http://127.0.0.1:{env['TASCADE_PORT']}"
+    assert _get(f"{base}/health", token=None)[2] == {"status": "ok"}
+    assert _get(f"{base}/v1/metrics/summary?project_id=demo")[0] == 503
+    # the metrics phase's undo checked what 004's script checks, after the revert
+    names = [e["data"]["name"] for e in _events(failed["run_id"], tmp_path, env)
+             if e["type"] == "step.finished" and e["data"]["status"] == "ok"
+             and (e["step_key"] or "").startswith("phases[2].undo[")]
+    assert names == ["No metrics_% table remains", "schema_migrations has no 0005-0008 rows"]
+
+
+def test_rehearsing_on_a_database_without_the_base_schema_names_what_the_rollback_keeps(
+        pg_url: str, tmp_path: Path, service_env: dict[str, str]) -> None:
+    """On an empty database the base schema phase creates 0001-0004 and, by design (004 section 8),
+    the rollback keeps it: the rehearsal says so table by table, exit 12. The rehearsal is meant for
+    a database at 0004, as the docs page runs it."""
+    code, record = run_json("rehearse", RUNBOOK, "-e", "staging", "--yes", "--at", "base",
+                            cwd=tmp_path, env=service_env)
+    assert code == 12, record
+    (cycle,) = record["cycles"]
+    # the rollback itself passed: only the fingerprints say what it left
+    assert cycle["status"] == "rolled_back" and not cycle["undo_failed"] and not cycle["ok"]
+    differences = cycle["fingerprints"]["differences"]
+    assert "table project is new (not in the earlier fingerprint)" in differences, differences
+    assert not any("metrics_" in d for d in differences), differences  # 0005-0008 never ran
+    assert record["reason"].startswith("1 of 1 cycle(s) failed") and "state not restored" in record["reason"]

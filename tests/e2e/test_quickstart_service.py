@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.helpers import run_json
+from tests.helpers import rehearsal_passed, run_json
 
 from tminus.expect import parse
 from tminus.runbook.loader import load_runbook
@@ -307,3 +307,63 @@ def test_a_note_written_during_the_run_stops_the_rollback_before_it_is_lost(svc:
     assert "maintenance" in result["reason"]
     bodies = [r[0] for r in svc.db().execute("SELECT body FROM notes ORDER BY id")]
     assert bodies == [*SEED, "written during the run"]  # not restored: the note is still there
+
+
+# --- the rehearsal ------------------------------------------------------------------------------
+
+RESTORE = """\
+        undo:
+          - name: Restore the database from the backup
+"""
+
+
+def _rehearse(svc: Service, tmp_path: Path, book: Path, *args: str) -> tuple[int, Any]:
+    svc("start")
+    return run_json("rehearse", str(book), "-e", "local", "--yes", "--ledger", f"sqlite:///{tmp_path / 'ledger.db'}",
+                    "--var", f"python={sys.executable}", "--var", f"port={svc.port}", "--var", f"state={svc.state}",
+                    *args, cwd=tmp_path, env={"QUICKSTART_WARMUP": "0.1"})
+
+
+def test_the_rehearsal_fails_after_the_migration_restores_the_database_and_v1_serves_again(
+        svc: Service, tmp_path: Path) -> None:
+    """`tminus rehearse --at migrate`: the failure right after the schema migrated, the restore from
+    the backup, the database fingerprinted (it is the backup step's URL) equal before and after."""
+    shutil.copytree(QUICKSTART, tmp_path, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state", ".tminus", "__pycache__"))
+    code, record = _rehearse(svc, tmp_path, tmp_path / "runbook.yaml", "--at", "migrate")
+    assert code == 0, record
+    (cycle,) = rehearsal_passed(record, 1)
+    assert (cycle["fault"], cycle["at"]) == ("fail", "migrate")
+    assert [s["source"] for s in cycle["fingerprints"]["sources"]] == ["backup"]
+    assert cycle["verify_s"] is not None and cycle["drills"][0]["name"] == "Back up the database"
+    assert svc("current").stdout == "v1\n" and svc("migrate").stdout == "1\n"
+    assert svc.get("/version").json()["version"] == "v1"
+    # the rollback proved it too: its last step compares /version with the release recorded first
+    code, shown = run_json("show", cycle["run_id"], "--ledger", f"sqlite:///{tmp_path / 'ledger.db'}", cwd=tmp_path)
+    assert code == 0, shown
+    checked = [e["data"] for e in shown["events"] if e["type"] == "step.finished" and e["step_key"] == "rollback[3]"]
+    assert [d["status"] for d in checked] == ["ok"], checked
+
+
+def test_a_rehearsal_catches_an_undo_that_forgets_to_restore(svc: Service, tmp_path: Path) -> None:
+    """The migrate step's undo only checks the backup is there: the rollback passes its own checks
+    (v1 ignores the new column), but the fingerprint names what stayed: exit 12."""
+    shutil.copytree(QUICKSTART, tmp_path, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("state", ".tminus", "__pycache__"))
+    book = tmp_path / "runbook.yaml"
+    text = book.read_text()
+    start = text.index(RESTORE)
+    end = text.index("            timeout: 30s\n", start) + len("            timeout: 30s\n")
+    careless = ("        undo:\n          - name: The backup is there (but nobody restores it)\n"
+                "            file: {path: \"{{ steps.backup.path }}\", exists: true}\n")
+    book.write_text(text[:start] + careless + text[end:])
+    code, record = _rehearse(svc, tmp_path, book, "--at", "migrate")
+    assert code == 12, record
+    assert (record["status"], record["verdict"]) == ("failed", "failed")
+    (cycle,) = record["cycles"]
+    assert cycle["status"] == "rolled_back" and not cycle["ok"]  # the run's own rollback saw nothing wrong
+    prints = cycle["fingerprints"]
+    assert prints["equal"] is False and not prints["expected"]
+    assert any("notes.author" in d and "new" in d for d in prints["differences"]), prints["differences"]
+    assert any(d.startswith("table schema_version: 1 rows vs 2 rows") for d in prints["differences"]), prints
+    assert "state not restored" in " ".join(cycle["problems"])

@@ -13,37 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import lines, wait_for, write_runbook
+from tests.helpers import THREE_PHASES, events, lines, session, wait_for, write_runbook
 
 from tminus import events as ev
 from tminus.engine.lifecycle import Section, SectionResult
 from tminus.engine.policy import CONTINUE, Decision, Policies, Policy, stop
 from tminus.engine.runner import RunResult
-from tminus.engine.session import Options, Session
 from tminus.ledger import open_ledger
-from tminus.runbook.loader import load_runbook
 from tminus.runbook.models import Step
-
-THREE_PHASES = """
-    name: marked
-    phases:
-      - name: one
-        steps:
-          - run: "touch one; echo one >> log"
-            undo: [{run: "rm one; echo undo-one >> log"}]
-      - name: two
-        steps:
-          - run: "touch two; echo two >> log"
-            undo: [{run: "rm two; echo undo-two >> log"}]
-      - name: three
-        steps:
-          - run: "touch three; echo three >> log"
-            undo: [{run: "rm three; echo undo-three >> log"}]
-    verify:
-      - name: all there
-        run: "test -e one && test -e two && test -e three"
-        after_rollback: false
-"""
 
 
 class AfterPhase(Policy):
@@ -75,16 +52,6 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("TMINUS_LEDGER_KEY", raising=False)
     with open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
         yield opened
-
-
-def session(tmp_path: Path, ledger: Any, policy: Policy | None = None) -> Session:
-    doc = load_runbook(tmp_path / "runbook.yaml")
-    opts = Options(environment="default", operator="tester", no_input=True)
-    return Session(doc, ledger, opts, policy=policy)
-
-
-def events(ledger: Any, run_id: str, type_: str) -> list[Any]:
-    return [e for e in ledger.events(run_id) if e.type == type_]
 
 
 def test_a_policy_rolls_back_after_a_phase_exactly_what_ran(tmp_path: Path, ledger: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from tminus.cli.common import (
     load_document,
     open_ledger_or_fail,
     operator_option,
+    plan_rehearsal,
     problems,
     recorded_vars_only,
     resolve_operator,
@@ -116,11 +118,13 @@ def schema(output: str | None) -> None:
 @env_options
 @operator_option
 @at_option
+@ledger_option
 @json_option
 def plan(file: str, environment: str | None, var_items: tuple[str, ...], operator: str | None,
-         at_text: str | None, as_json: bool) -> None:
+         at_text: str | None, ledger_url: str | None, as_json: bool) -> None:
     """Show the stages before T+0 and the T+ timeline, every step rendered (secrets masked), undo
-    coverage and the point of no return. Runs nothing."""
+    coverage and the point of no return. Runs nothing; reads the ledger (if there is one) only to say
+    whether decision.require_rehearsal is met."""
     from tminus.cli.render import print_plan
     from tminus.engine.plan import build_plan
     from tminus.errors import RunbookError
@@ -131,6 +135,8 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
         p = build_plan(doc, opts)
     except RunbookError as exc:  # a templated duration that does not render to one
         problems(file, exc)
+    if p.rehearsal is not None and p.rehearsal["applies"]:
+        p.rehearsal.update(plan_rehearsal(doc, opts, ledger_url))
     if as_json:
         emit_json(p.to_dict())
     else:
@@ -223,6 +229,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
 
     ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
+    _refuse_by_kind(record, "resumed")
     path = Path(record.runbook_path)
     # read as the loader reads it (bytes, UTF-8); the hash normalises a BOM and CRLF line endings
     text = path.read_bytes().decode("utf-8-sig", errors="replace") if path.exists() else record.runbook_text
@@ -243,6 +250,18 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
            lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
 
 
+def _refuse_by_kind(record: Any, what: str) -> None:
+    """A kill switch or a rehearsal record is refused before its runbook is even loaded (exit 15);
+    the session refuses them too, for callers that are not this command."""
+    from tminus.engine.session import refuse_to_reverse
+    from tminus.errors import ResumeRefused
+
+    try:
+        refuse_to_reverse(record, what)
+    except ResumeRefused as exc:
+        fail(str(exc), Exit.NEEDS_OPERATOR)
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run is rolled back (recorded).")
@@ -258,6 +277,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
 
     ledger = open_ledger_or_fail(ledger_url, create=False)
     record = find_run(ledger, run_id)
+    _refuse_by_kind(record, "rolled back")
     doc = load_document(record.runbook_path, text=record.runbook_text)
     opts = build_options(doc, record.environment, (), operator, overrides=recorded_overrides(ledger, record.id),
                          **operator_flags(yes, no_input, lock_wait))
@@ -372,3 +392,11 @@ _releases.register(cli)
 from tminus.cli import kill_switch as _kill_switch  # noqa: E402  (kill-switch)
 
 _kill_switch.register(cli)
+
+from tminus.cli import rehearsals as _rehearsals  # noqa: E402  (rehearsals)
+
+_rehearsals.register(cli)
+
+from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
+
+_rehearse.register(cli)

@@ -15,7 +15,9 @@ from tminus.engine.exitcodes import Exit
 
 if TYPE_CHECKING:
     from tminus.cli.settings import Setting, Settings
+    from tminus.engine.context import Options
     from tminus.ledger import Ledger, LedgerReader, RunRecord
+    from tminus.runbook.document import RunbookDocument
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -226,6 +228,24 @@ def open_listing(url: str | None) -> tuple[LedgerReader | None, str]:
     except LedgerError as exc:
         fail(str(exc))
     return reader, reader.url
+
+
+def plan_rehearsal(doc: RunbookDocument, opts: Options, url: str | None) -> dict[str, Any]:
+    """`tminus plan`: whether decision.require_rehearsal is met in the ledger now. The plan needs no
+    ledger: one not created yet (or unreadable) leaves it not checked, and is not created by looking."""
+    from tminus.engine.plan import rehearsal_status
+    from tminus.errors import LedgerError, LedgerMissing
+    from tminus.ledger import open_reader
+
+    resolved = settings(ledger_url=url).ledger
+    try:
+        reader = open_reader(resolved.value)
+    except LedgerMissing as exc:
+        return rehearsal_status(doc, opts, None, f"no ledger at {exc.url}")
+    except LedgerError as exc:
+        return rehearsal_status(doc, opts, None, str(exc))
+    with reader:
+        return rehearsal_status(doc, opts, reader)
 
 
 def find_run(ledger: LedgerReader, run_id: str) -> RunRecord:

@@ -71,6 +71,13 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
 
     ledger = open_reader_or_fail(ledger_url)
     run = find_run(ledger, run_id)
+    if run.kind == "rehearsal":  # its report, not a run's timeline: each cycle names its own run
+        from tminus.cli.rehearsals import print_rehearsal
+
+        print_rehearsal(ledger, run.id, as_json=as_json)
+        if not as_json:
+            click.echo("\nEach cycle is a run of its own: `tminus show RUN_ID` (its run id above).")
+        return
     events = ledger.events(run.id)
     if as_json:
         from tminus.projection import project

@@ -52,6 +52,10 @@ Formatter = Callable[[Any, dict[str, Any], bool, bool], Lines]
 def _run_started(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     verb = "resumed" if e.type == ev.RUN_RESUMED else "started"
     why = f" ({d['reason']})" if d.get("reason") else ""
+    tag = d.get("rehearsal")
+    if isinstance(tag, dict):  # a rehearsal cycle's run names its rehearsal (`tminus show` gives its report)
+        after = f" after '{tag['at']}'" if tag.get("at") else ""
+        why += f" · rehearsal {tag.get('id')} cycle {_number(tag.get('cycle'))}: fault {tag.get('fault')}{after}"
     return [f"run {_run_id(e)}{verb}: {d.get('runbook')} in {d.get('environment')} "
             f"by {d.get('operator')}@{d.get('host')}{why}"]
 
@@ -230,6 +234,11 @@ def _watch_transition(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) 
     return [f"{STEP}◎ watch {d.get('rule')}: {d.get('from')} → {d.get('to')}{did}: {d.get('reason')}"]
 
 
+def _number(index: Any) -> Any:
+    """A cycle's number as people count (the record keeps the 0-based index)."""
+    return index + 1 if isinstance(index, int) else index
+
+
 def _rehearsal_started(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -> Lines:
     cycles = len(d.get("cycles") or [])
     return [f"▶ rehearsal of {d.get('runbook')} in {d.get('environment')}: {cycles} cycle(s)"]
@@ -241,7 +250,7 @@ def _rehearsal_cycle(e: Any, d: dict[str, Any], verbose: bool, evidence: bool) -
     equal = (d.get("fingerprints") or {}).get("equal")
     state = "" if equal is None else (", state restored" if equal else ", state differs")
     took = "" if rto is None else f", RTO {rto:.2f}s"
-    return [f"{'✓' if d.get('ok') else '✗'} rehearsal cycle {d.get('index')} ({where}): "
+    return [f"{'✓' if d.get('ok') else '✗'} rehearsal cycle {_number(d.get('index'))} ({where}): "
             f"{d.get('status')}{took}{state}"]
 
 

@@ -136,6 +136,21 @@ def _plan_before(p: Any) -> None:
         console.print("\n[bold]Requires[/bold] (checked in the ledger with the gates)")
         for r in p.requires:
             console.print(f"  {r['describe']}", markup=False)
+    if p.rehearsal:
+        _plan_rehearsal(p.rehearsal, p.environment)
+
+
+def _plan_rehearsal(r: dict[str, Any], environment: str) -> None:
+    """decision.require_rehearsal: what it asks here and whether the ledger meets it now."""
+    if not r["applies"]:
+        where = "where it is rehearsed" if r["environment"] == environment else "not in enforced_in"
+        console.print(f"\n[bold]Rehearsal[/bold]: not required in {escape(environment)} ({where})")
+        return
+    console.print("\n[bold]Rehearsal required[/bold] (decision.require_rehearsal, checked in the ledger "
+                  "with the gates)")
+    console.print(f"  {r['describe']}", markup=False)
+    word = {True: "[green]met[/green]", False: "[red]not met[/red]", None: "[yellow]unknown[/yellow]"}[r["met"]]
+    console.print(f"  {word}: {escape(r['message'] or '')}")
 
 
 def _plan_phases(phases: list[Any], ponr_key: str | None) -> None:
@@ -215,9 +230,11 @@ def status_rows(ledger: Any) -> list[dict[str, Any]]:
             state = "running"
         else:
             state = "interrupted (holder gone): resume it"
+        if run.kind == "rehearsal" and state != "running":  # a record, not a run: nothing to resume
+            state = "rehearsal unfinished (its process is gone): rehearse again"
         here = run.host == socket.gethostname()
         rows.append({
-            "run_id": run.id, "runbook": run.runbook_name, "environment": run.environment,
+            "run_id": run.id, "kind": run.kind, "runbook": run.runbook_name, "environment": run.environment,
             "operator": run.operator, "host": run.host, "pid": run.pid, "started_at": run.started_at,
             "state": state,
             "lease": lease.to_dict() if held else None,
@@ -241,7 +258,7 @@ def print_status(rows: list[dict[str, Any]], url: str) -> None:
                           ", ".join(r["waiting_for"]) or "-"))
     console.print(t)
     for r in rows:
-        if r["state"] != "running":
+        if r["state"] != "running" and r.get("kind") != "rehearsal":
             console.print(f"  tminus resume {r['run_id']}", markup=False)
             for s in r["survivors"]:
                 console.print(survivor_line(s), markup=False)

@@ -34,7 +34,9 @@ class MonitorSections:
             return None
         from tminus.engine.monitoring import Monitor  # only runbooks that watch pay for the rules
 
-        monitor = Monitor(state.steps, spec, ask=partial(_ask, state))
+        # the policy asked when the window begins: the run's, guards included (read then, not now)
+        monitor = Monitor(state.steps, spec, ask=partial(_ask, state),
+                          forced=lambda rules: state.policy.forced_rules(rules))
         monitor.learn(state.prior.baseline_samples)
         if state.prior.cutover_at is not None:
             monitor.begin_cutover(state.prior.cutover_at)

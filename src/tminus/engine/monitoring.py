@@ -3,7 +3,9 @@
 Rules are tminus.monitor's pure state machines; this module feeds them with real probes, records
 every sample and transition in the ledger (so `tminus replay` can re-judge them), and turns a
 firing rule into what its `action` says. A rule is judged right after the probe it reads
-completes, so detection never waits for the next tick.
+completes, so detection never waits for the next tick. A policy may force rules to fire once the
+window begins (`Policy.forced_rules`: a rehearsal's monitor fault); such a firing is recorded as
+forced, with the policy's reason, and acted on as a real one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,10 @@ from tminus.errors import TemplateError
 from tminus.monitor import Rule, Sample, State, Transition
 from tminus.monitor.samples import kept
 from tminus.runbook.models import MonitorSpec, Step
+from tminus.runbook.monitor import AlertRule
+
+# Policy.forced_rules: the rules to force once the window begins, {name: reason}
+Forced = Callable[[Sequence[AlertRule]], dict[str, str]]
 
 MONITOR_KEY = "monitor"  # the approval key of a paused monitor: `tminus approve RUN_ID --step monitor`
 # why a stage ended when the stop channel was raised (the runner acts on the request behind it)
@@ -48,10 +54,12 @@ class _Armed:
 class Monitor:
     """One run's probes and rules. The same rules live from the baseline to the end of the window."""
 
-    def __init__(self, steps: StepRunner, spec: MonitorSpec, *, ask: Callable[..., Any] | None = None) -> None:
+    def __init__(self, steps: StepRunner, spec: MonitorSpec, *, ask: Callable[..., Any] | None = None,
+                 forced: Forced | None = None) -> None:
         self.steps = steps
         self.spec = spec
         self.ask = ask  # OperatorChannel.request, for pause and inconclusive
+        self.forced = forced  # asked at the window's first tick (the run's policy)
         self.probes: dict[str, Step] = {probe_name(p): p for p in spec.probes}
         only = next(iter(self.probes)) if len(self.probes) == 1 else None
         self.rules = [_Armed(r, r.to_rule(), r.probe or only or "") for r in spec.rules]
@@ -148,6 +156,8 @@ class Monitor:
                     result = future.result() or result
                     count += 1
                 tick += 1
+                if stage == "window" and tick == 1 and result is None and not cancel.is_set():
+                    result = self._force()
                 if cancel.is_set() and result is None:
                     result = WatchResult("interrupted", STOPPED)
         finally:
@@ -212,7 +222,27 @@ class Monitor:
                 decided = decided or outcome
         return decided
 
-    def _record(self, armed: _Armed, moved: Transition) -> None:
+    def _force(self) -> WatchResult | None:
+        """The rules the policy forces to fire, after the window's first probes were judged (so the
+        transition quotes the healthy samples: an auditor sees it was no breach). Each is recorded as
+        a forced transition to firing, then acted on exactly as a real firing; a rule already firing
+        for real is left alone."""
+        forced = self.forced([a.spec for a in self.rules]) if self.forced is not None else {}
+        decided: WatchResult | None = None
+        for armed in self.rules:
+            reason = forced.get(armed.spec.name)
+            if reason is None or armed.rule.state is State.FIRING or decided is not None:
+                continue
+            recent = self._recent.get(armed.probe)
+            sample = recent[-1] if recent else None
+            at = max(time.time(), sample.at if sample is not None else 0.0)
+            moved = Transition(armed.spec.name, at, armed.rule.state, State.FIRING, reason, sample)
+            self._record(armed, moved, forced=True)
+            decided = self._act(armed, moved)
+        self._decided = decided is not None
+        return decided
+
+    def _record(self, armed: _Armed, moved: Transition, *, forced: bool = False) -> None:
         """The transition with the sample that caused it and, for a verdict, what the rule read in
         the samples leading up to it ("0.91, 0.93, 0.95"): evidence an auditor can check by eye."""
         from tminus.monitor.overrides import reading
@@ -223,12 +253,13 @@ class Monitor:
             keep = armed.spec.consecutive or RECENT_SAMPLES
             recent = [{"at": s.at, "read": reading(armed.rule.config, s.values, s.error)}
                       for s in list(self._recent.get(armed.probe, ()))[-keep:]]
+        marks: dict[str, Any] = {"forced": True} if forced else {}  # a policy's, not a breach
         self.steps.emit(
             ev.MONITOR_TRANSITION, rule=armed.spec.name, probe=armed.probe, action=armed.spec.action,
             rule_text=armed.spec.describe(), reason=moved.reason, at=moved.at,
             **{"from": str(moved.from_state), "to": str(moved.to_state)},
             sample=None if sample is None else {"at": sample.at, "values": sample.values, "error": sample.error},
-            recent=recent,
+            recent=recent, **marks,
         )
 
     def _act(self, armed: _Armed, moved: Transition) -> WatchResult | None:

@@ -1,19 +1,24 @@
 """`tminus plan`: the T+ timeline, every step rendered (secrets masked), undo coverage and the
-point of no return. Pure: nothing is executed, values known only at run time stay placeholders."""
+point of no return. Pure: nothing is executed, values known only at run time stay placeholders;
+`rehearsal_status` reads the ledger it is handed (decision.require_rehearsal met or not, as the gates
+would judge it), and the command hands it one only if a ledger exists."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tminus.durations import format_clock, format_tplus
 from tminus.engine.context import Options, build_templater, effective_vars, render_durations
+from tminus.engine.preconditions import rehearsal_verdict, wanted_rehearsal
 from tminus.engine.prerequisites import Wanted
 from tminus.engine.stages import gates_for, stages
 from tminus.errors import TemplateError
 from tminus.kinds import registry
+from tminus.ledger.interfaces import LedgerReader
 from tminus.runbook.deadlines import deadlines_of
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Gate, Phase, Step
@@ -78,6 +83,9 @@ class Plan:
     stages: list[dict[str, Any]] = field(default_factory=list)
     require_stages: bool = False
     requires: list[dict[str, Any]] = field(default_factory=list)
+    # decision.require_rehearsal: what it asks, whether it applies here, and (`rehearsal_status`, when
+    # the ledger can be read) whether the ledger meets it.
+    rehearsal: dict[str, Any] | None = None
     # `tminus kill-switch`: its target (seconds) and steps, run on their own at any time.
     kill_switch: dict[str, Any] | None = None
 
@@ -144,6 +152,7 @@ def build_plan(doc: RunbookDocument, opts: Options) -> Plan:
                  "gates": [gate(g) for g in staged]} for offset, staged in stages(rb)],
         require_stages=rb.require_stages,
         requires=[_requirement(r, t) for _where, r in rb.requirements(opts.environment)],
+        rehearsal=_rehearsal(doc, opts.environment),
         phases=phases,
         verify=[planned(s) for s in rb.verify],
         decision={"mode": rb.decision.mode, "timeout": rb.decision.timeout,
@@ -179,6 +188,28 @@ def _requirement(req: Requirement, t: Templater) -> dict[str, Any]:
                     "⟨this runbook's hash⟩" if req.same_hash else None)
     return {"runbook": req.runbook, "environment": wanted.environment, "outcome": req.outcome,
             "within": req.within, "same_hash": req.same_hash, "describe": wanted.describe()}
+
+
+def _rehearsal(doc: RunbookDocument, environment: str) -> dict[str, Any] | None:
+    req = doc.runbook.decision.require_rehearsal
+    if req is None:
+        return None
+    applies = req.applies_to(environment)
+    return {"environment": req.environment, "within": req.within, "max_rto": req.max_rto,
+            "all_phases": req.all_phases, "enforced_in": req.enforced_in, "applies": applies,
+            "describe": wanted_rehearsal(doc, environment).describe() if applies else None,
+            "met": None, "message": None, "rehearsal_id": None}
+
+
+def rehearsal_status(doc: RunbookDocument, opts: Options, reader: LedgerReader | None,
+                     missing: str = "") -> dict[str, Any]:
+    """Whether the ledger meets the requirement now, as the gates would judge a run of `doc` (as loaded)
+    with `opts`; without a reader, `missing` says why it was not checked."""
+    if reader is None:
+        return {"met": None, "message": f"not checked: {missing or 'no ledger'}"}
+    verdict = rehearsal_verdict(reader, render_durations(doc, opts), opts.environment, now=time.time(), written=doc)
+    return {"met": verdict.ok, "message": verdict.message,
+            "rehearsal_id": verdict.satisfied_by.run_id if verdict.satisfied_by else None}
 
 
 class _Timeline:

@@ -11,6 +11,13 @@ Hook points, each returning a `Decision` (`CONTINUE`, or a stop with a mode and 
 And two for policies that watch on their own (a deadline timer, an external kill switch):
 - `start(stop)`: the run begins; `stop` is its `StopChannel`, to call `stop.request(...)` from a thread;
 - `finish()`: the run has ended.
+And one the monitor asks, not a stop:
+- `forced_rules(rules)`: at the first tick of the monitor window (after its first probes were judged),
+  the monitor rules this policy forces to fire, as {rule name: reason}; empty by default. The monitor
+  records each as a `monitor.transition` to firing with that reason (and `forced: true`), then acts on
+  it exactly as on a real firing: a rollback rule rolls back as in production, a notify rule only
+  notifies, a pause rule asks. A rehearsal's `monitor` fault is one (rehearsal/faults.py, ForceMonitor);
+  the baseline is never forced.
 
 A decision that stops is recorded as a `policy.applied` event and sent through the stop channel as a
 request `by` "policy:<name>" (so it is also a `run.stop` event; the first request wins). A policy that
@@ -19,7 +26,7 @@ returns `CONTINUE` does nothing and nothing is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from tminus.engine.lifecycle import Section, SectionResult
     from tminus.engine.stop import StopChannel
     from tminus.runbook.models import Step
+    from tminus.runbook.monitor import AlertRule
 
 BEFORE_SECTION = "before_section"
 BEFORE_STEP = "before_step"
@@ -81,6 +89,9 @@ class Policy:
     def after_section(self, section: Section, result: SectionResult) -> Decision:
         return CONTINUE
 
+    def forced_rules(self, rules: Sequence[AlertRule]) -> dict[str, str]:
+        return {}
+
 
 class Policies(Policy):
     """Several policies in order: at each hook the first one that does not continue decides."""
@@ -106,6 +117,14 @@ class Policies(Policy):
 
     def after_section(self, section: Section, result: SectionResult) -> Decision:
         return self._first(lambda p: p.after_section(section, result))
+
+    def forced_rules(self, rules: Sequence[AlertRule]) -> dict[str, str]:
+        """Every member's, merged; of two members forcing one rule, the first one's reason is kept."""
+        forced: dict[str, str] = {}
+        for p in self.members:
+            for name, reason in p.forced_rules(rules).items():
+                forced.setdefault(name, reason)
+        return forced
 
     def _first(self, ask: Callable[[Policy], Decision]) -> Decision:
         for p in self.members:

@@ -1,9 +1,10 @@
 """What the gates section checks in the ledger before anything changes: the runbook's `requires:`
-(engine/prerequisites.py) and where each stage stands (engine/stages.py).
+and `decision.require_rehearsal` (engine/prerequisites.py) and where each stage stands (engine/stages.py).
 
 Each is recorded as a note with its evidence (the run ids that answered), and all of them in the
-gates section's end (`requires`, `stages`); a requirement not met, or a stage not passed when the
-runbook says `require_stages: true`, is a gate failure: the run is blocked and nothing changed.
+gates section's end (`requires`, `rehearsal`, `stages`); a requirement not met, a rehearsal required
+here and not found, or a stage not passed when the runbook says `require_stages: true`, is a gate
+failure: the run is blocked and nothing changed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tminus import events as ev
-from tminus.engine.prerequisites import Wanted, find_run
+from tminus.engine.prerequisites import RehearsalVerdict, Wanted, WantedRehearsal, find_rehearsal, find_run
 from tminus.engine.stages import stage_status, stage_window_note, stages
 from tminus.errors import TemplateError
 from tminus.ledger.interfaces import LedgerReader
+from tminus.runbook.document import RunbookDocument
+from tminus.runbook.procedure import procedure_hash
 from tminus.runbook.requirements import Requirement
 from tminus.runbook.timing import format_at, format_offset
 
@@ -32,6 +35,9 @@ class Preconditions:
     cutover: float | None = None  # T+0 as an epoch (`--at` or `at:`)
     stage: float | None = None  # a stage run (`tminus gate --stage`): its offset
     started: float = field(default_factory=time.time)
+    # the runbook as loaded, before its templated durations were rendered with this run's vars: what a
+    # rehearsal hashed (runbook/procedure.py); None: the run's own document
+    doc: RunbookDocument | None = None
 
 
 @dataclass
@@ -56,6 +62,9 @@ def check(state: RunState, pre: Preconditions) -> Checked:
     wanted = rb.requirements(state.environment)
     if wanted:
         out.data["requires"] = [_requirement(state, pre, where, req, out) for where, req in wanted]
+    rehearsal = rb.decision.require_rehearsal
+    if rehearsal is not None and rehearsal.applies_to(state.environment):
+        out.data["rehearsal"] = _rehearsal(state, pre, out)
     if rb.gates and any(g.stage for g in rb.gates):
         out.data["stages"] = [_stage(state, pre, offset, out) for offset, _gates in stages(rb)]
     return out
@@ -82,6 +91,34 @@ def _requirement(state: RunState, pre: Preconditions, where: str, req: Requireme
     return evidence
 
 
+def wanted_rehearsal(doc: RunbookDocument, environment: str,
+                     written: RunbookDocument | None = None) -> WantedRehearsal:
+    """What `decision.require_rehearsal` (set) asks of a run of `doc` in `environment`: `doc` as the run
+    has it (templated durations rendered), `written` as loaded, which the procedure hash is taken of."""
+    req = doc.runbook.decision.require_rehearsal
+    assert req is not None
+    phases = tuple(p.name for p in doc.runbook.phases) if req.all_phases else ()
+    return WantedRehearsal(doc.runbook.name, req.environment, environment,
+                           procedure_hash(written or doc, environment), req.within, req.max_rto, phases)
+
+
+def rehearsal_verdict(reader: LedgerReader, doc: RunbookDocument, environment: str, *, now: float,
+                      written: RunbookDocument | None = None) -> RehearsalVerdict:
+    """The gates' answer to `decision.require_rehearsal`; `tminus plan` asks it too."""
+    return find_rehearsal(reader, wanted_rehearsal(doc, environment, written), now=now)
+
+
+def _rehearsal(state: RunState, pre: Preconditions, out: Checked) -> dict[str, Any]:
+    verdict = rehearsal_verdict(pre.reader, state.doc, state.environment, now=pre.started, written=pre.doc)
+    word = "met" if verdict.ok else "not met"
+    message = f"decision.require_rehearsal: {verdict.wanted.describe()}: {word}: {verdict.message}"
+    if not verdict.ok:
+        out.failures.append(message)
+    evidence = {**verdict.evidence(), "message": message}
+    state.steps.emit(ev.NOTE, "decision.require_rehearsal", action="rehearsal-required", **evidence)
+    return evidence
+
+
 def _stage(state: RunState, pre: Preconditions, offset: float, out: Checked) -> dict[str, Any]:
     rb = state.rb
     status = stage_status(pre.reader, runbook=rb.name, environment=state.environment, offset=offset,
@@ -92,4 +129,4 @@ def _stage(state: RunState, pre: Preconditions, offset: float, out: Checked) -> 
     return status.evidence()
 
 
-__all__ = ["Checked", "Preconditions", "check"]
+__all__ = ["Checked", "Preconditions", "check", "rehearsal_verdict", "wanted_rehearsal"]

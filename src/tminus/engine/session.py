@@ -70,6 +70,7 @@ class Session:
         policy: Policy | None = None,
     ) -> None:
         self.doc = render_durations(doc, opts)  # once, at the start: vars are known (RunbookError: 78)
+        self.loaded = doc  # as written: what a rehearsal's procedure hash was taken of
         self.ledger = ledger
         self.opts = opts
         self.subscribers = subscribers or []
@@ -91,8 +92,10 @@ class Session:
 
     # --- public operations ------------------------------------------------------------------
 
-    def run(self, *, gates_only: bool = False) -> RunResult:
-        self.run_id = new_run_id()
+    def run(self, *, gates_only: bool = False, run_id: str | None = None) -> RunResult:
+        # `run_id`: chosen by a caller that must know it before the run exists (a rehearsal's kill
+        # cycle runs this in a child process it SIGKILLs); a new id otherwise
+        self.run_id = run_id or new_run_id()
         if gates_only:  # gates change nothing: no lease needed, re-runnable at any time
             self._create_run("gate")
             return self._drive(Prior(), lambda r: r.run(gates_only=True), started=ev.RUN_STARTED,
@@ -165,9 +168,9 @@ class Session:
     def resume(self, run: RunRecord, *, choice: str | None = None, reason: str | None = None) -> RunResult:
         """Continue an interrupted run. `choice` answers for an interrupted non-idempotent step; one
         whose process group still runs is waited for and adopted unless the operator chose otherwise."""
+        refuse_to_reverse(run, "resumed")
         if run.status not in RESUMABLE:
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only {', '.join(RESUMABLE)} runs resume")
-        _refuse_a_kill_switch(run, "resumed")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -221,10 +224,10 @@ class Session:
         """Undo a completed run, or one that stopped before it ended (interrupted, crashed, waiting
         for an operator, inside its monitor window, its rollback failed): the same undo path an
         automatic rollback takes. A run still held by a live process is refused by its lease."""
+        refuse_to_reverse(run, "rolled back")
         if run.status not in ("completed", *RESUMABLE):
             raise ResumeRefused(f"run {run.id} ended as '{run.status}'; only a completed run or one that has "
                                 f"not ended ({', '.join(RESUMABLE)}) can be rolled back")
-        _refuse_a_kill_switch(run, "rolled back")
         self.run_id = run.id
         self._refuse_an_unready_shell()
         history = _history(self.ledger, run.id)
@@ -369,7 +372,7 @@ class Session:
 
         self.stop.attach(record)
         pre = Preconditions(self.ledger, cutover=self.opts.at, stage=self.opts.stage,
-                            started=steps.started_at or time.time())
+                            started=steps.started_at or time.time(), doc=self.loaded)
         runner = Runner(steps, self.opts.environment, prior, policy=self._policy(steps), preconditions=pre)
         runner.policy.start(self.stop)  # the session's policy, the deadlines and the runbook's guards
         with signals_stop(self.stop):
@@ -403,11 +406,17 @@ class Session:
         return StopRequest(INTERRUPT, LEASE_BROKEN, "lease")
 
 
-def _refuse_a_kill_switch(run: RunRecord, what: str) -> None:
-    """A kill switch is run again, never resumed or reversed: its steps restore the old path."""
+def refuse_to_reverse(run: RunRecord, what: str) -> None:
+    """What is never resumed nor rolled back, by its kind (the CLI asks first, before loading anything).
+    A kill switch is run again, never resumed or reversed: its steps restore the old path. A
+    rehearsal record neither: it changed nothing itself (each cycle's run was rolled back by it)."""
     if run.kind == "kill_switch":
         raise ResumeRefused(f"run {run.id} is a kill switch; it is not {what}: run `tminus kill-switch` again "
                             "(the old path), or `tminus run` a release (the new one)")
+    if run.kind == "rehearsal":
+        raise ResumeRefused(f"{run.id} is a rehearsal record, not a run; it is not {what}: it changed nothing "
+                            "itself and each of its cycles was rolled back by the rehearsal. Rehearse again "
+                            f"(`tminus rehearse`), or give a cycle's run id (`tminus show {run.id}` lists them)")
 
 
 def release_facts(text: str, templater: Any) -> dict[str, Any]:

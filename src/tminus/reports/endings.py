@@ -20,7 +20,8 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
         x.causes.append(Cause("manifest", f"The environment manifest is not met: {note.message}.",
                               "the environment manifest", note.at))
     # what the ledger had to hold (engine/preconditions.py): a requirement not met, a required stage not passed
-    unmet = [n for n in r.view.notes_for("requirement") if n.data.get("ok") is False]
+    unmet = [n for action in ("requirement", "rehearsal-required") for n in r.view.notes_for(action)
+             if n.data.get("ok") is False]
     stages = [n for n in r.view.notes_for("stage") if n.data.get("required") and n.data.get("status") != "passed"]
     x.causes += [Cause("requires", f"{n.message}.", "a requirement", n.at) for n in unmet]
     x.causes += [Cause("stage", f"{n.message}.", "a stage", n.at) for n in stages]
@@ -42,6 +43,11 @@ def _blocked(x: Explanation, r: Run, run: Any) -> None:
                             f"--stage {n.data.get('stage')}`.")
     for n in unmet:
         wanted = n.data.get("wanted") or {}
+        if n.action == "rehearsal-required":  # decision.require_rehearsal: a rehearsal, not a run
+            x.next_steps.append(f"Rehearse it first: `tminus rehearse {run.runbook_path} -e "
+                                f"{wanted.get('environment')}` (`tminus rehearsals {wanted.get('runbook')}` lists "
+                                "the rehearsals).")
+            continue
         x.next_steps.append(f"Run what is required first: {wanted.get('runbook')} in {wanted.get('environment')} "
                             f"(`tminus history --runbook {wanted.get('runbook')}` shows its runs).")
     first = "Fix what the failing checks name, then run" if failed else "Then run"

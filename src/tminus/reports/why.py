@@ -36,11 +36,38 @@ def explain(run: Any, events: Iterable[Any] | RunView) -> Explanation:
     x.notes = run_notes(r) + refused_stops(r)
     x.deadlines, x.deadline_lines = deadlines.rows(view), deadlines.lines(view)
     handler = ENDINGS.get(run.status)
-    if handler is None:
+    if run.kind == "rehearsal":  # a record of cycles, not a run of phases
+        rehearsal_ending(x, view, run)
+    elif handler is None:
         x.summary = f"Run {run.id} ended as {run.status}: {run.reason or 'no reason was recorded'}."
     else:
         handler(x, r, run)
     return x
 
 
-__all__ = ["Cause", "Explanation", "explain"]
+def rehearsal_ending(x: Explanation, view: RunView, run: Any) -> None:
+    """A rehearsal record: its verdict, each cycle that was not ok as a cause, the report's command."""
+    from tminus.reports.rehearsal import cycle_label, seconds, verdict
+
+    r = view.rehearsal
+    cycles = r.cycles if r is not None else []
+    ok = [c for c in cycles if c.ok]
+    rto = r.max_rto() if r is not None else None
+    x.summary = (f"Rehearsal {run.id} {verdict(run)}: {len(ok)} of {len(cycles)} cycle(s) ok, "
+                 f"max RTO {seconds(rto)}.")
+    for c in cycles:
+        where = cycle_label(c.data, c)
+        if c.ok:
+            x.progress.append(f"cycle {c.index + 1} ({where}, {c.fault}): ok, RTO {seconds(c.rto_s)}")
+        else:
+            problems = "; ".join(c.problems) or f"its run ended {c.status}"
+            x.causes.append(Cause("rehearsal", f"Cycle {c.index + 1} ({where}, {c.fault}) failed: {problems}.",
+                                  f"cycle {c.index + 1} failed", details=list(c.differences),
+                                  data={"cycle": c.index, "run_id": c.run_id}))
+    if verdict(run) == "unfinished":
+        x.next_steps.append("the rehearsal did not record its end (its process died, or it still runs: "
+                            "`tminus status` tells which); a rehearsal is not resumed: rehearse again")
+    x.next_steps.append(f"`tminus show {run.id}` gives the rehearsal report, each cycle with its run id")
+
+
+__all__ = ["Cause", "Explanation", "explain", "rehearsal_ending"]

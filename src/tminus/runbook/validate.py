@@ -231,6 +231,26 @@ class _Validator:
         if self.rb.require_stages and not any(g.stage for g in self.rb.gates):
             self.add("require_stages: true, but no gate has a stage", ("require_stages",),
                      "give the gates to run before the day a `stage: T-48h`, or remove require_stages")
+        self._require_rehearsal()
+
+    def _require_rehearsal(self) -> None:
+        """decision.require_rehearsal names environments: declared ones (when any is), and the one it is
+        rehearsed in is not one that requires it (it could never be rehearsed)."""
+        req = self.rb.decision.require_rehearsal
+        if req is None:
+            return
+        base = ("decision", "require_rehearsal")
+        declared = list(self.rb.environments)
+        named = [(req.environment, (*base, "environment")),
+                 *((name, (*base, "enforced_in", i)) for i, name in enumerate(req.enforced_in))]
+        for name, path in named if declared else []:
+            if name not in declared:
+                hint = closest(name, declared) or f"the environments are {', '.join(declared)}"
+                self.add(f"environment '{name}' is not declared under environments:", path, hint)
+        if req.environment in req.enforced_in:
+            self.add(f"enforced_in names '{req.environment}', where the rehearsals run: a run there could never "
+                     "be rehearsed first", (*base, "enforced_in", req.enforced_in.index(req.environment)),
+                     f"remove '{req.environment}' from enforced_in (it is never required where it is rehearsed)")
 
     # --- templates and expectations ----------------------------------------------------------
 

@@ -48,8 +48,9 @@ class RehearsalRecord:
                    operator=self.operator, host=socket.gethostname(), pid=os.getpid(),
                    content_hash=doc.content_hash, action=KIND)
         self._writer.set_status("running")
-        self._emit(ev.REHEARSAL_STARTED, rehearsal=self.run_id, runbook=doc.runbook.name,
-                   environment=self.environment, content_hash=doc.content_hash, **plan)
+        self._emit(ev.REHEARSAL_STARTED, **{"rehearsal": self.run_id, "runbook": doc.runbook.name,
+                                             "environment": self.environment, "content_hash": doc.content_hash,
+                                             **plan})
 
     def cycle(self, figures: dict[str, Any]) -> None:
         """One cycle measured: index, at, phase_index, fault, rehearsed_as, run_id, status, exit_code,
