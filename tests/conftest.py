@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +36,18 @@ def pg_url() -> Iterator[str]:
     finally:
         with _pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A fresh folder with a short path, removed afterwards. A unix socket's path holds at most 107
+    bytes, and under pytest-xdist tmp_path (/tmp/pytest-of-root/pytest-N/popen-gwK/<test name>0/) leaves
+    too few for a copy of an example whose nginx puts a socket beside its include (blue-green)."""
+    folder = Path(tempfile.mkdtemp(prefix="tm-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -67,11 +82,23 @@ def pytest_configure(config: pytest.Config) -> None:
     _SWEEP["size"] = config.getoption("--crash-sweep") or os.environ.get("TMINUS_SWEEP") or "default"
 
 
+def _slow_first(item: pytest.Item) -> int:
+    """The order tests are handed to pytest-xdist workers: the longest first (the crash sweep, then the
+    CLI-driven e2e tests, then integration), unit tests last to fill the gaps, so no worker is left
+    with one long test at the end while the others idle."""
+    if item.get_closest_marker("crash_sweep"):
+        return 0
+    path = item.path.as_posix()
+    return 1 if "/tests/e2e/" in path else 2 if "/tests/integration/" in path else 3
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     budget = 7200 if _SWEEP["size"] == "full" else 600
     for item in items:
         if item.get_closest_marker("crash_sweep"):
             item.add_marker(pytest.mark.timeout(budget))
+    if hasattr(config, "workerinput"):  # every worker sorts the same way (a stable sort): same collection
+        items.sort(key=_slow_first)
 
 
 @pytest.fixture
@@ -79,7 +106,24 @@ def crash_sweep() -> dict:
     return _SWEEP
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Gather each crash-sweep family's counts from its test's report: in this process when tests run
+    here, in the pytest-xdist controller when they run in workers (a report carries user_properties)."""
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "crash_sweep":  # a family's shards add up
+            shard = dict(value)
+            family = _SWEEP["families"].setdefault(shard.pop("family"), {
+                "trials": 0, "violations": [], "operator_chose": 0, "seconds": 0.0, "undo_rerun": 0})
+            for key, count in shard.items():
+                family[key] = family[key] + count
+            family["seconds"] = round(family["seconds"], 1)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller prints and writes it
+        return
     families = _SWEEP["families"]
     if not families:
         return

@@ -45,12 +45,20 @@ def _points(tmp_path: Path, family: str, full: bool) -> list[Point]:
     return points
 
 
-@pytest.mark.parametrize("family", ["fails", "mid-step", "completes", "rollback"])
-def test_crash_sweep(tmp_path: Path, family: str, crash_sweep: dict) -> None:
+# A family's points are split into shards, each its own test: every trial is independent (its own
+# folder and ledger), and under pytest-xdist the shards run at the same time instead of one test of
+# ~9 minutes holding a worker. The summary adds a family's shards back up (tests/conftest.py).
+SHARDS = {"fails": 4, "mid-step": 1, "completes": 1, "rollback": 2}
+
+
+@pytest.mark.parametrize(("family", "shard"), [(f, k) for f, n in SHARDS.items() for k in range(n)],
+                         ids=lambda v: v if isinstance(v, str) else f"shard{v}")
+def test_crash_sweep(tmp_path: Path, family: str, shard: int, crash_sweep: dict, record_property) -> None:
     full = crash_sweep["size"] == "full"
     (tmp_path / "reference").mkdir()
     started = time.monotonic()
-    points = _points(tmp_path, family, full)
+    points = _points(tmp_path, family, full)[shard::SHARDS[family]]
+    assert points, f"{family} shard {shard}: no points"
     trials, chose = [], 0
     for n, point in enumerate(points):
         directory = tmp_path / f"t{n}"
@@ -59,9 +67,11 @@ def test_crash_sweep(tmp_path: Path, family: str, crash_sweep: dict) -> None:
         trials.append(trial)
         chose += bool(trial.chose)
     violations = [v for trial in trials for v in trial.violations]
-    crash_sweep["families"][family] = {"trials": len(trials), "violations": violations,
-                                       "operator_chose": chose, "seconds": round(time.monotonic() - started, 1),
-                                       "undo_rerun": sum(bool(t.undone_twice) for t in trials)}
+    # Through the test's report, not a shared dict: under pytest-xdist the test runs in a worker and
+    # the summary is printed by the controller (tests/conftest.py gathers it from the reports).
+    record_property("crash_sweep", {"family": family, "trials": len(trials), "violations": violations,
+                                    "operator_chose": chose, "seconds": round(time.monotonic() - started, 1),
+                                    "undo_rerun": sum(bool(t.undone_twice) for t in trials)})
     assert not violations, f"{len(violations)} violation(s) in {len(trials)} trials:\n" + "\n".join(violations)
 
 

@@ -240,8 +240,11 @@ def test_a_crash_does_not_restart_the_clock(tmp_path: Path) -> None:
         return datetime.fromisoformat(at[name]).timestamp()
     from_start = t("deadline.exceeded") - t("section.started")
     # raised 4s after the phase first started; a clock restarted by the resume would say 4s after it
-    assert 4.0 <= from_start < 4.0 + (t("run.resumed") - t("section.started")), from_start
-    assert from_start < 5.5
+    resumed_at = t("run.resumed") - t("section.started")
+    assert 4.0 <= from_start < 4.0 + resumed_at, from_start
+    # and raised at once: at the deadline, or as soon as the resumed run was back if that was later
+    # (on a busy machine the crashed run's exit and the resume's start-up can take longer than 4 s)
+    assert from_start < max(4.0, resumed_at) + 1.5, (from_start, resumed_at)
     assert lines(tmp_path / "log") == ["second", "undo"]
 
 

@@ -290,8 +290,8 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     assert codes["ledger verify"] == 0
 
 
-def test_blue_green_page_runs(tmp_path: Path) -> None:
-    box = _run_page("docs/examples/blue-green.md", tmp_path)
+def test_blue_green_page_runs(short_path: Path) -> None:
+    box = _run_page("docs/examples/blue-green.md", short_path)  # nginx's socket path: short (conftest.py)
     codes = [(c.words[1:3], p.returncode) for c, p in box.results if c.tminus_args is not None]
     assert [code for words, code in codes if words[0] in ("run", "kill-switch")] == [0, Exit.ROLLED_BACK, 0], codes
     # The page's sample of v3's failure: the position and the proof's words are what tminus prints.

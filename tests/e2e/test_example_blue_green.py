@@ -131,12 +131,12 @@ class Load:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, short_path: Path) -> Iterator[Stack]:
     if not os.access(NGINX, os.X_OK):
         pytest.skip(f"{NGINX} is not installed (.ci/run installs it)")
     if not GUNICORN.exists():
         pytest.skip(f"{GUNICORN} is not installed (the dev extras: scripts/bootstrap.sh)")
-    root = tmp_path / "blue-green"
+    root = short_path / "blue-green"  # nginx's socket beside routing.conf: a short path (conftest.py)
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("state", "__pycache__"))
     state = root / "state"
     ports = {"blue": _free_port(), "green": _free_port()}

@@ -66,19 +66,33 @@ def _all_databases(prefix: str = "") -> set[str]:
                                            (prefix + "%",))}
 
 
-_existing: set[str] = set()
+_scratch: list[str] = []
 
 
 @pytest.fixture(autouse=True)
-def _remember_databases() -> None:
-    """Scratch databases are judged per test: the server is shared with other work."""
-    _existing.clear()
-    _existing.update(_all_databases())
+def _record_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scratch databases are judged per test, by the names this test's backups and restores made (the
+    real pgtools.create_scratch, recorded): the server is shared with other work, and other test
+    processes (pytest-xdist workers) make `tminus_restore_*` databases of their own at the same time."""
+    _scratch.clear()
+    create = pgtools.create_scratch
+
+    def recording(target: pgtools.PgTarget, prefix: str) -> str:
+        name = create(target, prefix)
+        _scratch.append(name)
+        return name
+
+    monkeypatch.setattr(pgtools, "create_scratch", recording)
 
 
 def pg_databases(prefix: str) -> list[str]:
-    """Databases with this prefix that appeared during the current test and are still there."""
-    return sorted(_all_databases(prefix) - _existing)
+    """Scratch databases with this prefix that the current test made and are still there."""
+    return sorted(set(_scratch) & _all_databases(prefix))
+
+
+def pg_old_databases(target: str) -> list[str]:
+    """`<target>_old_*` databases still there (the target's name is unique to the test)."""
+    return sorted(_all_databases(target[:30] + "_old_"))
 
 
 def test_backup_destroy_restore_roundtrip(db: Db, tmp_path: Path) -> None:
@@ -97,9 +111,9 @@ def test_backup_destroy_restore_roundtrip(db: Db, tmp_path: Path) -> None:
     assert restored.restored and restored.seconds >= 0
     assert fingerprint(db.url) == before
     if db.kind == "postgresql":
-        assert not pg_databases("tminus_restore_")
-        name = pgtools.pg_target(db.url).database
-        assert not pg_databases(name[:30] + "_old_")
+        assert [n for n in _scratch if n.startswith("tminus_restore_")]  # the restore made one, and
+        assert not pg_databases("tminus_restore_")  # dropped it (renamed to the target)
+        assert not pg_old_databases(pgtools.pg_target(db.url).database)
 
 
 def test_sha256_file_matches_sha256sum(db: Db, tmp_path: Path) -> None:
@@ -196,6 +210,7 @@ def test_drill_records_restore_time_and_drops_scratch(db: Db, tmp_path: Path) ->
     assert result.drill_seconds is not None and result.drill_seconds > 0
     assert result.verified
     if db.kind == "postgresql":
+        assert [n for n in _scratch if n.startswith("tminus_drill_")]  # the drill restored into one
         assert not pg_databases("tminus_drill_")
 
 

@@ -1,6 +1,8 @@
 """The monitoring window end to end: a real `tminus run` probes a stand-in service on loopback whose
 answers the test scripts, and the ledger shows each rule firing at exactly the probe its semantics
-say. Exact probe positions come from scripted answers, so the assertions do not depend on timing."""
+say. Exact probe positions come from scripted answers, so the assertions do not depend on timing; a
+window that must see a whole script (several probes at 100ms) lasts seconds, not the script's 0.6 s,
+so a busy machine (tests run in parallel) that delays probes cannot end it before the script is played."""
 
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ def test_for_fires_once_the_breach_has_held_and_a_good_probe_resets(tmp_path: Pa
 
 
 def test_no_data_held_never_fires_but_errors_count_as_breaches(tmp_path: Path) -> None:
-    held = SATURATION.replace("duration: 20s", "duration: 800ms").format(
+    held = SATURATION.replace("duration: 20s", "duration: 3s").format(
         policy="on_no_data: hold\n      on_error: breach")
     with standin() as (_svc, base):
         runbook(tmp_path, base, held)
@@ -151,7 +153,7 @@ def test_no_data_held_never_fires_but_errors_count_as_breaches(tmp_path: Path) -
 
 
 def test_errors_ignored_when_the_rule_says_so(tmp_path: Path) -> None:
-    ignored = SATURATION.replace("duration: 20s", "duration: 700ms").format(policy="on_error: ignore")
+    ignored = SATURATION.replace("duration: 20s", "duration: 3s").format(policy="on_error: ignore")
     with standin() as (_svc, base):
         runbook(tmp_path, base, ignored)
         script(base, sat(0.95, 0.95, "close", 0.95, 0.5))
@@ -210,7 +212,7 @@ def test_on_error_ignore_still_applies_to_a_refused_connection(tmp_path: Path) -
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    runbook(tmp_path, "unused", STATUS.format(duration="500ms", url=f"http://127.0.0.1:{port}/health"))
+    runbook(tmp_path, "unused", STATUS.format(duration="2s", url=f"http://127.0.0.1:{port}/health"))
     code, result = run_json("run", "runbook.yaml", cwd=tmp_path)
     assert code == 0, result  # every probe failed to observe, and the rule ignores errors
     seen = samples(tmp_path, result["run_id"])
@@ -308,7 +310,7 @@ def test_the_ratio_baseline_uses_only_samples_from_before_the_cutover(tmp_path: 
 
 PAUSE = """
 monitor:
-  duration: 1s
+  duration: 3s
   interval: 100ms
   probes:
     - name: health

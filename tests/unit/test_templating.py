@@ -376,10 +376,12 @@ def test_bombs_fail_fast_with_a_clear_message(text: str, message: str) -> None:
     import re
     import time
 
-    start = time.monotonic()
+    # CPU time of this thread (the render runs in it), not the wall clock: the claim is that a bomb is
+    # stopped before it does real work, and a busy machine (parallel tests) stretches the wall clock.
+    start = time.thread_time()
     with pytest.raises(TemplateError) as info:
         templater().render(text)
-    assert time.monotonic() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert re.search(message if "|" in message else re.escape(message), str(info.value))
 
 
@@ -439,11 +441,11 @@ def test_random_combinations_of_amplifiers_stay_within_the_limits() -> None:
             expr = rng.choice(wrappers).format(expr)
         loop = rng.random() < 0.3
         text = f"{{% for i in range(99) %}}{{{{ {expr} }}}}{{% endfor %}}" if loop else f"{{{{ {expr} }}}}"
-        start = time.monotonic()
+        start = time.thread_time()  # CPU time, as above
         try:
             out = t.render(text)
         except TemplateError:
             pass
         else:
             assert len(out) <= MAX_SIZE, text
-        assert time.monotonic() - start < 1.5, text
+        assert time.thread_time() - start < 1.5, text
