@@ -155,7 +155,11 @@ def main() -> int:
         print(f"{project}  {'Up' if alive(STATE / f'{project}.pid') else 'Exited'}")
         return 0
     if command == "proxy-switch":
-        (STATE / "upstream").write_text(arg("--to"))
+        # Atomic, as NGINX's reload is: written beside and renamed over, so a request in flight reads
+        # the old upstream or the new one, never a half-written file (that was a 502 during the flip).
+        staged = STATE / "upstream.new"
+        staged.write_text(arg("--to"))
+        os.replace(staged, STATE / "upstream")
         print(f"proxy upstream -> 127.0.0.1:{arg('--to')}")
         return 0
     if command == "writes":
