@@ -10,18 +10,17 @@ defence behind the writer, which records URLs masked already.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from tminus.durations import format_duration
 from tminus.projection.model import RehearsalCycle, RehearsalView
+from tminus.templating.masking import hide_url_passwords
 
 HASH_PREFIX = 12  # characters of a procedure hash shown (the JSON has the whole hash)
 VERDICTS = {"completed": "passed", "failed": "failed"}  # the record's status -> the rehearsal's verdict
 FAULT_WORDS = {"monitor": "monitor window", "roll_forward": "full run, then rolled back",
                "kill_switch": "kill switch"}
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # scheme://user:password@ -> scheme://user:***@
 
 
 def verdict(record: Any) -> str:
@@ -32,7 +31,7 @@ def verdict(record: Any) -> str:
 def scrub(value: Any) -> Any:
     """`value` with any URL password replaced by ***, in every string it holds."""
     if isinstance(value, str):
-        return _PASSWORD.sub(r"\1***@", value)
+        return hide_url_passwords(value)
     if isinstance(value, dict):
         return {k: scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

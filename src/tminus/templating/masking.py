@@ -160,4 +160,14 @@ class Masker:
         return obj
 
 
-__all__ = ["MASK", "MIN_BASE64_FRAGMENT", "MIN_SECRET_LENGTH", "Masker", "base64_forms", "text_forms"]
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # scheme://user:password@
+
+
+def hide_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it (scheme://user:password@) replaced by ***: for
+    messages that quote a URL a driver or a database wrote back, which no Masker knows as a secret."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+__all__ = ["MASK", "MIN_BASE64_FRAGMENT", "MIN_SECRET_LENGTH", "Masker", "base64_forms", "hide_url_passwords",
+           "text_forms"]

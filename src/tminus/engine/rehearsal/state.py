@@ -9,7 +9,6 @@ difference as text ("column notes.extra is new (not in the earlier fingerprint)"
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +16,7 @@ from typing import Any
 from tminus.engine.context import Options, build_templater
 from tminus.errors import TemplateError, TminusError
 from tminus.runbook.document import RunbookDocument
-
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # scheme://user:password@ in a message
+from tminus.templating.masking import hide_url_passwords
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def sources(doc: RunbookDocument, opts: Options) -> Sources:
             out.notes.append(f"{step.key}: its url or tables are known only during the run, not fingerprinted ({exc})")
             continue
         except TminusError as exc:  # not a database URL tminus can fingerprint
-            out.notes.append(f"{step.key}: not fingerprinted: {_scrub(str(exc))}")
+            out.notes.append(f"{step.key}: not fingerprinted: {hide_url_passwords(str(exc))}")
             continue
         include = bool(step.fingerprint.include_tminus) if step.fingerprint is not None else False
         if (resolved, tables, include) in seen:
@@ -79,10 +77,6 @@ def sources(doc: RunbookDocument, opts: Options) -> Sources:
         out.found.append(Source(step.key, resolved, templater.masker.mask(pgtools.mask_url(url)), tables, include,
                                 origin))
     return out
-
-
-def _scrub(text: str) -> str:
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 def take(found: list[Source], base_dir: Any) -> Snapshot:
@@ -95,7 +89,7 @@ def take(found: list[Source], base_dir: Any) -> Snapshot:
             snap.prints[source.name] = fingerprint(source.url, list(source.tables) if source.tables else None,
                                                    base_dir=base_dir, include_tminus=source.include_tminus)
         except TminusError as exc:
-            snap.errors.append(f"{source.name} ({source.masked}): {_scrub(str(exc))}")
+            snap.errors.append(f"{source.name} ({source.masked}): {hide_url_passwords(str(exc))}")
     snap.seconds = time.monotonic() - began
     return snap
 
