@@ -5,6 +5,8 @@
 #
 #   bash scripts/example_reports.sh                 (every example with a demo)
 #   bash scripts/example_reports.sh quickstart      (one)
+#   bash scripts/example_reports.sh wild            (the five runbooks in the wild, which have no demo:
+#                                                    their end-to-end tests make the runs)
 #
 # Needs what the demos need (nginx, PostgreSQL on 127.0.0.1:5432); run after scripts/bootstrap.sh.
 # The reports show this machine's paths, host name and times: they are samples of what a report
@@ -13,38 +15,57 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TMINUS="$root/.venv/bin/tminus"
 examples=("$@")
-[[ ${#examples[@]} -gt 0 ]] || examples=(quickstart blue-green dashboard-gates metrics-subsystem)
+[[ ${#examples[@]} -gt 0 ]] || examples=(quickstart blue-green dashboard-gates metrics-subsystem wild)
 
-for name in "${examples[@]}"; do
-  demo="$root/examples/$name/demo.sh"
-  [[ -f "$demo" ]] || { echo "no demo for $name ($demo)" >&2; exit 2; }
-  work="$(mktemp -d)"
-  ledger="sqlite:///$work/ledger.db"
-  echo "==> $name: running its demo (log: $work/demo.log)"
-  TMINUS_LEDGER="$ledger" bash "$demo" >"$work/demo.log" 2>&1 || {
-    tail -20 "$work/demo.log" >&2; echo "the $name demo failed" >&2; exit 1; }
-  out="$root/docs/examples/reports/$name"
+# render OUT LEDGER_URL...: every run of the ledgers (not a rehearsal's), each ledger's oldest first, as
+# OUT/N-STATUS.{md,html}
+render() {
+  local out="$1" n=0
+  shift
   rm -rf "$out" && mkdir -p "$out"
-  n=0
-  # oldest first: the order the demo tells its story in
-  while read -r run_id status; do
+  while read -r ledger run_id status; do
     n=$((n + 1))
     base="$out/$n-$status"
     "$TMINUS" report "$run_id" --ledger "$ledger" -o "$base.md"
     "$TMINUS" report "$run_id" --ledger "$ledger" -o "$base.html"
-    echo "    $base.{md,html}"
-  done < <("$root/.venv/bin/python" - "$ledger" <<'PY'
+    echo "    ${base#"$root"/}.{md,html}"
+  done < <("$root/.venv/bin/python" - "$@" <<'PY'
 import sys
 from tminus.ledger import open_reader
 from tminus.projection import project
 
-with open_reader(sys.argv[1]) as reader:
-    for run in reversed(reader.list_runs(limit=100)):
-        started = project(reader.events(run.id)).started
-        if run.kind == "rehearsal" or (started and "rehearsal" in started.data):
-            continue  # a rehearsal's cycles have a report of their own: `tminus show REHEARSAL_ID`
-        print(run.id, run.status)
+for url in sys.argv[1:]:
+    with open_reader(url) as reader:
+        for run in reversed(reader.list_runs(limit=100)):
+            started = project(reader.events(run.id)).started
+            if run.kind == "rehearsal" or (started and "rehearsal" in started.data):
+                continue  # a rehearsal's cycles have a report of their own: `tminus show REHEARSAL_ID`
+            print(url, run.id, run.status)
 PY
 )
+}
+
+for name in "${examples[@]}"; do
+  work="$(mktemp -d)"
+  if [[ "$name" == wild ]]; then
+    echo "==> runbooks in the wild: their end-to-end tests (log: $work/pytest.log)"
+    (cd "$root" && .venv/bin/python -m pytest -q -n 0 tests/e2e/test_examples_wild.py \
+       --basetemp="$work/pt" >"$work/pytest.log" 2>&1) || {
+      tail -20 "$work/pytest.log" >&2; echo "the wild examples' tests failed" >&2; exit 1; }
+    for seed in 000-mes-dashboard 001-migration-gates-spec 002-mge-v2-migration 003-recall-api-cutover \
+                004-metrics-subsystem; do
+      # every copy of the example a test ran in (one per test), in the tests' order
+      mapfile -t dbs < <(find "$work/pt" -path "*/$seed/.tminus/ledger.db" | sort)
+      render "$root/docs/examples/reports/wild-${seed%%-*}" "${dbs[@]/#/sqlite:///}"
+    done
+  else
+    demo="$root/examples/$name/demo.sh"
+    [[ -f "$demo" ]] || { echo "no demo for $name ($demo)" >&2; exit 2; }
+    ledger="sqlite:///$work/ledger.db"
+    echo "==> $name: running its demo (log: $work/demo.log)"
+    TMINUS_LEDGER="$ledger" bash "$demo" >"$work/demo.log" 2>&1 || {
+      tail -20 "$work/demo.log" >&2; echo "the $name demo failed" >&2; exit 1; }
+    render "$root/docs/examples/reports/$name" "$ledger"
+  fi
   rm -rf "$work"
 done
