@@ -114,6 +114,8 @@ def test_completed_has_no_failure(junit: Render) -> None:
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("10", "0", "0")
     token = _case(_suites(junit("completed"))["phase: prepare"], "print the token")
     assert token.findtext("system-out") == "token=***"  # masked in the ledger, masked here
+    manual = _case(_suites(junit("completed"))["phase: deploy"], "operator confirms")
+    assert (manual.findtext("system-out") or "").startswith("approved by tester (--yes) at T+")
 
 
 def test_rolled_back_verify_failure_says_expected_and_actual(junit: Render) -> None:

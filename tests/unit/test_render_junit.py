@@ -13,7 +13,7 @@ import xmlschema
 
 from tminus.reports.render_junit import clean, render_junit
 from tminus.reports.report_monitor import MonitorReport, Point, RuleChart
-from tminus.reports.run_report import ChainVerdict, Expectation, RunReport, SectionReport, StepReport
+from tminus.reports.run_report import ApprovalReport, ChainVerdict, Expectation, RunReport, SectionReport, StepReport
 
 SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parents[1] / "fixtures" / "junit" / "junit-10.xsd"))
 
@@ -115,11 +115,13 @@ def test_resumed_steps_keep_unique_names_and_times_are_never_negative() -> None:
     root = _render(_report([
         _section("gates", "gates", [gate], start=-3.0, end=-4.0),
         _section("phase:p", "phase", [_step("a", "interrupted")], name="p"),
-        _section("phase:p", "phase", [_step("a", "ok", execution=2)], name="p"),
+        _section("phase:p", "phase", [_step("a", "ok", execution=2), _step("b", "ok", name="a")], name="p"),
     ]))
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["gates", "phase: p", "run"]
-    assert [c.get("name") for c in suites[1].findall("testcase")] == ["a", "a (execution 2)"]
+    # CI systems merge cases of one name: a resumed step and a namesake step stay apart
+    assert [c.get("name") for c in suites[1].findall("testcase")] == [
+        "a [a] (execution 1)", "a [a] (execution 2)", "a [b]"]
     assert suites[0].get("time") == "0.000" and _cases(root)["g"].get("time") == "0.000"
     assert _cases(root)["g"].get("classname") == "demo.gates.ready"
 
@@ -131,6 +133,17 @@ def test_properties_carry_the_run_and_the_chain() -> None:
     assert props["chain"] == "broken: event 3: hash mismatch"
     assert (props["release"], props["environment"], props["operator"]) == ("v2", "prod", "ann")
     assert props["section"] == "verify" and "budget" not in props  # no None values
+
+
+def test_approvals_are_the_evidence_of_their_step_and_the_decision() -> None:
+    manual = _step("m", "ok", kind="manual", section="verify", section_kind="verify")
+    approvals = [ApprovalReport("m", "ok?", -1.5, -0.25, True, "bob", "cli", "looks fine"),
+                 ApprovalReport("decision", "go?", 3.0, None, None, None, None, None)]
+    root = _render(_report([_section("verify", "verify", [manual]), _section("decision", "decision", [])],
+                           approvals=approvals, decision={"verdict": "go", "lines": ["go (manual)"]}))
+    cases = _cases(root)
+    assert cases["m"].findtext("system-out") == "approved by bob (cli) at T-0.250s: looks fine"
+    assert cases["go/no-go"].findtext("system-out") == "approval asked at T+3.000s, never answered\ngo (manual)"
 
 
 @pytest.mark.parametrize(("raw", "kept"), [

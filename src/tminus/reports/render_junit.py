@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tminus.reports.report_monitor import RuleChart
-from tminus.reports.run_report import RunReport, SectionReport, StepReport
+from tminus.reports.run_report import ApprovalReport, RunReport, SectionReport, StepReport
 
 # XML 1.0's Char production, negated; a terminal's escape sequences go whole, not just their ESC
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -51,6 +51,8 @@ class Case:
     text: str = ""
     out: str = ""
     err: str = ""
+    key: str = ""  # the step's key, to tell apart two steps of one name
+    execution: int = 1
 
 
 @dataclass
@@ -143,7 +145,7 @@ def _suites(r: RunReport) -> list[Suite]:
             suite.props.update(_section_props(sec))
         if sec.kind == "decision":
             suite.cases.extend(_decision(r))
-        suite.cases.extend(_step(r.runbook, sid, s) for s in sec.steps)
+        suite.cases.extend(_step(r.runbook, sid, s, r.approvals) for s in sec.steps)
     if r.rollback is not None and "rollback" in by_id:
         by_id["rollback"].cases.extend(_not_run(r))
     if r.monitor is not None and r.monitor.rules:
@@ -179,9 +181,10 @@ def _classname(runbook: str, sid: str, step: StepReport) -> str:
     return ".".join(parts)
 
 
-def _step(runbook: str, sid: str, s: StepReport) -> Case:
-    case = Case(name=s.name or s.key, classname=_classname(runbook, sid, s), time=s.duration or 0.0)
-    case.out = _output(s, _OUT_KEYS)
+def _step(runbook: str, sid: str, s: StepReport, approvals: list[ApprovalReport]) -> Case:
+    case = Case(name=s.name or s.key, classname=_classname(runbook, sid, s), time=s.duration or 0.0,
+                key=s.key, execution=s.execution)
+    case.out = "\n".join(x for x in (*_answers(approvals, s.key), _output(s, _OUT_KEYS)) if x)
     case.err = _output(s, tuple(k for k in s.output if k not in _OUT_KEYS))
     if s.status in _ERRORS or (s.status == "failed" and s.stopped):
         how = f"stopped by {s.stopped}" if s.stopped else s.status
@@ -246,6 +249,7 @@ def _decision(r: RunReport) -> list[Case]:
         case.text = lines
     else:
         case.out = lines
+    case.out = "\n".join(x for x in (*_answers(r.approvals, "decision"), case.out) if x)
     return [case]
 
 
@@ -267,7 +271,7 @@ def _rule(runbook: str, rule: RuleChart) -> Case:
     after = [p for p in rule.points if at is not None and p.t > at][:READINGS_AROUND]
     case.outcome, case.type = "failure", "monitor rule fired"
     case.message = f"{rule.name} fired{forced}: {fired.get('reason') or ''}".rstrip(": ")
-    where = f" at T+{at:.3f}s" if isinstance(at, int | float) else ""
+    where = f" at {_tplus(at)}" if isinstance(at, int | float) else ""
     case.text = "\n".join([*about, f"fired{where}{forced}: {fired.get('reason') or ''}",
                            *([f"threshold: {rule.breach_when}"] if rule.breach_when else []),
                            "readings up to the firing:", *_readings(before),
@@ -276,7 +280,7 @@ def _rule(runbook: str, rule: RuleChart) -> Case:
 
 
 def _readings(points: Iterable[Any]) -> list[str]:
-    return [f"  T+{p.t:.3f}s {p.stage}: {p.text}" for p in points]
+    return [f"  {_tplus(p.t)} {p.stage}: {p.text}" for p in points]
 
 
 def _outcome(r: RunReport) -> Suite:
@@ -296,13 +300,41 @@ def _outcome(r: RunReport) -> Suite:
 
 
 def _unique_names(suites: list[Suite]) -> None:
-    """Two executions of one step in a suite (a retry after a resume) keep distinct names."""
+    """Two steps of one name in a suite get their keys; two executions of one step (a retry after a
+    resume) their execution numbers: CI systems merge cases of the same name."""
     for s in suites:
-        seen: dict[tuple[str, str], int] = {}
+        names: dict[tuple[str, str], list[Case]] = {}
         for c in s.cases:
-            n = seen[(c.classname, c.name)] = seen.get((c.classname, c.name), 0) + 1
-            if n > 1:
-                c.name = f"{c.name} (execution {n})"
+            names.setdefault((c.classname, c.name), []).append(c)
+        for same in names.values():
+            if len(same) < 2:
+                continue
+            keys = {c.key for c in same}
+            for c in same:
+                if len(keys) > 1 and c.key:
+                    c.name = f"{c.name} [{c.key}]"
+                if sum(1 for x in same if x.key == c.key) > 1:
+                    c.name = f"{c.name} (execution {c.execution})"
+
+
+def _answers(approvals: list[ApprovalReport], key: str) -> list[str]:
+    """Who answered the step's approval, and when: the evidence a manual step has."""
+    out = []
+    for a in approvals:
+        if a.key != key:
+            continue
+        if a.approved is None:
+            out.append(f"approval asked at {_tplus(a.requested)}, never answered")
+            continue
+        how = f" ({a.how})" if a.how else ""
+        reason = f": {a.reason}" if a.reason else ""
+        verdict = "approved" if a.approved else "refused"
+        out.append(f"{verdict} by {a.by or 'unknown'}{how} at {_tplus(a.answered)}{reason}")
+    return out
+
+
+def _tplus(t: float | None) -> str:
+    return "an unknown time" if t is None else f"T{t:+.3f}s"
 
 
 __all__ = ["clean", "render_junit"]
