@@ -111,9 +111,10 @@ def test_an_empty_run_and_a_no_go_still_validate() -> None:
 
 
 def test_resumed_steps_keep_unique_names_and_times_are_never_negative() -> None:
-    gate = _step("g", "ok", section="gate:ready", section_kind="gate", section_name="ready", duration=-0.5)
+    gate = _step("g", "ok", section="gate:ready", section_kind="gate", section_name="ready", duration=float("nan"))
     root = _render(_report([
-        _section("gates", "gates", [gate], start=-3.0, end=-4.0),
+        _section("gates", "gates", [gate, _step("h", "ok", section="gate:ready", section_kind="gate",
+                                                section_name="ready", duration=-0.5)], start=-3.0, end=-4.0),
         _section("phase:p", "phase", [_step("a", "interrupted")], name="p"),
         _section("phase:p", "phase", [_step("a", "ok", execution=2), _step("b", "ok", name="a")], name="p"),
     ]))
@@ -123,6 +124,7 @@ def test_resumed_steps_keep_unique_names_and_times_are_never_negative() -> None:
     assert [c.get("name") for c in suites[1].findall("testcase")] == [
         "a [a] (execution 1)", "a [a] (execution 2)", "a [b]"]
     assert suites[0].get("time") == "0.000" and _cases(root)["g"].get("time") == "0.000"
+    assert _cases(root)["h"].get("time") == "0.000"
     assert _cases(root)["g"].get("classname") == "demo.gates.ready"
 
 

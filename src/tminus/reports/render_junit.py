@@ -17,6 +17,7 @@ run renders the same bytes. The schema's root takes no `skipped` count: the suit
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -45,7 +46,7 @@ class Case:
     name: str
     classname: str
     time: float
-    outcome: str = "passed"  # passed | failure | error | skipped
+    outcome: str = "passed"  # passed, or the element it gets: failure | error | skipped
     message: str = ""
     type: str = ""
     text: str = ""
@@ -94,8 +95,7 @@ def render_junit(report: RunReport) -> str:
 def _case(parent: ET.Element, c: Case) -> None:
     el = ET.SubElement(parent, "testcase", _attrs(name=c.name, classname=c.classname, time=_secs(c.time)))
     if c.outcome != "passed":
-        tag = {"failure": "failure", "error": "error", "skipped": "skipped"}[c.outcome]
-        verdict = ET.SubElement(el, tag, _attrs(message=c.message, type=c.type or None))
+        verdict = ET.SubElement(el, c.outcome, _attrs(message=c.message, type=c.type or None))
         verdict.text = clean(c.text) or None
     for tag, text in (("system-out", c.out), ("system-err", c.err)):
         if text:
@@ -108,7 +108,7 @@ def _attrs(**values: Any) -> dict[str, str]:
 
 def _secs(t: float | None) -> str:
     """The schema's SUREFIRE_TIME: a plain non-negative number, at most 3 decimals."""
-    return f"{max(t or 0.0, 0.0):.3f}"
+    return f"{t:.3f}" if t is not None and math.isfinite(t) and t > 0 else "0.000"
 
 
 def _stamp(report: RunReport, start: float | None) -> str | None:
