@@ -415,3 +415,7 @@ _rehearsals.register(cli)
 from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
 
 _rehearse.register(cli)
+
+from tminus.cli import init as _init  # noqa: E402  (init)
+
+_init.register(cli)
