@@ -99,7 +99,9 @@ class RunAnnotations:
             location = self.where.get(key) or self.where.get(key.split(".undo[")[0]) or self.runbook
             what = "gate check" if str(d.get("section", "")).startswith("gate") else "step"
             title = f"tminus: {what} '{d.get('name')}' failed" + (f" [{event.step_key}]" if event.step_key else "")
-            self.emit(at("error", str(d.get("message") or "failed"), location, title))
+            message = str(d.get("message") or "failed")
+            message = message.removeprefix(f"{location}: ")  # the annotation stands at that place
+            self.emit(at("error", message, location, title))
         elif event.type == ev.RUN_FINISHED:
             status = str(d.get("status", "")).upper().replace("_", " ")
             reason = f": {d['reason']}" if d.get("reason") else ""
