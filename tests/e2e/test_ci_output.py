@@ -224,3 +224,44 @@ def test_a_long_step_name_is_never_broken_when_output_is_not_a_terminal(tmp_path
     show = tminus("show", json.loads(run.stdout)["run_id"], "--ledger", ledger, cwd=tmp_path, env=narrow)
     assert show.returncode == 0
     assert any(name in line for line in show.stdout.splitlines()), show.stdout
+
+
+def test_a_firing_monitor_rule_is_an_error_at_the_rule(tmp_path: Path) -> None:
+    with backends("live") as b:
+        b["live"].healthy = False  # fine for the phases, breaching once the window opens
+        write_runbook(tmp_path, f"""
+            version: 1
+            name: fires
+            phases:
+              - name: p
+                steps:
+                  - run: "touch marker"
+                    undo:
+                      - run: "rm marker"
+            monitor:
+              duration: 5s
+              interval: 100ms
+              probes:
+                - name: health
+                  http: "http://{b['live'].address}/healthz"
+              rules:
+                - name: down, really
+                  probe: health
+                  when: status >= 500
+                  consecutive: 2
+        """)
+        out = tminus("run", "runbook.yaml", "--ledger", f"sqlite:///{tmp_path / 'l.db'}", cwd=tmp_path,
+                     env=gha(tmp_path))
+    assert out.returncode == 11, out.stderr
+    found = commands(out.stdout)
+    assert found[0].startswith("::error file=runbook.yaml,line=16,col=7,"
+                               "title=tminus%3A monitor rule 'down%2C really' firing (action rollback)::"), found
+    assert found[-1].split("::")[2].startswith("ROLLED BACK (exit 11)")
+
+
+def test_an_invalid_runbook_given_to_run_is_annotated_on_stderr(tmp_path: Path) -> None:
+    write_runbook(tmp_path, BAD)
+    out = tminus("run", "runbook.yaml", "--json", cwd=tmp_path, env=gha(tmp_path))
+    assert out.returncode == 78 and out.stdout == ""
+    assert commands(out.stderr)[0] == ("::error file=runbook.yaml,line=3,col=1,title=tminus%3A nme"
+                                       "::unknown key 'nme'")

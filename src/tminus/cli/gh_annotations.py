@@ -78,9 +78,24 @@ def stream(as_json: bool) -> TextIO:
     return sys.stderr if as_json else sys.stdout
 
 
+ACTING = ("firing", "inconclusive")  # a rule's states that take its action
+
+
+def _rule_locations(doc: Any) -> dict[tuple[str, str], str]:
+    """(phase name or '' for the monitor, rule name) -> 'file:line:col' of the rule."""
+    rb, found = doc.runbook, {}
+    if rb.monitor is not None:
+        for i, rule in enumerate(rb.monitor.rules):
+            found[("", rule.name)] = str(doc.source.locate(("monitor", "rules", i)))
+    for p, phase in enumerate(rb.phases):
+        for i, rule in enumerate(phase.guard.rules if phase.guard is not None else []):
+            found[(phase.name, rule.name)] = str(doc.source.locate(("phases", p, "guard", "rules", i)))
+    return found
+
+
 class RunAnnotations:
-    """Subscriber: an `::error` at the runbook line of each failed step or gate check, and a
-    `::notice` with how the run ended."""
+    """Subscriber: an `::error` at the runbook line of each failed step or gate check and of each
+    monitor or guard rule that fires, and a `::notice` with how the run ended."""
 
     def __init__(self, doc: Any, out: TextIO) -> None:
         self.runbook = str(doc.path)
@@ -88,6 +103,7 @@ class RunAnnotations:
         # step key -> 'file:line:col': the runbook's own steps, and what each step.started says
         # (derived undo steps, e.g. a migrate's `undo[auto]`, are located at their step)
         self.where: dict[str, str] = {key: str(doc.locate(step)) for key, step in doc.step_by_key().items()}
+        self.rules = _rule_locations(doc)
         self.lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
@@ -102,6 +118,13 @@ class RunAnnotations:
             message = str(d.get("message") or "failed")
             message = message.removeprefix(f"{location}: ")  # the annotation stands at that place
             self.emit(at("error", message, location, title))
+        elif event.type in (ev.MONITOR_TRANSITION, ev.GUARD_TRANSITION) and d.get("to") in ACTING:
+            guard = event.type == ev.GUARD_TRANSITION
+            rule = str(d.get("rule", ""))
+            where = self.rules.get((str(d.get("phase", "")) if guard else "", rule)) or self.runbook
+            what = f"guard rule '{rule}' of phase '{d.get('phase')}'" if guard else f"monitor rule '{rule}'"
+            message = f"{d.get('rule_text') or rule}: {d.get('reason') or d.get('to')}"
+            self.emit(at("error", message, where, f"tminus: {what} {d.get('to')} (action {d.get('action')})"))
         elif event.type == ev.RUN_FINISHED:
             status = str(d.get("status", "")).upper().replace("_", " ")
             reason = f": {d['reason']}" if d.get("reason") else ""
