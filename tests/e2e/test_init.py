@@ -3,6 +3,7 @@ against a real service, nothing is overwritten without --force, and no name brea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -151,3 +152,29 @@ def test_a_multiline_name_refused_by_the_real_command(tmp_path: Path) -> None:
     refused = tminus("init", "--name", "two\nlines", cwd=tmp_path)
     assert refused.returncode == 2 and "control character" in refused.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_on_a_terminal_the_template_is_asked(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tminus", "init"], cwd=tmp_path, stdin=child, stdout=child,
+                            stderr=child, env={**os.environ, "TMINUS_OPERATOR": "tester"})
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"Template" not in seen and time.monotonic() < deadline:
+        seen += os.read(main, 4096)
+    os.write(main, b"nope\n")  # not a choice: asked again
+    os.write(main, b"db-migration\n")
+    assert proc.wait(timeout=30) == 0
+    with contextlib.suppress(OSError):
+        while chunk := os.read(main, 4096):
+            seen += chunk
+    os.close(main)
+    assert b"blue-green" in seen  # the choices were shown with what each is
+    assert "migrate:" in (tmp_path / "runbook.yaml").read_text()
