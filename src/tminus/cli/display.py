@@ -34,8 +34,8 @@ def heartbeat_interval(environ: Mapping[str, str] | None = None) -> float:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise ValueError(f"{HEARTBEAT_ENV}={text!r}: {exc}") from None
-    if seconds < 0:
-        raise ValueError(f"{HEARTBEAT_ENV}={text!r}: a duration is not negative")
+    if 0 < seconds < 1:  # a line every few milliseconds would bury the log it keeps alive
+        raise ValueError(f"{HEARTBEAT_ENV}={text!r}: at least 1s, or 0 to turn the heartbeat off")
     return seconds
 
 
@@ -101,10 +101,10 @@ class PlainDisplay:
 
     # subscribers receive every event
     def __call__(self, event: Event) -> None:
-        self.status.update(event)
         line = self.format(event)
-        if line is not None:
-            with self.lock:
+        with self.lock:  # the heartbeat reads the status and writes under the same lock
+            self.status.update(event)
+            if line is not None:
                 self.write(line)
                 self.last_output = time.monotonic()
 
