@@ -265,3 +265,21 @@ def test_an_invalid_runbook_given_to_run_is_annotated_on_stderr(tmp_path: Path) 
     assert out.returncode == 78 and out.stdout == ""
     assert commands(out.stderr)[0] == ("::error file=runbook.yaml,line=3,col=1,title=tminus%3A nme"
                                        "::unknown key 'nme'")
+
+
+def test_a_secret_in_a_failed_step_stays_masked_in_its_annotation(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        version: 1
+        name: sec
+        secrets: [MY_TOKEN]
+        gates:
+          - name: g
+            checks:
+              - name: leaks
+                run: "echo {{ secrets.MY_TOKEN | shquote }}; exit 1"
+    """)
+    out = tminus("gate", "runbook.yaml", "--ledger", f"sqlite:///{tmp_path / 'l.db'}", cwd=tmp_path,
+                 env=gha(tmp_path, MY_TOKEN="hunter2-canary"))
+    assert out.returncode == 10
+    assert commands(out.stdout)[0].endswith("::exit_code == 0: expected 0, got 1%0Astdout: ***")
+    assert "hunter2-canary" not in out.stdout + out.stderr
