@@ -283,3 +283,29 @@ def test_a_secret_in_a_failed_step_stays_masked_in_its_annotation(tmp_path: Path
     assert out.returncode == 10
     assert commands(out.stdout)[0].endswith("::exit_code == 0: expected 0, got 1%0Astdout: ***")
     assert "hunter2-canary" not in out.stdout + out.stderr
+
+
+def test_tminus_rollback_annotates_a_failed_undo_at_its_line(tmp_path: Path) -> None:
+    write_runbook(tmp_path, """
+        version: 1
+        name: undo-fails
+        phases:
+          - name: p
+            steps:
+              - name: change
+                run: "true"
+                undo:
+                  - name: undo that fails
+                    run: "echo nope; exit 2"
+    """)
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    run = tminus("run", "runbook.yaml", "--json", "--ledger", ledger, cwd=tmp_path)
+    run_id = json.loads(run.stdout)["run_id"]
+    # the run recorded the runbook's absolute path: the annotation names it in the workspace
+    out = tminus("rollback", run_id, "--reason", "test", "--ledger", ledger, cwd=tmp_path, env=gha(tmp_path))
+    assert out.returncode == 12, out.stderr
+    found = commands(out.stdout)
+    assert found[0] == ("::error file=runbook.yaml,line=9,col=13,title=tminus%3A step 'undo that fails' failed "
+                        "[phases[0].steps[0].undo[0]]::exit_code == 0: expected 0, got 2%0Astdout: nope")
+    assert found[1].startswith(f"::notice file=runbook.yaml,title=tminus run {run_id}::ROLLBACK FAILED (exit 12): ")
+    assert len(found) == 2
