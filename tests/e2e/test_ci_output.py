@@ -151,8 +151,9 @@ def test_a_heartbeat_says_what_runs_when_nothing_else_is_printed(tmp_path: Path)
     out = tminus("run", "runbook.yaml", "--ledger", ledger, cwd=tmp_path, env={"TMINUS_HEARTBEAT": "1s"})
     assert out.returncode == 0, out.stderr
     beats = [line for line in out.stderr.splitlines() if "still running" in line]
-    assert 1 <= len(beats) <= 3, out.stderr
-    assert re.search(r"T\+0:00:0\d … still running: phase:p, step 'sleeps' for \d", beats[0]), beats
+    assert beats, out.stderr
+    for beat in beats:
+        assert re.search(r"T\+0:00:0\d … still running: phase:p, step 'sleeps' for [\d.]+s$", beat), beats
     off = tminus("run", "runbook.yaml", "--var", "s=1.6", "--ledger", ledger, cwd=tmp_path,
                  env={"TMINUS_HEARTBEAT": "0"})
     assert off.returncode == 0 and "still running" not in off.stderr
@@ -161,12 +162,14 @@ def test_a_heartbeat_says_what_runs_when_nothing_else_is_printed(tmp_path: Path)
 
 
 def test_no_heartbeat_while_events_keep_coming(tmp_path: Path) -> None:
-    steps = "".join(f"      - name: step {i}\n        run: \"sleep 0.3\"\n" for i in range(8))
+    # a line every ~0.3s for over 3s: silence never lasts the 2s the heartbeat waits for (with room
+    # for a slow machine), though the run outlasts it
+    steps = "".join(f"      - name: step {i}\n        run: \"sleep 0.3\"\n" for i in range(10))
     write_runbook(tmp_path, f"version: 1\nname: busy\nphases:\n  - name: p\n    steps:\n{steps}")
     out = tminus("run", "runbook.yaml", "--ledger", f"sqlite:///{tmp_path / 'l.db'}", cwd=tmp_path,
-                 env={"TMINUS_HEARTBEAT": "1s"})
+                 env={"TMINUS_HEARTBEAT": "2s"})
     assert out.returncode == 0, out.stderr
-    assert out.stderr.count("✓ step") == 8
+    assert out.stderr.count("✓ step") == 10
     assert "still running" not in out.stderr
 
 
