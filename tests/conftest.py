@@ -68,6 +68,17 @@ def _no_project_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Non
                             "find it from every test; move it away", returncode=3)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _not_a_github_actions_step() -> Iterator[None]:
+    """Under GitHub Actions (GITHUB_ACTIONS=true) tminus adds workflow commands (`::error ...`) to
+    its output; tests that want them set it themselves (tests/e2e/test_ci_output.py), the others
+    read the output a person sees, wherever the suite runs."""
+    saved = {k: os.environ.pop(k) for k in ("GITHUB_ACTIONS", "GITHUB_WORKSPACE", "TMINUS_HEARTBEAT")
+             if k in os.environ}
+    yield
+    os.environ.update(saved)
+
+
 # --- the crash sweep (tests/e2e/test_crash_sweep.py): its size, and its counts in the summary ---
 
 _SWEEP: dict = {"size": "default", "families": {}}

@@ -69,6 +69,7 @@ def validate(file: str, as_json: bool) -> None:
         doc = load_runbook(file)
         check_default_durations(doc)  # durations written as templates render with the defaults
     except RunbookError as exc:
+        _annotate(exc.problems, "error", as_json)
         if as_json:
             emit_json({"valid": False, "problems": [
                 {"message": p.message, "location": str(p.location) if p.location else None,
@@ -82,6 +83,7 @@ def validate(file: str, as_json: bool) -> None:
 
     rb = doc.runbook
     warnings = semantic_warnings(rb, doc.source)
+    _annotate(warnings, "warning", as_json)
     summary = {"valid": True, "runbook": rb.name, "gates": len(rb.gates), "phases": len(rb.phases),
                "after_go": len(rb.after_go), "finalize": len(rb.finalize),
                "steps": len(rb.all_steps()), "environments": list(rb.environments)}
@@ -95,6 +97,19 @@ def validate(file: str, as_json: bool) -> None:
         live = "".join(f", {summary[k]} {k} phases" for k in ("after_go", "finalize") if summary[k])
         click.echo(f"{file}: valid: '{rb.name}', {summary['gates']} gates, {summary['phases']} phases{live}, "
                    f"{summary['steps']} steps")
+
+
+def _annotate(found: Any, kind: str, as_json: bool) -> None:
+    """In a GitHub Actions job: one workflow command per problem or warning, at its position."""
+    from tminus.cli import gh_annotations as annotations
+
+    if not annotations.enabled():
+        return
+    out = annotations.stream(as_json)
+    for p in found:
+        title = f"tminus validate: {p.path}" if p.path else "tminus validate"
+        message = f"{p.message}\nhint: {p.hint}" if p.hint else p.message
+        print(annotations.at(kind, message, str(p.location) if p.location else None, title), file=out, flush=True)
 
 
 @cli.command()
@@ -400,3 +415,7 @@ _rehearsals.register(cli)
 from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
 
 _rehearse.register(cli)
+
+from tminus.cli import init as _init  # noqa: E402  (init)
+
+_init.register(cli)

@@ -101,10 +101,16 @@ def load_document(path: str, text: str | None = None) -> Any:
 
 
 def problems(path: Any, exc: Any) -> NoReturn:
-    """Print a RunbookError's problems, each with its position, and exit 78."""
+    """Print a RunbookError's problems, each with its position, and exit 78 (in a GitHub Actions
+    job also as `::error` commands, on stderr: stdout may be promised to --json)."""
+    from tminus.cli import gh_annotations as gha
+
     click.echo(f"{path}: {len(exc.problems)} problem(s):", err=True)
     for p in exc.problems:
         click.echo(p.render(), err=True)
+        if gha.enabled():
+            click.echo(gha.at("error", p.message, str(p.location) if p.location else str(path),
+                              f"tminus: {p.path}" if p.path else "tminus"), err=True)
     sys.exit(int(Exit.INVALID_RUNBOOK))
 
 

@@ -17,8 +17,11 @@ from tminus.cli.survivors import surviving, survivor_line
 from tminus.durations import format_duration
 from tminus.processes import pid_alive
 
-# Not a terminal (CI logs, pipes): don't squeeze tables into 80 columns.
-console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
+# Not a terminal (CI logs, pipes, files): never break a line. Rich would wrap at $COLUMNS or 80;
+# soft wrap leaves each printed line whole, and a width no line reaches keeps table cells whole too
+# (tables take only the width their cells need).
+_TTY = sys.stdout.isatty()
+console = Console(highlight=False, emoji=False, width=None if _TTY else 1_000_000, soft_wrap=not _TTY)
 
 
 def _dur(seconds: float | None) -> str:

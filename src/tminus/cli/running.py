@@ -123,6 +123,7 @@ def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
 def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool,
           action: Callable[[Any], Any], more_json: Callable[[Any], dict[str, Any]] | None = None) -> None:
     """Run `action(session)` under a display, print the outcome and exit with the run's code."""
+    from tminus.cli import gh_annotations as annotations
     from tminus.cli.display import make_display
     from tminus.engine.session import Session
     from tminus.errors import LedgerError, LockHeld, ResumeRefused, RunbookError
@@ -131,8 +132,11 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
     if verbose:  # which ledger, and why that one: the folder a run starts in can decide it
         click.echo(f"ledger {ledger.url} ({settings(ledger_url=ledger_url).ledger.source})", err=True)
     display = make_display(verbose=verbose)
+    subscribers: list[Any] = [display]
+    if annotations.enabled():  # in a GitHub Actions job: failed steps annotated at their line
+        subscribers.append(annotations.RunAnnotations(doc, annotations.stream(as_json)))
     try:
-        session = Session(doc, ledger, opts, [display], pause_display=display.pause)
+        session = Session(doc, ledger, opts, subscribers, pause_display=display.pause)
     except RunbookError as exc:  # a templated duration that does not render to one
         display.close()
         problems(doc.path, exc)
