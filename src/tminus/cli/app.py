@@ -400,3 +400,7 @@ _rehearsals.register(cli)
 from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
 
 _rehearse.register(cli)
+
+from tminus.cli import docs as _docs  # noqa: E402  (docs)
+
+_docs.register(cli)
