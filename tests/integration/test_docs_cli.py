@@ -124,7 +124,8 @@ def test_the_docs_kind_blocks_a_gate_while_the_page_drifted(tmp_path: Path) -> N
 
 
 def test_the_docs_kind_checks_another_runbook_and_refuses_paths_outside(tmp_path: Path) -> None:
-    """`runbook:` and `environment:` name the page's runbook; a page outside the runbook's folder is refused."""
+    """`runbook:` and `environment:` name the page's runbook; a page outside the runbook's folder is
+    refused; a check that outlives its timeout is stopped (its process group killed) and fails."""
     service = tmp_path / "service"
     service.mkdir()
     _setup(service)
@@ -138,6 +139,9 @@ def test_the_docs_kind_checks_another_runbook_and_refuses_paths_outside(tmp_path
             docs: {file: service/RUNBOOK.md, runbook: service/runbook.yaml, environment: production}
           - name: a page outside
             docs: {file: ../elsewhere.md}
+          - name: too slow
+            docs: {file: service/RUNBOOK.md, runbook: service/runbook.yaml, environment: production}
+            timeout: 20ms
     phases:
       - name: nothing
         steps: [{run: "true", undo: [{run: "true"}]}]
@@ -145,5 +149,6 @@ def test_the_docs_kind_checks_another_runbook_and_refuses_paths_outside(tmp_path
     ledger = ["--ledger", f"sqlite:///{tmp_path / 'ledger.db'}"]
     code, result = run_json("gate", "runbook.yaml", *ledger, cwd=tmp_path)
     assert code == 10, result
-    [outside] = _failed_checks(tmp_path, result["run_id"])
+    outside, slow = _failed_checks(tmp_path, result["run_id"])
     assert outside["name"] == "a page outside" and "outside" in json.dumps(outside)
+    assert slow["name"] == "too slow" and "timed out after 20ms rendering the page" in json.dumps(slow)

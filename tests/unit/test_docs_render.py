@@ -153,3 +153,34 @@ def test_overrides_and_the_point_of_no_return_show(tmp_path: Path) -> None:
     assert page.index("**check**") < marker < page.index("**drop the old table**")
     assert "**NO UNDO**: irreversible: run without undo" in page
     assert "Not undone (no undo): **drop the old table**." in page
+
+
+def test_an_absolute_cutover_time_comes_from_the_runbook(tmp_path: Path) -> None:
+    """`at:` is printed as the runbook sets it (rendered with the page's vars), never "now"."""
+    from tminus.engine.stages import cutover_time
+
+    body = """
+    name: timed
+    vars: {cutover: "2026-12-05T23:00+01:00"}
+    at: "{{ vars.cutover }}"
+    require_stages: true
+    gates:
+      - name: staging validated
+        stage: T-48h
+        checks: [{http: "http://127.0.0.1:9/health"}]
+    phases:
+      - name: go
+        steps: [{run: "true", undo: [{run: "true"}]}]
+    """
+    path = tmp_path / "runbook.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    doc = load_runbook(path)
+    opts = docs_options(doc, "default", {})
+    opts.at = cutover_time(doc, opts, None)
+    page = render_page(doc, opts)
+    assert "Cutover (T+0): **2026-12-05T22:00:00Z** (the runbook's `at:`)." in page
+    assert "#### T-48h: window opens 2026-12-03T22:00:00Z" in page
+    assert "| cutover (T+0) | 2026-12-05T22:00:00Z |" in page
+    opts.overrides = {"cutover": "2027-01-01T00:00Z"}
+    opts.at = cutover_time(doc, opts, None)
+    assert "**2027-01-01T00:00:00Z**" in render_page(doc, opts)

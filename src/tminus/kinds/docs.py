@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from tminus.durations import format_duration
 from tminus.kinds.base import Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook import roots
@@ -95,8 +96,11 @@ def _wait(proc: subprocess.Popen[bytes], ctx: StepContext) -> tuple[bytes, bytes
             return out, err, None
         except subprocess.TimeoutExpired:
             pass
-        stopped = ("interrupted (the run was cancelled)" if ctx.cancel.is_set()
-                   else f"timed out after {limit:.1f}s rendering the page" if time.monotonic() > deadline else None)
+        stopped = None
+        if ctx.cancel.is_set():
+            stopped = "interrupted (the run was cancelled)"
+        elif time.monotonic() > deadline:
+            stopped = f"timed out after {format_duration(limit)} rendering the page"
         if stopped is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
