@@ -1,6 +1,8 @@
 """Every committed `tminus docs` page of an example is current, and is a well-formed page.
 
 The pages are rendered in-process (cheap); a stale one fails with the command that regenerates it.
+`.venv/bin/python -m tests.unit.test_docs_pages` regenerates them all (after a change to the runbooks
+or to what `tminus plan` says).
 """
 
 from __future__ import annotations
@@ -127,3 +129,12 @@ def test_the_page_uses_plans_words(tmp_path: Path) -> None:
 def test_normalise_ignores_line_endings_and_trailing_space_only() -> None:
     assert normalise("a  \r\nb\t\r\n\r\n") == normalise("a\nb\n") == "a\nb\n"
     assert normalise("a\n b\n") != normalise("a\nb\n")
+
+
+if __name__ == "__main__":  # `.venv/bin/python -m tests.unit.test_docs_pages`: regenerate every page
+    for runbook, (environment, page) in PAGES.items():
+        rendered, _plan = _render(runbook, environment)
+        target = ROOT / page
+        changed = not target.exists() or normalise(target.read_text(encoding="utf-8")) != normalise(rendered)
+        target.write_text(rendered, encoding="utf-8")
+        print(f"{'wrote' if changed else 'current'} {page}")

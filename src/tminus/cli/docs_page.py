@@ -111,8 +111,6 @@ class _Page:
         self.line(f"{sub}- effect: {warn}{text(why)}")
         for u in s.undo if in_phase else []:
             self.line(f"{sub}- undo: {code(u)}")
-        if s.when and not in_phase:  # a phase step's `why` says it is conditional
-            self.line(f"{sub}- when: {code(s.when)}")
         if s.retry:
             self.line(f"{sub}- retry: {s.retry} attempts")
         if s.timeout:
@@ -358,7 +356,7 @@ class _Page:
                     for u in s.undo:
                         n += 1
                         self.line(f"{n}. undo of **{text(s.title)}** ({text(ph.name)}): {code(u)}")
-                elif registry.get(s.kind).derive_undo is not None:
+                elif s.effect == "reversible" and registry.get(s.kind).derive_undo is not None:
                     n += 1
                     self.line(f"{n}. undo of **{text(s.title)}** ({text(ph.name)}): its kind's own revert, "
                               "from what the run recorded")
