@@ -184,3 +184,82 @@ def test_an_absolute_cutover_time_comes_from_the_runbook(tmp_path: Path) -> None
     opts.overrides = {"cutover": "2027-01-01T00:00Z"}
     opts.at = cutover_time(doc, opts, None)
     assert "**2027-01-01T00:00:00Z**" in render_page(doc, opts)
+
+
+EVERY_SECTION = """
+name: every-section
+secrets: [HOOK_TOKEN]
+channels:
+  ops: {url: "https://hooks.example.com/services/T0/B0/{{ env.HOOK_TOKEN }}"}
+  plain: {url: "https://chat.example.com/hooks/abc123secretpath"}
+decision:
+  mode: manual
+  timeout: 10m
+  require_second_person: true
+  prompt: "Go?"
+phases:
+  - name: Restart
+    budget: 2m
+    deadline: {after: 3m, action: pause, notify: [ops]}
+    guard:
+      interval: 1s
+      settle: 5s
+      probes:
+        - name: bind
+          tcp: {port: 8080}
+      rules:
+        - name: bind stable
+          probe: bind
+          when: open == false
+          consecutive: 2
+          action: notify
+          notify: [ops]
+    steps:
+      - name: restart the workers one by one
+        run: ./rolling-restart.sh
+      - name: sign-off
+        manual: "Workers look healthy?"
+    undo:
+      - run: ./restart-previous.sh
+after_go:
+  - name: open the doors
+    steps:
+      - run: ./maintenance.sh off
+        undo: [{run: ./maintenance.sh on}]
+finalize:
+  - name: retire blue
+    steps:
+      - name: stop blue
+        run: ./stop-blue.sh
+      - notify: {channel: plain, message: "orders cutover finished"}
+rollback:
+  steps:
+    - name: page the on-call
+      notify: {channel: ops, message: "rolled back"}
+"""
+
+
+def test_every_section_a_runbook_can_have(tmp_path: Path) -> None:
+    """The sections the examples lack: a guard, after_go and finalize, deadlines, a manual decision
+    with a second person, notification channels (their paths, often credentials, never shown)."""
+    page = _page(tmp_path, EVERY_SECTION)
+    h2 = re.findall(r"^## (.+)$", page, re.M)
+    assert h2 == ["Before T+0", "Gates", "Timeline", "Phases", "Verify", "Go / no-go", "After go", "Finalize",
+                  "Point of no return", "Rollback path", "Deadlines", "Notifications"]
+    assert "Guard: a probe every 1.0s while the steps run, and 5.0s after the last step." in page
+    assert ("- rule **bind stable** (probe bind): `open == false for 2 consecutive probes` → **notify**; "
+            "no data: breach, error: breach; tells ops") in page
+    assert "It must be approved by a second person" in page and "No answer in 10m00s = no-go." in page
+    assert "| sign-off | phases\\[0\\].steps\\[1\\] | operator confirms: Workers look healthy? |" in page
+    assert "| T+0:02 | open the doors | after_go | no budget |" in page
+    assert "| T+? | retire blue | finalize | no budget |" in page  # after a phase without a budget
+    # the point of no return is in finalize: stop blue has no undo
+    assert "**stop blue** (finalize phase retire blue, T+?)" in page
+    rollback = page[page.index("## Rollback path"):page.index("## Deadlines")]
+    order = [rollback.index(w) for w in ("./maintenance.sh on", "./restart-previous.sh", "page the on-call")]
+    assert order == sorted(order)  # after_go first (it ran last), then the phase, then the rollback steps
+    assert "| plain | POST https://chat.example.com/... | step notify step |" in page
+    assert "abc123secretpath" not in page and "T0/B0" not in page
+    told = "rule bind stable, deadline phase:Restart, step page the on-call"
+    assert f"| ops | POST (URL from a template) | {told} |" in page
+    assert "\n\n\n" not in page  # never two blank lines (the point of no return first in its phase)

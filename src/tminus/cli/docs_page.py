@@ -123,7 +123,8 @@ class _Page:
             self.line()
         for i, s in enumerate(steps, 1):
             if in_phase and s.key == self.ponr_key:
-                self.line()
+                if self.out[-1] != "":
+                    self.line()
                 self.line("> **Point of no return**: the next step has no undo; once it has run, a rollback "
                           "cannot reverse it (see [Point of no return](#point-of-no-return)).")
                 self.line()
@@ -148,13 +149,13 @@ class _Page:
         self.phases("Phases", p.phases)
         self.verify()
         self.decision()
-        if p.after_go:
-            self.para("The after_go phases run once the decision is go: the cutover is live, and a failure "
-                      "stops the run, not finalized, unless the phase says on\\_failure: rollback.")
-            self.phases("After go", p.after_go, intro=False)
+        if p.after_go:  # plan's words for both
+            self.phases("After go", p.after_go, lead="The cutover is live; a failure stops the run, not finalized, "
+                        "unless the phase says on\\_failure: rollback.")
         self.monitor()
         if p.finalize:
-            self.phases("Finalize", p.finalize)
+            self.phases("Finalize", p.finalize, lead="After the monitor window; a failure stops the run, not "
+                        "finalized: nothing is rolled back, `tminus resume` finishes it.")
         self.point_of_no_return()
         self.rollback_path()
         self.kill_switch()
@@ -256,8 +257,10 @@ class _Page:
                 rows.append([text(p.end_tplus), "end of phases", "", ""])
         self.table(["planned start", "phase", "section", "budget"], rows)
 
-    def phases(self, title: str, phases: list[PlannedPhase], *, intro: bool = True) -> None:
+    def phases(self, title: str, phases: list[PlannedPhase], *, lead: str = "") -> None:
         self.heading(2, title)
+        if lead:
+            self.para(lead)
         if not phases:
             self.para("None.")
         for ph in phases:
@@ -464,6 +467,9 @@ def _channel_uses(p: Plan, rb: Runbook) -> dict[str, list[str]]:
         if ph.guard:
             for n in ph.guard["notify"]:
                 add(n, f"guard of {ph.name}")
+            for r in ph.guard["rules"]:
+                for n in r["notify"]:
+                    add(n, f"rule {r['name']}")
     for d in p.deadlines:
         for n in d["notify"]:
             add(n, f"deadline {d['id']}")
