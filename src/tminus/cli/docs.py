@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tminus.cli.common import emit_json, env_options, fail, json_option, load_document, problems
+from tminus.cli.common import VAR_FILE_KEY, emit_json, env_options, fail, json_option, load_document, problems
 from tminus.cli.running import build_options, with_times
 from tminus.engine.exitcodes import Exit
 
@@ -80,7 +80,10 @@ def docs(runbook: str, environment: str | None, var_items: tuple[str, ...], outp
 
 def _check(page: str, file: Path, runbook: str, environment: str, var_items: tuple[str, ...],
            as_json: bool) -> None:
+    ctx = click.get_current_context(silent=True)
+    var_file = ctx.meta.get(VAR_FILE_KEY) if ctx is not None else None
     regenerate = " ".join(["tminus docs", shlex.quote(runbook), "-e", shlex.quote(environment),
+                           *([f"--var-file {shlex.quote(var_file)}"] if var_file else []),
                            *(f"--var {shlex.quote(v)}" for v in var_items), "-o", shlex.quote(str(file))])
     if not file.is_file():
         fail(f"--check {file}: no such file" + (" (it is a directory)" if file.is_dir() else ""), Exit.USAGE,
