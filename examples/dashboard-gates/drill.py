@@ -4,7 +4,8 @@
 The runbook's monitor durations are production values (a 30 minute watch, a probe every 15 s,
 degraded for 5 minutes). tminus parses durations when it loads a runbook, so they cannot be
 templates or --var overrides; a drill runs a copy instead. Only the lines named are changed, in
-place, comments kept; everything else in the copy (gates, phases, releases, units) is the same.
+place, comments kept; everything else in the copy (gates, phases, releases, units) is the same,
+but for RUNBOOK.md, the runbook's page (`tminus docs`), rendered again for the copy's window.
 
     python3 drill.py /tmp/dash --duration 20s --interval 1s --baseline 3s \\
         --rule "sustained degraded state:for=3s" --rule "worker restart churn:window=1m"
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,6 +56,16 @@ def shorten(text: str, window: dict[str, str], rules: list[tuple[str, str, str]]
     return "\n".join(lines)
 
 
+def regenerate_page(dest: Path) -> None:
+    """The copy's RUNBOOK.md (`tminus docs`), rendered again: the documentation gate checks that the
+    page says what the runbook does, and the drill's runbook has its own monitor window."""
+    done = subprocess.run([sys.executable, "-m", "tminus", "docs", "runbook.yaml", "-o", "RUNBOOK.md"],
+                          cwd=dest, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"drill.py: `tminus docs` failed in {dest} (run drill.py with the python that has "
+                         f"tminus, e.g. .venv/bin/python):\n{done.stderr.strip()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dest", type=Path, help="where the copy goes (must not exist)")
@@ -74,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     text = shorten((HERE / "runbook.yaml").read_text(encoding="utf-8"), window, rules)
     shutil.copytree(HERE, args.dest, ignore=shutil.ignore_patterns("state", "__pycache__", "*.log"))
     (args.dest / "runbook.yaml").write_text(text, encoding="utf-8")
+    if text != (HERE / "runbook.yaml").read_text(encoding="utf-8"):
+        regenerate_page(args.dest)
     changes = [f"monitor.{k}={v}" for k, v in window.items()] + [f"{n}.{k}={v}" for n, k, v in rules]
     print(f"drill copy in {args.dest}: {', '.join(changes) or 'unchanged'}", file=sys.stderr)
     return 0

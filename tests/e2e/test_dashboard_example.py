@@ -153,7 +153,21 @@ def test_the_eight_gates_pass_then_broken_contracts_block(dashboard: Dashboard) 
     assert code == 0, result
     finished = [e["data"] for e in dashboard.events(result["run_id"]) if e["type"] == "step.finished"]
     assert sorted({d["section"] for d in finished}) == GATES
-    assert len(finished) == 25 and {d["status"] for d in finished} == {"ok"}
+    assert len(finished) == 26 and {d["status"] for d in finished} == {"ok"}
+
+    # 001's docs consistency: one word of a phase step changed, RUNBOOK.md not regenerated -> blocked
+    runbook = Path(dashboard.runbook)
+    shipped = runbook.read_text()
+    runbook.write_text(shipped.replace("- name: Maintenance mode on (", "- name: Maintenance mode enabled (", 1))
+    try:
+        code, result = run_json("gate", dashboard.runbook, cwd=dashboard.root, env=dashboard.env)
+    finally:
+        runbook.write_text(shipped)
+    assert code == 10, result
+    failed = [e["data"] for e in dashboard.events(result["run_id"])
+              if e["type"] == "step.finished" and e["data"]["status"] != "ok"]
+    assert [d["name"] for d in failed] == ["RUNBOOK.md, the operators' page of this runbook, is current"]
+    assert "Maintenance mode enabled" in str(failed[0]), failed[0]
 
     # a legacy path creeps into the sources and the backend renames two export columns
     app_js = dashboard.root / "src" / "frontend" / "app.js"
@@ -285,6 +299,8 @@ def test_a_rehearsal_catches_a_rollback_that_leaves_the_new_frontend_serving(das
     careless = (RELOAD_UNDO.replace("Controlled worker reload onto the previous release", "Look at /health")
                 + '        http: "http://127.0.0.1:{{ env.DASHBOARD_PORT | default(vars.port) }}/health"\n')
     book.write_text(text[:start] + careless + text[end:])
+    # as its author would, with the page the documentation gate holds it to (RUNBOOK.md)
+    assert tminus("docs", dashboard.runbook, "-o", "RUNBOOK.md", cwd=dashboard.root, env=dashboard.env).returncode == 0
     code, record = run_json("rehearse", dashboard.runbook, "--yes", "--at", "switch frontend",
                             cwd=dashboard.root, env=dashboard.env)
     assert code == 12, record

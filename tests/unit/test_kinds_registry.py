@@ -61,6 +61,7 @@ phases:
           interval: 10s
           probes: [{name: green, http: "http://127.0.0.1:9/"}]
           rules: [{name: errors, when: status >= 500, consecutive: 3}]
+      - docs: {file: RUNBOOK.md}
 """
 
 
@@ -77,7 +78,7 @@ def _old_is_check(step: Step) -> bool:
         return step.declared_effect == "none"
     kind = step.kind
     if kind in ("file", "tcp", "env", "wait", "fingerprint", "migration_lint", "prometheus", "redis", "manual",
-                "watch"):
+                "watch", "docs"):
         return True
     if kind == "proxy":  # issue 12: a drain only waits
         assert step.proxy is not None
@@ -135,6 +136,7 @@ def test_plan_describes_every_kind(tmp_path: Path) -> None:
     assert by_kind["notify"] == "notify channel ops: cutover begins"
     assert by_kind["prometheus"] == "prometheus http://127.0.0.1:9090: up"
     assert by_kind["redis"] == "redis redis://:***@127.0.0.1:6379/0: LLEN jobs"  # the password never shown
+    assert by_kind["docs"] == "docs RUNBOOK.md is current (tminus docs this runbook)"
     assert by_kind["proxy"] == "nginx: switch all traffic to green"
     assert by_kind["service"] == ("start process green ($ gunicorn app:app); "
                                   "healthy within 30.0s: tcp 127.0.0.1:8002 is open")
@@ -165,7 +167,7 @@ def test_effect_class_follows_the_configuration(tmp_path: Path) -> None:
     effects = [s.effect for s in _doc(tmp_path).runbook.phases[0].steps]
     assert effects == ["irreversible", "none", "irreversible", "none", "irreversible", "none", "none", "none",
                        "none", "none", "reversible", "additive", "irreversible", "none", "none",
-                       "additive", "none", "none", "reversible", "none", "reversible", "none"]
+                       "additive", "none", "none", "reversible", "none", "reversible", "none", "none"]
 
 
 def test_a_recorded_plan_entry_rebuilds_the_step(tmp_path: Path) -> None:

@@ -419,3 +419,7 @@ _rehearse.register(cli)
 from tminus.cli import init as _init  # noqa: E402  (init)
 
 _init.register(cli)
+
+from tminus.cli import docs as _docs  # noqa: E402  (docs)
+
+_docs.register(cli)

@@ -323,6 +323,7 @@ class Session:
         )
         steps.started_at = _started_epoch(self.ledger, self.run_id)
         steps.operator = self.opts.operator
+        steps.environment = self.opts.environment
         steps.approvals = OperatorChannel(
             ledger=self.ledger, run_id=self.run_id, operator=self.opts.operator, emit=steps.emit,
             stop=self.stop, yes=self.opts.yes, no_input=self.opts.no_input,

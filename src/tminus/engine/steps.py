@@ -53,6 +53,7 @@ class StepRunner:
         self.outputs: dict[str, dict[str, Any]] = {}  # step id -> outputs, for templates
         self.started_at: float | None = None  # epoch seconds of T+0, for `run.t_plus`
         self.operator = ""  # the run's operator, for kinds that record who acted (migrate)
+        self.environment = ""  # the run's environment, for kinds that render the runbook again (docs)
         self.transport: Transport = LocalTransport()
         # Executions are keyed by (step key, target, number): number 1 is a key's first execution in
         # the run, 2 its re-run after a resume, ... A resumed run seeds these from its ledger.
@@ -293,6 +294,8 @@ class StepRunner:
             shared=self.shared,
             channels=self.doc.runbook.channels,
             operator=self.operator,
+            environment=self.environment,
+            runbook_path=self.doc.path,
             render=lambda text, extra: self.templater.render(text, self.outputs, extra),
             transport=self.transport,
             # a nested check (wait) or a monitor probe is no execution of its own: nothing to record

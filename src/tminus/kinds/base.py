@@ -91,6 +91,8 @@ class StepContext:
     # and a renderer for their templates: render(text, extra_names) with the run's context.
     channels: Mapping[str, Any] = field(default_factory=dict)
     operator: str = ""  # who runs this run (--operator): recorded by kinds that keep their own history
+    environment: str = ""  # the run's environment (-e): a `docs` check renders its page for it
+    runbook_path: Path | None = None  # the runbook being run, as loaded; None outside a run
     render: Callable[[str, Mapping[str, Any]], str] | None = None
     # Where the step acts: the local host now; SSH hosts and containers later (same step keys).
     transport: Transport = field(default_factory=LocalTransport)

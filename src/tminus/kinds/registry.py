@@ -50,6 +50,7 @@ MODULES: dict[str, str] = {
     "proxy": "tminus.kinds.proxy",
     "service": "tminus.kinds.service",
     "watch": "tminus.kinds.watch",
+    "docs": "tminus.kinds.docs",
 }
 
 

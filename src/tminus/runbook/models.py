@@ -343,12 +343,24 @@ class RedisSpec(Spec):
                                      "argument holding spaces: GET 'a key'.")
 
 
+class DocsSpec(Spec):
+    """The committed Markdown page of a runbook (`tminus docs`) is current: the page is rendered
+    again (`tminus docs RUNBOOK -e ENV --check FILE` in a subprocess) and compared with the file."""
+
+    file: str = Field(description="The committed page, relative to the runbook's folder.")
+    runbook: str | None = Field(None, description=(
+        "The runbook the page renders, relative to the runbook's folder (default: the runbook being run)."))
+    environment: str | None = Field(None, description="The environment it renders for (default: the run's).")
+    vars: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="`--var` overrides the page was rendered with (default: none).")
+
+
 # The kinds a step may name, in the order the docs list them. Adding a kind: add its spec
 # model here and a module under tminus/kinds registering its descriptor for the same name.
 KIND_FIELDS: tuple[str, ...] = (
     "run", "http", "sql", "file", "tcp", "env", "wait", "manual",
     "migrate", "backup", "restore", "fingerprint", "migration_lint", "notify", "prometheus", "redis",
-    "proxy", "service", "watch",
+    "proxy", "service", "watch", "docs",
 )
 
 
@@ -391,6 +403,7 @@ class Step(Spec):
     proxy: ProxySpec | None = None
     service: ServiceSpec | None = None
     watch: WatchSpec | None = None
+    docs: DocsSpec | None = None
 
     # Set by the loader after validation: the step's place in the runbook.
     _key: str = PrivateAttr("")
