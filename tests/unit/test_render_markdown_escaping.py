@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
@@ -78,3 +79,51 @@ def test_code_is_literal_and_falls_back_to_text_when_it_cannot_be_a_span() -> No
     assert html(code("a<b>*c*")) == "<p><code>a&lt;b&gt;*c*</code></p>\n"
     assert html(code("a`b")) == "<p>a`b</p>\n"
     assert html(code("")) == ""
+
+
+def _sparse_report() -> Any:
+    """A report with what a real run leaves empty left empty: an unfinished run (no end, no exit
+    code), a phase over budget, a step still running, an unanswered approval, a deadline exceeded, a
+    chain not checked, nothing of the monitor."""
+    from tminus.reports.run_report import (
+        ApprovalReport,
+        ChainVerdict,
+        Expectation,
+        RollbackReport,
+        RunReport,
+        SectionReport,
+        StepReport,
+    )
+
+    step = StepReport(key="phases[0].steps[0]", name=None, kind=None, section="phase:p", section_kind="phase",
+                      section_name="p", status="running", check=False, location=None, start=None, end=None,
+                      duration=None, attempts=2, message="", point_of_no_return=True,
+                      expectations=[Expectation("status == 200", None, None, None, "")])
+    phase = SectionReport(id="phase:p", kind="phase", name="p", status="running", start=0.0, end=None,
+                          planned_start=0.0, budget=60.0, actual=95.5, over_budget=35.5, steps=[step])
+    undo = SectionReport(id="undo:p", kind="undo", name="p", status="failed", start=96.0, end=97.0,
+                         planned_start=None, budget=None, actual=None, over_budget=None)
+    return RunReport(
+        run_id="r1", kind="run", runbook="rb", runbook_path="rb.yaml", content_hash="h", environment="prod",
+        operator="op", host=None, release=None, status="running", exit_code=None, reason=None, summary="",
+        causes=[], started_at=None, finished_at=None, t0=None, duration=None, sections=[phase, undo],
+        approvals=[ApprovalReport(None, None, None, None, None, None, None, None)], decision=None,
+        rollback=RollbackReport(reason="", state=None, start=None, end=None, plan=[]), monitor=None,
+        chain=ChainVerdict(None, ["the ledger is keyed: set TMINUS_LEDGER_KEY"]),
+        deadlines=[{"what": "phase p", "deadline": 60.0, "action": "rollback", "state": "exceeded",
+                    "actual": 95.5, "exceeded_by": 35.5, "alerted": True, "outcome": None, "answered_by": None}],
+        point_of_no_return="phases[0].steps[0]", notes=["a note | with a pipe"])
+
+
+def test_a_sparse_report_renders_every_part_without_inventing_values() -> None:
+    from tminus.reports.render_markdown import render_markdown
+
+    md = render_markdown(_sparse_report())
+    assert md == render_markdown(_sparse_report())
+    out = html(md)
+    assert "<h1>rb: RUNNING</h1>" in out and "(exit \u2013)" in out
+    assert "<strong>over budget by 35.5s</strong>" in out and "<strong>point of no return</strong>" in out
+    assert "↩ rollback" in out and "2 attempts" in out and "\u2013 not judged" in out
+    assert "not answered" in out and "<h2>Deadlines</h2>" in out and "<strong>35.5s</strong>" in out
+    assert "<li>a note | with a pipe</li>" in out and "Nothing to undo." in out
+    assert "not checked." in out and "set TMINUS_LEDGER_KEY" in out and "<h2>Monitor</h2>" not in out

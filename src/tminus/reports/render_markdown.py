@@ -134,7 +134,7 @@ def _header(r: RunReport) -> list[str]:
     if r.point_of_no_return:
         rows.append(["Point of no return", cell(r.point_of_no_return)])
     out += _table(["", ""], rows)
-    out += ["", f"**Why:** {text(r.summary)}", ""]
+    out += [f"**Why:** {text(r.summary) or 'nothing recorded'}", ""]
     if r.causes:
         out += ["Causes:", ""] + [f"- {cell(c)}" for c in r.causes] + [""]
     if r.reason:
@@ -207,9 +207,9 @@ def _step(st: StepReport) -> list[str]:
     if st.message:
         out += [fenced(st.message), ""]
     if st.expectations:
-        rows = [[code(x.assertion, True),
-                 cell(x.expected if x.expected is not None else NONE), cell(_value(x.actual)),
-                 {True: "✔ pass", False: "✘ **fail**", None: f"{NONE} not judged"}[x.passed]]
+        verdicts = {True: "✔ pass", False: "✘ **fail**", None: f"{NONE} not judged"}
+        rows = [[code(x.assertion, True), cell(x.expected if x.expected is not None else NONE),
+                 NONE if x.actual is None and x.passed is None else cell(_value(x.actual)), verdicts[x.passed]]
                 for x in st.expectations]
         out += _table(["Expectation", "Expected", "Actual", "Result"], rows)
     for name, body in st.output.items():
