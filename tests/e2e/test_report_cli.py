@@ -149,6 +149,24 @@ def test_run_report_is_written_when_the_run_ends(rolled: ReportRun, second: dict
     assert local("report", run_id[1], "--ledger", rolled.ledger_url).stdout == text
 
 
+def test_rollback_report_covers_the_run_and_its_rollback(tmp_path: Path) -> None:
+    """`rollback --report` (through the same `drive` as run and resume): the whole run, undo included."""
+    done = report_runs.completed(tmp_path)
+    proc = tminus("rollback", done.run_id, "--reason", "INC-1 | <b>bad</b>", "--yes", "--json",
+                  "--report", "rollback.json", cwd=tmp_path, env=ENV)
+    assert proc.returncode == 11, proc.stderr
+    report = json.loads((tmp_path / "rollback.json").read_text())
+    assert (report["run_id"], report["status"]) == (done.run_id, "rolled_back")
+    assert [(p["name"], p["status"]) for p in report["rollback"]["plan"]] == [("undeploy", "ok"),
+                                                                               ("forget the release", "ok")]
+    steps = json.loads(proc.stdout)["steps"]
+    assert [s["section"] for s in steps if s["section"].startswith("undo:")] == ["undo:deploy", "undo:prepare"]
+    assert steps[0]["key"] == "gates[0].checks[0]"  # the steps of the original run come first
+    md = local("report", done.run_id, "--ledger", done.ledger_url).stdout
+    out = html_of(md)
+    assert "<b>" not in out and "INC-1 | &lt;b&gt;bad&lt;/b&gt;" in out
+
+
 def test_a_report_name_without_a_format_is_refused_before_the_run(tmp_path: Path) -> None:
     write_runbook(tmp_path, "name: x\nphases:\n  - name: p\n    steps:\n      - run: 'touch ran'\n")
     proc = tminus("run", "runbook.yaml", "--yes", "--report", "out.txt", cwd=tmp_path)

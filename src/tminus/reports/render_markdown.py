@@ -314,7 +314,7 @@ def _chain(r: RunReport) -> list[str]:
                None: "not checked"}[c.intact]
     out = ["## Ledger chain", "", verdict + "."]
     if c.head:
-        out += ["", f"Ledger head: {cell(c.head)}"]
+        out += ["", f"Ledger head (every run's chain, as read): {cell(c.head)}"]
     if c.problems:
         out += ["", *(f"- {cell(p)}" for p in c.problems)]
     return [*out, ""]
