@@ -100,6 +100,9 @@ def test_rollback_plans_say_what_was_undone(runs: dict[str, ReportRun]) -> None:
     undo = next(s for s in failed.steps() if s.key == "phases[1].steps[0].undo[0]")
     assert undo.status == "failed" and undo.failures[0].actual == 3
     assert undo.output.get("stderr") == "cannot undeploy"
+    md = render(failed, "md")
+    assert "Undone: nothing.\nUndo failed: undeploy.\nNot undone: forget the release." in md
+    assert "Undone: undeploy, forget the release.\nNot undone: nothing." in render(report(runs["rolled_back"]), "md")
 
 
 def test_the_monitor_chart_has_its_threshold_and_firing_point(runs: dict[str, ReportRun]) -> None:

@@ -35,20 +35,33 @@ def _is_rollback(kind: str | None) -> bool:
     return kind is not None and (kind == "undo" or "rollback" in kind)
 
 
-def text(value: Any) -> str:
-    """Recorded text shown inline: entities for HTML, backslashes for Markdown, one line."""
-    s = "" if value is None else str(value)
+def _inline(s: str) -> str:
     s = _CONTROL.sub("\ufffd", s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = " ".join(s.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def _lead(s: str) -> str:
+    """Escape what would open a block (a list item, an underline) where a line starts."""
     return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", s)
 
 
-def cell(value: Any) -> str:
-    """A table cell: as `text`, line breaks kept as <br> (a newline would end the table row)."""
+def text(value: Any) -> str:
+    """Recorded text shown inline: entities for HTML, backslashes for Markdown, one line."""
+    s = "" if value is None else str(value)
+    return _lead(" ".join(_inline(s).replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip())
+
+
+def cell(value: Any, *, lead: bool = False) -> str:
+    """A table cell: as `text`, line breaks kept as <br> (a newline would end the table row).
+    `lead`: it starts a line (a list item's text), so what opens a block is escaped too."""
     s = "" if value is None else str(value)
     lines = s.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
-    return "<br>".join(text(line) for line in lines) or " "
+    out = "<br>".join(_inline(line).strip() for line in lines) or " "
+    return _lead(out) if lead else out
+
+
+def _mark(status: Any) -> str:
+    return f"{_STATUS_MARK[status]} " if status in _STATUS_MARK else ""
 
 
 def fenced(body: str, lang: str = "") -> str:
@@ -136,7 +149,7 @@ def _header(r: RunReport) -> list[str]:
     out += _table(["", ""], rows)
     out += [f"**Why:** {text(r.summary) or 'nothing recorded'}", ""]
     if r.causes:
-        out += ["Causes:", ""] + [f"- {cell(c)}" for c in r.causes] + [""]
+        out += ["Causes:", ""] + [f"- {cell(c, lead=True)}" for c in r.causes] + [""]
     if r.reason:
         out += ["Reason recorded:", "", fenced(r.reason), ""]
     return out
@@ -159,7 +172,7 @@ def _timeline(r: RunReport) -> list[str]:
     out = ["## Timeline", "", "T+0 is the first phase's start; gates run before it.", ""]
     rows = []
     for s in r.sections:
-        rows.append([f"**{section_title(s)}**", f"{_STATUS_MARK.get(s.status, '')} {text(s.status)}",
+        rows.append([f"**{section_title(s)}**", f"{_mark(s.status)}{text(s.status)}",
                      _t(s.planned_start), _t(s.start), _dur(s.budget),
                      _dur(s.actual if s.actual is not None else _span(s.start, s.end)), "; ".join(_marks(s))])
         for st in s.steps:
@@ -170,7 +183,7 @@ def _timeline(r: RunReport) -> list[str]:
                 marks.append("↩ rollback")
             if st.attempts > 1:
                 marks.append(f"{st.attempts} attempts")
-            rows.append([f"↳ {text(st.name or st.key)}", f"{_STATUS_MARK.get(st.status, '')} {text(st.status)}",
+            rows.append([f"↳ {text(st.name or st.key)}", f"{_mark(st.status)}{text(st.status)}",
                          "", _t(st.start), "", _dur(st.duration), "; ".join(marks)])
     return out + _table(["Section / step", "Status", "Planned start", "Start", "Budget", "Actual", "Marks"], rows)
 
@@ -191,8 +204,7 @@ def _steps(r: RunReport) -> list[str]:
 
 
 def _step(st: StepReport) -> list[str]:
-    mark = _STATUS_MARK.get(st.status, "")
-    out = [f"#### {mark} {text(st.name or st.key)}: {text(st.status)}", ""]
+    out = [f"#### {_mark(st.status)}{text(st.name or st.key)}: {text(st.status)}", ""]
     facts = [code(st.key), text(st.kind or "?"),
              f"at {_t(st.start)}", f"took {_dur(st.duration)}", f"{st.attempts} attempt(s)"]
     if st.location:
@@ -234,7 +246,7 @@ def _decision(d: dict[str, Any] | None) -> list[str]:
         return []
     out = ["## Decision", "", f"**{text(d.get('verdict') or 'no verdict')}** ({text(d.get('mode'))})"
            + (f" by {text(d['by'])}" if d.get("by") else "") + (f" via {text(d['how'])}" if d.get("how") else ""), ""]
-    out += [f"- {cell(line)}" for line in d.get("lines") or []]
+    out += [f"- {cell(line, lead=True)}" for line in d.get("lines") or []]
     return [*out, ""]
 
 
@@ -244,13 +256,15 @@ def _rollback(rb: RollbackReport | None) -> list[str]:
     out = ["## Rollback", "", f"State: **{text(rb.state or 'unknown')}**, from {_t(rb.start)} to {_t(rb.end)}.", "",
            "Why:", "", fenced(rb.reason or "no reason recorded"), "", "The plan (newest change first):", ""]
     rows = [[str(i), cell(p.get("name") or p.get("key")), code(p.get("key"), True), cell(p.get("section")),
-             f"{_STATUS_MARK.get(str(p.get('status')), '')} {cell(p.get('status'))}"]
+             f"{_mark(p.get('status'))}{cell(p.get('status'))}"]
             for i, p in enumerate(rb.plan, 1)]
     out += _table(["#", "Step", "Key", "Section", "Status"], rows) if rows else ["Nothing to undo.", ""]
-    undone = [p for p in rb.plan if p.get("status") == "ok"]
-    left = [p for p in rb.plan if p.get("status") != "ok"]
-    out += [f"Undone: {cell(', '.join(str(p.get('name') or p.get('key')) for p in undone) or 'nothing')}.",
-            f"Not undone: {cell(', '.join(str(p.get('name') or p.get('key')) for p in left) or 'nothing')}.", ""]
+    def named(*statuses: str, others: bool = False) -> str:
+        picked = [p for p in rb.plan if (p.get("status") in statuses) != others]
+        return cell(", ".join(str(p.get("name") or p.get("key")) for p in picked) or "nothing")
+
+    failed = [f"Undo failed: {named('failed')}."] if any(p.get("status") == "failed" for p in rb.plan) else []
+    out += [f"Undone: {named('ok')}.", *failed, f"Not undone: {named('ok', 'failed', others=True)}.", ""]
     return out
 
 
@@ -304,7 +318,7 @@ def _deadlines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _notes(notes: list[str]) -> list[str]:
-    return ["## Notes", ""] + [f"- {cell(n)}" for n in notes] + [""] if notes else []
+    return ["## Notes", ""] + [f"- {cell(n, lead=True)}" for n in notes] + [""] if notes else []
 
 
 def _chain(r: RunReport) -> list[str]:
@@ -316,7 +330,7 @@ def _chain(r: RunReport) -> list[str]:
     if c.head:
         out += ["", f"Ledger head (every run's chain, as read): {cell(c.head)}"]
     if c.problems:
-        out += ["", *(f"- {cell(p)}" for p in c.problems)]
+        out += ["", *(f"- {cell(p, lead=True)}" for p in c.problems)]
     return [*out, ""]
 
 
