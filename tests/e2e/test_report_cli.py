@@ -161,7 +161,7 @@ def test_rollback_report_covers_the_run_and_its_rollback(tmp_path: Path) -> None
                                                                                ("forget the release", "ok")]
     steps = json.loads(proc.stdout)["steps"]
     assert [s["section"] for s in steps if s["section"].startswith("undo:")] == ["undo:deploy", "undo:prepare"]
-    assert steps[0]["key"] == "gates[0].checks[0]"  # the steps of the original run come first
+    assert steps[0]["key"].startswith("gates[0].checks[")  # the steps of the original run come first
     md = local("report", done.run_id, "--ledger", done.ledger_url).stdout
     out = html_of(md)
     assert "<b>" not in out and "INC-1 | &lt;b&gt;bad&lt;/b&gt;" in out
