@@ -31,6 +31,7 @@ from tminus.cli.running import (
     drive,
     operator_flags,
     recorded_overrides,
+    report_option,
     run_options,
     with_times,
 )
@@ -173,9 +174,12 @@ def plan(file: str, environment: str | None, var_items: tuple[str, ...], operato
 @click.option("--yes", "-y", is_flag=True, help="Approve every manual check (e.g. a T-48h sign-off) in advance.")
 @click.option("--no-input", is_flag=True, help="Never wait for an operator: manual checks fail at once.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print each check as it starts.")
+@click.option("--junit", "junit_to", metavar="FILE", type=click.Path(dir_okay=False),
+              help="When the gates end, write the run's JUnit XML report to FILE (for CI). A report that "
+                   "cannot be written is said on stderr; the exit code stays the gates'.")
 def gate(file: str, environment: str | None, var_items: tuple[str, ...], stage_text: str | None,
          at_text: str | None, operator: str | None, ledger_url: str | None, as_json: bool, yes: bool,
-         no_input: bool, verbose: bool) -> None:
+         no_input: bool, verbose: bool, junit_to: str | None) -> None:
     """Run the gates only (read-only, re-runnable at any time). Exit 0 if all pass, 10 if blocked.
 
     Without --stage: the gates without a `stage:`, and `requires:`, as `tminus run` checks them.
@@ -185,7 +189,8 @@ def gate(file: str, environment: str | None, var_items: tuple[str, ...], stage_t
     flags = {"yes": yes, "no_input": no_input or not sys.stdin.isatty(),
              "interactive": sys.stdin.isatty() and not no_input}
     opts = with_times(doc, build_options(doc, environment, var_items, operator, **flags), at_text, stage_text)
-    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True))
+    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(gates_only=True), report_to=junit_to,
+          report_format="junit")
 
 
 @cli.command()
@@ -196,14 +201,15 @@ def gate(file: str, environment: str | None, var_items: tuple[str, ...], stage_t
 @operator_option
 @ledger_option
 @json_option
+@report_option
 def run(file: str, environment: str | None, var_items: tuple[str, ...], yes: bool, no_input: bool,
         lock_wait: str, verbose: bool, at_text: str | None, operator: str | None, ledger_url: str | None,
-        as_json: bool) -> None:
+        as_json: bool, report_to: str | None) -> None:
     """Run a runbook: gates (with `requires:` and the stages), phases, verify, decision; roll back on failure."""
     doc = load_document(file)
     opts = with_times(doc, build_options(doc, environment, var_items, operator,
                                          **operator_flags(yes, no_input, lock_wait)), at_text)
-    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run())
+    drive(doc, opts, ledger_url, as_json, verbose, lambda s: s.run(), report_to=report_to)
 
 
 def _same_with_vars_files(path: str, text: str, recorded: str) -> bool:
@@ -234,9 +240,10 @@ def _same_with_vars_files(path: str, text: str, recorded: str) -> bool:
 @operator_option
 @ledger_option
 @json_option
+@report_option
 def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: bool, yes: bool,
            no_input: bool, lock_wait: str, verbose: bool, operator: str | None, ledger_url: str | None,
-           as_json: bool) -> None:
+           as_json: bool, report_to: str | None) -> None:
     """Continue an interrupted run: completed steps are not run again."""
     from pathlib import Path
 
@@ -262,7 +269,7 @@ def resume(run_id: str, choice: str | None, reason: str | None, allow_changed: b
     choice, reason = choose_for_survivors(ledger, record.id, doc, choice, reason, opts.interactive)
     ledger.close()
     drive(doc, opts, ledger_url, as_json, verbose,
-           lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason))
+           lambda s: s.resume(find_run(s.ledger, record.id), choice=choice, reason=reason), report_to=report_to)
 
 
 def _refuse_by_kind(record: Any, what: str) -> None:
@@ -285,8 +292,9 @@ def _refuse_by_kind(record: Any, what: str) -> None:
 @operator_option
 @ledger_option
 @json_option
+@report_option
 def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str, verbose: bool,
-             operator: str | None, ledger_url: str | None, as_json: bool) -> None:
+             operator: str | None, ledger_url: str | None, as_json: bool, report_to: str | None) -> None:
     """Undo a completed run, or one that stopped before it ended: its undo steps newest first, the
     rollback steps, then verify."""
 
@@ -298,7 +306,7 @@ def rollback(run_id: str, reason: str, yes: bool, no_input: bool, lock_wait: str
                          **operator_flags(yes, no_input, lock_wait))
     ledger.close()
     drive(doc, opts, ledger_url, as_json, verbose,
-           lambda s: s.rollback(find_run(s.ledger, record.id), reason=reason))
+           lambda s: s.rollback(find_run(s.ledger, record.id), reason=reason), report_to=report_to)
 
 
 @cli.command()
@@ -423,3 +431,7 @@ _init.register(cli)
 from tminus.cli import docs as _docs  # noqa: E402  (docs)
 
 _docs.register(cli)
+
+from tminus.cli import report as _report  # noqa: E402  (report)
+
+_report.register(cli)

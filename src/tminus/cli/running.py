@@ -120,9 +120,29 @@ def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
     return dict(started.overrides) if started else {}
 
 
+def report_option(fn: Any) -> Any:
+    """`--report FILE` of run, resume and rollback (the format from FILE's extension)."""
+    return click.option("--report", "report_to", metavar="FILE", type=click.Path(dir_okay=False),
+                        callback=_check_report_name, help=(
+                            "When the run ends, write its report to FILE: .md, .html, .xml (JUnit) or .json. "
+                            "A report that cannot be written is said on stderr; the exit code stays the run's."))(fn)
+
+
+def _check_report_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An extension that names no format is a usage error before anything runs."""
+    if value is not None:
+        from tminus.cli.report_files import choose_format
+
+        choose_format(None, value, "--report")
+    return value
+
+
 def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: bool,
-          action: Callable[[Any], Any], more_json: Callable[[Any], dict[str, Any]] | None = None) -> None:
-    """Run `action(session)` under a display, print the outcome and exit with the run's code."""
+          action: Callable[[Any], Any], more_json: Callable[[Any], dict[str, Any]] | None = None,
+          report_to: str | None = None, report_format: str | None = None) -> None:
+    """Run `action(session)` under a display, print the outcome and exit with the run's code.
+    `report_to`: write the run's report there when it ends (`report_format`, else from the file's
+    extension); `--json` carries each step's result, from the same report."""
     from tminus.cli import gh_annotations as annotations
     from tminus.cli.display import make_display
     from tminus.engine.session import Session
@@ -154,9 +174,15 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
         fail(str(exc))
     finally:
         display.close()
+    report = _report_of_run(ledger, session.run_id, full=report_to is not None) if as_json or report_to else None
+    if report_to is not None:
+        _write_report(report, report_to, report_format)
     if as_json:
+        from tminus.cli.report_files import step_results
+
         emit_json({"run_id": session.run_id, "status": result.status, "exit_code": int(result.exit),
                    "reason": result.reason, "failures": result.failures, "ledger": ledger.url,
+                   "steps": step_results(report) if report is not None else None,
                    **(more_json(session) if more_json is not None else {})})
     else:
         click.echo(f"\n{result.status.upper().replace('_', ' ')}: {result.reason}", err=True)
@@ -164,3 +190,37 @@ def drive(doc: Any, opts: Any, ledger_url: str | None, as_json: bool, verbose: b
                    err=True)
     ledger.close()
     sys.exit(int(result.exit))
+
+
+def _report_of_run(ledger: Any, run_id: str, *, full: bool) -> Any:
+    """The run's report from its own ledger events: `full` (for a report file) adds the chain's
+    verdict and the point of no return. A failure here is said on stderr and never changes the
+    run's exit code."""
+    try:
+        record = ledger.get_run(run_id)
+        if full:
+            from tminus.cli.report_files import build
+
+            return build(ledger, record)
+        from tminus.projection import project
+        from tminus.reports.run_report import report_of
+
+        return report_of(record, project(ledger.events(run_id)))
+    except Exception as exc:  # the run is over: its exit code is what counts
+        click.echo(f"error: cannot build the report of run {run_id}: {type(exc).__name__}: {exc}", err=True)
+        return None
+
+
+def _write_report(report: Any, path: str, fmt: str | None) -> None:
+    from tminus.cli.report_files import choose_format, render_text, write_atomically
+
+    if report is None:
+        return
+    chosen = choose_format(fmt, path)
+    try:
+        write_atomically(path, render_text(report, chosen))
+    except Exception as exc:  # a report not written does not undo what the run did
+        click.echo(f"error: the run ended, but its {chosen} report could not be written to {path}: "
+                   f"{type(exc).__name__}: {exc}", err=True)
+        return
+    click.echo(f"wrote the {chosen} report of run {report.run_id} to {path}", err=True)
