@@ -342,9 +342,39 @@ def test_nan_none_huge_and_empty_values_render(base: str, reports: dict[str, Run
         page = Page(html)
         _numeric_attrs_are_finite(page)
         assert "<script" not in html.lower(), label
+        assert all(len("".join(e.text)) <= 4000 for e in page.find("pre", "output")), "output is cut, whoever built it"
         for section in SECTIONS:
             assert page.by_id(section) is not None, (label, section)
         json.dumps(report.to_dict(), default=str)  # the mangled report is still a report
+
+
+def test_an_overrun_and_a_step_still_running_are_marked(reports: dict[str, RunReport]) -> None:
+    """None of the real runs overruns a budget (they take milliseconds): the budget is shrunk."""
+    from tminus.reports.render_html import render_html
+
+    r = _overrun(reports["completed"])
+    page = Page(render_html(r))
+    over = page.find("rect", "overrun", inside="chart-timeline")
+    assert len(over) == 1 and "phase deploy: over budget by 45ms" in page.text  # its tooltip
+    labels = ["".join(e.text) for e in page.find("text", "overrun-label", inside="chart-timeline")]
+    assert labels == ["+45ms over"]
+    deploy = next(e for e in page.find("rect", "section-bar", inside="chart-timeline")
+                  if e.attrs["data-section"] == "phase:deploy")
+    assert float(over[0].attrs["x"]) > float(deploy.attrs["x"]), "the overrun is the bar's part past the budget"
+    assert "+45ms" in page.text, "the phases table says it too"
+    running = [e for e in page.find("rect", "status-running", inside="chart-timeline")]
+    assert running and float(running[0].attrs["width"]) > 2
+
+
+def _overrun(report: RunReport) -> RunReport:
+    r = copy.deepcopy(report)
+    deploy = next(s for s in r.sections if s.id == "phase:deploy")
+    assert deploy.start is not None and deploy.end is not None
+    deploy.end = deploy.start + 0.095
+    deploy.budget, deploy.actual, deploy.over_budget = 0.05, 0.095, 0.045
+    last = r.steps()[-1]
+    last.status, last.end, last.duration = "running", None, None
+    return r
 
 
 # --- in a real browser ------------------------------------------------------------------------------
@@ -379,12 +409,21 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.mark.parametrize("scenario", ALL)
-def test_chromium_lays_the_page_out(scenario: str, pages: dict[str, str], browser: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scenario", [*ALL, "overrun", "not-a-number"])
+def test_chromium_lays_the_page_out(scenario: str, reports: dict[str, RunReport], pages: dict[str, str],
+                                    browser: Any, tmp_path: Path) -> None:
     import base64
 
+    from tminus.reports.render_html import render_html
+
+    if scenario == "overrun":
+        html = render_html(_overrun(reports["completed"]))
+    elif scenario == "not-a-number":
+        html = render_html(dict(_mangled(reports["monitor_fired"]))[scenario])
+    else:
+        html = pages[scenario]
     path = tmp_path / f"report-{scenario}.html"
-    path.write_text(pages[scenario], encoding="utf-8")
+    path.write_text(html, encoding="utf-8")
     browser.get_log("browser")  # what an earlier page logged is not this one's
     browser.get(path.as_uri())
     assert browser.execute_script("return document.readyState") == "complete"

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from tminus.durations import format_duration
-from tminus.reports.run_report import RunReport
+from tminus.reports.run_report import OUTPUT_LIMIT, RunReport
 from tminus.reports.svg_charts import num, rule_chart, timeline, tplus, zoom_needed
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,6 +39,7 @@ def _environment() -> Environment:
     env.filters["tplus"] = _tplus
     env.filters["duration"] = _duration
     env.filters["value"] = _value
+    env.filters["tail"] = _tail
     return env
 
 
@@ -62,6 +63,12 @@ def _value(v: Any) -> str:
         return json.dumps(v, ensure_ascii=False, default=str, allow_nan=True)
     except ValueError:
         return str(v)
+
+
+def _tail(text: Any, limit: int = OUTPUT_LIMIT) -> str:
+    """The end of a long text (where errors are), whoever built the report."""
+    text = str(text)
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
 
 
 def render_html(report: RunReport) -> str:

@@ -52,10 +52,14 @@ def tplus(seconds: float) -> str:
     """A T+ label: T+0, T+0.25s, T+5s, T+2m30s, T-0.03s."""
     sign = "-" if seconds < 0 else "+"
     s = abs(seconds)
-    if s < 1e-9:
+    if s < 5e-4:
         return "T+0"
     if s < 60:
-        return f"T{sign}{s:.3g}s"
+        return f"T{sign}{float(f'{s:.3g}'):g}s"
+    if s < 3600 and s % 60 == 0:
+        return f"T{sign}{int(s // 60)}m"
+    if s % 3600 == 0:
+        return f"T{sign}{int(s // 3600)}h"
     return f"T{sign}{format_duration(s)}"
 
 
@@ -80,10 +84,25 @@ def nice_ticks(lo: float, hi: float, count: int = 8) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
+_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def time_ticks(lo: float, hi: float, count: int = 8) -> list[float]:
+    """Ticks for a T+ axis: below a second as nice_ticks, above on clock steps (15s, 5m, 1h...)."""
+    span = hi - lo
+    if not span > 0 or span / count < 1:
+        return nice_ticks(lo, hi, count)
+    step = next((float(s) for s in _TIME_STEPS if s >= span / count), None)
+    if step is None:
+        return nice_ticks(lo, hi, count)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
 class _Scale:
     def __init__(self, lo: float, hi: float, a: float, b: float) -> None:
-        if not hi > lo:
-            hi = lo + 1.0
+        if not hi - lo >= 0.01:  # a zero-length run still gets an axis (10ms at least)
+            hi = lo + max(0.01, abs(lo) * 0.1)
         self.lo, self.hi, self.a, self.b = lo, hi, a, b
 
     def __call__(self, v: float) -> float:
@@ -139,7 +158,7 @@ def timeline(report: RunReport, zoom: bool = False) -> Chart:
     stages = report.monitor.stages if report.monitor else []
     lo, hi = min(times), max(times)
     pad = (hi - lo) * 0.02 or 0.5
-    last = max(times)
+    last = max(_actual_times(report))  # where a bar still running when the run ended stops
     x = _Scale(lo - pad if lo < 0 else lo, hi + pad, LABELS, W - RIGHT)
     return _draw(report, x, last, stages, "chart-timeline-zoom" if zoom else "chart-timeline",
                  "Timeline of what ran (zoomed)" if zoom else "Timeline: planned vs actual, T+ seconds")
@@ -176,7 +195,7 @@ def _draw(report: RunReport, x: _Scale, last: float, stages: list[StageReport], 
     plot_bottom = chart.height - BOTTOM
 
     # grid and axis
-    for t in nice_ticks(x.lo, x.hi):
+    for t in time_ticks(x.lo, x.hi):
         chart.add("line", "grid", x1=x(t), x2=x(t), y1=TOP - 4, y2=plot_bottom)
         chart.add("text", "tick", tplus(t), x=x(t), y=plot_bottom + 16, text_anchor="middle")
     chart.add("line", "axis", x1=LABELS, x2=W - RIGHT, y1=plot_bottom, y2=plot_bottom)
@@ -319,7 +338,7 @@ def rule_chart(rule: RuleChart, stages: list[StageReport], index: int) -> Chart:
     for t in nice_ticks(y.lo, y.hi, 4):
         chart.add("line", "grid", x1=ML, x2=MW - MR, y1=y(t), y2=y(t))
         chart.add("text", "tick", f"{t:.4g}", x=ML - 4, y=y(t) + 3, text_anchor="end")
-    for t in nice_ticks(x.lo, x.hi, 4):
+    for t in time_ticks(x.lo, x.hi, 4):
         chart.add("text", "tick", tplus(t), x=x(t), y=bottom + 14, text_anchor="middle")
     chart.add("line", "axis", x1=ML, x2=MW - MR, y1=bottom, y2=bottom)
     chart.add("line", "axis", x1=ML, x2=ML, y1=top, y2=bottom)
@@ -354,4 +373,5 @@ def rule_chart(rule: RuleChart, stages: list[StageReport], index: int) -> Chart:
     return chart
 
 
-__all__ = ["Chart", "Shape", "cut", "nice_ticks", "num", "rule_chart", "timeline", "tplus", "zoom_needed"]
+__all__ = ["Chart", "Shape", "cut", "nice_ticks", "num", "rule_chart", "time_ticks", "timeline", "tplus",
+           "zoom_needed"]
