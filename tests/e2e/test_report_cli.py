@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sqlite3
+import xml.etree.ElementTree as ET
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,26 @@ def test_gate_junit_never_changes_the_gates_exit_code(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "completed" and [s["key"] for s in data["steps"]] == ["gates[0].checks[0]"]
-    # written by the JUnit renderer, or said on stderr where it cannot be: either way exit 0
-    assert "junit report" in proc.stderr
+    root = ET.parse(tmp_path / "gates.xml").getroot()  # written whatever the extension says
+    assert root.tag == "testsuites" and next(s.get("name") for s in root.iter("testsuite")) == "gates"
+    assert "wrote the junit report" in proc.stderr and "could not" not in proc.stderr
+    # a report that cannot be written is said on stderr; the gates' exit code stays theirs
+    proc = tminus("gate", "runbook.yaml", "--junit", str(tmp_path / "missing" / "gates.xml"), cwd=tmp_path)
+    assert proc.returncode == 0 and "junit report could not be written" in proc.stderr, proc.stderr
+
+
+def test_run_report_html_and_junit_are_what_report_writes(rolled: ReportRun, tmp_path: Path) -> None:
+    """`tminus report --format html|junit` of the same run: one self-contained page naming every
+    step, and JUnit XML with a suite per section."""
+    page = tminus("report", rolled.run_id, "--format", "html", cwd=rolled.folder)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.lstrip().lower().startswith("<!doctype html") and CANARY not in page.stdout
+    for name in ("the folder is writable", "print the token", "undeploy", "the service is healthy"):
+        assert name in page.stdout
+    out = tmp_path / "r.xml"
+    assert tminus("report", rolled.run_id, "-o", str(out), cwd=rolled.folder).returncode == 0
+    suites = [s.get("name") for s in ET.parse(out).getroot().iter("testsuite")]
+    assert suites[0] == "gates" and "verify" in suites and "rollback" in suites
 
 
 HOSTILE = """
