@@ -83,6 +83,13 @@ def test_the_name_defaults_to_the_file_name(tmp_path: Path) -> None:
     assert tminus("init", "-o", "ops/orders-api.yaml", cwd=tmp_path).returncode == 0
     valid = tminus("validate", "--json", "ops/orders-api.yaml", cwd=tmp_path)
     assert json.loads(valid.stdout)["runbook"] == "orders-api"
+    # the commands its comments suggest name the file as written, quoted for a shell
+    text = (tmp_path / "ops" / "orders-api.yaml").read_text()
+    assert "tminus plan ops/orders-api.yaml" in text and "runbook.yaml" not in text
+    assert tminus("init", "-o", "my runbook.yaml", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "my runbook.yaml").read_text()
+    assert "tminus validate 'my runbook.yaml'" in text
+    assert tminus("validate", "my runbook.yaml", cwd=tmp_path).returncode == 0
 
 
 HOSTILE = [

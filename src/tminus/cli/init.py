@@ -7,6 +7,7 @@ plans as written; the runbook's name is the only thing put in, as a YAML double-
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from importlib import resources
 from pathlib import Path
@@ -47,10 +48,16 @@ def check_name(name: str) -> str | None:
     return None
 
 
-def render(template: str, name: str) -> str:
+def render(template: str, name: str, filename: str = "runbook.yaml") -> str:
     # JSON's string syntax is a YAML double-quoted scalar: quotes and backslashes escaped, the rest
     # (`{{ }}`, `#`, `: `) literal, never read as a template, a comment or a mapping.
-    return template_text(template).replace(PLACEHOLDER, json.dumps(name, ensure_ascii=False), 1)
+    text = template_text(template).replace(PLACEHOLDER, json.dumps(name, ensure_ascii=False), 1)
+    if filename == "runbook.yaml" or not filename.isprintable():  # a comment holds one line
+        return text
+    # the commands the comments suggest name the file as written (quoted for a shell)
+    quoted = shlex.quote(filename)
+    return "".join(line.replace("runbook.yaml", quoted) if line.lstrip().startswith("#") else line
+                   for line in text.splitlines(keepends=True))
 
 
 def _choose(template: str | None) -> str:
@@ -90,7 +97,7 @@ def init(template: str | None, output: str, name: str | None, force: bool, list_
     if name is None:
         stem = target.stem if target is not None else ""
         name = chosen if stem in ("", "runbook") or check_name(stem) else stem
-    text = render(chosen, name)
+    text = render(chosen, name, output if target is not None else "runbook.yaml")
     if target is None:
         click.echo(text, nl=False)
         return
