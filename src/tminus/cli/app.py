@@ -400,3 +400,7 @@ _rehearsals.register(cli)
 from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
 
 _rehearse.register(cli)
+
+from tminus.cli import importer as _importer  # noqa: E402  (import)
+
+_importer.register(cli)
