@@ -15,8 +15,9 @@ from typing import Any
 from tminus.importer import commands
 from tminus.importer.markdown import Code, Item, Outline, Para, Section
 
-MAX_STEPS = 1000  # a hand-written runbook has tens; the YAML limit is 20,000 values
-MAX_TEXT = 200_000  # characters of imported text in all: the runbook file limit is 512 KiB
+MAX_STEPS = 600  # a hand-written runbook has tens to a few hundred; the YAML limit is 20,000 values
+BUDGET = 360_000  # characters the YAML may take, estimated as it is built: the runbook file limit is 512 KiB
+ENTRY_COST = 120  # a mapping's keys, indentation and comment marks, beside its texts
 MAX_FIELD = 8_000  # characters of one imported text
 NAME_LEN = 100
 DATABASE_VAR = "database_url"
@@ -132,7 +133,7 @@ class _Builder:
     def __init__(self, outline: Outline) -> None:
         self.outline = outline
         self.result = Result(runbook={}, unmapped=[])
-        self.text_left = MAX_TEXT
+        self.text_left = BUDGET
         self.sql_used = False
 
     # --- text ---------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class _Builder:
 
     def guess(self, line: int, what: str, data: dict[str, Any]) -> Guessed:
         self.result.guesses += 1
+        self.text_left -= ENTRY_COST + len(what) + len(str(data.get("name", "")))
         return Guessed(f"guessed from line {line}: {what}", data)
 
     # --- steps --------------------------------------------------------------------------------
@@ -184,7 +186,9 @@ class _Builder:
             line = code.line + 1 + cmd.line
             label = name if len(wanted) == 1 else f"{name} ({n})"
             http = commands.as_http(cmd)
-            sql = commands.as_sql(cmd) if http is None and not has_markers(cmd.heredoc or cmd.text) else None
+            if has_markers(cmd.heredoc or cmd.text) or has_markers(cmd.text):
+                break  # template syntax stays in a run step (escaped), never in a url or a query
+            sql = commands.as_sql(cmd) if http is None else None
             if http is not None:
                 converted.append(self.http_step(line, label, http))
             elif sql is not None:
@@ -327,6 +331,10 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
     for i, section in enumerate(sections):
         kind = kinds[i]
         title = section.title or "(before the first heading)"
+        if not b.room():
+            b.result.unmapped.append(Unmapped(section.line, title, f"the import stopped here: more than {MAX_STEPS} "
+                                                                   "steps or too much text for one runbook"))
+            break
         if kind == "skip":
             if section.blocks:
                 b.result.unmapped.append(Unmapped(section.line, title, "not part of the procedure (skipped by "
@@ -353,12 +361,13 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
             full = f"{parent_title(i)}: {_plain(title)}" if up is not None and kinds[up] == "gate" \
                 and parent_title(i) else title
             gate = b.guess(section.line, "a checklist/readiness heading -> a gate of manual checks",
-                           {"name": unique(full), "checks": steps})
+                           {"name": unique(full)})
             stage = stage_of(title) or next((stage_of(sections[p].title) for p in _ancestors(i, parents)
                                              if stage_of(sections[p].title)), None)
             if stage:
                 gate["stage"] = stage
                 gate.note += f"; stage {stage} from its heading"
+            gate["checks"] = steps
             gates.append(gate)
         elif kind == "rollback":
             rollback += steps
@@ -394,7 +403,6 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
     if b.sql_used:
         runbook["vars"] = Guessed("a placeholder: the sql steps' database (the Markdown gives none tminus can use)",
                                   {DATABASE_VAR: DATABASE_PLACEHOLDER})
-        b.result.guesses += 1
     runbook["gates"] = gates
     if phases:
         runbook["phases"] = phases
@@ -432,5 +440,16 @@ def _phase_owner(i: int, sections: list[Section], kinds: list[str], parents: lis
         owner = p
 
 
-__all__ = ["DATABASE_PLACEHOLDER", "DATABASE_VAR", "MAX_STEPS", "MAX_TEXT", "REVIEW_GATE", "Guessed", "Result",
-           "Unmapped", "build", "classify", "escape"]
+__all__ = [
+    "BUDGET",
+    "DATABASE_PLACEHOLDER",
+    "DATABASE_VAR",
+    "MAX_STEPS",
+    "REVIEW_GATE",
+    "Guessed",
+    "Result",
+    "Unmapped",
+    "build",
+    "classify",
+    "escape",
+]

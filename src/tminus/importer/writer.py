@@ -15,7 +15,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from tminus.importer.mapping import Guessed, Result
 
 COMMENT_LEN = 160
-WIDTH = 110
+WIDTH = 200  # a name (at most 100 characters) stays on its line, with its comment
 
 
 class RoundTripError(Exception):
