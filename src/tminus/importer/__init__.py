@@ -25,7 +25,7 @@ def convert(markdown_text: str, *, source: str, name: str | None = None) -> Impo
     outline = parse(markdown_text)
     result = build(outline, name=name, source=source)
     rb = result.runbook
-    header = [f"Imported from {source} by `tminus import`: a skeleton, not a runbook to run.",
+    header = [f"Imported from {result.source} by `tminus import`: a skeleton, not a runbook to run.",
               "Each '# guessed from line N' names the line of the Markdown a mapping was guessed from.",
               "The first gate always fails: delete it once every step has been reviewed."]
     if outline.flattened:

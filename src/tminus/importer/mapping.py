@@ -12,11 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tminus.durations import parse_duration
 from tminus.importer import commands
-from tminus.importer.markdown import Code, Item, Outline, Para, Section
+from tminus.importer.markdown import Code, Item, Outline, Para, Section, clean
+from tminus.runbook.types import MAX_DURATION
 
 MAX_STEPS = 600  # a hand-written runbook has tens to a few hundred; the YAML limit is 20,000 values
 BUDGET = 360_000  # characters the YAML may take, estimated as it is built: the runbook file limit is 512 KiB
+BRACKETS = 160  # '[' and '{' imported text may leave open in all: the loader refuses 256 open at once
+_BRACKET = re.compile(r"[\[\]{}]")
 ENTRY_COST = 120  # a mapping's keys, indentation and comment marks, beside its texts
 MAX_FIELD = 8_000  # characters of one imported text
 NAME_LEN = 100
@@ -65,6 +69,7 @@ class Result:
     steps: Counter[str] = field(default_factory=Counter)
     guesses: int = 0
     truncated: bool = False
+    source: str = ""  # the Markdown file's name as the YAML may show it
 
 
 def escape(text: str) -> str:
@@ -115,7 +120,8 @@ def stage_of(title: str) -> str | None:
     match = _STAGE.search(title)
     if not match:
         return None
-    return f"T-{int(match.group(1))}{match.group(2)[0].lower()}" if int(match.group(1)) > 0 else None
+    stage = f"{int(match.group(1))}{match.group(2)[0].lower()}"
+    return f"T-{stage}" if 0 < parse_duration(stage) <= MAX_DURATION else None
 
 
 def budget_of(title: str) -> tuple[str, str] | None:
@@ -123,10 +129,10 @@ def budget_of(title: str) -> tuple[str, str] | None:
     match = _BUDGET.search(title)
     if not match:
         return None
-    number = int(match.group(2) or match.group(1))
-    if number <= 0:
+    budget = f"{int(match.group(2) or match.group(1))}{match.group(3)[0].lower()}"
+    if not 0 < parse_duration(budget) <= MAX_DURATION:
         return None
-    return f"{number}{match.group(3)[0].lower()}", match.group(0)
+    return budget, match.group(0)
 
 
 class _Builder:
@@ -134,17 +140,38 @@ class _Builder:
         self.outline = outline
         self.result = Result(runbook={}, unmapped=[])
         self.text_left = BUDGET
+        self.brackets_left = BRACKETS
         self.sql_used = False
 
     # --- text ---------------------------------------------------------------------------------
 
+    def fit(self, value: str) -> str:
+        """Imported text whose unclosed brackets stay within what is left of BRACKETS: the loader
+        counts them in the raw YAML, quotes and comments included (runbook/yamlguard.py)."""
+        depth, kept = 0, len(value)
+        for m in _BRACKET.finditer(value):
+            depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
+            if depth > self.brackets_left:
+                kept = m.start()
+                break
+        if kept < len(value):
+            value = value[:kept] + " (… cut by tminus import: too many unclosed brackets)"
+            self.result.truncated = True
+            depth = _open_at_end(value)
+        self.brackets_left -= depth
+        return value
+
     def text(self, value: str) -> str:
         """Imported text for a rendered field: bounded, escaped."""
         if len(value) > MAX_FIELD:
-            value = value[:MAX_FIELD] + "\n[… cut by tminus import]"
+            value = value[:MAX_FIELD] + "\n(… cut by tminus import)"
             self.result.truncated = True
+        value = self.fit(value)
         self.text_left -= len(value)
         return escape(value)
+
+    def miss(self, line: int, section: str, why: str) -> None:
+        self.result.unmapped.append(Unmapped(line, self.fit(section), why))
 
     def room(self) -> bool:
         if sum(self.result.steps.values()) >= MAX_STEPS or self.text_left <= 0:
@@ -152,9 +179,13 @@ class _Builder:
             return False
         return True
 
-    def guess(self, line: int, what: str, data: dict[str, Any]) -> Guessed:
+    def guess(self, line: int, what: str, data: dict[str, Any], *, named: bool = False) -> Guessed:
+        """`named`: its name was fitted already (gates and phases: fitted, then made unique)."""
         self.result.guesses += 1
         self.text_left -= ENTRY_COST + len(what) + len(str(data.get("name", "")))
+        if "name" in data and not named:
+            data["name"] = self.fit(data["name"])
+        what = self.fit(what)
         return Guessed(f"guessed from line {line}: {what}", data)
 
     # --- steps --------------------------------------------------------------------------------
@@ -303,7 +334,8 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
     sections = outline.sections
     kinds, parents = _kinds(sections)
     titled = [s for s in sections if s.level == 1]
-    runbook_name = name or (slug(titled[0].title) if titled else slug(source.rsplit(".", 1)[0]))
+    runbook_name = b.fit(clean(name)) if name else (slug(titled[0].title) if titled else slug(source.rsplit(".", 1)[0]))
+    source = b.result.source = b.fit(clean(source))
     gates: list[dict[str, Any]] = [{
         "name": REVIEW_GATE,
         "description": "Added by tminus import. It always fails, so the skeleton cannot change anything "
@@ -317,12 +349,16 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
     decision_line = 0
     decided = False  # phases written after the go/no-go run after it: after_go
     owners: dict[int, dict[str, Any]] = {}  # section index -> the phase its steps go to
-    used: Counter[str] = Counter()
+    used: set[str] = set()  # gate and phase names: each its own
 
     def unique(title: str) -> str:
-        base = _short(_plain(title)) or "imported"
-        used[base] += 1
-        return base if used[base] == 1 else f"{base} ({used[base]})"
+        base = b.fit(_short(_plain(title))) or "imported"
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base} ({n})"
+        used.add(name)
+        return name
 
     def parent_title(i: int) -> str:
         p = parents[i]
@@ -332,13 +368,12 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
         kind = kinds[i]
         title = section.title or "(before the first heading)"
         if not b.room():
-            b.result.unmapped.append(Unmapped(section.line, title, f"the import stopped here: more than {MAX_STEPS} "
-                                                                   "steps or too much text for one runbook"))
+            b.miss(section.line, title, f"the import stopped here: more than {MAX_STEPS} steps or too much text "
+                                        "for one runbook")
             break
         if kind == "skip":
             if section.blocks:
-                b.result.unmapped.append(Unmapped(section.line, title, "not part of the procedure (skipped by "
-                                                                       "its heading)"))
+                b.miss(section.line, title, "not part of the procedure (skipped by its heading)")
             continue
         if kind == "decision":
             decided = True
@@ -349,19 +384,17 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
         steps = b.section_steps(section)
         notes = [x for x in section.blocks if isinstance(x, Item) and not b.taken(section, x)]
         if notes and steps:
-            b.result.unmapped.append(Unmapped(notes[0].line, title, f"{len(notes)} plain bullet(s) beside its steps "
-                                                                    "were read as notes"))
+            b.miss(notes[0].line, title, f"{len(notes)} plain bullet(s) beside its steps were read as notes")
         if not steps:
             if section.blocks:
-                b.result.unmapped.append(Unmapped(section.line, title, "its own text is prose or a table, not "
-                                                                       "steps: read it again"))
+                b.miss(section.line, title, "its own text is prose or a table, not steps: read it again")
             continue
         if kind == "gate":
             up = parents[i]
             full = f"{parent_title(i)}: {_plain(title)}" if up is not None and kinds[up] == "gate" \
                 and parent_title(i) else title
             gate = b.guess(section.line, "a checklist/readiness heading -> a gate of manual checks",
-                           {"name": unique(full)})
+                           {"name": unique(full)}, named=True)
             stage = stage_of(title) or next((stage_of(sections[p].title) for p in _ancestors(i, parents)
                                              if stage_of(sections[p].title)), None)
             if stage:
@@ -374,14 +407,14 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
         elif kind == "monitor":
             after_go.append(b.guess(section.line, "a monitoring/alert heading -> checks right after the go "
                                                   "(alert rules are not guessed: write them under monitor:)",
-                                    {"name": unique(title), "steps": steps}))
+                                    {"name": unique(title), "steps": steps}, named=True))
         else:
             owner = _phase_owner(i, sections, kinds, parents)
             if owner in owners:
                 owners[owner]["steps"] += steps
                 continue
-            phase = b.guess(sections[owner].line, "a heading -> a phase", {"name": unique(sections[owner].title
-                                                                                          or title)})
+            phase = b.guess(sections[owner].line, "a heading -> a phase",
+                            {"name": unique(sections[owner].title or title)}, named=True)
             budget = budget_of(sections[owner].title)
             if budget:
                 phase["budget"] = budget[0]
@@ -416,6 +449,13 @@ def build(outline: Outline, *, name: str | None, source: str) -> Result:
     b.result.runbook = runbook
     b.result.steps["run"] += 1  # the review gate's check
     return b.result
+
+
+def _open_at_end(text: str) -> int:
+    depth = 0
+    for m in _BRACKET.finditer(text):
+        depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
+    return depth
 
 
 def _ancestors(i: int, parents: list[int | None]) -> list[int]:
