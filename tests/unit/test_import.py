@@ -382,7 +382,8 @@ FRAGMENTS = [
     "psql \"$URL\" -c \"SELECT 1;\"\n", "docker exec db psql -c \"DELETE FROM t;\"\n",
     "psql <<'SQL'\nDROP TABLE t;\nSQL\n",
     "{{", "}}", "{%", "%}", "{#", "#}", "{{ '{{' }}", "[", "]", "{", "}", "'", '"', "\\", "`", "\t", "\r\n", "\r",
-    "\ufeff", "\x1b", "\x00", "\x7f", "ü ≥ 🚀", ": ", " #", "---\n", "...\n", "&a", "*a", "!!python/object", "%YAML",
+    "\ufeff", "\x1b", "\x00", "\x7f", "\x85", "\u2028", "\uffff", "\ufffe", "\U0010ffff",
+    "ü ≥ 🚀", ": ", " #", "---\n", "...\n", "&a", "*a", "!!python/object", "%YAML",
     "| x", "> y", "\n", "\n\n", "word ", "x" * 300, "T-2h ", "(60-90 minutes)",
     "(9999 hours)", "T-9999h ", "(0 minutes)", "## a\n", "## a (2)\n", "$(rm -rf /)", "; rm -rf / #",
 ]
@@ -412,3 +413,13 @@ def test_any_mix_of_careless_markdown_imports_to_a_valid_runbook(parts: list[str
 ])
 def test_guesses_that_would_not_validate_are_not_made(md: str, check: Any) -> None:
     assert check(load_runbook("x.yaml", text=convert(md, source="x.md").text).runbook)
+
+
+def test_template_marks_after_backslashes_in_a_shell_block_render_as_written() -> None:
+    """After a backslash no quoting is safe (the loader refuses `\\{{ x }}` in a command): the
+    backslashes and the mark are pasted as they are, and the command renders as written."""
+    command = "echo \\{{ x }} \"\\\\{%\" '\\{#' {{ y }} \\\\\\{{"
+    md = f"## a\n\n```bash\n{command}\n```\n"
+    run = load_runbook("x.yaml", text=convert(md, source="x.md").text).runbook.phases[0].steps[0].run
+    rendered = Templater(vars={}, environ={}, secrets=[]).render(run.command, language="shell")
+    assert rendered.replace("'{{'", "{{") == command

@@ -33,6 +33,7 @@ REVIEW_COMMAND = ("echo 'tminus import wrote this runbook as a skeleton: review 
 SHELL = frozenset({"bash", "sh", "shell", "console", "zsh", "shell-session", "shellsession", "ksh"})
 SQL = frozenset({"sql", "psql", "pgsql", "postgresql", "postgres", "plpgsql", "mysql", "sqlite"})
 _MARKERS = re.compile(r"\{[{%#]")
+_SHELL_MARKERS = re.compile(r"(\\*)(\{[{%#])")
 _SKIP = re.compile(r"troubleshoot|table of contents|^contents$|\breferences?\b|contacts?\b|appendix|overview|"
                    r"^(?:\d+[.)]\s*)?(?:purpose|introduction|background|summary|artifacts|files)$|"
                    r"\bfaq\b|glossary|changelog|revision history", re.I)
@@ -72,10 +73,20 @@ class Result:
     source: str = ""  # the Markdown file's name as the YAML may show it
 
 
-def escape(text: str) -> str:
+def escape(text: str, *, shell: bool = False) -> str:
     """Imported text shown literally by the templater: each `{{`, `{%`, `{#` becomes an expression
-    printing it (in a shell command the escaper quotes `'{{'`, which the shell reads as `{{`)."""
-    return _MARKERS.sub(lambda m: "{{ '" + m.group(0) + "' }}", text)
+    printing it. In a shell command the escaper quotes it (`'{{'`, which the shell reads as `{{`),
+    except right after backslashes, where no quoting is safe (templating/contexts.py refuses it):
+    there the backslashes and the marker are pasted as they are (`| raw`, which validate warns of)."""
+    if not shell:
+        return _MARKERS.sub(lambda m: "{{ '" + m.group(0) + "' }}", text)
+
+    def one(m: re.Match[str]) -> str:
+        if not m.group(1):
+            return "{{ '" + m.group(2) + "' }}"
+        return "{{ '" + m.group(1).replace("\\", "\\\\") + m.group(2) + "' | raw }}"
+
+    return _SHELL_MARKERS.sub(one, text)
 
 
 def has_markers(text: str) -> bool:
@@ -161,14 +172,14 @@ class _Builder:
         self.brackets_left -= depth
         return value
 
-    def text(self, value: str) -> str:
-        """Imported text for a rendered field: bounded, escaped."""
+    def text(self, value: str, *, shell: bool = False) -> str:
+        """Imported text for a rendered field (`shell`: a run command): bounded, escaped."""
         if len(value) > MAX_FIELD:
             value = value[:MAX_FIELD] + "\n(… cut by tminus import)"
             self.result.truncated = True
         value = self.fit(value)
         self.text_left -= len(value)
-        return escape(value)
+        return escape(value, shell=shell)
 
     def miss(self, line: int, section: str, why: str) -> None:
         self.result.unmapped.append(Unmapped(line, self.fit(section), why))
@@ -235,8 +246,9 @@ class _Builder:
             self.result.steps[kind] -= 1
             self.result.guesses -= 1
         self.result.steps["run"] += 1
+        command = self.text(code.text, shell=True)
         return [self.guess(code.line, f"a ```{code.info} block -> a run step (as written)",
-                           {"name": _short(_plain(name)) or "imported command", "run": self.text(code.text)})]
+                           {"name": _short(_plain(name)) or "imported command", "run": command})]
 
     def http_step(self, line: int, name: str, http: commands.Http) -> Guessed:
         spec: dict[str, Any] = {"url": self.text(http.url)}

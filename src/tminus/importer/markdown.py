@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# what YAML cannot hold (control characters, surrogates, U+FFFE/U+FFFF) and the loader refuses
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _BULLET = re.compile(r"^(\s*)[•●▪‣◦]\s*", re.M)
 _FLAT_HEADING = re.compile(r" (#{1,6}) (?=\S)")
 _FLAT_NUMBER = re.compile(r" (\d{1,3})\. (?=\S)")
@@ -74,7 +75,8 @@ class Outline:
 
 
 def clean(text: str) -> str:
-    """Control characters out (the YAML guard refuses them), tabs and newlines kept."""
+    """Control characters and what YAML cannot hold out (the YAML guard refuses them), tabs and
+    newlines kept."""
     return _CONTROL.sub("", text)
 
 

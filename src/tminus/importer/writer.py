@@ -6,16 +6,19 @@ compared with the data it was written from, so no value changes type or content 
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from tminus.importer.mapping import Guessed, Result
 
 COMMENT_LEN = 160
-WIDTH = 200  # a name (at most 100 characters) stays on its line, with its comment
+_ODD = re.compile("[\t\r\x85\u2028\u2029]")  # YAML reads these as line breaks (or trims them) in a block
+WIDTH = 1_000_000  # never fold: ruamel folds a quoted scalar at a tab, U+2028 or U+FEFF and reads back one more space
 
 
 class RoundTripError(Exception):
@@ -35,7 +38,7 @@ def _scalar(value: Any) -> Any:
 
 def _literal_safe(text: str) -> bool:
     """A block scalar keeps text exactly unless lines end in spaces or it has odd whitespace."""
-    return not any(line != line.rstrip() for line in text.split("\n")) and "\t" not in text \
+    return not any(line != line.rstrip() for line in text.split("\n")) and not _ODD.search(text) \
         and not text.startswith((" ", "\n")) and not text.endswith("\n")
 
 
@@ -69,7 +72,10 @@ def render(result: Result, header: list[str]) -> str:
     buffer = io.StringIO()
     _yaml().dump(root, buffer)
     text = buffer.getvalue()
-    back = YAML(typ="safe", pure=True).load(text)
+    try:
+        back = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise RoundTripError(f"the YAML written does not read back: {exc}") from exc
     if back != _plain(result.runbook):
         raise RoundTripError("the YAML written does not read back as the runbook it was made from")
     return text
