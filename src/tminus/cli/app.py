@@ -435,3 +435,7 @@ _docs.register(cli)
 from tminus.cli import report as _report  # noqa: E402  (report)
 
 _report.register(cli)
+
+from tminus.cli import importer as _importer  # noqa: E402  (import)
+
+_importer.register(cli)
