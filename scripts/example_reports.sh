@@ -18,7 +18,7 @@ examples=("$@")
 [[ ${#examples[@]} -gt 0 ]] || examples=(quickstart blue-green dashboard-gates metrics-subsystem wild)
 
 # render OUT LEDGER_URL...: every run of the ledgers (not a rehearsal's), each ledger's oldest first, as
-# OUT/N-STATUS.{md,html}
+# OUT/N-STATUS.{md,html} (N-KIND-STATUS for a gate, kill switch or monitor run)
 render() {
   local out="$1" n=0
   shift
@@ -36,11 +36,17 @@ from tminus.projection import project
 
 for url in sys.argv[1:]:
     with open_reader(url) as reader:
-        for run in reversed(reader.list_runs(limit=100)):
-            started = project(reader.events(run.id)).started
-            if run.kind == "rehearsal" or (started and "rehearsal" in started.data):
-                continue  # a rehearsal's cycles have a report of their own: `tminus show REHEARSAL_ID`
-            print(url, run.id, run.status)
+        runs = list(reversed(reader.list_runs(limit=200)))
+        views = {run.id: project(reader.events(run.id)) for run in runs}
+        rehearsed = set()  # a rehearsal's runs (its cycles, a kill switch one pulled): `tminus show REHEARSAL_ID`
+        for view in views.values():
+            for cycle in view.rehearsal.cycles if view.rehearsal else []:
+                rehearsed |= {cycle.run_id, (cycle.data.get("kill_switch") or {}).get("run_id")}
+        for run in runs:
+            if run.kind == "rehearsal" or run.id in rehearsed:
+                continue
+            label = run.status if run.kind == "run" else f"{run.kind}-{run.status}"
+            print(url, run.id, label.replace("_", "-"))
 PY
 )
 }
@@ -54,8 +60,9 @@ for name in "${examples[@]}"; do
       tail -20 "$work/pytest.log" >&2; echo "the wild examples' tests failed" >&2; exit 1; }
     for seed in 000-mes-dashboard 001-migration-gates-spec 002-mge-v2-migration 003-recall-api-cutover \
                 004-metrics-subsystem; do
-      # every copy of the example a test ran in (one per test), in the tests' order
-      mapfile -t dbs < <(find "$work/pt" -path "*/$seed/.tminus/ledger.db" | sort)
+      # each test copies the example into its folder, beside the ledger.db its runs wrote
+      mapfile -t dbs < <(find "$work/pt" -name ledger.db -path "*/*" | while read -r db; do
+                           [[ -d "$(dirname "$db")/$seed" ]] && echo "$db"; done | sort)
       render "$root/docs/examples/reports/wild-${seed%%-*}" "${dbs[@]/#/sqlite:///}"
     done
   else
@@ -69,3 +76,4 @@ for name in "${examples[@]}"; do
   fi
   rm -rf "$work"
 done
+"$root/.venv/bin/python" "$root/scripts/link_example_reports.py"

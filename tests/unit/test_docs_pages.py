@@ -138,3 +138,26 @@ if __name__ == "__main__":  # `.venv/bin/python -m tests.unit.test_docs_pages`: 
         changed = not target.exists() or normalise(target.read_text(encoding="utf-8")) != normalise(rendered)
         target.write_text(rendered, encoding="utf-8")
         print(f"{'wrote' if changed else 'current'} {page}")
+
+
+REPORT_LINK = re.compile(r"\]\((reports/[^)]+)\)")
+
+
+def test_every_example_page_links_the_reports_of_its_runs() -> None:
+    """Each example's docs page links an HTML and a Markdown report of each of its runs (rendered by
+    scripts/example_reports.sh, linked by scripts/link_example_reports.py), and every link resolves."""
+    examples = ROOT / "docs" / "examples"
+    pages = sorted(p for p in examples.glob("*.md") if p.name != "runbooks-in-the-wild.md")
+    assert len(pages) == len(PAGES)
+    every_report = {str(p.relative_to(examples)) for p in (examples / "reports").rglob("*") if p.is_file()}
+    linked: set[str] = set()
+    for page in pages:
+        links = REPORT_LINK.findall(page.read_text(encoding="utf-8"))
+        assert any(x.endswith(".html") for x in links) and any(x.endswith(".md") for x in links), page.name
+        missing = [x for x in links if not (examples / x).is_file()]
+        assert not missing, f"{page.name} links reports that are not there: {missing}"
+        linked |= set(links)
+    assert every_report == linked, f"reports no page links: {sorted(every_report - linked)}"
+    for report in (examples / "reports").rglob("*.html"):  # one self-contained page each
+        head = report.read_text(encoding="utf-8")[:200].lower()
+        assert head.lstrip().startswith("<!doctype html"), report
