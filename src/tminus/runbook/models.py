@@ -485,7 +485,12 @@ class Step(Spec):
 
     @property
     def title(self) -> str:
-        return self.name or self.id or f"{self.kind} step"
+        if self.name or self.id:
+            return str(self.name or self.id)
+        if self.manual is not None:  # an unnamed confirmation is known by what it asks
+            first = self.manual.prompt.strip().split("\n", 1)[0]
+            return first if len(first) <= 80 else first[:79] + "…"
+        return f"{self.kind} step"
 
 
 WaitSpec.model_rebuild()
