@@ -23,7 +23,10 @@ from pathlib import Path
 import click
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# docs/examples/reports/ holds reports of real runs, generated (scripts/example_reports.sh): their
+# blocks are a run's output, not examples to check; tests/unit/test_docs_pages.py checks their links
+REPORTS = ROOT / "docs" / "examples" / "reports"
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if REPORTS not in p.parents)]
 
 SHELL = {"console", "sh", "bash", "shell"}
 SHOWN = {"text", "usage", "json", "toml"}  # output samples, diagrams, synopses: checked by their own tests
