@@ -22,6 +22,7 @@ from tminus.cli.common import (
     operator_option,
     plan_rehearsal,
     problems,
+    recorded_overrides,
     recorded_vars_only,
     resolve_operator,
 )
@@ -30,7 +31,6 @@ from tminus.cli.running import (
     build_options,
     drive,
     operator_flags,
-    recorded_overrides,
     report_option,
     run_options,
     with_times,

@@ -254,6 +254,15 @@ def plan_rehearsal(doc: RunbookDocument, opts: Options, url: str | None) -> dict
         return rehearsal_status(doc, opts, reader)
 
 
+def recorded_overrides(ledger: LedgerReader, run_id: str) -> dict[str, Any]:
+    """The --var values the run started with, so resume, rollback and a report's plan render the
+    same commands."""
+    from tminus.projection import project
+
+    started = project(ledger.events(run_id)).started
+    return dict(started.overrides) if started else {}
+
+
 def find_run(ledger: LedgerReader, run_id: str) -> RunRecord:
     from tminus.errors import LedgerError
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tminus.cli.common import fail
+from tminus.cli.common import fail, recorded_overrides
 from tminus.engine.exitcodes import Exit
 
 STEP_FIELDS = ("key", "name", "kind", "section", "status", "duration", "attempts", "message")
@@ -47,13 +47,6 @@ def point_of_no_return(record: Any, overrides: dict[str, Any] | None = None) -> 
     except Exception:  # an old, unreadable or unplannable text: the report says nothing of it
         return None
     return str(ponr["key"]) if ponr else None
-
-
-def recorded_overrides(reader: Any, run_id: str) -> dict[str, Any]:
-    from tminus.projection import project
-
-    started = project(reader.events(run_id)).started
-    return dict(started.overrides) if started else {}
 
 
 def build(reader: Any, record: Any) -> Any:

@@ -112,14 +112,6 @@ def parse_duration_option(text: str, option: str) -> float:
         fail(f"{option}: {exc}", Exit.USAGE)
 
 
-def recorded_overrides(ledger: Any, run_id: str) -> dict[str, Any]:
-    """The --var values the run started with, so resume and rollback render the same commands."""
-    from tminus.projection import project
-
-    started = project(ledger.events(run_id)).started
-    return dict(started.overrides) if started else {}
-
-
 def report_option(fn: Any) -> Any:
     """`--report FILE` of run, resume and rollback (the format from FILE's extension)."""
     return click.option("--report", "report_to", metavar="FILE", type=click.Path(dir_okay=False),
