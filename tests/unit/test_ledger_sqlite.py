@@ -90,3 +90,16 @@ def test_unwritable_location_is_a_ledger_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LedgerError, match="cannot create the folder"):
         open_ledger(f"sqlite:///{blocker}/sub/ledger.db")
+
+
+def test_events_written_together_are_all_kept_and_stream_back_in_order(sqlite_url: str) -> None:
+    ledger = open_ledger(sqlite_url)
+    new_run(ledger)
+    writer = ledger.open_writer("r1")
+    records = writer.append_many([Event("note", "r1", data={"n": n}) for n in range(7)])
+    assert [r.seq for r in records] == sorted(r.seq for r in records) and len(records) == 7
+    streamed = list(ledger.iter_events("r1", chunk=3))  # three pages of 3, 3 and the rest
+    assert [e.seq for e in streamed] == [e.seq for e in ledger.events("r1")]
+    assert [e.data.get("n") for e in streamed if e.type == "note"] == list(range(7))
+    assert ledger.verify("r1") == []
+    assert writer.append_many([]) == []

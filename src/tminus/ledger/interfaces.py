@@ -8,6 +8,7 @@ light (no SQLAlchemy).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Protocol, Self
 
 from tminus.events import Event
@@ -37,6 +38,10 @@ class LedgerReader(Protocol):
 
     def events(self, run_id: str, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         """The run's events in seq order, only those with seq > `after` (tail), at most `limit`."""
+        ...
+
+    def iter_events(self, run_id: str, after: int = 0, *, chunk: int = 1000) -> Iterator[EventRecord]:
+        """The same events as `events`, streamed `chunk` at a time (a ledger far larger than memory)."""
         ...
 
     def approvals(self, run_id: str, step_key: str | None = None) -> list[ApprovalRecord]:
@@ -72,6 +77,10 @@ class RunWriter(Protocol):
     def fence(self) -> Fence | None: ...
 
     def append(self, event: Event) -> EventRecord: ...
+
+    def append_many(self, events: list[Event]) -> list[EventRecord]:
+        """Several events in one transaction, all or none (grouped results of side-effect-free checks)."""
+        ...
 
     def set_status(
         self, status: str, *, exit_code: int | None = None, reason: str | None = None, finished: bool = False,

@@ -7,6 +7,7 @@ it with the writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Column, Connection, Select, Table, func, select
@@ -87,6 +88,15 @@ class SqlReader:
             EventRecord(r.run_id, r.seq, r.type, r.step_key, r.at, json.loads(r.data), r.prev_hash, r.hash)
             for r in rows
         ]
+
+    def iter_events(self, run_id: str, after: int = 0, *, chunk: int = 1000) -> Iterator[EventRecord]:
+        """The run's events in seq order, read `chunk` at a time: memory stays flat however long the run."""
+        while True:
+            page = self.events(run_id, after=after, limit=chunk)
+            yield from page
+            if len(page) < chunk:
+                return
+            after = page[-1].seq
 
     def verify(self, run_id: str | None = None, *, head: LedgerHead | None = None) -> list[str]:
         """Recompute every chain (one run's, or all) and the ledger-wide chain; human-readable problems,

@@ -36,6 +36,16 @@ class SqlRunWriter:
             record = self._append(conn, event)
         return self._committed(record)
 
+    def append_many(self, events: list[Event]) -> list[EventRecord]:
+        """Store several events in one transaction, all or none: for events that need not be committed
+        alone before the engine acts (the results of side-effect-free checks that ran together)."""
+        if not events:
+            return []
+        with self._db.transaction() as conn:
+            self._check(conn)
+            records = [self._append(conn, event) for event in events]
+        return [self._committed(record) for record in records]
+
     def set_status(
         self, status: str, *, exit_code: int | None = None, reason: str | None = None, finished: bool = False,
     ) -> None:
