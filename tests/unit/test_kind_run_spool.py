@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers_kinds import execute, make_ctx, pid_alive
 from tminus.kinds import registry
 from tminus.kinds.base import Execution
@@ -127,6 +129,68 @@ def test_adopt_judges_from_the_spool_and_refuses_without_a_status(tmp_path: Path
     assert "adopted" in obs.evidence["note"]
     Path(effects[0]["status"]).unlink()  # as if the group had been killed
     assert run.adopt(Execution(ctx.step.key, effects=effects), ctx) is None
+
+
+def test_the_command_starts_only_once_its_group_is_recorded(tmp_path: Path) -> None:
+    # The record of the group is tminus's last write before the command acts: while it is being
+    # written the command has not started; if writing it fails, the command never starts.
+    seen: list[bool] = []
+
+    def slow_sink(kind: str, details: dict[str, Any]) -> None:
+        time.sleep(0.3)  # a slow ledger: the spawned group must still be waiting
+        seen.append((tmp_path / "acted").exists())
+
+    ctx, _effects = _recording_ctx({"run": "touch acted"}, tmp_path)
+    ctx.effect_sink = slow_sink
+    obs = execute(ctx)
+    assert obs.values["exit_code"] == 0 and seen == [False] and (tmp_path / "acted").exists()
+
+    def failing_sink(kind: str, details: dict[str, Any]) -> None:
+        seen.append(bool(details["pgid"]))
+        raise RuntimeError("the ledger is gone")
+
+    (tmp_path / "acted").unlink()
+    ctx, _effects = _recording_ctx({"run": "touch acted"}, tmp_path)
+    ctx.effect_sink = failing_sink
+    with pytest.raises(RuntimeError):
+        execute(ctx)
+    time.sleep(0.3)
+    assert not (tmp_path / "acted").exists()
+
+
+KILLED_WHILE_RECORDING = """
+import os, signal, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from helpers_kinds import execute, make_ctx
+from tminus.kinds.spool import spool_name
+
+base = Path(sys.argv[1])
+ctx = make_ctx({"run": "touch acted"}, base)
+ctx.spool = base / "spool" / spool_name(ctx.step.key, 1, 1)
+def die(kind, details):
+    (base / "pgid").write_text(str(details["pgid"]))
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)  # tminus killed before the record reached the ledger
+ctx.effect_sink = die
+execute(ctx)
+"""
+
+
+def test_a_tminus_killed_before_recording_the_group_leaves_no_command_running(tmp_path: Path) -> None:
+    # The window that once ran a step twice: spawned, then killed before its pid was recorded; resume
+    # found no record, and an idempotent step ran again beside the first copy.
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLED_WHILE_RECORDING, str(tmp_path),
+                           str(Path(__file__).resolve().parents[1])], timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    pgid = int((tmp_path / "pgid").read_text())
+    deadline = time.monotonic() + 10
+    while pid_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pgid)  # the wrapper saw the pipe close unwritten and left
+    assert not (tmp_path / "acted").exists() and not list((tmp_path / "spool").glob("*.status"))
 
 
 def test_the_command_sees_no_wrapper_arguments_and_exec_and_exit_work(tmp_path: Path) -> None:

@@ -98,11 +98,12 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
     try:
         # Output goes to files, not pipes: a command outliving a killed tminus keeps writing (no
         # SIGPIPE), and the wrapper (the group leader) records its exit status for a resumed run.
+        # Its stdin is a pipe: the gate's "go", then the step's stdin if it has one, then EOF.
         proc = ctx.transport.spawn(
-            wrapped(shell, config.command, spool.status),
+            wrapped(shell, config.command, spool.status, gated=True),
             cwd=cwd,
             env=env,
-            stdin=subprocess.PIPE if config.stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=out_fd,
             stderr=err_fd,
         )
@@ -111,16 +112,20 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
     finally:
         os.close(out_fd)
         os.close(err_fd)
-    # Before waiting: the group outlives a crash of tminus, and resume must be able to find it
-    # (the start time tells it from a later process that reused the pid) and its output.
+    assert proc.stdin is not None
+    # Before the command starts: the group outlives a crash of tminus, and resume must be able to find
+    # it (the start time tells it from a later process that reused the pid) and its output.
     try:
         ctx.record_effect("process", pgid=proc.pid, pid=proc.pid, started=ctx.transport.process_identity(proc.pid),
                           command=config.command, at=round(time.time(), 3),
                           **({} if spool.scratch else spool.paths()))
     except BaseException:
-        _kill_group(proc)  # unrecorded, it must not outlive this step
+        proc.stdin.close()  # unrecorded, the command never starts
+        _kill_group(proc)
         proc.wait()
         raise
+    with contextlib.suppress(BrokenPipeError):  # the group already ended (killed from outside)
+        os.write(proc.stdin.fileno(), b"go\n")
 
     stdin = config.stdin.encode() if config.stdin is not None else None
     deadline = start + ctx.timeout if ctx.timeout is not None else None

@@ -28,11 +28,20 @@ WRAPPER_INLINE = ('__tminus_status=$1; __tminus_command=$2; shift 2; (eval "$__t
                   'printf "%s\\n" "$c" > "$__tminus_status"; exit "$c"')
 
 
-def wrapped(shell: str, command: str, status: Path) -> list[str]:
-    """The argv that runs `shell -c command` and records its exit status in `status`."""
+# Before either, gated: wait for tminus's "go" line on stdin (a pipe), sent once the group's pid is in
+# the ledger. Killed between the spawn and that record, tminus leaves the pipe unwritten, and the
+# command never starts: no group runs that resume could not find (it would run the step a second
+# time beside it). `read` takes one line from a pipe, byte by byte: the command gets the rest.
+GATE = 'read -r __tminus_go && [ "$__tminus_go" = go ] || exit 125; '
+
+
+def wrapped(shell: str, command: str, status: Path, gated: bool = False) -> list[str]:
+    """The argv that runs `shell -c command` and records its exit status in `status`; `gated`: only
+    once tminus writes "go" as the first line of its stdin."""
+    first = GATE if gated else ""
     if shell == WRAPPER_SHELL:
-        return [WRAPPER_SHELL, "-c", WRAPPER_INLINE, shell, str(status), command]
-    return [WRAPPER_SHELL, "-c", WRAPPER, "tminus-run", str(status), shell, "-c", command]
+        return [WRAPPER_SHELL, "-c", first + WRAPPER_INLINE, shell, str(status), command]
+    return [WRAPPER_SHELL, "-c", first + WRAPPER, "tminus-run", str(status), shell, "-c", command]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
