@@ -30,6 +30,7 @@ class Sizes:
     smallest (one repetition, small workloads, no warm-up)."""
 
     reps: int = 5
+    http_reps: int = 3
     step_reps: int = 3
     big_reps: int = 1
     warmup: int = 1
@@ -40,8 +41,8 @@ class Sizes:
 
 
 DEFAULT = Sizes()
-FULL = Sizes(reps=15, step_reps=7, big_reps=3, warmup=2)
-SMOKE = Sizes(reps=1, step_reps=1, big_reps=1, warmup=0, validate_steps=(8,), http_checks=5, run_steps=5,
+FULL = Sizes(reps=15, http_reps=9, step_reps=7, big_reps=3, warmup=2)
+SMOKE = Sizes(reps=1, http_reps=1, step_reps=1, big_reps=1, warmup=0, validate_steps=(8,), http_checks=5, run_steps=5,
               big_steps=20)
 
 
@@ -83,8 +84,9 @@ def median_of(command: Command) -> float:
     return statistics.median(command.walls())
 
 
-def stick(command: Command, value: float | None = None) -> Yardstick:
-    return Yardstick(command.label, median_of(command) if value is None else value)
+def stick(command: Command) -> Yardstick:
+    """A floor or peer command beside a whole-process figure: its wall and CPU medians."""
+    return Yardstick(command.label, median_of(command), statistics.median(command.cpus()))
 
 
 # --- the cases -----------------------------------------------------------------------------------
@@ -98,7 +100,8 @@ def empty_run(ctx: Context) -> CaseResult:
     return CaseResult(
         "empty-run", "empty `tminus run`, persistent SQLite ledger (warmed) vs `python -c pass`", ctx.sizes.reps,
         [run, floor],
-        [Figure("empty `tminus run`, whole process", "ms", run.walls(), TARGET_EMPTY_RUN, stick(floor))])
+        [Figure("empty `tminus run`, whole process", "ms", run.walls(), TARGET_EMPTY_RUN, stick(floor),
+                cpu=run.cpus())])
 
 
 def validate_plan(ctx: Context) -> CaseResult:
@@ -114,7 +117,8 @@ def validate_plan(ctx: Context) -> CaseResult:
     ctx.run([*commands, floor], ctx.sizes.reps)
     for i, command in enumerate(commands):
         target = TARGET_VALIDATE_PLAN if i < 2 else None  # the targets are the first (largest) size's
-        figures.append(Figure(f"{command.label}, whole process", "ms", command.walls(), target, stick(floor)))
+        figures.append(Figure(f"{command.label}, whole process", "ms", command.walls(), target, stick(floor),
+                              cpu=command.cpus()))
     return CaseResult("validate-plan", "`tminus validate` and `tminus plan` vs `python -c pass`", ctx.sizes.reps,
                       [*commands, floor], figures,
                       ["Runbook: vars and templates, a gate of HTTP checks, phases of named `run` steps (every other "
@@ -132,13 +136,15 @@ def http_checks(ctx: Context) -> CaseResult:
         peer = Command("httpx", f"httpx `Client`, {n} sequential requests", "peer",
                        [PYTHON, "-c", HTTPX_SEQUENTIAL, str(port), str(n)], cwd, child_env())
         commands = [gate, verify, raw, peer]
-        ctx.run(commands, ctx.sizes.reps)
+        ctx.run(commands, ctx.sizes.http_reps)
     return CaseResult(
-        "http-checks", f"{n} HTTP checks (gate and verify) against a loopback keep-alive server", ctx.sizes.reps,
+        "http-checks", f"{n} HTTP checks (gate and verify) against a loopback keep-alive server",
+        ctx.sizes.http_reps,
         commands,
-        [Figure(f"{n} HTTP checks as a gate, whole process", "s", gate.walls(), TARGET_HTTP, stick(raw), stick(peer)),
+        [Figure(f"{n} HTTP checks as a gate, whole process", "s", gate.walls(), TARGET_HTTP, stick(raw), stick(peer),
+                cpu=gate.cpus()),
          Figure(f"{n} HTTP checks as verify, whole process", "s", verify.walls(), TARGET_HTTP, stick(raw),
-                stick(peer))],
+                stick(peer), cpu=verify.cpus())],
         ["Server: asyncio, HTTP/1.1 keep-alive, in its own process on 127.0.0.1 (benchmarks/loopback.py). Each check "
          "`GET /health` expecting `status == 200` and `jsonpath \"$.ok\" == true`; the floor and the peer check "
          "the same two things."])
@@ -171,7 +177,8 @@ def _steps(ctx: Context, name: str, ledger: str, env: dict[str, str], target: fl
         [Figure(f"{ledger}: tminus CPU per step beyond the spawn", "ms", cpu_beyond, target, spawn_cpu),
          Figure(f"{ledger}: wall per step beyond the spawn", "ms", wall_beyond, None, spawn_wall),
          Figure(f"{ledger}: tminus CPU per step, spawn included", "ms", tm_cpu, None, spawn_cpu),
-         Figure(f"{ledger}: `tminus run` of {n} steps, whole process", "s", many.walls(), None, stick(bash))],
+         Figure(f"{ledger}: `tminus run` of {n} steps, whole process", "s", many.walls(), None, stick(bash),
+                cpu=many.cpus())],
         [f"Per step = (N={n} - N=0) / {n}, repetition by repetition, for tminus and for the bash loop; "
          "\"beyond the spawn\" subtracts the bash loop's figure. CPU is user+sys of the process and every child it "
          "reaped (os.wait4); tminus runs each step as one `/bin/sh`, like the loop."])
@@ -203,7 +210,7 @@ def steps_5000(ctx: Context) -> CaseResult:
         "steps-5000", f"a {n}-step run: peak RSS and time", ctx.sizes.big_reps, [run, bash, floor],
         [Figure(f"peak RSS of a {n}-step `tminus run`", "MB", run.peaks(), TARGET_PEAK_RSS_MB,
                 Yardstick(floor.label, statistics.median(floor.peaks()))),
-         Figure(f"`tminus run` of {n} steps, whole process", "s", run.walls(), None, stick(bash))],
+         Figure(f"`tminus run` of {n} steps, whole process", "s", run.walls(), None, stick(bash), cpu=run.cpus())],
         ["Peak RSS: ru_maxrss of the largest single process among the run and the children it reaped."])
 
 

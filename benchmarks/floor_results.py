@@ -30,6 +30,7 @@ class Yardstick:
 
     label: str
     value: float
+    cpu: float | None = None  # its CPU median, beside a whole-process figure
 
 
 @dataclass
@@ -42,10 +43,15 @@ class Figure:
     target: float | None = None
     floor: Yardstick | None = None
     peer: Yardstick | None = None
+    cpu: list[float] | None = None  # a whole-process figure's CPU seconds: steadier than wall on a busy machine
 
     @property
     def median(self) -> float:
         return statistics.median(self.values)
+
+    @property
+    def cpu_median(self) -> float | None:
+        return None if not self.cpu else statistics.median(self.cpu)
 
     @property
     def met(self) -> bool | None:
@@ -55,8 +61,9 @@ class Figure:
         return {
             "label": self.label, "unit": self.unit, "median": self.median, "min": min(self.values),
             "max": max(self.values), "values": self.values, "target": self.target, "met": self.met,
-            "floor": None if self.floor is None else {"label": self.floor.label, "median": self.floor.value},
-            "peer": None if self.peer is None else {"label": self.peer.label, "median": self.peer.value},
+            "cpu_median": self.cpu_median,
+            "floor": None if self.floor is None else vars(self.floor),
+            "peer": None if self.peer is None else vars(self.peer),
         }
 
 
@@ -94,22 +101,27 @@ def _met(figure: Figure) -> str:
 def _beside(stick: Yardstick | None, figure: Figure) -> str:
     if stick is None:
         return ""
-    ratio = f" (tminus {figure.median / stick.value:.1f}x)" if stick.value > 0 and figure.unit != "MB" else ""
-    return f"{stick.label}: {fmt(stick.value, figure.unit)}{ratio}"
+    text = f"{stick.label}: {fmt(stick.value, figure.unit)}"
+    if stick.cpu is not None:
+        text += f", CPU {fmt(stick.cpu, 'ms')}"
+    if stick.value > 0 and figure.unit != "MB":
+        text += f" (tminus {figure.median / stick.value:.1f}x)"
+    return text
 
 
 def summary(results: list[CaseResult]) -> list[str]:
-    lines = ["| Case | Figure | Target | tminus: median (min .. max) | Floor | Peer | Met |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| Case | Figure | Target | tminus: median (min .. max) | tminus CPU | Floor | Peer | Met |",
+             "|---|---|---|---|---|---|---|---|"]
     for case in results:
         for f in case.figures:
             if f.target is None and f.floor is None:
                 continue
             target = "" if f.target is None else f"< {fmt(f.target, f.unit)}"
-            lines.append(f"| `{case.name}` | {f.label} | {target} | {spread(f.values, f.unit)} | "
+            cpu = "" if f.cpu_median is None else fmt(f.cpu_median, "ms")
+            lines.append(f"| `{case.name}` | {f.label} | {target} | {spread(f.values, f.unit)} | {cpu} | "
                          f"{_beside(f.floor, f)} | {_beside(f.peer, f)} | {_met(f)} |")
         if not case.figures:
-            lines.append(f"| `{case.name}` | {'; '.join(case.notes) or 'no figures'} | | | | | |")
+            lines.append(f"| `{case.name}` | {'; '.join(case.notes) or 'no figures'} | | | | | | |")
     return lines
 
 

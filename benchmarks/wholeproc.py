@@ -61,6 +61,10 @@ class Command:
         return [s.peak_mb for s in self.samples]
 
 
+class OverBudget(BenchError):
+    """The time budget is spent: the cases done so far are still reported."""
+
+
 class Clock:
     """The benchmark's overall time budget: every measurement checks it first."""
 
@@ -70,7 +74,7 @@ class Clock:
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
-            raise BenchError(f"benchmark: over its {self.budget:.0f} s budget, stopping")
+            raise OverBudget(f"benchmark: over its {self.budget:.0f} s budget, stopping")
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
