@@ -32,6 +32,9 @@ class Yardstick:
     value: float
     cpu: float | None = None  # its CPU median, beside a whole-process figure
 
+    def json(self) -> dict[str, Any]:
+        return {"label": self.label, "median": self.value, "cpu_median": self.cpu}
+
 
 @dataclass
 class Figure:
@@ -62,8 +65,8 @@ class Figure:
             "label": self.label, "unit": self.unit, "median": self.median, "min": min(self.values),
             "max": max(self.values), "values": self.values, "target": self.target, "met": self.met,
             "cpu_median": self.cpu_median,
-            "floor": None if self.floor is None else vars(self.floor),
-            "peer": None if self.peer is None else vars(self.peer),
+            "floor": None if self.floor is None else self.floor.json(),
+            "peer": None if self.peer is None else self.peer.json(),
         }
 
 

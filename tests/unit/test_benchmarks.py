@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +24,12 @@ from wholeproc import PYTHON, BenchError, Command, child_env, interleave, measur
 from wholeproc import Clock as BenchClock  # noqa: E402
 
 
-def smoke(*cases: str) -> dict[str, object]:
+def smoke(*cases: str) -> dict[str, Any]:
     args = [arg for case in cases for arg in ("--case", case)]
     proc = subprocess.run([PYTHON, str(BENCH / "run.py"), *args, "--smoke", "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result: dict[str, object] = json.loads(proc.stdout)
+    result: dict[str, Any] = json.loads(proc.stdout)
     return result
 
 
@@ -36,7 +37,7 @@ def smoke(*cases: str) -> dict[str, object]:
 def test_each_case_runs_at_its_smallest_size_and_reports_its_figures(name: str) -> None:
     found = smoke(name)
     assert found["mode"] == "smoke"
-    (case,) = found["cases"]  # type: ignore[misc]
+    (case,) = found["cases"]
     assert case["name"] == name
     if not case["figures"]:  # only a case whose service is missing may skip, and it says why
         assert name == "steps-postgres" and case["notes"][0].startswith("skipped:"), case
