@@ -128,6 +128,30 @@ def summary(results: list[CaseResult]) -> list[str]:
     return lines
 
 
+def against(results: list[CaseResult], baseline: dict[str, Any]) -> list[str]:
+    """Each figure beside the same figure of an earlier `--json` run (its case and label match)."""
+    earlier = {(c["name"], f["label"]): f for c in baseline.get("cases", []) for f in c["figures"]}
+    lines = [f"Against the baseline (commit `{baseline.get('commit', '?')}`, its machine "
+             f"{baseline.get('other_cpu_percent', '?')} % busy with other work):", "",
+             "| Case | Figure | Before: median (CPU) | Now: median (CPU) | Now / before: median (CPU) |",
+             "|---|---|---|---|---|"]
+    for case in results:
+        for f in case.figures:
+            then = earlier.get((case.name, f.label))
+            if then is None or not then["median"]:
+                continue
+
+            def both(median: float, cpu: float | None, unit: str = f.unit) -> str:
+                return fmt(median, unit) + ("" if cpu is None else f" ({fmt(cpu, 'ms')})")
+
+            ratio = f"{f.median / then['median']:.2f}"
+            if f.cpu_median is not None and then.get("cpu_median"):
+                ratio += f" ({f.cpu_median / then['cpu_median']:.2f})"
+            lines.append(f"| `{case.name}` | {f.label} | {both(then['median'], then.get('cpu_median'))} | "
+                         f"{both(f.median, f.cpu_median)} | {ratio} |")
+    return [*lines, ""]
+
+
 def details(case: CaseResult) -> list[str]:
     lines = [f"#### `{case.name}`: {case.title} ({case.reps} repetitions, interleaved)", ""]
     measured = [c for c in case.commands if c.samples]
@@ -148,8 +172,10 @@ def details(case: CaseResult) -> list[str]:
     return lines
 
 
-def markdown(results: list[CaseResult], header: list[str]) -> str:
+def markdown(results: list[CaseResult], header: list[str], baseline: dict[str, Any] | None = None) -> str:
     lines = [*header, "", *summary(results), ""]
+    if baseline is not None:
+        lines += against(results, baseline)
     for case in results:
         lines += details(case)
     return "\n".join(lines).rstrip() + "\n"

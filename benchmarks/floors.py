@@ -5,8 +5,9 @@ HTTP client, a bash loop) and a peer where there is one, interleaved in the same
 median against the issue's target. Options: `--full` (more repetitions), `--smoke` (one repetition
 of the smallest workloads: checks the harness, not the speed), `--json` (JSON instead of Markdown),
 `--write-docs` (rewrite the section of docs/performance.md between the floors-results markers),
-`--pg URL` (the PostgreSQL server for the PostgreSQL-ledger case; a scratch database is created on it
-and dropped).
+`--baseline JSON` (each figure beside the same figure of an earlier `--json` run, such as
+floors_before_issue15.json: main before issue 15), `--pg URL` (the PostgreSQL server for the
+PostgreSQL-ledger case; a scratch database is created on it and dropped).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wholeproc import Clock, OverBudget, compile_once
 START_MARK = "<!-- floors-results:start -->"
 END_MARK = "<!-- floors-results:end -->"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BEFORE = Path(__file__).resolve().parent / "floors_before_issue15.json"
 BUDGET = {"default": 600.0, "full": 1800.0, "smoke": 120.0}  # seconds, the whole call
 
 
@@ -39,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--smoke", action="store_true", help="one repetition, smallest workloads (the harness test)")
     group.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     group.add_argument("--write-docs", action="store_true", help=f"rewrite the floors section of {DOC.name}")
+    group.add_argument("--baseline", type=Path, metavar="JSON", help="an earlier --json run: each figure beside "
+                       f"its value there (the figures before issue 15: {BEFORE.relative_to(ROOT)})")
     group.add_argument("--pg", default=PG_URL, help="PostgreSQL server for the PostgreSQL ledger (a scratch "
                        f"database is created there and dropped; default {PG_URL})")
 
@@ -71,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"mode": mode, "commit": _commit(), "seconds": round(wall, 1),
                           "other_cpu_percent": round(busy), "cases": [r.json() for r in results]}, indent=2))
-    text = markdown(results, _header(mode, wall, busy))
+    baseline = json.loads(args.baseline.read_text(encoding="utf-8")) if args.baseline else None
+    text = markdown(results, _header(mode, wall, busy), baseline)
     if not args.json:
         print(text)
     if args.write_docs:

@@ -106,3 +106,16 @@ def test_write_docs_replaces_only_the_marked_section(tmp_path: Path, monkeypatch
     text = doc.read_text()
     assert "old figures" not in text and "new figures" in text
     assert text.startswith("# P\n\nbefore\n") and text.endswith("\n\nafter\n") and "## missing" not in text
+
+
+def test_a_baseline_puts_each_figure_beside_its_earlier_value() -> None:
+    from floor_results import CaseResult, Figure, against
+
+    now = [CaseResult("empty-run", "t", 3, figures=[Figure("empty run", "ms", [0.1, 0.2, 0.3], 0.15, cpu=[0.1] * 3),
+                                                     Figure("not in the baseline", "ms", [1.0])])]
+    before = {"commit": "abc", "cases": [{"name": "empty-run", "figures": [
+        {"label": "empty run", "median": 0.8, "cpu_median": 0.4}]}]}
+    rows = [line for line in against(now, before) if line.startswith("| `empty-run`")]
+    assert rows == ["| `empty-run` | empty run | 800 ms (400 ms) | 200 ms (100 ms) | 0.25 (0.25) |"]
+    committed = json.loads((BENCH / "floors_before_issue15.json").read_text())
+    assert {c["name"] for c in committed["cases"]} == set(CASES), "the figures before issue 15 cover every case"
