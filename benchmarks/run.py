@@ -9,6 +9,9 @@ kept). Options: `--reps N` (repetitions of each whole-process measurement, defau
 Everything it starts listens on 127.0.0.1 only, lives in a temporary directory, and is bounded in
 count (the repetitions) and in time (a timeout on every subprocess and an overall deadline).
 Internal: `run.py --serve` is the local HTTP server, started as a separate process.
+
+Issue 15's cases (tminus beside its floors: empty run, validate/plan, 200 HTTP checks, per-step cost
+on SQLite and PostgreSQL, a 5,000-step run) run instead with `--floors` or `--case NAME`; see floors.py.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import floors
 from common import (
     DOC,
     ROOT,
@@ -514,10 +518,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7, help="repetitions of each whole-process measurement")
     parser.add_argument("--no-write", action="store_true", help=f"print only, do not update {DOC.name}")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    floors.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.serve:
         serve()
         return 0
+    if floors.wanted(args):
+        return floors.main(args)
     reps = max(1, min(args.reps, 50))
     started = time.monotonic()
     cpus = len(os.sched_getaffinity(0))
