@@ -129,8 +129,8 @@ def report(results: list[dict[str, Any]]) -> str:
              f"| rollback: undo step start -> last answer by green | {med('back_last')} | {worst('back_last')} | |",
              "", "| run | requests | failed during flip | failed during rollback | failed in all | "
              "stale keep-alive retries |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {i + 1} | {r['requests']} | {r['flip_failed']} | {r['back_failed']} | {r['failed']} | {r['retries']} |"
-              for i, r in enumerate(results)]
+    lines += [f"| {i + 1} | {r['requests']} | {r['flip_failed']} | {r['back_failed']} | {r['failed']} "
+              f"| {r['retries']} |" for i, r in enumerate(results)]
     lines += ["", f"Flip under 1 s: {'yes' if flip_ok else 'NO'}; failed requests: {failed} of {total}."]
     return "\n".join(lines)
 
