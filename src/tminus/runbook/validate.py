@@ -5,7 +5,6 @@ Runs after the model validated, so every step has a kind; positions come from th
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +45,8 @@ def semantic_warnings(runbook: Runbook, source: SourceMap) -> list[Problem]:
 
 def closest(word: str, choices: list[str]) -> str | None:
     """A hint naming the closest known word, if any is close."""
+    import difflib  # here: a runbook without problems never loads it
+
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
