@@ -150,3 +150,29 @@ def test_a_template_loads_jinja2(workdir: Path) -> None:
 def test_an_http_check_loads_httpx(workdir: Path) -> None:
     modules = loaded("gate http", workdir)
     assert "httpx" in modules and "tminus.kinds.http" in modules
+
+
+_PLUGINS = """\
+import os, sys
+from tminus.cli import skip_pydantic_plugins
+LOADER = "pydantic.plugin._loader"
+if sys.argv[1] == "library":  # imported as a library first: pydantic looks for its plugins itself
+    import tminus.runbook.models
+    skip_pydantic_plugins()
+    print(hasattr(sys.modules[LOADER], "__file__"), "importlib.metadata" in sys.modules)
+else:  # the command line: no lookup, and the models still validate
+    skip_pydantic_plugins()
+    from tminus.runbook.models import Step
+    assert Step.model_validate({"run": "true"}).kind == "run"
+    print(hasattr(sys.modules[LOADER], "__file__"), "importlib.metadata" in sys.modules)
+    assert "PYDANTIC_DISABLE_PLUGINS" not in os.environ  # nothing set that a run's steps would inherit
+"""
+
+
+@pytest.mark.parametrize(("way", "pydantics_own"), [("library", "True True"), ("command line", "False False")])
+def test_the_command_line_skips_pydantics_plugin_scan_and_a_library_user_keeps_it(way: str, pydantics_own: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDANTIC_")}
+    proc = subprocess.run([sys.executable, "-c", _PLUGINS, way.split()[0]], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == pydantics_own.split()
