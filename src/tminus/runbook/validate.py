@@ -99,6 +99,7 @@ class _Validator:
 
     @cached_property
     def env(self) -> GuardedEnvironment:
+        """The environment templates are checked with, made at the first template (Jinja2 with it)."""
         from tminus.templating.environment import new_environment
 
         return new_environment()

@@ -101,7 +101,7 @@ class Templater:
         rendering must run inside `contexts.binding()`, which collects the bound values."""
         if not has_template(text):
             return text
-        import jinja2
+        import jinja2  # the Jinja2 side is imported at the first template: plain text never loads it
 
         from tminus.templating.environment import SecurityError, bounded
         from tminus.templating.sandbox import budget, guard
