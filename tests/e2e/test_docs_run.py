@@ -126,7 +126,7 @@ def test_synopsis_options_exist(block: Block) -> None:
     known = _visible_options(cli) | {"-V", "--version"}
     for name in path:
         assert isinstance(command, click.Group), f"{block.where}: `{name}` is not a command of {command.name}"
-        sub = command.commands.get(name)
+        sub = command.get_command(click.Context(command), name)
         assert sub is not None, f"{block.where}: no command `{' '.join(path)}`"
         command = sub
         known |= _visible_options(command)
@@ -427,7 +427,7 @@ def _mention_problem(args: list[str]) -> str | None:
     command: click.Command = cli
     words = list(args)
     while isinstance(command, click.Group) and words and re.fullmatch(r"[a-z][a-z-]*", words[0]):
-        sub = command.commands.get(words[0])
+        sub = command.get_command(click.Context(command), words[0])
         if sub is None:
             return f"no command `{words[0]}` in `{command.name}`"
         command = sub

@@ -138,7 +138,10 @@ def test_every_word_of_the_expectation_grammar_is_documented(table: str, word: s
 
 def _commands(group: click.Group, prefix: str = "tminus") -> list[tuple[str, click.Command]]:
     out: list[tuple[str, click.Command]] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the root group loads its commands on demand (cli/lazy.py)
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{prefix} lists `{name}` but has no such command"
         path = f"{prefix} {name}"
         out.append((path, command))
         if isinstance(command, click.Group):

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tminus.errors import TemplateError
 from tminus.runbook.models import RunSpec, SqlSpec
 from tminus.templating import contexts
-from tminus.templating.templater import Templater, new_environment
+from tminus.templating.environment import new_environment
+from tminus.templating.templater import Templater
 
 HOSTILE = [
     "x; touch pwned #",

@@ -1,8 +1,8 @@
-"""`tminus` commands that read or run a runbook."""
+"""The `tminus` group, and its commands that read or run a runbook; the other commands are
+imported when used (LAZY_COMMANDS, cli/lazy.py), so `tminus run` loads nothing of `rehearse` or `report`."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from typing import Any
 
@@ -26,6 +26,7 @@ from tminus.cli.common import (
     recorded_vars_only,
     resolve_operator,
 )
+from tminus.cli.lazy import Lazy, LazyGroup
 from tminus.cli.running import (
     at_option,
     build_options,
@@ -44,9 +45,51 @@ Exit codes: 0 completed · 1 tminus failed · 2 usage · 10 blocked by a gate ·
 16 live, not finalized (resumable) · 17 kill switch late · 78 invalid runbook or tminus.toml ·
 130 interrupted (resumable)."""
 
+# The commands defined in other modules, imported when one of them runs (cli/lazy.py): name ->
+# (the module whose `register(group)` adds it, the first sentence of its help for `tminus --help`).
+LAZY_COMMANDS = {
+    "config": Lazy("tminus.cli.config", "Show the settings every command would use here and where each came "
+                   "from (flag, environment variable, tminus.toml path:line, found upward, default)."),
+    "db": Lazy("tminus.cli.db", "Database commands: migrate, revert, verify, lint, backup, restore, fingerprint."),
+    "docs": Lazy("tminus.cli.docs", "Render RUNBOOK as the Markdown page an operator reads on the day: what is "
+                 "needed before T+0, the gates, the T+ timeline, each phase's steps with their undo and effect, "
+                 "the point of no return, the rollback path, verify, the go/no-go and who approves, the monitor, "
+                 "the kill switch."),
+    "history": Lazy("tminus.cli.inspect", "Past runs, newest first."),
+    "import": Lazy("tminus.cli.importer", "Write a tminus runbook skeleton from a hand-written Markdown (or "
+                   "plain text) runbook: headings become gates, phases, the rollback and the go/no-go; checklist "
+                   "and numbered items manual steps; shell blocks run steps, curl lines http checks, psql queries "
+                   "sql steps."),
+    "init": Lazy("tminus.cli.init", "Write a starter runbook, with comments on each section, that validates and "
+                 "plans as written."),
+    "kill-switch": Lazy("tminus.cli.kill_switch", "Run the runbook's kill_switch steps now, without gates, under "
+                        "its lease, timed against its target: exit 0 within it, 17 done but late, 13 a step failed "
+                        "(nothing undone), 14 a live run holds the lease (--force takes it)."),
+    "ledger": Lazy("tminus.cli.inspect", "Ledger maintenance."),
+    "monitor": Lazy("tminus.cli.watch", "Watch a live service with the runbook's monitor section only (after a "
+                    "deploy done by other means): probes every interval, alert rules, actions."),
+    "rehearsals": Lazy("tminus.cli.rehearsals", "Rehearsals recorded by `tminus rehearse`, newest first: verdict, "
+                       "cycles ok of total, the longest RTO and the procedure hash each one proved."),
+    "rehearse": Lazy("tminus.cli.rehearse", "Rehearse the rollback: for each phase (or --at PHASE) a cycle that "
+                     "fingerprints the state, runs up to the phase, injects a failure, lets the rollback run and "
+                     "compares the state; measures the recovery time (RTO)."),
+    "releases": Lazy("tminus.cli.releases", "What is live per environment, since when, by whom and through which "
+                     "run, and the releases before it (rolled back ones marked)."),
+    "replay": Lazy("tminus.cli.explain", "Re-judge run RUN_ID's recorded monitor samples with its alert rules, "
+                   "optionally changed."),
+    "report": Lazy("tminus.cli.report", "The report of run RUN_ID (an id or a unique prefix) for a pull request, "
+                   "a change ticket or CI: header and outcome with its causes, the timeline, every step with its "
+                   "expectations and output, approvals, the decision, the rollback, the monitor, deadlines and the "
+                   "ledger chain's verdict."),
+    "show": Lazy("tminus.cli.inspect", "One run: timeline with planned vs actual durations, evidence, and why it "
+                 "ended as it did."),
+    "status": Lazy("tminus.cli.inspect", "Active runs and their leases; interrupted runs that can be resumed."),
+    "why": Lazy("tminus.cli.explain", "Explain how run RUN_ID ended and the chain of causes, in plain sentences."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-             epilog=EXIT_CODES_HELP)
+
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, epilog=EXIT_CODES_HELP,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="tminus")
 @config_option
 def cli() -> None:
@@ -360,6 +403,8 @@ def approve(run_id: str, step_key: str | None, refuse: bool, reason: str | None,
              hint=f"someone other than {starter} runs this command, logged in as themselves")
     request = {str(k): a for k, a in view.pending_approvals().items()}[step_key]
     what = f"{step_key} (request #{request.seq}: {request.prompt or 'no prompt'})"
+    import socket
+
     given = ledger.record_approval(record.id, step_key, approved=not refuse, by=who, host=socket.gethostname(),
                                    reason=reason, identity=me, for_seq=request.seq)
     if not given.lead:  # recorded, but another answer to this request came first
@@ -386,56 +431,3 @@ def unlock(runbook: str, environment: str, reason: str, operator: str | None, le
         fail(f"no lease on {key}")
     click.echo(f"broke the lease on {key} held by run {broken.run_id} ({broken.operator}@{broken.host}, "
                f"pid {broken.pid}); `tminus resume {broken.run_id}` continues that run")
-
-
-from tminus.cli import inspect as _inspect  # noqa: E402  (registers status/history/show/ledger)
-
-_inspect.register(cli)
-
-from tminus.cli import db as _db  # noqa: E402
-
-_db.register(cli)
-
-from tminus.cli import explain as _explain  # noqa: E402  (why, replay)
-
-_explain.register(cli)
-
-from tminus.cli import watch as _watch  # noqa: E402  (monitor)
-
-_watch.register(cli)
-
-from tminus.cli import config as _config  # noqa: E402  (config)
-
-_config.register(cli)
-
-from tminus.cli import releases as _releases  # noqa: E402  (releases)
-
-_releases.register(cli)
-
-from tminus.cli import kill_switch as _kill_switch  # noqa: E402  (kill-switch)
-
-_kill_switch.register(cli)
-
-from tminus.cli import rehearsals as _rehearsals  # noqa: E402  (rehearsals)
-
-_rehearsals.register(cli)
-
-from tminus.cli import rehearse as _rehearse  # noqa: E402  (rehearse)
-
-_rehearse.register(cli)
-
-from tminus.cli import init as _init  # noqa: E402  (init)
-
-_init.register(cli)
-
-from tminus.cli import docs as _docs  # noqa: E402  (docs)
-
-_docs.register(cli)
-
-from tminus.cli import report as _report  # noqa: E402  (report)
-
-_report.register(cli)
-
-from tminus.cli import importer as _importer  # noqa: E402  (import)
-
-_importer.register(cli)

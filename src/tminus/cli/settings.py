@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,8 @@ def load_config(path: Path) -> tuple[ConfigFile, dict[str, int]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    import tomllib  # here: without a tminus.toml no command loads it
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

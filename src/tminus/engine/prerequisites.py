@@ -20,16 +20,18 @@ every phase covered; else what the newest finished record is instead.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tminus.durations import format_duration
 from tminus.engine.rehearsal.record import KIND as REHEARSAL
 from tminus.engine.rehearsal.record import PASSED
 from tminus.ledger.interfaces import LedgerReader
 from tminus.ledger.records import RunRecord
-from tminus.projection import RunView, project
-from tminus.projection.model import RehearsalCycle
 from tminus.runbook.timing import format_at
+
+if TYPE_CHECKING:  # the projection is imported where a recorded run is read: a runbook asking none never loads it
+    from tminus.projection import RunView
+    from tminus.projection.model import RehearsalCycle
 
 SCAN = 50  # runs looked at per question: the newest are the ones that matter
 
@@ -104,6 +106,8 @@ def find_run(reader: LedgerReader, wanted: Wanted, *, now: float) -> Verdict:
 
 def _newest_ended(reader: LedgerReader, wanted: Wanted, *, outcome: str | None) -> Found | None:
     """Candidates come from the reader's run list (newest first); each is confirmed by its events."""
+    from tminus.projection import project
+
     records: list[RunRecord] = []
     for kind in wanted.kinds:
         records += reader.list_runs(runbook=wanted.runbook, environment=wanted.environment, status=outcome,
@@ -182,6 +186,8 @@ class RehearsalVerdict:
 
 def find_rehearsal(reader: LedgerReader, wanted: WantedRehearsal, *, now: float) -> RehearsalVerdict:
     """The newest finished rehearsal record satisfying `wanted`, or what the newest one is instead."""
+    from tminus.projection import project
+
     where = f"{wanted.runbook} in {wanted.environment}"
     latest: FoundRehearsal | None = None
     for record in reader.list_runs(runbook=wanted.runbook, environment=wanted.environment, kind=REHEARSAL,

@@ -21,7 +21,6 @@ from tminus.engine.context import Options, build_templater
 from tminus.errors import Problem, RunbookError, TemplateError
 from tminus.ledger.interfaces import LedgerReader
 from tminus.ledger.records import RunRecord
-from tminus.projection import project
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Gate, Runbook
 from tminus.runbook.timing import AT_HINT, format_at, format_offset, parse_at, stage_offset
@@ -89,6 +88,8 @@ class StageStatus:
 def stage_status(reader: LedgerReader, *, runbook: str, environment: str, offset: float,
                  cutover: float | None, now: float | None = None) -> StageStatus:
     """Where the stage at `offset` stands for a run starting `now` towards `cutover` (see the module's rules)."""
+    from tminus.projection import project  # here: a runbook without stages never loads the projection
+
     now = time.time() if now is None else now
     reference = cutover if cutover is not None else now
     stage = format_offset(offset)

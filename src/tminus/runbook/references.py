@@ -7,21 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2 import nodes
 from pydantic import BaseModel
 
 from tminus.runbook.document import PathKey
 from tminus.runbook.models import Step, nested_checks
-from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
+from tminus.templating.templater import has_template, when_expression
+
+if TYPE_CHECKING:  # imported where there is a template to read: a runbook without one never loads Jinja2
+    from jinja2 import nodes
 
 CONTEXT_NAMES = ("vars", "env", "steps", "run", "secrets")
 
 
 def attributes(ast: nodes.Node) -> Iterator[tuple[str, str]]:
     """(root, key) for every `vars.x`, `steps['x']`, ... read directly from a context name."""
+    from jinja2 import nodes
+
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, nodes.Getattr | nodes.Getitem)
         base = node.node
@@ -54,19 +57,25 @@ def step_outputs_read(step: Step) -> list[str]:
     """The ids of the steps whose outputs `step` reads (`steps.<id>`), a wait's check included,
     in the order they first appear. Text that does not parse reads nothing here: the validator
     reported it when the runbook was loaded."""
-    env = new_environment()
-    asts: list[nodes.Node] = []
+    sources: list[tuple[bool, str]] = []  # (an expression?, text) of every template it holds
     todo: list[Step] = [step]
     while todo:
         current = todo.pop(0)
         if current.when is not None:
-            with suppress(jinja2.TemplateSyntaxError):
-                asts.append(parse_expression(env, when_expression(current.when)))
+            sources.append((True, when_expression(current.when)))
         texts = [*(current.expect or []), *(t for t, _ in config_strings(current.config, ()))]
-        for text in texts:
-            if has_template(text):
-                with suppress(jinja2.TemplateSyntaxError):
-                    asts.append(env.parse(text))
+        sources += [(False, text) for text in texts if has_template(text)]
         todo += [nested for nested, _ in nested_checks(current)]
+    if not sources:
+        return []
+    import jinja2
+
+    from tminus.templating.environment import new_environment, parse_expression
+
+    env = new_environment()
+    asts: list[nodes.Node] = []
+    for expression, text in sources:
+        with suppress(jinja2.TemplateSyntaxError):
+            asts.append(parse_expression(env, text) if expression else env.parse(text))
     found = [key for ast in asts for root, key in attributes(ast) if root == "steps"]
     return list(dict.fromkeys(found))

@@ -5,12 +5,10 @@ Runs after the model validated, so every step has a kind; positions come from th
 
 from __future__ import annotations
 
-import difflib
 import re
+from functools import cached_property
 from pathlib import Path
-
-import jinja2
-from jinja2 import meta, nodes
+from typing import TYPE_CHECKING
 
 from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
@@ -22,8 +20,12 @@ from tminus.runbook.validate_kinds import kind_problems
 from tminus.runbook.validate_monitor import monitor_problems
 from tminus.runbook.validate_phases import phase_problems
 from tminus.templating import contexts
-from tminus.templating.checks import static_problems
-from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
+from tminus.templating.templater import has_template, when_expression
+
+if TYPE_CHECKING:  # Jinja2 is imported at the first template to check: a runbook without one never loads it
+    from jinja2 import nodes
+
+    from tminus.templating.sandbox import GuardedEnvironment
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_KINDS = "file, tcp, env, wait, prometheus, redis, http with GET/HEAD/OPTIONS, or sql without write: true"
@@ -43,6 +45,8 @@ def semantic_warnings(runbook: Runbook, source: SourceMap) -> list[Problem]:
 
 def closest(word: str, choices: list[str]) -> str | None:
     """A hint naming the closest known word, if any is close."""
+    import difflib  # here: a runbook without problems never loads it
+
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
@@ -90,10 +94,19 @@ class _Validator:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.env = new_environment()
-        self.known_names = set(CONTEXT_NAMES) | set(self.env.globals)
         self.all_vars = set(runbook.vars).union(*(e.vars for e in runbook.environments.values()))
         self.first_id: dict[str, Step] = {}
+
+    @cached_property
+    def env(self) -> GuardedEnvironment:
+        """The environment templates are checked with, made at the first template (Jinja2 with it)."""
+        from tminus.templating.environment import new_environment
+
+        return new_environment()
+
+    @cached_property
+    def known_names(self) -> set[str]:
+        return set(CONTEXT_NAMES) | set(self.env.globals)
 
     def run(self) -> list[Problem]:
         self._unique_names()
@@ -311,6 +324,8 @@ class _Validator:
             if marker is None or not isinstance(text, str) or not has_template(text):
                 continue
             path = self.yaml_path((*step.path, step.kind, info.alias or name))
+            import jinja2
+
             try:
                 rewritten = contexts.rewrite(self.env, text, marker.language)
             except jinja2.TemplateSyntaxError:
@@ -327,6 +342,8 @@ class _Validator:
         """Check one template string; False when it cannot even be parsed."""
         if not has_template(text):
             return True
+        import jinja2
+
         try:
             ast = self.env.parse(text)
         except jinja2.TemplateSyntaxError as exc:
@@ -337,6 +354,11 @@ class _Validator:
         return True
 
     def _expression(self, text: str, path: PathKey, visible: frozenset[str]) -> None:
+        import jinja2
+        from jinja2 import nodes
+
+        from tminus.templating.environment import parse_expression
+
         try:
             expr = parse_expression(self.env, when_expression(text))
         except jinja2.TemplateSyntaxError as exc:
@@ -350,6 +372,11 @@ class _Validator:
         self._names(template, path, visible)
 
     def _names(self, ast: nodes.Template, path: PathKey, visible: frozenset[str]) -> None:
+        import jinja2
+        from jinja2 import meta
+
+        from tminus.templating.checks import static_problems
+
         for message, hint in static_problems(self.env, ast, CONTEXT_NAMES):
             self.add(message, path, hint)
         try:

@@ -23,9 +23,10 @@ import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:  # imported where a template is compiled or rendered: a runbook without one never loads it
+    import jinja2
 
 SHELL_FILTER = "_tminus_shell"
 BIND_FILTER = "_tminus_bind"
@@ -289,6 +290,8 @@ def sql_escape(value: Any, context: str) -> str:
         return _text(value).replace("\r", " ").replace("\n", " ")
     if context == "block":
         return _text(value).replace("*/", "* /").replace("/*", "/ *")
+    import jinja2  # loaded already: this filter runs inside a rendering
+
     bound = _bound.get()
     if bound is None:  # a caller forgot `with binding()`: pasting the value is what must never happen
         raise RuntimeError("a SQL template is rendered outside a binding")
@@ -362,6 +365,7 @@ def _advance(line: int, col: int, text: str) -> tuple[int, int]:
 
 def _last_raw_filter(env: jinja2.Environment, expr: str) -> str | None:
     """`raw` (or `quote`, ...) when the expression's last filter pastes as is."""
+    import jinja2
     from jinja2.parser import Parser
 
     try:

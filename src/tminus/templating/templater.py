@@ -8,21 +8,21 @@ names are errors, never empty strings: a typo must not turn `rm -rf {{ vars.dir 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2 import nodes
-from jinja2.parser import Parser
-from jinja2.sandbox import SecurityError
 from pydantic import BaseModel, ValidationError
 
 from tminus.errors import TemplateError
 from tminus.templating import contexts
 from tminus.templating.contexts import TemplateContext
 from tminus.templating.masking import MASK, Masker
-from tminus.templating.sandbox import MAX_SIZE, GuardedEnvironment, TemplateLimit, budget, guard
+from tminus.templating.names import Named
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from tminus.templating.sandbox import GuardedEnvironment
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "none", "null"})
@@ -40,122 +40,6 @@ def when_expression(text: str) -> str:
     return stripped
 
 
-class _Named(dict[str, Any]):
-    """A context mapping that knows its dotted name, so errors say `vars.prot`, not `dict object`."""
-
-    def __init__(self, label: str, data: Mapping[str, Any]) -> None:
-        super().__init__(data)
-        self.label = label
-
-
-class _Pending:
-    """Plan mode: a value only known at run time (a step output). Shown, never invented."""
-
-    def __init__(self, label: str) -> None:
-        self._label = label
-
-    def __getattr__(self, name: str) -> _Pending:
-        if name.startswith("_"):  # dunder probes (__html__, copy, ...) must not see a value
-            raise AttributeError(name)
-        return _Pending(f"{self._label}.{name}")
-
-    def __getitem__(self, key: Any) -> _Pending:
-        return _Pending(f"{self._label}[{key!r}]")
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __str__(self) -> str:
-        return f"⟨{self._label}⟩"
-
-    __repr__ = __str__
-
-
-class _PlanUnset(jinja2.Undefined):
-    """Plan mode: an unset environment variable. Shown as a placeholder, yet still undefined, so
-    `{{ env.PORT | default(vars.port) }}` plans the same value a run would use."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        return f"⟨env.{self._undefined_name} unset⟩"
-
-
-class _Undefined(jinja2.StrictUndefined):
-    """Fails on any use, naming the full dotted path that was undefined."""
-
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        obj, name = self._undefined_obj, self._undefined_name
-        if self._undefined_hint:
-            return self._undefined_hint
-        if obj is jinja2.utils.missing:
-            return f"undefined name {name} (known: vars, env, steps, run, secrets)"
-        if isinstance(obj, _Named):
-            message = f"undefined name {obj.label}.{name}"
-            if obj.label == "env":
-                message += f" (the environment variable {name} is not set)"
-            elif obj.label == "secrets":
-                message += f" (list it under secrets: and set the environment variable {name})"
-            elif obj.label == "steps":
-                message += " (no step with this id has run successfully before this one)"
-            return message
-        return super()._undefined_message
-
-
-class _Environment(GuardedEnvironment):
-    """Sandboxed (see sandbox.py); prefers keys over dict methods (a var named `items` is the var)
-    and labels nested dicts."""
-
-    plan_mode: bool = False
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, _Named) and attribute in obj:
-            return self._child(obj, attribute, obj[attribute])
-        return self._child(obj, attribute, super().getattr(obj, attribute))
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        return self._child(obj, argument, super().getitem(obj, argument))
-
-    def _child(self, parent: Any, key: Any, value: Any) -> Any:
-        if not isinstance(parent, _Named):
-            return value
-        if isinstance(value, jinja2.Undefined) and self.plan_mode:
-            if parent.label == "steps":
-                return _Pending(f"steps.{key}")
-            if parent.label == "env":
-                return _PlanUnset(name=str(key))
-        if type(value) is dict:
-            return _Named(f"{parent.label}.{key}", value)
-        return value
-
-
-def _tojson(value: Any) -> str:
-    # Jinja's own tojson escapes <, >, & for HTML; runbooks feed shells and APIs, not browsers.
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def new_environment(plan_mode: bool = False) -> GuardedEnvironment:
-    """The Jinja2 environment every runbook string is rendered (and validated) with."""
-    env = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-    env.plan_mode = plan_mode
-    env.add_filters(shquote=contexts.quote, sh=contexts.quote, quote=contexts.quote, raw=contexts.raw,
-                    tojson=_tojson, **{contexts.SHELL_FILTER: contexts.shell_escape,
-                                       contexts.BIND_FILTER: contexts.sql_escape})
-    return env
-
-
-def parse_expression(env: jinja2.Environment, source: str) -> nodes.Expr:
-    """Parse a Jinja2 expression (as `Environment.compile_expression` does), for validation."""
-    parser = Parser(env, source, state="variable")
-    expr = parser.parse_expression()
-    if not parser.stream.eos:
-        raise jinja2.TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
-    return expr
-
-
 class Templater:
     """Renders runbook strings for one run (or one plan) with a fixed vars/env/run context."""
 
@@ -170,7 +54,7 @@ class Templater:
     ) -> None:
         self.plan_mode = plan_mode
         self.masker = Masker(environ[name] for name in secrets if name in environ)
-        self._env = new_environment(plan_mode)
+        self._jinja: GuardedEnvironment | None = None  # made at the first template (environment.py)
         secret_names = set(secrets)
         if plan_mode:
             environ = {k: MASK if k in secret_names else v for k, v in environ.items()}
@@ -178,13 +62,22 @@ class Templater:
         else:
             secret_values = {n: environ[n] for n in secrets if n in environ}
         self._context: dict[str, Any] = {
-            "vars": _Named("vars", vars),
-            "env": _Named("env", environ),
-            "run": _Named("run", run or {}),
-            "secrets": _Named("secrets", secret_values),
+            "vars": Named("vars", vars),
+            "env": Named("env", environ),
+            "run": Named("run", run or {}),
+            "secrets": Named("secrets", secret_values),
         }
         self._templates: dict[tuple[str | None, str], jinja2.Template] = {}
         self._expressions: dict[str, jinja2.Template] = {}
+
+    @property
+    def _env(self) -> GuardedEnvironment:
+        """The Jinja2 environment, made (and Jinja2 imported) when the first template is rendered."""
+        if self._jinja is None:
+            from tminus.templating.environment import new_environment
+
+            self._jinja = new_environment(self.plan_mode)
+        return self._jinja
 
     def set_fact(self, name: str, value: Any) -> None:
         """Update a run fact (`run.t_plus` changes as the run goes on)."""
@@ -193,8 +86,8 @@ class Templater:
     def _with_steps(
         self, steps: Mapping[str, Mapping[str, Any]] | None, extra: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        outputs = {k: _Named(f"steps.{k}", v) for k, v in (steps or {}).items()}
-        return {**self._context, "steps": _Named("steps", outputs), **(extra or {})}
+        outputs = {k: Named(f"steps.{k}", v) for k, v in (steps or {}).items()}
+        return {**self._context, "steps": Named("steps", outputs), **(extra or {})}
 
     def render(
         self,
@@ -208,6 +101,11 @@ class Templater:
         rendering must run inside `contexts.binding()`, which collects the bound values."""
         if not has_template(text):
             return text
+        import jinja2  # the Jinja2 side is imported at the first template: plain text never loads it
+
+        from tminus.templating.environment import SecurityError, bounded
+        from tminus.templating.sandbox import budget, guard
+
         with budget():
             template = self._templates.get((language, text))
             if template is None:
@@ -224,7 +122,7 @@ class Templater:
                                         f"{exc.hint}") from None
                 self._templates[(language, text)] = template
             try:
-                return _bounded(template.generate(self._with_steps(steps, extra)))
+                return bounded(template.generate(self._with_steps(steps, extra)))
             except jinja2.UndefinedError as exc:
                 raise TemplateError(str(exc)) from None
             except SecurityError as exc:
@@ -287,21 +185,26 @@ class Templater:
     def truthy(self, expr: str, steps: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
         """Evaluate a `when:` expression. Strings like "false", "no", "0" and "" are false,
         because environment variables and rendered values are always text."""
+        import jinja2
+
+        from tminus.templating.environment import SecurityError, compile_expression, evaluate, names
+        from tminus.templating.sandbox import budget
+
         source = when_expression(expr)
         with budget():
             compiled = self._expressions.get(source)
             if compiled is None:
                 try:
-                    compiled = self._compile_expression(source)
+                    compiled = compile_expression(self._env, source)
                 except jinja2.TemplateSyntaxError as exc:
                     raise TemplateError(f"expression syntax error in {source!r}: {exc.message}") from None
                 except SecurityError as exc:
                     raise TemplateError(_refused(source, exc)) from None
                 self._expressions[source] = compiled
-            if self.plan_mode and "steps" in _names(self._env, source):
+            if self.plan_mode and "steps" in names(self._env, source):
                 return True  # depends on run-time outputs: the plan shows the step as conditional
             try:
-                value = _evaluate(compiled, self._with_steps(steps))
+                value = evaluate(compiled, self._with_steps(steps))
                 if isinstance(value, str):
                     return value.strip().lower() not in _FALSE_WORDS
                 return bool(value)
@@ -312,37 +215,6 @@ class Templater:
             except Exception as exc:
                 raise TemplateError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
 
-    def _compile_expression(self, source: str) -> jinja2.Template:
-        """As `Environment.compile_expression`, but through the sandbox's rewrite."""
-        expr = parse_expression(self._env, source)
-        body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
-        return self._env.from_string(guard(body))
-
-
-def _bounded(chunks: Iterator[str]) -> str:
-    """Join a rendering's output, stopping as soon as it passes MAX_SIZE."""
-    out: list[str] = []
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > MAX_SIZE:
-            raise TemplateLimit(f"the rendered text is over {MAX_SIZE:,} characters")
-        out.append(chunk)
-    return "".join(out)
-
-
-def _evaluate(template: jinja2.Template, names: dict[str, Any]) -> Any:
-    context = template.new_context(names)
-    for _ in template.root_render_func(context):
-        pass
-    return context.vars["result"]
-
 
 def _refused(text: str, exc: Exception) -> str:
     return f"template refused in {text!r}: {exc}"
-
-
-def _names(env: jinja2.Environment, source: str) -> set[str]:
-    """Top-level names an expression reads."""
-    expr = parse_expression(env, source)
-    return {n.name for n in expr.find_all(nodes.Name) if n.ctx == "load"}
