@@ -34,10 +34,23 @@ class LocalTransport:
 
     target = "local"
 
+    def __init__(self) -> None:
+        # The last environment given and its bytes: every step of a run passes the same one, and
+        # Popen encodes a text environment variable by variable at every spawn.
+        self._encoded: tuple[dict[str, str], dict[bytes, bytes]] | None = None
+
     def spawn(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: int | IO[Any] | None,
               stdout: int | IO[Any] | None, stderr: int | IO[Any] | None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
+        return subprocess.Popen(argv, cwd=cwd, env=self._bytes(env), stdin=stdin, stdout=stdout, stderr=stderr,
                                 start_new_session=True)
+
+    def _bytes(self, env: Mapping[str, str]) -> dict[bytes, bytes]:
+        cached = self._encoded
+        if cached is not None and cached[0] == env:  # compared as dicts, in C
+            return cached[1]
+        encoded = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        self._encoded = (dict(env), encoded)
+        return encoded
 
     def process_identity(self, pid: int) -> str | None:
         return process_start_time(pid)
