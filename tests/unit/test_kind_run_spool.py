@@ -202,3 +202,23 @@ def test_the_command_sees_no_wrapper_arguments_and_exec_and_exit_work(tmp_path: 
     assert Path(effects[0]["status"]).read_text() == "5\n"  # exec replaced only the subshell
     obs = execute(make_ctx({"run": {"command": 'echo "$0 [$#]"', "shell": "bash"}}, tmp_path))
     assert obs.values["stdout"] == "bash [0]\n" and obs.values["exit_code"] == 0
+
+
+def test_a_command_that_never_started_leaves_no_spool_files(tmp_path: Path) -> None:
+    # The engine removes the files a `process` effect names; a spawn that failed recorded none, so
+    # the kind removes its own.
+    ctx, effects = _recording_ctx({"run": {"command": "true", "cwd": "missing"}}, tmp_path)
+    obs = execute(ctx)
+    assert obs.error is not None and "working directory" in obs.error and effects == []
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_each_spawn_gets_the_environment_it_is_given(tmp_path: Path) -> None:
+    # The transport keeps the last environment's bytes: a changed one must not get the old bytes.
+    transport = LocalTransport()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMINUS_PROBE": "one"}
+    for value in ("one", "one", "two"):
+        env["TMINUS_PROBE"] = value  # the same dict, changed in place
+        ctx = make_ctx({"run": 'printf %s "$TMINUS_PROBE"'}, tmp_path, environ=env)
+        ctx.transport = transport
+        assert execute(ctx).values["stdout"] == value

@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tminus.errors import TemplateError
-from tminus.runbook.models import HttpSpec, RunSpec, Step, TcpSpec, WaitSpec
+from tminus.runbook.models import HttpSpec, MigrateSpec, RunSpec, Step, TcpSpec, WaitSpec
 from tminus.templating.masking import Masker
 from tminus.templating.templater import Templater
 
@@ -252,6 +252,25 @@ def test_render_config_leaves_a_wait_check_for_later() -> None:
     cfg = WaitSpec(check=check, interval=0.5)
     out = templater().render_config(cfg)  # steps.deploy is unknown: it would fail if rendered
     assert isinstance(out, WaitSpec) and out.check is check and out.check.key == "verify[0].wait.check"
+
+
+def test_render_config_without_a_template_is_the_config_itself() -> None:
+    # Nothing to render: the step's own (validated) configuration, not a copy built at every run.
+    t = templater()
+    plain = RunSpec.model_validate({"command": "echo hi", "env": {"A": "b"}})
+    assert t.render_config(plain) is plain and t.render_config(plain) is plain
+    # a marker anywhere it would be rendered (a dict value, a list, a nested part rendered with its
+    # step) means a rendered copy, every time
+    for cfg in (RunSpec.model_validate({"command": "echo hi", "env": {"A": "{{ vars.port }}"}}),
+                HttpSpec.model_validate({"url": "http://x", "json": {"ids": ["{{ vars.items }}"]}}),
+                MigrateSpec.model_validate({"url": "sqlite://", "django": {"manage": "{{ vars.db.host }}/m.py"}})):
+        first, second = t.render_config(cfg), t.render_config(cfg)
+        assert first is not cfg and second is not cfg and first == second
+    plain_django = MigrateSpec.model_validate({"url": "sqlite://", "django": {"manage": "app/manage.py"}})
+    assert t.render_config(plain_django) is plain_django
+    # a nested check is rendered when it runs, so its templates do not make its parent rendered
+    wait = WaitSpec(check=Step.model_validate({"http": "{{ steps.deploy.url }}"}), interval=0.5)
+    assert t.render_config(wait) is wait
 
 
 def test_render_config_of_shorthand() -> None:

@@ -122,7 +122,8 @@ class PlainDisplay:
     def format(self, e: Event) -> str | None:
         if self.t0 is None:
             self.t0 = e.monotonic
-        return format_event(e, live_stamp(e.at, e.monotonic - self.t0), verbose=self.verbose)
+        t0 = self.t0
+        return format_event(e, lambda: live_stamp(e.at, e.monotonic - t0), verbose=self.verbose)
 
     def _beat(self) -> None:
         # Wake often enough to keep the interval to within a quarter of itself.

@@ -35,13 +35,17 @@ def show_stamp(offset: float) -> str:
     return f"{format_tplus(offset):>7} +{offset:7.2f}s"
 
 
-def format_event(e: Any, stamp: str, *, verbose: bool = False, evidence: bool = False) -> str | None:
-    """The line(s) for one event, or None when it is not worth a line with these switches."""
+def format_event(e: Any, stamp: str | Callable[[], str], *, verbose: bool = False,
+                 evidence: bool = False) -> str | None:
+    """The line(s) for one event, or None when it is not worth a line with these switches. `stamp`
+    may be a function, called only for an event that makes a line (most of a run's do not)."""
     fmt = _FORMATS.get(e.type)
     lines = fmt(e, e.data or {}, verbose, evidence) if fmt else None
     if not lines:
         return None
     head, *more = lines
+    if not isinstance(stamp, str):
+        stamp = stamp()
     return "\n".join([f"{stamp} {head}", *(CONTINUATION + line for line in more)])
 
 

@@ -6,7 +6,9 @@ is judging.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +23,7 @@ from tminus.errors import TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
 from tminus.kinds.base import Approvals, Execution, Observation, StepContext
-from tminus.kinds.spool import remove_execution, spool_name
+from tminus.kinds.spool import SPOOL_FIELDS, remove_execution, spool_name
 from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
@@ -60,8 +62,13 @@ class StepRunner:
         self.executions: dict[str, int] = {}
         self.effects: dict[str, list[dict[str, Any]]] = {}  # step key -> effects recorded, oldest first
         self.kinds_used: set[str] = set()  # whose per-run resources the session closes
+        # What every step's context shares, computed once: the runbook's folder is resolved on the disk.
+        self.base_dir = doc.base_dir
+        self.roots = tuple(doc.runbook.roots)
         # Output files of executions (per run, 0700; each removed once its outcome is recorded).
-        self.spool_dir: Path | None = (doc.base_dir / ".tminus" / "spool" / run_id).resolve() if run_id else None
+        self.spool_dir: Path | None = (self.base_dir / ".tminus" / "spool" / run_id).resolve() if run_id else None
+        self._started: set[str] = set()  # keys whose current execution started in this process
+        self._spooled: dict[str, list[str]] = {}  # key -> the spool files its process effects named here
 
     def seed(self, executions: Mapping[str, int], effects: Mapping[str, list[dict[str, Any]]],
              interrupted: Mapping[str, str] | None = None) -> None:
@@ -122,9 +129,17 @@ class StepRunner:
 
     def drop_spool(self, key: str) -> None:
         """The execution's outcome is recorded: its output files (unmasked) are not needed any more.
-        The folders stay until the run's process ends (`tidy_spool`): made and removed around every
-        step, they cost more than the step's own process."""
-        if self.spool_dir is not None:
+        One started in this process left only the files its `process` effects named (a kind removes
+        those it never recorded), so those are removed by name; one an earlier process started
+        (adopted or skipped on resume) by the folder's listing. The folders stay until the run's
+        process ends (`tidy_spool`): made and removed around every step, they cost more than the
+        step's own process."""
+        named = self._spooled.pop(key, None)
+        if named is not None:
+            for path in named:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        elif self.spool_dir is not None and key not in self._started:
             remove_execution(self.spool_dir, key, self.executions.get(key, 1))
 
     def tidy_spool(self) -> None:
@@ -178,6 +193,7 @@ class StepRunner:
             return self._finish(step, base, outcome)
         if emit_start:
             self.executions[step.key] = self.executions.get(step.key, 0) + 1
+            self._started.add(step.key)
             # The intent is recorded before anything acts: a crash from here on is resumable.
             self.emit(
                 ev.STEP_STARTED,
@@ -285,7 +301,7 @@ class StepRunner:
     def _context(self, step: Step, timeout: float | None, attempt: int | None) -> StepContext:
         return StepContext(
             step=step,
-            base_dir=self.doc.base_dir,
+            base_dir=self.base_dir,
             timeout=timeout,
             cancel=self.stop,
             environ=self.environ,
@@ -302,7 +318,7 @@ class StepRunner:
             effect_sink=None if attempt is None else self._effect_sink(step, attempt),
             probe=self._probe,
             event_sink=None if attempt is None else self._event_sink(step, attempt),
-            roots=tuple(self.doc.runbook.roots),
+            roots=self.roots,
             masker=self.templater.masker,
             spool=None if attempt is None else self._spool(step.key, attempt),
         )
@@ -321,6 +337,9 @@ class StepRunner:
     def _effect_sink(self, step: Step, attempt: int) -> Callable[[str, dict[str, Any]], None]:
         def record(effect: str, details: dict[str, Any]) -> None:
             data = {"effect": effect, **details, **self.execution_of(step.key), "attempt": attempt}
+            if effect == "process":  # the files it names are removed once the outcome is recorded
+                self._spooled.setdefault(step.key, []).extend(
+                    str(details[name]) for name in SPOOL_FIELDS if name in details)
             # The bus appends to the ledger before emit returns: the effect is durable before it acts.
             self.emit(ev.STEP_EFFECT, step.key, **data)
             self.effects.setdefault(step.key, []).append(self.templater.masker.mask_obj(data))

@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tminus.kinds.base import Effect, Execution, Observation, StepContext
 from tminus.kinds.jsonoutput import NotJson, parse_output
 from tminus.kinds.registry import register
-from tminus.kinds.spool import Spool, holders, read_text, spool_for, wrapped
+from tminus.kinds.spool import Spool, holders, read_fd, spool_for, wrapped
 from tminus.kinds.survivor import adopted, survivor
 from tminus.kinds.transport import Transport, group_alive, group_members
 from tminus.runbook.models import RunSpec
@@ -75,9 +76,9 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
         except OutsideRoots as exc:
             return Observation(error=str(exc), evidence={"command": config.command})
         cwd = ctx.base_dir / config.cwd
-    env = {**ctx.environ, **config.env}
+    env = {**ctx.environ, **config.env} if config.env else ctx.environ
     # the wrapper would report a missing shell as exit 127, like a missing command: say what it is
-    if shutil.which(config.shell, path=env.get("PATH", os.defpath)) is None:
+    if not _shell_found(config.shell, env.get("PATH", os.defpath)):
         return Observation(error=f"shell {config.shell} not found; set 'shell' to an installed interpreter",
                            evidence={"command": config.command})
     spool = spool_for(ctx.spool)
@@ -87,7 +88,19 @@ def execute(config: RunSpec, ctx: StepContext) -> Observation:
         spool.discard()
 
 
-def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], shell: str,
+_SHELLS: set[tuple[str, str]] = set()  # (shell, PATH) found already: a lookup per run, not per step
+
+
+def _shell_found(shell: str, path: str) -> bool:
+    if (shell, path) in _SHELLS:
+        return True
+    if shutil.which(shell, path=path) is None:
+        return False
+    _SHELLS.add((shell, path))
+    return True
+
+
+def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: Mapping[str, str], shell: str,
              spool: Spool) -> Observation:
     start = time.perf_counter()
     try:
@@ -95,6 +108,15 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
     except OSError as exc:
         return Observation(error=f"could not create the step's output files in {spool.prefix.parent}: "
                                  f"{exc.strerror or exc}", evidence={"command": config.command})
+    try:
+        return _spawned(config, ctx, cwd, env, shell, spool, start, (out_fd, err_fd))
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+
+
+def _spawned(config: RunSpec, ctx: StepContext, cwd: Path, env: Mapping[str, str], shell: str, spool: Spool,
+             start: float, fds: tuple[int, int]) -> Observation:
     try:
         # Output goes to files, not pipes: a command outliving a killed tminus keeps writing (no
         # SIGPIPE), and the wrapper (the group leader) records its exit status for a resumed run.
@@ -104,14 +126,12 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE,
-            stdout=out_fd,
-            stderr=err_fd,
+            stdout=fds[0],
+            stderr=fds[1],
         )
     except OSError as exc:
+        spool.remove()  # nothing ran: nothing will read them
         return Observation(error=_spawn_error(exc, config.shell, cwd), evidence={"command": config.command})
-    finally:
-        os.close(out_fd)
-        os.close(err_fd)
     assert proc.stdin is not None
     # Before the command starts: the group outlives a crash of tminus, and resume must be able to find
     # it (the start time tells it from a later process that reused the pid) and its output.
@@ -123,6 +143,7 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
         proc.stdin.close()  # unrecorded, the command never starts
         _kill_group(proc)
         proc.wait()
+        spool.remove()  # and no record names its files
         raise
     with contextlib.suppress(BrokenPipeError):  # the group already ended (killed from outside)
         os.write(proc.stdin.fileno(), b"go\n")
@@ -131,22 +152,14 @@ def _execute(config: RunSpec, ctx: StepContext, cwd: Path, env: dict[str, str], 
     deadline = start + ctx.timeout if ctx.timeout is not None else None
     stopped, note = _communicate(proc, stdin, deadline, ctx.cancel, spool)
     duration_ms = (time.perf_counter() - start) * 1000.0
+    shown = observed(ctx, config.command, proc.pid, proc.returncode, read_fd(fds[0]), read_fd(fds[1]),
+                     duration_ms, note)
     if stopped == "timeout":
-        return Observation(error=f"timed out after {ctx.timeout:.1f}s", timed_out=True,
-                           evidence=_evidence(ctx, config.command, proc, spool, duration_ms, note))
+        return Observation(error=f"timed out after {ctx.timeout:.1f}s", timed_out=True, evidence=shown.evidence)
     if stopped == "cancel":
-        return Observation(
-            error=f"interrupted after {duration_ms / 1000:.1f}s (the run was cancelled)",
-            evidence=_evidence(ctx, config.command, proc, spool, duration_ms, note),
-        )
-    return observed(ctx, config.command, proc.pid, proc.returncode, read_text(spool.out), read_text(spool.err),
-                    duration_ms, note)
-
-
-def _evidence(ctx: StepContext, command: str, proc: subprocess.Popen[bytes], spool: Spool, duration_ms: float,
-              note: str | None) -> dict[str, Any]:
-    return observed(ctx, command, proc.pid, proc.returncode, read_text(spool.out), read_text(spool.err),
-                    duration_ms, note).evidence
+        return Observation(error=f"interrupted after {duration_ms / 1000:.1f}s (the run was cancelled)",
+                           evidence=shown.evidence)
+    return shown
 
 
 def observed(ctx: StepContext, command: str, pid: int, exit_code: int | None, stdout: str, stderr: str,
@@ -222,38 +235,48 @@ def _communicate(
 
 
 class _Pump:
-    """One selector over stdin and (on Linux) a pidfd for the wrapper's exit."""
+    """One poll over stdin and (on Linux) a pidfd for the wrapper's exit. A poll object, not a
+    selector: no epoll descriptor made, registered and closed around every command."""
 
     def __init__(self, proc: subprocess.Popen[bytes], stdin: bytes | None):
         self.proc = proc
-        self.sel = selectors.DefaultSelector()
+        self.poller = select.poll()
+        self.watched = 0
         self.input = memoryview(stdin or b"")
         self.stdin_fd: int | None = None
         if proc.stdin is not None:
             if self.input:
                 self.stdin_fd = proc.stdin.fileno()
-                self.sel.register(self.stdin_fd, selectors.EVENT_WRITE)
+                self._watch(self.stdin_fd, select.POLLOUT)
             else:
                 proc.stdin.close()
         self.pidfd: int | None = None
         try:
             self.pidfd = os.pidfd_open(proc.pid)
-            self.sel.register(self.pidfd, selectors.EVENT_READ)
+            self._watch(self.pidfd, select.POLLIN)
         except (AttributeError, OSError):
             pass  # no pidfd (macOS, old kernels): poll the process instead
         self.exited_at: float | None = None
 
+    def _watch(self, fd: int, events: int) -> None:
+        self.poller.register(fd, events)
+        self.watched += 1
+
+    def _unwatch(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        self.watched -= 1
+
     def round(self, wait: float) -> None:
         if self.exited_at is not None:
             time.sleep(max(wait, 0.0))  # only background children are left: nothing to wake us
-        elif self.pidfd is None and self.stdin_fd is None:
+        elif not self.watched:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=max(wait, 0.0))
         else:
-            for key, _ in self.sel.select(max(wait, 0.0)):
-                if key.fd == self.pidfd:
-                    self.sel.unregister(key.fd)
-                elif key.fd == self.stdin_fd:
+            for fd, _ in self.poller.poll(max(wait, 0.0) * 1000):  # milliseconds
+                if fd == self.pidfd:
+                    self._unwatch(fd)
+                elif fd == self.stdin_fd:
                     self._write()
         if self.exited_at is None and self.proc.poll() is not None:
             self.exited_at = time.perf_counter()
@@ -266,12 +289,11 @@ class _Pump:
             written = len(self.input)  # the command stopped reading: drop the rest
         self.input = self.input[written:]
         if not self.input:
-            self.sel.unregister(self.stdin_fd)
+            self._unwatch(self.stdin_fd)
             self.proc.stdin.close()
             self.stdin_fd = None
 
     def close(self) -> None:
-        self.sel.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
         if self.proc.stdin is not None:

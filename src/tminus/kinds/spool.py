@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The group leader: runs the command, then writes its exit status. Killed (timeout, cancel, a kill of
@@ -35,7 +35,7 @@ WRAPPER_INLINE = ('__tminus_status=$1; __tminus_command=$2; shift 2; (eval "$__t
 GATE = 'read -r __tminus_go && [ "$__tminus_go" = go ] || exit 125; '
 
 
-def wrapped(shell: str, command: str, status: Path, gated: bool = False) -> list[str]:
+def wrapped(shell: str, command: str, status: Path | str, gated: bool = False) -> list[str]:
     """The argv that runs `shell -c command` and records its exit status in `status`; `gated`: only
     once tminus writes "go" as the first line of its stdin."""
     first = GATE if gated else ""
@@ -43,51 +43,73 @@ def wrapped(shell: str, command: str, status: Path, gated: bool = False) -> list
         return [WRAPPER_SHELL, "-c", first + WRAPPER_INLINE, shell, str(status), command]
     return [WRAPPER_SHELL, "-c", first + WRAPPER, "tminus-run", str(status), shell, "-c", command]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# The fields of a `process` effect that name an execution's spool files: every file a spool leaves
+# behind is named by one (a kind that never records its process removes its files itself).
+SPOOL_FIELDS = ("stdout", "stderr", "status")
 
 
 @dataclass(frozen=True)
 class Spool:
     """One execution attempt's files: `<prefix>.out`, `.err`, `.status`. `scratch`: in this process's
     private temporary folder (no spool folder given: a probe, a nested check, a kind used outside a
-    run), removed once read."""
+    run), removed once read. The names are kept as text: a step opens, records and removes them
+    once each, and pathlib's joins cost more than the syscalls."""
 
     prefix: Path
     scratch: bool = False
+    out: str = field(init=False, repr=False)
+    err: str = field(init=False, repr=False)
+    status: str = field(init=False, repr=False)
 
-    @property
-    def out(self) -> Path:
-        return self.prefix.with_name(self.prefix.name + ".out")
-
-    @property
-    def err(self) -> Path:
-        return self.prefix.with_name(self.prefix.name + ".err")
-
-    @property
-    def status(self) -> Path:
-        return self.prefix.with_name(self.prefix.name + ".status")
+    def __post_init__(self) -> None:
+        base = os.fspath(self.prefix)
+        for suffix in ("out", "err", "status"):
+            object.__setattr__(self, suffix, f"{base}.{suffix}")
 
     def paths(self) -> dict[str, str]:
-        """What the `process` effect records: where a resumed run finds the output and the status."""
-        return {"stdout": str(self.out), "stderr": str(self.err), "status": str(self.status)}
+        """What the `process` effect records: where a resumed run finds the output and the status
+        (the fields are SPOOL_FIELDS)."""
+        return {"stdout": self.out, "stderr": self.err, "status": self.status}
 
     def open_output(self) -> tuple[int, int]:
-        """Fresh stdout and stderr files (0600, not following a planted symlink); the caller closes them."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        with contextlib.suppress(FileNotFoundError):
-            self.status.unlink()  # a status left by an earlier attempt must not be read as this one's
-        out = os.open(self.out, flags, 0o600)
+        """Fresh stdout and stderr files (0600, not following a planted symlink); the caller closes
+        them. Opened for reading too, so the output is read back through the same descriptors
+        (`read_fd`) instead of opening the files again. A spool folder removed since this process made
+        it is made again."""
         try:
-            err = os.open(self.err, flags, 0o600)
+            return self._open()
+        except FileNotFoundError:
+            if self.scratch:
+                raise
+            make_private_dir(self.prefix.parent, again=True)
+            return self._open()
+
+    def _open(self) -> tuple[int, int]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.status)  # a status left by an earlier attempt must not be read as this one's
+        out = os.open(self.out, _OUTPUT_FLAGS, 0o600)
+        try:
+            err = os.open(self.err, _OUTPUT_FLAGS, 0o600)
         except OSError:
             os.close(out)
+            os.unlink(self.out)
             raise
         return out, err
 
+    def remove(self) -> None:
+        """The attempt's files (its outcome is recorded, or it was scratch). A process still writing
+        keeps its (now nameless) file."""
+        for path in (self.out, self.err, self.status):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
     def discard(self) -> None:
         if self.scratch:
-            for path in (self.out, self.err, self.status):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            self.remove()
+
+
+# Read and write: the output is read back through the descriptor the command wrote to (pread).
+_OUTPUT_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
 def spool_for(prefix: Path | None) -> Spool:
@@ -113,11 +135,13 @@ def _scratch_dir() -> Path:
     return _SCRATCH[0]
 
 
-_MADE: set[Path] = set()  # folders this process made private already: a step each, not a mkdir each
+_MADE: set[Path] = set()  # folders this process made private already: once per run, not once per step
 
 
-def make_private_dir(path: Path) -> None:
-    if path in _MADE and path.is_dir():
+def make_private_dir(path: Path, *, again: bool = False) -> None:
+    """`path` made (with its parents) and set 0700, once per process: a folder removed since is made
+    again when a file cannot be created in it (`again`)."""
+    if path in _MADE and not again:
         return
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)  # mkdir's mode passes through the umask, and an existing folder keeps its own
@@ -143,6 +167,20 @@ def remove_execution(folder: Path, key: str, execution: int) -> None:
                 os.unlink(folder / name)
 
 
+def read_fd(fd: int) -> str:
+    """All that a file holds, read through `fd` from its start (pread: the offset the command's own
+    descriptor shares is left alone); one syscall for the usual empty output."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return ""
+    chunks: list[bytes] = []
+    offset = 0
+    while chunk := os.pread(fd, max(size - offset, 65536), offset):  # a background writer may add more
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def read_text(path: Path | str) -> str:
     try:
         with open(path, "rb") as fh:
@@ -157,7 +195,7 @@ def read_status(path: Path | str) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
-def holders(pids: list[int], paths: tuple[Path, ...]) -> list[int]:
+def holders(pids: list[int], paths: tuple[Path | str, ...]) -> list[int]:
     """Which of `pids` hold one of `paths` open (a background child still writing the output)."""
     wanted = {str(p) for p in paths}
     found = []

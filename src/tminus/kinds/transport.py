@@ -34,10 +34,23 @@ class LocalTransport:
 
     target = "local"
 
+    def __init__(self) -> None:
+        # The last environment given and its bytes: every step of a run passes the same one, and
+        # Popen encodes a text environment variable by variable at every spawn.
+        self._encoded: tuple[dict[str, str], dict[bytes, bytes]] | None = None
+
     def spawn(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: int | IO[Any] | None,
               stdout: int | IO[Any] | None, stderr: int | IO[Any] | None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr,
+        return subprocess.Popen(argv, cwd=cwd, env=self._bytes(env), stdin=stdin, stdout=stdout, stderr=stderr,
                                 start_new_session=True)
+
+    def _bytes(self, env: Mapping[str, str]) -> dict[bytes, bytes]:
+        cached = self._encoded
+        if cached is not None and cached[0] == env:  # compared as dicts, in C
+            return cached[1]
+        encoded = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        self._encoded = (dict(env), encoded)
+        return encoded
 
     def process_identity(self, pid: int) -> str | None:
         return process_start_time(pid)
@@ -87,17 +100,28 @@ def process_start_time(pid: int) -> str | None:
     """When the process started, as "<boot id>:<clock ticks since boot>" (/proc/PID/stat field 22):
     a pid recycled by a later process has another start time. None without procfs or process."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        ticks = fields[19]  # fields after the command name start at field 3 (state)
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            stat = os.read(fd, 4096).decode("ascii", "replace")
+        finally:
+            os.close(fd)
+        ticks = stat.rsplit(")", 1)[1].split()[19]  # fields after the command name start at field 3 (state)
     except (OSError, IndexError):
         return None
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            boot = fh.read().strip()
-    except OSError:
-        boot = ""
-    return f"{boot}:{ticks}"
+    return f"{_boot_id()}:{ticks}"
+
+
+_BOOT: list[str] = []  # the boot id, read once per process: it changes only with a reboot
+
+
+def _boot_id() -> str:
+    if not _BOOT:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+                _BOOT.append(fh.read().strip())
+        except OSError:
+            return ""
+    return _BOOT[0]
 
 
 def group_alive(pgid: int) -> bool:

@@ -59,6 +59,9 @@ class ViewState:
     # The folds' bookkeeping, not for readers (RunView has methods for what they may ask of it).
     # step key -> its execution that started and has not ended (insertion order kept across re-starts)
     _in_flight: dict[str, Execution] = field(default_factory=dict, repr=False)
+    # (step key, target) -> its executions so far: counted as they begin, not by scanning them all at
+    # every step.started (a 5,000-step run, and the deadline watch folding each event as it comes)
+    _executions_of: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     _waiting: dict[str | None, Approval] = field(default_factory=dict, repr=False)
     _acting: Stop | None = field(default=None, repr=False)  # the accepted stop this process acts on
     _unlinked: list[Execution | Section] = field(default_factory=list, repr=False)  # stopped before run.stop landed

@@ -69,6 +69,10 @@ class Templater:
         }
         self._templates: dict[tuple[str | None, str], jinja2.Template] = {}
         self._expressions: dict[str, jinja2.Template] = {}
+        # id(config) -> (config, whether any of its strings is a template): a configuration without
+        # one renders to itself, so each step's is looked at once per run, not rebuilt at every run
+        # of it. The config is kept with its id, so the id cannot be reused by another object.
+        self._static: dict[int, tuple[BaseModel, bool]] = {}
 
     @property
     def _env(self) -> GuardedEnvironment:
@@ -149,6 +153,11 @@ class Templater:
         marked SHELL or SQL (contexts.py) is escaped for its language; a SQL field's values are bound,
         added to the field its marker names (`params`).
         """
+        known = self._static.get(id(config))
+        if known is None:
+            known = self._static[id(config)] = (config, not _has_templates(config))
+        if known[1]:
+            return config  # nothing to render: the same values, validated when the runbook loaded
         model = type(config)
         data: dict[str, Any] = {}
         bound: dict[str, dict[str, Any]] = {}
@@ -214,6 +223,30 @@ class Templater:
                 raise TemplateError(_refused(source, exc)) from None
             except Exception as exc:
                 raise TemplateError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
+
+def _has_templates(config: BaseModel) -> bool:
+    """Whether `render_config` would render anything in `config`: a template marker in a string of a
+    field (or inside its lists and dicts), or of a nested configuration rendered with its parent."""
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            if getattr(value, "render_with_parent", False) and _has_templates(value):
+                return True
+        elif _has_marker(value):
+            return True
+    return False
+
+
+def _has_marker(obj: Any) -> bool:
+    """As `render_obj` walks: strings, dicts (their values, and conservatively their keys), lists."""
+    if isinstance(obj, str):
+        return has_template(obj)
+    if isinstance(obj, dict):
+        return any(_has_marker(k) or _has_marker(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_marker(v) for v in obj)
+    return False
+
 
 
 def _refused(text: str, exc: Exception) -> str:

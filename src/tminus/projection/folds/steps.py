@@ -66,7 +66,7 @@ def _execution(view: ViewState, f: Fact) -> Execution:
     target = str(f.data.get("target") or LOCAL)
     section = str(f.data.get("section") or "")
     kind, name = split_section(section)
-    attempt = 1 + sum(1 for e in view.executions if e.key == key and e.target == target)
+    attempt = view._executions_of[key, target] = view._executions_of.get((key, target), 0) + 1
     e = Execution(key, target, attempt, section, kind, name, name=f.data.get("name"), kind=f.data.get("kind"))
     view.executions.append(e)
     if kind in ("undo", "rollback") and view.rollback.passes:
