@@ -3,18 +3,12 @@ is still held (when the writer is bound to one), so a holder whose lease was bro
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, and_, update
-from sqlalchemy.exc import IntegrityError
-
 from tminus.errors import ApprovalTaken, LedgerError
 from tminus.events import Event
 from tminus.ledger import crashpoint
-from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
 from tminus.ledger.chain import normalise
-from tminus.ledger.database import Database
+from tminus.ledger.database import Connection, Database
 from tminus.ledger.leases import check_fence
 from tminus.ledger.records import EventRecord, Fence, now_iso
 
@@ -69,15 +63,10 @@ class SqlRunWriter:
         consumed already, or the request already answered."""
         with self._db.transaction() as conn:
             self._check(conn)
-            take = (
-                update(s.approvals)
-                .where(and_(s.approvals.c.id == approval_id, s.approvals.c.run_id == self.run_id,
-                            s.approvals.c.request_seq.is_(None)))
-                .values(request_seq=request_seq, consumed_at=now_iso())
-            )
             try:
-                taken = conn.execute(take).rowcount
-            except IntegrityError as exc:  # the unique (run, request): this request has its answer
+                take = (request_seq, now_iso(), approval_id, self.run_id)
+                taken = conn.execute(conn.sql.TAKE_APPROVAL, take).rowcount
+            except conn.backend.integrity_error as exc:  # the unique (run, request): this request has its answer
                 raise ApprovalTaken(
                     f"run {self.run_id}: the approval request at event {request_seq} is already answered"
                 ) from exc
@@ -107,9 +96,8 @@ def set_status(
     conn: Connection, run_id: str, status: str, exit_code: int | None, reason: str | None, finished: bool,
     shown_url: str,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "exit_code": exit_code, "reason": reason,
-                              "finished_at": now_iso() if finished else None}
-    if conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values)).rowcount == 0:
+    values = (status, exit_code, reason, now_iso() if finished else None, run_id)
+    if conn.execute(conn.sql.SET_STATUS, values).rowcount == 0:
         raise LedgerError(f"no run {run_id} in the ledger at {shown_url}")
 
 
