@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from tests.helpers_db import query, table_names
 
 from tminus.errors import LedgerError, LedgerMissing
 from tminus.events import PAYLOAD_VERSION, Event
@@ -91,10 +91,7 @@ def test_a_reader_never_creates_a_missing_sqlite_ledger(tmp_path: Path) -> None:
 def test_a_reader_never_creates_tables_in_postgresql(pg_url: str) -> None:
     with pytest.raises(LedgerMissing, match="has no tminus tables"):
         open_reader(pg_url)
-    engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        assert inspect(conn).get_table_names() == []
-    engine.dispose()
+    assert table_names(pg_url) == set()
 
 
 @pytest.mark.postgres
@@ -171,11 +168,7 @@ def make_v1_ledger(url: str) -> None:
 
 
 def version(url: str) -> str:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        value = str(conn.execute(text("SELECT value FROM tminus_meta WHERE key = 'schema_version'")).scalar())
-    engine.dispose()
-    return value
+    return str(query(url, "SELECT value FROM tminus_meta WHERE key = 'schema_version'")[0][0])
 
 
 def test_a_v1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(url: str) -> None:

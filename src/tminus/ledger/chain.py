@@ -30,7 +30,23 @@ _LEDGER_GENESIS = "tminus-ledger-chain"
 
 def canonical(value: Any) -> str:
     """One text per value: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+def _scalars(values: list[Any]) -> str:
+    """canonical() of a list of str, int and None (a hash's header, a link), byte for byte, without
+    the encoder's generic walk (it runs twice for every event written and verified)."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("null")
+        elif type(value) is int:
+            parts.append(str(value))
+        elif type(value) is str:
+            parts.append(_quote(value))
+        else:
+            return canonical(values)
+    return "[" + ",".join(parts) + "]"
 
 
 def _fallback(value: Any) -> Any:
@@ -49,8 +65,14 @@ def normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], str]:
     Going through json once makes what we hash exactly what a later reader loads back
     (tuples become lists, non-string keys become strings, unknown types become text).
     """
-    plain: dict[str, Any] = json.loads(json.dumps(dict(data), default=_fallback))
-    return plain, canonical(plain)
+    plain: dict[str, Any] = json.loads(_PLAIN.encode(dict(data)))
+    return plain, _CANONICAL.encode(plain)
+
+
+# Built once: json.dumps with any option builds a new encoder on every call. Same options, same bytes.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_PLAIN = json.JSONEncoder(default=_fallback)
+_quote = json.encoder.encode_basestring  # what _CANONICAL writes for a str (ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -85,12 +107,12 @@ class Hasher:
         # place in the ledger-wide chain, is covered since that chain exists (schema 3): unlinking an
         # event changes its hash. Older events (None) keep the older form.
         fields: list[Any] = [run_id, seq, type_, step_key, at]
-        head = canonical(fields if lseq is None else [*fields, lseq])
+        head = _scalars(fields if lseq is None else [*fields, lseq])
         return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
 
     def link(self, prev_link: str, lseq: int, run_id: str, seq: int, event_hash: str) -> str:
         """Link `lseq` of the ledger-wide chain; `prev_link` "" means the chain's start."""
-        return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + canonical([lseq, run_id, seq, event_hash]))
+        return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + _scalars([lseq, run_id, seq, event_hash]))
 
 
 @dataclass(frozen=True)
