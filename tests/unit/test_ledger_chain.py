@@ -128,6 +128,13 @@ def test_the_hash_inputs_are_the_json_encoders_bytes() -> None:
         for values in ([text, 1, None, -5, 10**30], ["r1", 7, "step.finished", text, "2026-12-03T19:46:11+00:00", 3]):
             assert _scalars(values) == dumps(values)
     assert _scalars([True, 1.5, "x"]) == dumps([True, 1.5, "x"])  # other types: the encoder itself
+    hasher = Hasher(b"k")
+    for text in [t for t in tricky if t != "\ud800"]:  # a lone surrogate cannot be hashed (UTF-8), then or now
+        for lseq in (None, 0, 12):
+            fields = [text, 3, "step.finished", None if lseq == 0 else text, "2026-12-03T19:46:11+00:00"]
+            reference = dumps(fields if lseq is None else [*fields, lseq])[:-1] + ',{"a":1}]'
+            assert hasher.event("prev", *fields, '{"a":1}', lseq) == hasher.digest("prev" + reference)
+        assert hasher.link("l", 4, text, 2, "h") == hasher.digest("l" + dumps([4, text, 2, "h"]))
     data = {"b": (1, 2), 3: "int key", "a": {"z": {1, 2}, "y": float("nan")}, "é": b"\xff", "p": Path("/x")}
     plain, text = normalise(data)
     assert text == dumps(json.loads(json.dumps(data, default=lambda v: sorted(v) if isinstance(v, set) else (

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 _KEY_CHECK = "tminus-ledger-key-check"
 _LEDGER_GENESIS = "tminus-ledger-chain"
@@ -106,6 +106,11 @@ class Hasher:
         # data_text, without serialising the data a second time on the hot path. `lseq`, the event's
         # place in the ledger-wide chain, is covered since that chain exists (schema 3): unlinking an
         # event changes its hash. Older events (None) keep the older form.
+        if (type(run_id) is str and type(seq) is int and type(type_) is str and type(at) is str
+                and (step_key is None or type(step_key) is str) and (lseq is None or type(lseq) is int)):
+            key = "null" if step_key is None else _quote(step_key)
+            head = f"[{_quote(run_id)},{seq},{_quote(type_)},{key},{_quote(at)}" + ("" if lseq is None else f",{lseq}")
+            return self.digest(prev_hash + head + "," + data_text + "]")
         fields: list[Any] = [run_id, seq, type_, step_key, at]
         head = _scalars(fields if lseq is None else [*fields, lseq])
         return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
@@ -115,8 +120,7 @@ class Hasher:
         return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + _scalars([lseq, run_id, seq, event_hash]))
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):  # a tuple: verify builds one per event of the ledger
     seq: int
     type: str
     step_key: str | None
@@ -176,8 +180,7 @@ def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[Stored
     return problems
 
 
-@dataclass(frozen=True)
-class StoredLink:
+class StoredLink(NamedTuple):
     lseq: int
     run_id: str
     seq: int

@@ -158,7 +158,7 @@ class SqlReader:
         if self._chainless:  # an older schema, read as it is: its events have no links yet
             return [] if expected is None else [
                 "ledger-wide chain: this ledger predates it (schema version < 3), so no recorded head can be checked"]
-        links = (StoredLink(*r) for r in conn.stream(conn.sql.LINKS))
+        links = map(StoredLink._make, conn.stream(conn.sql.LINKS))
         return verify_links(self._hasher, links, None if expected is None else (expected.count, expected.hash))
 
     # --- approvals and leases ---------------------------------------------------------------------
