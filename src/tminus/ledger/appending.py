@@ -10,7 +10,8 @@ from typing import Any
 from tminus.errors import LedgerError
 from tminus.ledger.chain import Hasher
 from tminus.ledger.database import Connection
-from tminus.ledger.records import EventRecord
+from tminus.ledger.leases import check_fence
+from tminus.ledger.records import EventRecord, Fence
 
 _LINK_TRIES = 200
 
@@ -40,8 +41,11 @@ class Chains:
 
     def append(
         self, conn: Connection, run_id: str, type_: str, step_key: str | None, at: str,
-        data: dict[str, Any], data_text: str,
+        data: dict[str, Any], data_text: str, fence: Fence | None = None,
     ) -> EventRecord:
+        """Append in the caller's transaction. With `fence`, the head moves only while that lease is
+        held (share-locked on PostgreSQL, as check_fence does); if it does not move, a lost lease is
+        LeaseLost (nothing written), else another writer moved the head and we reload it."""
         self.require_key()
         for _ in range(2):
             head = self._heads.get(run_id) or self._load_head(conn, run_id)
@@ -52,13 +56,19 @@ class Chains:
             digest = digest_at(last[0] + 1)
             # Compare-and-set on the run's head: if another process appended to this run since we
             # cached it (`tminus unlock` adds a note), nothing is written and we reload.
-            moved = conn.execute(conn.sql.MOVE_HEAD, (seq, digest, run_id, head[0], prev_hash)).rowcount
+            if fence is None:
+                moved = conn.execute(conn.sql.MOVE_HEAD, (seq, digest, run_id, head[0], prev_hash)).rowcount
+            else:
+                moved = conn.execute(conn.sql.MOVE_HEAD_FENCED, (seq, digest, run_id, head[0], prev_hash, fence.key,
+                                                                 fence.token, fence.generation)).rowcount
             if moved:
                 row = (run_id, seq, type_, step_key, at, data_text, prev_hash)
                 digest = self._insert(conn, row, last, digest, digest_at)
                 # Cached before commit: if the commit fails, the next compare-and-set misses and reloads.
                 self._heads[run_id] = (seq, digest)
                 return EventRecord(run_id, seq, type_, step_key, at, data, prev_hash, digest)
+            if fence is not None:
+                check_fence(conn, fence, run_id)  # LeaseLost when that is why nothing moved
             self._heads.pop(run_id, None)
         raise LedgerError(f"could not append to run {run_id}: its head keeps moving under concurrent writers")
 

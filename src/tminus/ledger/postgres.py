@@ -25,6 +25,7 @@ class PostgresBackend(Backend):
     # The lease row share-locked until the transaction ends: an unlock waits for the write in flight,
     # never cuts it.
     FENCE_LEASE = Backend.GET_LEASE + " FOR SHARE"
+    MOVE_HEAD_FENCED = f"{Backend.MOVE_HEAD} AND EXISTS ({Backend.LEASE_HELD} FOR SHARE)"
 
     def __init__(self, url: str, shown_url: str, conninfo: str, *, read_only: bool) -> None:
         super().__init__(url, shown_url, read_only=read_only)

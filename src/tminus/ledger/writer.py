@@ -26,8 +26,7 @@ class SqlRunWriter:
     def append(self, event: Event) -> EventRecord:
         """Store one event durably (its own transaction) before the engine goes on."""
         with self._db.transaction() as conn:
-            self._check(conn)
-            record = self._append(conn, event)
+            record = self._append(conn, event, fenced=True)  # the fence checked as the head moves
         return self._committed(record)
 
     def append_many(self, events: list[Event]) -> list[EventRecord]:
@@ -36,8 +35,7 @@ class SqlRunWriter:
         if not events:
             return []
         with self._db.transaction() as conn:
-            self._check(conn)
-            records = [self._append(conn, event) for event in events]
+            records = [self._append(conn, event, fenced=True) for event in events]
         return [self._committed(record) for record in records]
 
     def set_status(
@@ -85,11 +83,13 @@ class SqlRunWriter:
         if self.fence is not None:
             check_fence(conn, self.fence, self.run_id)
 
-    def _append(self, conn: Connection, event: Event) -> EventRecord:
+    def _append(self, conn: Connection, event: Event, *, fenced: bool = False) -> EventRecord:
+        """`fenced`: check the fence as the head moves (the callers that did not check it first)."""
         if event.run_id != self.run_id:
             raise LedgerError(f"the writer of run {self.run_id} cannot record an event of run {event.run_id}")
         data, data_text = normalise(event.data)
-        return self._chains.append(conn, event.run_id, event.type, event.step_key, event.at, data, data_text)
+        return self._chains.append(conn, event.run_id, event.type, event.step_key, event.at, data, data_text,
+                                   self.fence if fenced else None)
 
 
 def set_status(
