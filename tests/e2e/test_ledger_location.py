@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
 from tests.helpers import run_json, tminus, write_runbook
+from tests.helpers_db import table_names
 
 RUNBOOK = """
     name: located
@@ -99,12 +99,7 @@ def test_read_commands_create_no_tables_on_postgresql(tmp_path: Path, pg_url: st
     for args in READS:
         result = tminus(*args, cwd=tmp_path)
         assert result.returncode == (0 if args[0] in ("status", "history", "config") else 1), (args, result.stderr)
-    engine = create_engine(pg_url)
-    try:
-        with engine.connect() as conn:
-            assert inspect(conn).get_table_names() == []
-    finally:
-        engine.dispose()
+    assert table_names(pg_url) == set()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tminus.toml"]
 
 

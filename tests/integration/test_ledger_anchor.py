@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from tests.helpers import tminus, write_runbook
+from tests.helpers_db import query
 
 from tminus.events import Event
 from tminus.ledger import Ledger, open_ledger, open_reader
@@ -43,12 +43,7 @@ ROLLED_BACK = ("run.started", "step.finished", "rollback.started", "rollback.fin
 
 
 def sql(url: str, statement: str, **params: object) -> list[tuple[object, ...]]:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        result = conn.execute(text(statement), params)
-        rows = [tuple(r) for r in result] if result.returns_rows else []
-    engine.dispose()
-    return rows
+    return query(url, statement, **params)
 
 
 def truncate(url: str, run_id: str, keep: int) -> None:

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from tests.helpers_db import run_sql
 
 from tminus.errors import LeaseLost, LedgerError
 from tminus.events import Event
@@ -38,11 +38,7 @@ def take(ledger: Ledger, run_id: str, pid: int) -> tuple[object, object]:
 
 
 def sql(url: str, *statements: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-    engine.dispose()
+    run_sql(url, *statements)
 
 
 @pytest.mark.parametrize("taker", ["same run (resume)", "another run"])

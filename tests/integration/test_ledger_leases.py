@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
+from tests.helpers_db import query
 
 from tminus.errors import LockHeld
 from tminus.events import Event
@@ -174,24 +174,17 @@ def test_break_lease_records_who_when_and_why(url: str, ledger: Ledger) -> None:
 
 def crash_lease(url: str, run_id: str, *, pid: int, beat_ago: float = 0.0) -> None:
     """The lease row a crashed holder leaves: inserted by hand, as its process wrote it before dying."""
-    engine = sa.create_engine(url)
     now = time.time()
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO tminus_leases (key, run_id, operator, host, pid, acquired_at, heartbeat_at, ttl, token, "
-            "generation) VALUES (:key, :run_id, 'alice', :host, :pid, :at, :beat, 15.0, 'crashed-token', 7)"),
-            {"key": KEY, "run_id": run_id, "host": HOST, "pid": pid, "at": now - 60, "beat": now - beat_ago})
-        conn.execute(sa.text("INSERT INTO tminus_lease_generations (key, generation) VALUES (:key, 7)"), {"key": KEY})
-    engine.dispose()
+    query(url, "INSERT INTO tminus_leases (key, run_id, operator, host, pid, acquired_at, heartbeat_at, ttl, token, "
+          "generation) VALUES (:key, :run_id, 'alice', :host, :pid, :at, :beat, 15.0, 'crashed-token', 7)",
+          key=KEY, run_id=run_id, host=HOST, pid=pid, at=now - 60, beat=now - beat_ago)
+    query(url, "INSERT INTO tminus_lease_generations (key, generation) VALUES (:key, 7)", key=KEY)
 
 
 def end_run(url: str, run_id: str, status: str) -> None:
     """A crash after the final status was written, before the release: the run row says it ended."""
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE tminus_runs SET status = :status, exit_code = 0, "
-                             "finished_at = '2026-01-01T00:00:00Z' WHERE id = :id"), {"status": status, "id": run_id})
-    engine.dispose()
+    query(url, "UPDATE tminus_runs SET status = :status, exit_code = 0, finished_at = '2026-01-01T00:00:00Z' "
+          "WHERE id = :id", status=status, id=run_id)
 
 
 @pytest.mark.parametrize("alive", [False, True])
@@ -231,10 +224,7 @@ def test_a_phantom_lease_of_a_live_holder_is_still_refused(url: str, ledger: Led
 @pytest.mark.parametrize("status", ["running", "interrupted", "rollback_failed", "needs_operator"])
 def test_the_lease_of_a_resumable_run_is_still_refused(url: str, ledger: Ledger, status: str) -> None:
     crash_lease(url, "r1", pid=dead_pid())
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE tminus_runs SET status = :s WHERE id = 'r1'"), {"s": status})
-    engine.dispose()
+    query(url, "UPDATE tminus_runs SET status = :s WHERE id = 'r1'", s=status)
     with pytest.raises(LockHeld) as caught:
         ledger.acquire_lease(KEY, run_id="r2", operator="bob", host=HOST, pid=os.getpid())
     assert caught.value.stale is True and "tminus resume r1" in str(caught.value)

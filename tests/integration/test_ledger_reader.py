@@ -12,13 +12,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, text
+from tests.helpers_db import query, table_names
 
 from tminus.errors import LedgerError, LedgerMissing
 from tminus.events import PAYLOAD_VERSION, Event
 from tminus.ledger import engines, open_ledger, open_reader
 from tminus.ledger import schema as s
 from tminus.ledger.chain import Hasher, normalise
+from tminus.ledger.database import Database
+from tminus.ledger.sql import RUN_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("_no_key")
 
@@ -89,10 +91,7 @@ def test_a_reader_never_creates_a_missing_sqlite_ledger(tmp_path: Path) -> None:
 def test_a_reader_never_creates_tables_in_postgresql(pg_url: str) -> None:
     with pytest.raises(LedgerMissing, match="has no tminus tables"):
         open_reader(pg_url)
-    engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        assert inspect(conn).get_table_names() == []
-    engine.dispose()
+    assert table_names(pg_url) == set()
 
 
 @pytest.mark.postgres
@@ -101,7 +100,7 @@ def test_a_postgresql_reader_runs_read_only_transactions(pg_url: str) -> None:
     with open_reader(pg_url) as reader:
         db = reader._db  # type: ignore[attr-defined]  # the connection under the interface, to prove it
         with pytest.raises(LedgerError, match="read-only transaction"), db.transaction() as conn:
-            conn.execute(text("DELETE FROM tminus_events"))
+            conn.execute("DELETE FROM tminus_events")
         assert len(reader.events("r1")) == 3
 
 
@@ -140,42 +139,36 @@ def test_a_reader_tails_while_another_process_appends(url: str) -> None:
 def make_v1_ledger(url: str) -> None:
     """A ledger as tminus wrote it at schema v1: one run that asked twice and consumed one approval
     (named by its approval.given), plus an approval never used."""
-    engine = engines.create(url)
+    db = Database(engines.create(engines.normalise_url(url)))
     hasher = Hasher(None)
     run = dict(id="r1", runbook_name="deploy", runbook_path="/rb.yaml", content_hash="x",
                runbook_text="name: deploy", environment="prod", operator="alice", host="h1", pid=1, kind="run",
                parent_run_id=None, status="running", exit_code=None, reason=None,
                started_at="2026-11-23T09:00:00.000000+00:00", finished_at=None, event_count=0)
     run["head_hash"] = hasher.genesis(run)
-    with engine.begin() as conn:
-        s.meta.create(conn)
+    with db.transaction() as conn:
+        conn.execute(conn.sql.CREATE_META)
         s.MIGRATIONS[0](conn)
         s.set_meta(conn, "schema_version", "1")
-        conn.execute(insert(s.runs).values(**run))
+        conn.execute(conn.sql.INSERT_RUN, tuple(run[c] for c in RUN_COLUMNS))
         for sql in ("INSERT INTO tminus_approvals (run_id, step_key, approved, approved_by, host, at) "
                     "VALUES ('r1', 'p.s', true, 'bob', 'h2', 'then')",) * 2:
-            conn.execute(text(sql))
+            conn.execute(sql)
         head = str(run["head_hash"])
         for seq, (type_, data) in enumerate((("approval.requested", {}), ("approval.given", {"approval_id": 1}),
                                              ("approval.requested", {})), start=1):
             _plain, canonical = normalise(data)
             at = "2026-11-23T09:00:01+00:00"
             digest = hasher.event(head, "r1", seq, type_, "p.s", at, canonical)
-            conn.execute(text("INSERT INTO tminus_events (run_id, seq, type, step_key, at, data, prev_hash, hash) "
-                              "VALUES ('r1', :seq, :type, 'p.s', :at, :data, :prev, :hash)"),
-                         dict(seq=seq, type=type_, at=at, data=canonical, prev=head, hash=digest))
-            conn.execute(text("UPDATE tminus_runs SET event_count = :seq, head_hash = :hash"),
-                         dict(seq=seq, hash=digest))
+            conn.execute("INSERT INTO tminus_events (run_id, seq, type, step_key, at, data, prev_hash, hash) "
+                         "VALUES ('r1', ?, ?, 'p.s', ?, ?, ?, ?)", (seq, type_, at, canonical, head, digest))
+            conn.execute("UPDATE tminus_runs SET event_count = ?, head_hash = ?", (seq, digest))
             head = digest
-    engine.dispose()
+    db.close()
 
 
 def version(url: str) -> str:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        value = str(conn.execute(text("SELECT value FROM tminus_meta WHERE key = 'schema_version'")).scalar())
-    engine.dispose()
-    return value
+    return str(query(url, "SELECT value FROM tminus_meta WHERE key = 'schema_version'")[0][0])
 
 
 def test_a_v1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(url: str) -> None:

@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from tests.helpers_db import query
 
 from tminus.errors import LedgerError
 from tminus.events import PAYLOAD_VERSION, Event
@@ -46,10 +46,7 @@ def fill(ledger: Ledger, run_id: str, n: int = 4) -> None:
 
 def sql(url: str, statement: str, **params: object) -> None:
     """Tamper behind tminus's back, as an attacker with database access would."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(statement), params)
-    engine.dispose()
+    query(url, statement, **params)
 
 
 # --- runs and events --------------------------------------------------------------------------------

@@ -113,3 +113,30 @@ def test_records_are_json_safe() -> None:
         "run_id": "r1", "seq": 1, "type": "note", "step_key": None, "at": "at", "data": {"x": [1]},
         "prev_hash": "p", "hash": "h",
     }
+
+
+def test_the_hash_inputs_are_the_json_encoders_bytes() -> None:
+    """The chain's hash inputs must stay byte-identical across versions, or old ledgers stop verifying:
+    the fast header/link encoding and the prebuilt encoders give exactly json.dumps's text."""
+    from tminus.ledger.chain import _scalars
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    tricky = ["", "é ✓ 😀", "\u2028\u2029", "\x00\x1f\x7f", '"\\/', "\ud800", "a\tb\nc"]
+    for text in tricky:
+        for values in ([text, 1, None, -5, 10**30], ["r1", 7, "step.finished", text, "2026-12-03T19:46:11+00:00", 3]):
+            assert _scalars(values) == dumps(values)
+    assert _scalars([True, 1.5, "x"]) == dumps([True, 1.5, "x"])  # other types: the encoder itself
+    hasher = Hasher(b"k")
+    for text in [t for t in tricky if t != "\ud800"]:  # a lone surrogate cannot be hashed (UTF-8), then or now
+        for lseq in (None, 0, 12):
+            fields = [text, 3, "step.finished", None if lseq == 0 else text, "2026-12-03T19:46:11+00:00"]
+            reference = dumps(fields if lseq is None else [*fields, lseq])[:-1] + ',{"a":1}]'
+            assert hasher.event("prev", *fields, '{"a":1}', lseq) == hasher.digest("prev" + reference)
+        assert hasher.link("l", 4, text, 2, "h") == hasher.digest("l" + dumps([4, text, 2, "h"]))
+    data = {"b": (1, 2), 3: "int key", "a": {"z": {1, 2}, "y": float("nan")}, "é": b"\xff", "p": Path("/x")}
+    plain, text = normalise(data)
+    assert text == dumps(json.loads(json.dumps(data, default=lambda v: sorted(v) if isinstance(v, set) else (
+        v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)))))
+    assert plain == json.loads(text) and canonical(plain) == text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,36 @@ def test_import_does_not_load_sqlalchemy() -> None:
     code = "import sys, tminus.ledger; from tminus.ledger import RunRecord; print('sqlalchemy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_opening_appending_and_verifying_never_load_sqlalchemy_nor_psycopg(tmp_path: Path) -> None:
+    """The ledger runs on sqlite3 and psycopg directly: a run's whole ledger path (open, lease, fenced
+    append, a reader's verify) loads neither SQLAlchemy nor, for SQLite, the PostgreSQL driver."""
+    code = f"""if True:
+        import os, sys
+        from tminus.events import Event
+        from tminus.ledger import open_ledger, open_reader
+        url = "sqlite:///{tmp_path / 'ledger.db'}"
+        with open_ledger(url) as ledger:
+            ledger.create_run(run_id="r1", runbook_name="d", runbook_path="/rb.yaml", content_hash="c",
+                              runbook_text="t", environment="prod", operator="alice", host="h", pid=os.getpid())
+            lease = ledger.acquire_lease("d@prod", run_id="r1", operator="alice", host="h", pid=os.getpid())
+            ledger.open_writer("r1", fence=lease.fence).append_many([Event("note", "r1", {{"i": 1}})])
+            lease.release()
+        with open_reader(url) as reader:
+            assert reader.verify() == []
+        print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"sqlalchemy", "psycopg"}}))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_ledger_package_imports_no_sqlalchemy() -> None:
+    ledger = Path(__file__).resolve().parents[2] / "src" / "tminus" / "ledger"
+    imports = re.compile(r"^\s*(import|from)\s+sqlalchemy\b", re.MULTILINE)
+    offenders = [p.name for p in ledger.rglob("*.py") if imports.search(p.read_text())]
+    assert offenders == []
 
 
 def test_default_ledger_lives_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,6 +88,8 @@ def test_show_prints_the_summary_between_the_events_and_the_outcome(name: str,
                           data=e["data"], prev_hash="", hash="") for e in fixture["events"]]
     print_show(run, events, evidence=False)
     out = capsys.readouterr().out.splitlines()
+    print_show(run, iter(events), evidence=False)  # as `show` streams them from the ledger: read once
+    assert capsys.readouterr().out.splitlines() == out
     head = out.index("Sections:")
     assert "run " in out[head - 2] and out[head - 1] == ""  # after the last event line
     assert out[head + 1].startswith("  gates ")

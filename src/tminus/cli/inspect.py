@@ -78,19 +78,19 @@ def show(run_id: str, evidence: bool, ledger_url: str | None, as_json: bool) -> 
         if not as_json:
             click.echo("\nEach cycle is a run of its own: `tminus show RUN_ID` (its run id above).")
         return
-    events = ledger.events(run.id)
-    if as_json:
+    if as_json:  # the whole run is the output: read at once
         from tminus.projection import project
         from tminus.reports import deadlines
         from tminus.reports.sections import summarize
 
+        events = ledger.events(run.id)
         view = project(events)
         rows = [r.to_dict() for r in summarize(view)]
         emit_json({"run": _run_dict(run), "events": [e.to_dict() for e in events], "sections": rows,
                    "deadlines": deadlines.rows(view),
                    "answers": [_answer_dict(a) for a in ledger.approvals(run.id)]})
     else:
-        print_show(run, events, evidence=evidence)
+        print_show(run, ledger.iter_events(run.id), evidence=evidence)  # streamed: flat in the run's size
         for a in ledger.approvals(run.id):  # every answer is kept; those the run did not take, said so
             if a.request_seq is None:
                 what = "nothing was asked" if a.for_seq is None else f"request #{a.for_seq}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -301,9 +302,10 @@ def _elapsed(start: str | None, end: str | None) -> float | None:
 # --- show -------------------------------------------------------------------------------------------
 
 
-def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
-    """The header, every event's line, the sections summary (from the projection), the outcome."""
-    from tminus.projection import project
+def print_show(run: Any, events: Iterable[Any], *, evidence: bool = True) -> None:
+    """The header, every event's line, the sections summary (from the projection), the outcome.
+    One pass over `events` (streamed from the ledger): each is printed and folded, none kept."""
+    from tminus.projection import RunView
     from tminus.reports import deadlines, sections
 
     console.print(Text.assemble((f"Run {run.id}", "bold"), f": {run.runbook_name} in {run.environment} · {run.kind}"))
@@ -312,16 +314,19 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     took = _elapsed(run.started_at, run.finished_at)
     console.print(f"started {run.started_at} · finished {run.finished_at or '-'} · took {_dur(took)}",
                   markup=False)
-    if not events:
-        return
-    t0 = datetime.fromisoformat(events[0].at)
-    console.print()
+    view = RunView()
+    t0: datetime | None = None
     for e in events:
+        if t0 is None:
+            t0 = datetime.fromisoformat(e.at)
+            console.print()
         offset = (datetime.fromisoformat(e.at) - t0).total_seconds()
         line = format_event(e, show_stamp(offset), evidence=evidence)  # monitor samples only with evidence
         if line:
             console.print(line, markup=False)
-    view = project(events)
+        view.apply(e)
+    if t0 is None:
+        return
     summary = sections.lines(sections.summarize(view))
     if summary:
         console.print()
@@ -339,5 +344,5 @@ def print_show(run: Any, events: list[Any], *, evidence: bool = True) -> None:
     from tminus.ledger.records import RESUMABLE
 
     if run.status in RESUMABLE and run.host == socket.gethostname():
-        for s in surviving(events):
+        for s in surviving(view):
             console.print(survivor_line(s), markup=False)

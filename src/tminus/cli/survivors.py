@@ -40,15 +40,17 @@ def choose_for_survivors(ledger: Any, run_id: str, doc: Any, choice: str | None,
 
 def surviving(events: Any) -> list[dict[str, Any]]:
     """Process groups of a run's in-flight executions that still run on this host (after a crash of
-    tminus: `status` and `show` say so; `resume` waits for them or kills them)."""
+    tminus: `status` and `show` say so; `resume` waits for them or kills them). `events`: the run's
+    events, or their projection already folded (a RunView)."""
     from tminus.kinds import registry
     from tminus.kinds.base import Execution
     from tminus.kinds.transport import LocalTransport
-    from tminus.projection import project
+    from tminus.projection import RunView, project
 
     transport = LocalTransport()
     found = []
-    for e in project(events).in_flight():
+    view = events if isinstance(events, RunView) else project(events)
+    for e in view.in_flight():
         try:
             find = registry.get(e.kind).survivor if e.kind else None
         except KeyError:

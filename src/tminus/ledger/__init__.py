@@ -2,8 +2,9 @@
 
 Callers type against the interfaces (`LedgerReader`, `RunWriter`, `Ledger`, `HeldLease`) and open
 a ledger with `open_reader` (read-only commands: never creates, migrates or writes) or
-`open_ledger` (commands that write: creates and migrates). Importing this package stays light:
-SQLAlchemy is loaded when a ledger is opened, so `tminus --version` does not pay for it.
+`open_ledger` (commands that write: creates and migrates). Importing this package stays light: a
+database's driver (sqlite3, psycopg) is loaded when a ledger of that database is opened, and
+SQLAlchemy never.
 """
 
 from __future__ import annotations

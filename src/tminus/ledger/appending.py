@@ -7,34 +7,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from tminus.errors import LedgerError
-from tminus.ledger import schema as s
 from tminus.ledger.chain import Hasher
-from tminus.ledger.records import EventRecord
+from tminus.ledger.database import Connection
+from tminus.ledger.leases import check_fence
+from tminus.ledger.records import EventRecord, Fence
 
-# Built once: constructing statements costs more than executing them on SQLite (append is hot).
-_MOVE_HEAD = (
-    update(s.runs)
-    .where(s.runs.c.id == bindparam("rid"), s.runs.c.event_count == bindparam("old_count"),
-           s.runs.c.head_hash == bindparam("old_hash"))
-    .values(event_count=bindparam("new_count"), head_hash=bindparam("new_hash"))
-)
 _LINK_TRIES = 200
-# The event with its link, unless another writer took that link first (then nothing is inserted, no
-# error aborts the transaction, and we relink): one statement, as before the ledger-wide chain.
-# RETURNING says which: psycopg reports no rowcount for an INSERT here.
-_INSERT_LINKED = {
-    "sqlite": sqlite_insert(s.events).on_conflict_do_nothing(index_elements=[s.events.c.lseq])
-    .returning(s.events.c.lseq),
-    "postgresql": pg_insert(s.events).on_conflict_do_nothing(index_elements=[s.events.c.lseq])
-    .returning(s.events.c.lseq),
-}
-LAST_LINK = select(s.events.c.lseq, s.events.c.lhash).where(
-    s.events.c.lseq == select(func.max(s.events.c.lseq)).scalar_subquery())
 
 
 class Chains:
@@ -62,8 +41,11 @@ class Chains:
 
     def append(
         self, conn: Connection, run_id: str, type_: str, step_key: str | None, at: str,
-        data: dict[str, Any], data_text: str,
+        data: dict[str, Any], data_text: str, fence: Fence | None = None,
     ) -> EventRecord:
+        """Append in the caller's transaction. With `fence`, the head moves only while that lease is
+        held (share-locked on PostgreSQL, as check_fence does); if it does not move, a lost lease is
+        LeaseLost (nothing written), else another writer moved the head and we reload it."""
         self.require_key()
         for _ in range(2):
             head = self._heads.get(run_id) or self._load_head(conn, run_id)
@@ -74,46 +56,49 @@ class Chains:
             digest = digest_at(last[0] + 1)
             # Compare-and-set on the run's head: if another process appended to this run since we
             # cached it (`tminus unlock` adds a note), nothing is written and we reload.
-            moved = conn.execute(_MOVE_HEAD, {"rid": run_id, "old_count": head[0], "old_hash": prev_hash,
-                                              "new_count": seq, "new_hash": digest}).rowcount
+            if fence is None:
+                moved = conn.execute(conn.sql.MOVE_HEAD, (seq, digest, run_id, head[0], prev_hash)).rowcount
+            else:
+                moved = conn.execute(conn.sql.MOVE_HEAD_FENCED, (seq, digest, run_id, head[0], prev_hash, fence.key,
+                                                                 fence.token, fence.generation)).rowcount
             if moved:
-                row = {"run_id": run_id, "seq": seq, "type": type_, "step_key": step_key, "at": at,
-                       "data": data_text, "prev_hash": prev_hash}
+                row = (run_id, seq, type_, step_key, at, data_text, prev_hash)
                 digest = self._insert(conn, row, last, digest, digest_at)
                 # Cached before commit: if the commit fails, the next compare-and-set misses and reloads.
                 self._heads[run_id] = (seq, digest)
                 return EventRecord(run_id, seq, type_, step_key, at, data, prev_hash, digest)
+            if fence is not None:
+                check_fence(conn, fence, run_id)  # LeaseLost when that is why nothing moved
             self._heads.pop(run_id, None)
         raise LedgerError(f"could not append to run {run_id}: its head keeps moving under concurrent writers")
 
     def _insert(
-        self, conn: Connection, row: dict[str, Any], last: tuple[int, str], digest: str,
+        self, conn: Connection, row: tuple[Any, ...], last: tuple[int, str], digest: str,
         digest_at: Callable[[int], str],
     ) -> str:
         """Insert the event as the link after `last` of the ledger-wide chain; its hash as inserted.
         If another process took that link meanwhile, relink after the new last one (the event's hash
         and the run's head change with it). This bounds only how many appends may overtake one of ours."""
-        statement = _INSERT_LINKED[conn.dialect.name]
+        run_id, seq = row[0], row[1]
         for _ in range(_LINK_TRIES):
             lseq = last[0] + 1
-            lhash = self.hasher.link(last[1], lseq, row["run_id"], row["seq"], digest)
-            if conn.execute(statement, {**row, "hash": digest, "lseq": lseq, "lhash": lhash}).first() is not None:
+            lhash = self.hasher.link(last[1], lseq, run_id, seq, digest)
+            if conn.first(conn.sql.INSERT_LINKED, (*row, digest, lseq, lhash)) is not None:
                 self._last_link = (lseq, lhash)  # as for a run's head: a failed commit makes the next insert miss
                 return digest
             last = self._load_last_link(conn)
             moved = digest_at(last[0] + 1)
-            conn.execute(_MOVE_HEAD, {"rid": row["run_id"], "old_count": row["seq"], "old_hash": digest,
-                                      "new_count": row["seq"], "new_hash": moved})
+            conn.execute(conn.sql.MOVE_HEAD, (seq, moved, run_id, seq, digest))
             digest = moved
         self._last_link = None
         raise LedgerError(f"could not append to the ledger at {self.url}: other writers keep taking its next link")
 
     def _load_last_link(self, conn: Connection) -> tuple[int, str]:
-        row = conn.execute(LAST_LINK).first()
+        row = conn.first(conn.sql.LAST_LINK)
         return (0, "") if row is None else (int(row[0]), str(row[1]))
 
     def _load_head(self, conn: Connection, run_id: str) -> tuple[int, str]:
-        row = conn.execute(select(s.runs.c.event_count, s.runs.c.head_hash).where(s.runs.c.id == run_id)).first()
+        row = conn.first(conn.sql.RUN_HEAD, (run_id,))
         if row is None:
             raise LedgerError(f"cannot record an event of run {run_id}: no such run in the ledger at {self.url}")
         return int(row[0]), str(row[1])

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 _KEY_CHECK = "tminus-ledger-key-check"
 _LEDGER_GENESIS = "tminus-ledger-chain"
@@ -30,7 +30,23 @@ _LEDGER_GENESIS = "tminus-ledger-chain"
 
 def canonical(value: Any) -> str:
     """One text per value: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+def _scalars(values: list[Any]) -> str:
+    """canonical() of a list of str, int and None (a hash's header, a link), byte for byte, without
+    the encoder's generic walk (it runs twice for every event written and verified)."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("null")
+        elif type(value) is int:
+            parts.append(str(value))
+        elif type(value) is str:
+            parts.append(_quote(value))
+        else:
+            return canonical(values)
+    return "[" + ",".join(parts) + "]"
 
 
 def _fallback(value: Any) -> Any:
@@ -49,8 +65,14 @@ def normalise(data: Mapping[Any, Any]) -> tuple[dict[str, Any], str]:
     Going through json once makes what we hash exactly what a later reader loads back
     (tuples become lists, non-string keys become strings, unknown types become text).
     """
-    plain: dict[str, Any] = json.loads(json.dumps(dict(data), default=_fallback))
-    return plain, canonical(plain)
+    plain: dict[str, Any] = json.loads(_PLAIN.encode(dict(data)))
+    return plain, _CANONICAL.encode(plain)
+
+
+# Built once: json.dumps with any option builds a new encoder on every call. Same options, same bytes.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_PLAIN = json.JSONEncoder(default=_fallback)
+_quote = json.encoder.encode_basestring  # what _CANONICAL writes for a str (ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -84,17 +106,21 @@ class Hasher:
         # data_text, without serialising the data a second time on the hot path. `lseq`, the event's
         # place in the ledger-wide chain, is covered since that chain exists (schema 3): unlinking an
         # event changes its hash. Older events (None) keep the older form.
+        if (type(run_id) is str and type(seq) is int and type(type_) is str and type(at) is str
+                and (step_key is None or type(step_key) is str) and (lseq is None or type(lseq) is int)):
+            key = "null" if step_key is None else _quote(step_key)
+            head = f"[{_quote(run_id)},{seq},{_quote(type_)},{key},{_quote(at)}" + ("" if lseq is None else f",{lseq}")
+            return self.digest(prev_hash + head + "," + data_text + "]")
         fields: list[Any] = [run_id, seq, type_, step_key, at]
-        head = canonical(fields if lseq is None else [*fields, lseq])
+        head = _scalars(fields if lseq is None else [*fields, lseq])
         return self.digest(prev_hash + head[:-1] + "," + data_text + "]")
 
     def link(self, prev_link: str, lseq: int, run_id: str, seq: int, event_hash: str) -> str:
         """Link `lseq` of the ledger-wide chain; `prev_link` "" means the chain's start."""
-        return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + canonical([lseq, run_id, seq, event_hash]))
+        return self.digest((prev_link or self.digest(_LEDGER_GENESIS)) + _scalars([lseq, run_id, seq, event_hash]))
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):  # a tuple: verify builds one per event of the ledger
     seq: int
     type: str
     step_key: str | None
@@ -154,8 +180,7 @@ def verify_chain(hasher: Hasher, run: Mapping[str, Any], events: Iterable[Stored
     return problems
 
 
-@dataclass(frozen=True)
-class StoredLink:
+class StoredLink(NamedTuple):
     lseq: int
     run_id: str
     seq: int
@@ -173,7 +198,7 @@ def verify_links(hasher: Hasher, links: Iterable[StoredLink], expected: tuple[in
     deleting the ledger's newest events leaves nothing to compare with but `expected`."""
     problems: list[str] = []
     prev: StoredLink | None = None
-    seen: dict[int, str] = {}
+    at_expected: str | None = None  # the link found where the recorded head says (not every link: memory stays flat)
     for link in links:
         last = 0 if prev is None else prev.lseq
         within = prev is not None and prev.run_id == link.run_id and link.seq - prev.seq == link.lseq - last
@@ -186,9 +211,10 @@ def verify_links(hasher: Hasher, links: Iterable[StoredLink], expected: tuple[in
         elif hasher.link("" if prev is None else prev.lhash, link.lseq, link.run_id, link.seq, link.hash) != link.lhash:
             problems.append(f"ledger-wide chain: link {link.lseq} (run {link.run_id} event {link.seq}) does not "
                             "match - events were deleted, replaced or reordered and the links rewritten")
-        seen[link.lseq] = link.lhash
+        if expected is not None and link.lseq == expected[0]:
+            at_expected = link.lhash
         prev = link
-    if expected is not None and seen.get(expected[0]) != expected[1]:
+    if expected is not None and at_expected != expected[1]:
         problems.append(f"ledger-wide chain: the recorded head {expected[0]}:{expected[1]} is not in the ledger - "
                         "events written up to then were deleted, or the ledger was rewritten or replaced")
     return problems

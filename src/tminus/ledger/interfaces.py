@@ -1,8 +1,8 @@
 """What callers type against: the ledger's reader, a run's writer, a held lease and the whole ledger.
 
-The concrete classes (SQLAlchemy Core on SQLite or PostgreSQL) live in reader.py, writer.py,
+The concrete classes (on sqlite3 or psycopg, statements in sql.py) live in reader.py, writer.py,
 leases.py and store.py; nothing outside the ledger needs to name them. Importing this module stays
-light (no SQLAlchemy).
+light (no database driver).
 """
 
 from __future__ import annotations

@@ -22,19 +22,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
-
 from tminus.errors import LeaseLost, LockHeld
-from tminus.ledger import schema as s
-from tminus.ledger.database import ConnectionSource
+from tminus.ledger.database import Connection, ConnectionSource
 from tminus.ledger.records import RESUMABLE, Fence, LeaseRecord, Reclaimed, iso_from_epoch
+from tminus.ledger.sql import LEASE_COLUMNS
 
 # Called in the transaction that reclaims a lease, to note it there (the store appends to the ended run).
 OnReclaim = Callable[[Connection, Reclaimed], None]
 
+_TOKEN, _GENERATION = LEASE_COLUMNS.index("token"), LEASE_COLUMNS.index("generation")
 _FIRST_POLL = 0.05
 _MAX_POLL = 1.0
 
@@ -72,10 +68,7 @@ class Lease:
         """Stop the heartbeat and delete the lease if it is still ours (it may have been broken)."""
         self.stop_heartbeat()
         with self._source.transaction() as conn:
-            conn.execute(delete(s.leases).where(self._ours()))
-
-    def _ours(self) -> ColumnElement[bool]:
-        return and_(s.leases.c.key == self.key, s.leases.c.token == self._token)
+            conn.execute(conn.sql.DELETE_OUR_LEASE, (self.key, self._token))
 
     def _beat(self) -> None:
         # Its own connection: renewals must not wait behind (or interleave with) the engine's appends.
@@ -86,10 +79,9 @@ class Lease:
                 try:
                     if conn is None:
                         conn = self._source.connect()
-                    with conn.begin():
-                        stmt = update(s.leases).where(self._ours()).values(heartbeat_at=time.time())
-                        renewed = conn.execute(stmt).rowcount
-                except SQLAlchemyError:
+                    with conn.transaction():
+                        renewed = conn.execute(conn.sql.HEARTBEAT, (time.time(), self.key, self._token)).rowcount
+                except self._source.error:
                     # A passing outage: try again next beat. If it lasts longer than the ttl, others
                     # see the lease as stale, but still cannot take it without `tminus unlock`.
                     if conn is not None:
@@ -105,8 +97,8 @@ class Lease:
 
 
 def read(conn: Connection, key: str) -> LeaseRecord | None:
-    row = conn.execute(select(s.leases).where(s.leases.c.key == key)).first()
-    return None if row is None else lease_record(row._asdict())
+    row = conn.first(conn.sql.GET_LEASE, (key,))
+    return None if row is None else lease_record(dict(zip(LEASE_COLUMNS, row, strict=True)))
 
 
 def lease_record(row: Mapping[str, Any]) -> LeaseRecord:
@@ -120,11 +112,10 @@ def lease_record(row: Mapping[str, Any]) -> LeaseRecord:
 def check_fence(conn: Connection, fence: Fence, run_id: str) -> None:
     """Raise LeaseLost unless the lease is still this acquisition. On PostgreSQL the row is share-locked
     until the caller's transaction ends: an unlock waits for the write in flight, never cuts it."""
-    query = select(s.leases).where(s.leases.c.key == fence.key).with_for_update(read=True)
-    row = conn.execute(query).first()
-    if row is not None and row.token == fence.token and int(row.generation) == fence.generation:
+    row = conn.first(conn.sql.FENCE_LEASE, (fence.key,))
+    if row is not None and row[_TOKEN] == fence.token and int(row[_GENERATION]) == fence.generation:
         return
-    holder = None if row is None else lease_record(row._asdict())
+    holder = None if row is None else lease_record(dict(zip(LEASE_COLUMNS, row, strict=True)))
     now = "nobody holds it now" if holder is None else (
         f"run {holder.run_id} holds it now (generation {holder.generation}, {holder.operator} on {holder.host})")
     raise LeaseLost(
@@ -139,7 +130,7 @@ def remove(conn: Connection, key: str) -> LeaseRecord | None:
     """Delete the lease on `key` (`tminus unlock`): the holder found, or None when there was none
     or another unlock deleted it first."""
     holder = read(conn, key)
-    if holder is None or conn.execute(delete(s.leases).where(s.leases.c.key == key)).rowcount == 0:
+    if holder is None or conn.execute(conn.sql.DELETE_LEASE, (key,)).rowcount == 0:
         return None
     return holder
 
@@ -178,24 +169,22 @@ Taken = tuple[LeaseRecord | None, LeaseRecord | None, Reclaimed | None]
 def _try_take(source: ConnectionSource, row: dict[str, Any], on_reclaim: OnReclaim | None) -> Taken:
     """(the lease, None, what it reclaimed) when it is now ours, else (None, its holder if there still
     is one, None)."""
-    insert = pg_insert if source.dialect == "postgresql" else sqlite_insert
     with source.transaction() as conn:
-        if conn.execute(insert(s.leases).values(**row).on_conflict_do_nothing()).rowcount == 1:
+        values = (row["key"], row["run_id"], row["operator"], row["host"], row["pid"], row["acquired_at"],
+                  row["heartbeat_at"], row["ttl"], row["token"])
+        if conn.execute(conn.sql.INSERT_LEASE, values).rowcount == 1:
             return _stamp(conn, row), None, None
-        current = conn.execute(select(s.leases).where(s.leases.c.key == row["key"])).first()
+        current = conn.first(conn.sql.GET_LEASE, (row["key"],))
         if current is None:
             return None, None, None
-        holder = lease_record(current._asdict())
+        holder = lease_record(dict(zip(LEASE_COLUMNS, current, strict=True)))
+        current_token = current[LEASE_COLUMNS.index("token")]
         same_run = holder.run_id == row["run_id"]
         this_process = holder.host == row["host"] and holder.pid == row["pid"]
         reclaim = None if same_run else _abandoned(conn, holder, row["run_id"])
         if (same_run and (this_process or holder.is_stale())) or reclaim is not None:
             # Compare-and-set on the old token: of two resumes (or reclaimers) racing, one wins.
-            taken = conn.execute(
-                update(s.leases)
-                .where(and_(s.leases.c.key == row["key"], s.leases.c.token == current.token))
-                .values(**row)
-            ).rowcount
+            taken = conn.execute(conn.sql.RETAKE_LEASE, (*values[1:], row["key"], current_token)).rowcount
             if taken:
                 stamped = _stamp(conn, row)
                 if reclaim is not None and on_reclaim is not None:
@@ -209,7 +198,8 @@ def _abandoned(conn: Connection, holder: LeaseRecord, taker: str) -> Reclaimed |
     A run that ended writes nothing more (its status and run.finished landed together; a late write
     of its process would be fenced). A run with no row may be a live acquirer about to record it, so
     only a gone holder's is abandoned."""
-    status = conn.execute(select(s.runs.c.status).where(s.runs.c.id == holder.run_id)).scalar()
+    found = conn.first(conn.sql.RUN_STATUS, (holder.run_id,))
+    status = None if found is None else found[0]
     if status is not None:
         if status in RESUMABLE:
             return None
@@ -222,14 +212,9 @@ def _abandoned(conn: Connection, holder: LeaseRecord, taker: str) -> Reclaimed |
 
 def _stamp(conn: Connection, row: dict[str, Any]) -> LeaseRecord:
     """Give the acquisition just written (same transaction) the key's next generation."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    counter = s.lease_generations
-    bump = insert(counter).values(key=row["key"], generation=1).on_conflict_do_update(
-        index_elements=[counter.c.key], set_={"generation": counter.c.generation + 1})
-    conn.execute(bump)
-    generation = int(conn.execute(select(counter.c.generation).where(counter.c.key == row["key"])).scalar_one())
-    conn.execute(update(s.leases).where(and_(s.leases.c.key == row["key"], s.leases.c.token == row["token"]))
-                 .values(generation=generation))
+    conn.execute(conn.sql.BUMP_GENERATION, (row["key"],))
+    generation = int(conn.first(conn.sql.GET_GENERATION, (row["key"],))[0])
+    conn.execute(conn.sql.SET_GENERATION, (generation, row["key"], row["token"]))
     return lease_record({**row, "generation": generation})
 
 

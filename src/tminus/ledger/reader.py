@@ -10,15 +10,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Column, Connection, Select, Table, func, select
-
 from tminus.errors import LedgerError
 from tminus.ledger import schema as s
-from tminus.ledger.appending import LAST_LINK
 from tminus.ledger.chain import Hasher, StoredEvent, StoredLink, verify_chain, verify_links
-from tminus.ledger.database import Database
+from tminus.ledger.database import Connection, Database
 from tminus.ledger.leases import lease_record
 from tminus.ledger.records import ApprovalRecord, EventRecord, LeaseRecord, LedgerHead, RunRecord, iso_microseconds
+from tminus.ledger.sql import RUN_COLUMNS, column_list, select_list
+
+_RUNS = f"SELECT {select_list(RUN_COLUMNS)} FROM tminus_runs"
 
 
 class SqlReader:
@@ -30,6 +30,15 @@ class SqlReader:
         self._missing = s.missing_columns(int(meta.get("schema_version", s.SCHEMA_VERSION)))
         self._chainless = "tminus_events.lseq" in self._missing
         self._key_problem = key_problem(db, hasher, meta)
+        # The statements of this ledger's schema version (a reader reads older ones as they are).
+        self._event_columns = column_list("tminus_events", self._missing)
+        events = (f"SELECT {select_list(self._event_columns)} FROM tminus_events "
+                  "WHERE run_id = ? AND seq > ? ORDER BY seq")
+        self._events_sql, self._events_page_sql = events, events + " LIMIT ?"
+        self._approval_columns = column_list("tminus_approvals", self._missing)
+        self._approvals_sql = f"SELECT {select_list(self._approval_columns)} FROM tminus_approvals WHERE run_id = ?"
+        self._lease_columns = column_list("tminus_leases", self._missing)
+        self._lease_sql = f'SELECT {select_list(self._lease_columns)} FROM tminus_leases WHERE "key" = ?'
 
     @property
     def url(self) -> str:
@@ -40,16 +49,15 @@ class SqlReader:
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, or with this unique id prefix. An ambiguous prefix is an error."""
         with self._db.transaction() as conn:
-            row = conn.execute(select(s.runs).where(s.runs.c.id == run_id)).first()
+            row = conn.first(_RUNS + " WHERE id = ?", (run_id,))
             if row is not None:
-                return RunRecord(**row._asdict())
+                return RunRecord(*row)
             pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = select(s.runs).where(s.runs.c.id.like(pattern, escape="\\")).order_by(s.runs.c.id).limit(6)
-            rows = conn.execute(query).all()
+            rows = conn.execute(_RUNS + " WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6", (pattern,)).fetchall()
         if len(rows) > 1:
-            shown = ", ".join(r.id for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            shown = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise LedgerError(f"run id prefix '{run_id}' is ambiguous: it matches {shown}; give more characters")
-        return RunRecord(**rows[0]._asdict()) if rows else None
+        return RunRecord(*rows[0]) if rows else None
 
     def list_runs(
         self, *, runbook: str | None = None, environment: str | None = None, status: str | None = None,
@@ -58,39 +66,42 @@ class SqlReader:
     ) -> list[RunRecord]:
         """Newest first; `kind`: run, gate or monitor; `started_after`/`started_before`: epoch seconds
         (at or after, strictly before)."""
-        query = select(s.runs)
-        for column, value in ((s.runs.c.runbook_name, runbook), (s.runs.c.environment, environment),
-                              (s.runs.c.status, status), (s.runs.c.kind, kind)):
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("runbook_name", runbook), ("environment", environment), ("status", status),
+                              ("kind", kind)):
             if value is not None:
-                query = query.where(column == value)
+                where.append(f"{column} = ?")
+                params.append(value)
         # started_at is ISO 8601 UTC to the microsecond (records.now_iso): text order is time order
         if started_after is not None:
-            query = query.where(s.runs.c.started_at >= iso_microseconds(started_after))
+            where.append("started_at >= ?")
+            params.append(iso_microseconds(started_after))
         if started_before is not None:
-            query = query.where(s.runs.c.started_at < iso_microseconds(started_before))
-        query = query.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
+            where.append("started_at < ?")
+            params.append(iso_microseconds(started_before))
+        query = _RUNS + (" WHERE " + " AND ".join(where) if where else "") + \
+            " ORDER BY started_at DESC, id DESC LIMIT ?"
         with self._db.transaction() as conn:
-            return [RunRecord(**r._asdict()) for r in conn.execute(query)]
+            return [RunRecord(*r) for r in conn.execute(query, (*params, limit)).fetchall()]
 
     # --- events -----------------------------------------------------------------------------------
 
     def events(self, run_id: str, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         """The run's events in seq order; only those after seq `after` (tailing), at most `limit`."""
-        query = self._select(s.events).where(s.events.c.run_id == run_id)
-        if after:
-            query = query.where(s.events.c.seq > after)
-        query = query.order_by(s.events.c.seq)
-        if limit is not None:
-            query = query.limit(limit)
         with self._db.transaction() as conn:
-            rows = conn.execute(query).all()
-        return [
-            EventRecord(r.run_id, r.seq, r.type, r.step_key, r.at, json.loads(r.data), r.prev_hash, r.hash)
-            for r in rows
-        ]
+            if limit is None:
+                rows = conn.execute(self._events_sql, (run_id, after)).fetchall()
+            else:
+                rows = conn.execute(self._events_page_sql, (run_id, after, limit)).fetchall()
+        loads = json.loads
+        return [EventRecord(r[0], r[1], r[2], r[3], r[4], loads(r[5]), r[6], r[7]) for r in rows]
 
     def iter_events(self, run_id: str, after: int = 0, *, chunk: int = 1000) -> Iterator[EventRecord]:
-        """The run's events in seq order, read `chunk` at a time: memory stays flat however long the run."""
+        """The run's events in seq order, read `chunk` at a time: memory stays flat however long the run.
+        Each page is its own short transaction (keyed on seq, so none is skipped or read twice): a
+        transaction held open across the caller's loop would hold the connection, and on SQLite the
+        WAL's checkpoint, for as long as the caller takes."""
         while True:
             page = self.events(run_id, after=after, limit=chunk)
             yield from page
@@ -102,65 +113,69 @@ class SqlReader:
         """Recompute every chain (one run's, or all) and the ledger-wide chain; human-readable problems,
         [] when intact. `head`: one `ledger_head()` returned earlier, kept outside the ledger; it must
         still be a link of the chain. The ledger-wide chain is checked whole even for one run: a gap
-        anywhere may be this run's deleted tail."""
+        anywhere may be this run's deleted tail.
+
+        Streamed in one read transaction (one consistent snapshot): runs one at a time, each run's
+        events, then the links, so memory does not grow with the ledger."""
         if self._key_problem:
             raise LedgerError(self._key_problem)
         problems: list[str] = []
-        run_query = select(s.runs).order_by(s.runs.c.started_at, s.runs.c.id)
-        event_query = self._select(s.events).order_by(s.events.c.run_id, s.events.c.seq)
-        if run_id is not None:
-            run_query = run_query.where(s.runs.c.id == run_id)
-            event_query = event_query.where(s.events.c.run_id == run_id)
         with self._db.transaction() as conn:
-            runs = {r.id: r._asdict() for r in conn.execute(run_query)}
-            if run_id is not None and not runs:
-                raise LedgerError(f"no run {run_id} in the ledger at {self.url}")
-            by_run: dict[str, list[StoredEvent]] = {}
-            for r in conn.execute(event_query):
-                by_run.setdefault(r.run_id, []).append(
-                    StoredEvent(r.seq, r.type, r.step_key, r.at, r.data, r.prev_hash, r.hash,
-                                None if self._chainless else r.lseq)
-                )
-            linked = self._verify_links(conn, head)
-        for rid, run in runs.items():
-            problems.extend(verify_chain(self._hasher, run, by_run.pop(rid, [])))
-        for rid, orphans in by_run.items():
-            problems.append(f"run {rid}: {len(orphans)} event(s) of a run that is not in the ledger - "
-                            "the run was deleted, or events were added outside tminus")
-        return problems + linked
+            if run_id is None:
+                runs: Iterator[Any] = conn.stream(_RUNS + " ORDER BY started_at, id")
+            else:
+                found = conn.first(_RUNS + " WHERE id = ?", (run_id,))
+                if found is None:
+                    raise LedgerError(f"no run {run_id} in the ledger at {self.url}")
+                runs = iter([found])
+            for row in runs:
+                run = dict(zip(RUN_COLUMNS, row, strict=True))
+                problems.extend(verify_chain(self._hasher, run, self._stored_events(conn, run["id"])))
+            if run_id is None:
+                orphans = conn.execute("SELECT run_id, count(*) FROM tminus_events WHERE run_id NOT IN "
+                                       "(SELECT id FROM tminus_runs) GROUP BY run_id ORDER BY run_id").fetchall()
+                problems.extend(f"run {rid}: {count} event(s) of a run that is not in the ledger - "
+                                "the run was deleted, or events were added outside tminus" for rid, count in orphans)
+            problems.extend(self._verify_links(conn, head))
+        return problems
+
+    def _stored_events(self, conn: Connection, run_id: str) -> Iterator[StoredEvent]:
+        linked = not self._chainless
+        # A plain cursor: SQLite steps it as it is read; psycopg holds one run's rows (a named cursor
+        # per run would cost three round trips each).
+        for r in conn.execute(self._events_sql, (run_id, 0)):
+            yield StoredEvent(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] if linked else None)
 
     def ledger_head(self) -> LedgerHead:
         """The ledger-wide chain's head now: its last link (0 links on a ledger older than schema 3)."""
         if self._chainless:
             return LedgerHead(0, "")
         with self._db.transaction() as conn:
-            row = conn.execute(LAST_LINK).first()
+            row = conn.first(conn.sql.LAST_LINK)
         return LedgerHead(0, "") if row is None else LedgerHead(int(row[0]), str(row[1]))
 
     def _verify_links(self, conn: Connection, expected: LedgerHead | None) -> list[str]:
         if self._chainless:  # an older schema, read as it is: its events have no links yet
             return [] if expected is None else [
                 "ledger-wide chain: this ledger predates it (schema version < 3), so no recorded head can be checked"]
-        e = s.events.c
-        links = (StoredLink(r.lseq, r.run_id, r.seq, r.hash, r.lhash) for r in conn.execute(
-            select(e.lseq, e.run_id, e.seq, e.hash, e.lhash).where(e.lseq.is_not(None)).order_by(e.lseq)))
+        links = map(StoredLink._make, conn.stream(conn.sql.LINKS))
         return verify_links(self._hasher, links, None if expected is None else (expected.count, expected.hash))
 
     # --- approvals and leases ---------------------------------------------------------------------
 
     def approvals(self, run_id: str, step_key: str | None = None) -> list[ApprovalRecord]:
         """Approvals of a run, oldest first; only those of `step_key` when given."""
-        query = self._select(s.approvals).where(s.approvals.c.run_id == run_id)
+        query, params = self._approvals_sql, [run_id]
         if step_key is not None:
-            query = query.where(s.approvals.c.step_key == step_key)
+            query, params = query + " AND step_key = ?", [run_id, step_key]
         with self._db.transaction() as conn:
-            rows = conn.execute(query.order_by(s.approvals.c.id)).all()
-        return [approval_record(r._asdict()) for r in rows]
+            rows = conn.execute(query + " ORDER BY id", params).fetchall()
+        return [approval_record(dict(zip(self._approval_columns, r, strict=True))) for r in rows]
 
     def get_lease(self, key: str) -> LeaseRecord | None:
         with self._db.transaction() as conn:
-            row = conn.execute(self._select(s.leases).where(s.leases.c.key == key)).first()
-        return None if row is None else lease_record(row._asdict())
+            row = conn.first(self._lease_sql, (key,))
+        return None if row is None else lease_record(dict(zip(self._lease_columns, row, strict=True)))
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -172,11 +187,6 @@ class SqlReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _select(self, table: Table) -> Select[Any]:
-        """All of the table's columns this ledger's schema version has (a reader reads older ones)."""
-        columns: list[Column[Any]] = [c for c in table.c if f"{table.name}.{c.name}" not in self._missing]
-        return select(*columns)
 
 
 def approval_record(row: dict[str, Any]) -> ApprovalRecord:
@@ -200,7 +210,7 @@ def key_problem(db: Database, hasher: Hasher, meta: dict[str, str]) -> str | Non
     if hasher.key is None:
         return None
     with db.transaction() as conn:
-        if conn.execute(select(func.count()).select_from(s.runs)).scalar():
+        if conn.first(conn.sql.COUNT_RUNS)[0]:
             return (f"TMINUS_LEDGER_KEY is set but the ledger at {db.url} was created without a key and "
                     "already holds runs: unset TMINUS_LEDGER_KEY, or use a new ledger for keyed runs")
     return None

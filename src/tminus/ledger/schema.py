@@ -1,4 +1,4 @@
-"""Tables, schema versions and the engine. Imported only when a ledger is opened (SQLAlchemy is heavy).
+"""Schema versions and their migrations. Imported only when a ledger is opened.
 
 tminus's schema is versioned in the `meta` table. MIGRATIONS[i] brings a ledger from version i to
 i + 1; to change the schema, append a function, never edit a released one.
@@ -9,143 +9,41 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    insert,
-    inspect,
-    select,
-    text,
-    update,
-)
-
 from tminus.errors import LedgerError, LedgerMissing
 from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED
+from tminus.ledger.database import Connection
 
-metadata = MetaData()
-
-meta = Table(
-    "tminus_meta", metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-runs = Table(
-    "tminus_runs", metadata,
-    Column("id", String(64), primary_key=True),
-    Column("runbook_name", String(200), nullable=False),
-    Column("runbook_path", Text, nullable=False),
-    Column("content_hash", String(128), nullable=False),
-    Column("runbook_text", Text, nullable=False),
-    Column("environment", String(100), nullable=False),
-    Column("operator", String(200), nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("parent_run_id", String(64)),
-    Column("status", String(20), nullable=False),
-    Column("exit_code", Integer),
-    Column("reason", Text),
-    Column("started_at", String(40), nullable=False),
-    Column("finished_at", String(40)),
-    Column("event_count", Integer, nullable=False),
-    Column("head_hash", String(64), nullable=False),
-    Index("tminus_runs_by_runbook", "runbook_name", "environment", "started_at"),
-    Index("tminus_runs_by_start", "started_at"),
-)
-
-# Data is TEXT, not JSON/JSONB: JSONB reorders keys and normalises numbers, and the hash covers
-# the exact canonical text.
-events = Table(
-    "tminus_events", metadata,
-    Column("run_id", String(64), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("type", String(40), nullable=False),
-    Column("step_key", String(300)),
-    Column("at", String(40), nullable=False),
-    Column("data", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    PrimaryKeyConstraint("run_id", "seq"),
-)
-
-approvals = Table(
-    "tminus_approvals", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False, index=True),
-    Column("step_key", String(300)),
-    Column("approved", Boolean, nullable=False),
-    Column("approved_by", String(200), nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("reason", Text),
-    Column("at", String(40), nullable=False),
-)
-
-# Times are epoch seconds so staleness is arithmetic; `token` identifies one acquisition, so a
-# heartbeat or release never touches a lease that was broken and taken again meanwhile.
-leases = Table(
-    "tminus_leases", metadata,
-    Column("key", String(400), primary_key=True),
-    Column("run_id", String(64), nullable=False),
-    Column("operator", String(200), nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("acquired_at", Float, nullable=False),
-    Column("heartbeat_at", Float, nullable=False),
-    Column("ttl", Float, nullable=False),
-    Column("token", String(64), nullable=False),
-)
-
-
-# v1 creates the tables as they were at version 1: a copy taken here, before v2 adds its columns
-# to the live definitions below, so a new ledger goes through v1 then v2 like an old one.
-_V1 = MetaData()
-for _table in (runs, events, approvals, leases):
-    _table.to_metadata(_V1)
+# The tables themselves (v1's as released, and each version's additions) are DDL text in sql.py.
 
 
 def _v1_initial(conn: Connection) -> None:
-    _V1.create_all(conn)
+    for ddl in conn.sql.v1_tables():
+        conn.execute(ddl)
 
 
 # --- version 2: fenced leases, approvals consumed by the request they answer ----------------------
 
 # Each acquisition of a key gets a generation higher than any before it, even after the lease row
-# was deleted (unlock, release): the counter lives here, one row per key, and is never deleted.
-lease_generations = Table(
-    "tminus_lease_generations", metadata,
-    Column("key", String(400), primary_key=True),
-    Column("generation", Integer, nullable=False),
-)
-# The columns v2 adds, as DDL (frozen, like every released migration) and as live definitions.
+# was deleted (unlock, release): the counter lives in tminus_lease_generations, one row per key,
+# never deleted. The columns v2 adds, as DDL (frozen, like every released migration):
 V2_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    leases.name: [("generation", "INTEGER DEFAULT 0 NOT NULL")],
+    "tminus_leases": [("generation", "INTEGER DEFAULT 0 NOT NULL")],
     # request_seq: the seq of the approval.requested event this approval answered (NULL: unused).
-    approvals.name: [("request_seq", "INTEGER"), ("consumed_at", "VARCHAR(40)")],
+    "tminus_approvals": [("request_seq", "INTEGER"), ("consumed_at", "VARCHAR(40)")],
 }
-leases.append_column(Column("generation", Integer, nullable=False, server_default="0"))
-approvals.append_column(Column("request_seq", Integer))
-approvals.append_column(Column("consumed_at", String(40)))
-# One approval per request; an approval row itself is taken by a compare-and-set on request_seq IS NULL.
-_ONE_PER_REQUEST = Index("tminus_approvals_by_request", approvals.c.run_id, approvals.c.request_seq, unique=True)
+
+
+def _add_columns(conn: Connection, added: dict[str, list[tuple[str, str]]]) -> None:
+    for table, columns in added.items():
+        for name, ddl in columns:
+            conn.execute(conn.sql.ADD_COLUMN.format(table=table, name=name, ddl=ddl))
 
 
 def _v2_fencing(conn: Connection) -> None:
-    lease_generations.create(conn)
-    for table, columns in V2_COLUMNS.items():
-        for name, ddl in columns:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
-    _ONE_PER_REQUEST.create(conn)
+    conn.execute(conn.sql.CREATE_LEASE_GENERATIONS)
+    _add_columns(conn, V2_COLUMNS)
+    # One approval per request; an approval row itself is taken by a compare-and-set on request_seq IS NULL.
+    conn.execute(conn.sql.ONE_PER_REQUEST)
     _backfill_consumed(conn)
 
 
@@ -153,18 +51,15 @@ def _backfill_consumed(conn: Connection) -> None:
     """Under v1 an approval was used when an approval.given event named it: mark those as consumed,
     keyed by the request each answered (the latest approval.requested of its step before it)."""
     requested: dict[tuple[str, str | None], int] = {}
-    given = select(events.c.run_id, events.c.seq, events.c.type, events.c.step_key, events.c.data, events.c.at).where(
-        events.c.type.in_((APPROVAL_REQUESTED, APPROVAL_GIVEN))).order_by(events.c.run_id, events.c.seq)
-    for row in conn.execute(given).all():
-        if row.type == APPROVAL_REQUESTED:
-            requested[(row.run_id, row.step_key)] = row.seq
+    for run_id, seq, type_, step_key, data, at in conn.execute(
+            conn.sql.V2_GIVEN, (APPROVAL_REQUESTED, APPROVAL_GIVEN)).fetchall():
+        if type_ == APPROVAL_REQUESTED:
+            requested[(run_id, step_key)] = seq
             continue
-        approval_id = json.loads(row.data).get("approval_id")
-        request_seq = requested.pop((row.run_id, row.step_key), None)
+        approval_id = json.loads(data).get("approval_id")
+        request_seq = requested.pop((run_id, step_key), None)
         if approval_id is not None and request_seq is not None:
-            conn.execute(update(approvals).where(approvals.c.id == int(approval_id), approvals.c.run_id == row.run_id,
-                                                 approvals.c.request_seq.is_(None))
-                         .values(request_seq=request_seq, consumed_at=row.at))
+            conn.execute(conn.sql.TAKE_APPROVAL, (request_seq, at, int(approval_id), run_id))
 
 
 # --- version 3: the ledger-wide chain (docs/concepts.md, "What verify proves") --------------------
@@ -173,29 +68,21 @@ def _backfill_consumed(conn: Connection) -> None:
 # writers that both computed link n collide (the second retries), so no head row is needed: the
 # chain's head is its highest lseq. Events written by an older tminus have neither; a linked event's
 # hash covers its lseq, so unlinking one (to pass it off as older) breaks its run's chain.
-V3_COLUMNS: dict[str, list[tuple[str, str]]] = {events.name: [("lseq", "INTEGER"), ("lhash", "VARCHAR(64)")]}
-events.append_column(Column("lseq", Integer))
-events.append_column(Column("lhash", String(64)))
-_ONE_PER_LINK = Index("tminus_events_by_link", events.c.lseq, unique=True)
+V3_COLUMNS: dict[str, list[tuple[str, str]]] = {"tminus_events": [("lseq", "INTEGER"), ("lhash", "VARCHAR(64)")]}
 
 
 def _v3_ledger_chain(conn: Connection) -> None:
-    for table, columns in V3_COLUMNS.items():
-        for name, ddl in columns:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
-    _ONE_PER_LINK.create(conn)
+    _add_columns(conn, V3_COLUMNS)
+    conn.execute(conn.sql.ONE_PER_LINK)
 
 
 # --- version 4: who gave an approval, as the OS says (`approved_by` is what they claimed) -----------
 
-V4_COLUMNS: dict[str, list[tuple[str, str]]] = {approvals.name: [("identity", "VARCHAR(300)")]}
-approvals.append_column(Column("identity", String(300)))
+V4_COLUMNS: dict[str, list[tuple[str, str]]] = {"tminus_approvals": [("identity", "VARCHAR(300)")]}
 
 
 def _v4_approval_identity(conn: Connection) -> None:
-    for table, columns in V4_COLUMNS.items():
-        for name, ddl in columns:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    _add_columns(conn, V4_COLUMNS)
 
 
 # --- version 5: an approval names the request it was given for, and the first answer to it leads ----
@@ -203,21 +90,14 @@ def _v4_approval_identity(conn: Connection) -> None:
 # for_seq: the seq of the approval.requested pending when the answer was given (NULL: nothing was
 # asked; such an answer answers nothing). lead: 1 on the first answer given for a request, NULL on any
 # later one; the unique index makes two concurrent answers collide, so the second learns it lost.
-V5_COLUMNS: dict[str, list[tuple[str, str]]] = {approvals.name: [("for_seq", "INTEGER"), ("lead", "INTEGER")]}
-approvals.append_column(Column("for_seq", Integer))
-approvals.append_column(Column("lead", Integer))
-_ONE_LEAD_PER_REQUEST = Index("tminus_approvals_lead", approvals.c.run_id, approvals.c.for_seq, approvals.c.lead,
-                              unique=True)
+V5_COLUMNS: dict[str, list[tuple[str, str]]] = {"tminus_approvals": [("for_seq", "INTEGER"), ("lead", "INTEGER")]}
 
 
 def _v5_approval_request(conn: Connection) -> None:
-    for table, columns in V5_COLUMNS.items():
-        for name, ddl in columns:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
-    _ONE_LEAD_PER_REQUEST.create(conn)
+    _add_columns(conn, V5_COLUMNS)
+    conn.execute(conn.sql.ONE_LEAD_PER_REQUEST)
     # Consumed approvals were given for the request they answered; unused ones stay unbound (answer nothing).
-    conn.execute(update(approvals).where(approvals.c.request_seq.is_not(None))
-                 .values(for_seq=approvals.c.request_seq, lead=1))
+    conn.execute(conn.sql.V5_LEADS)
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -229,12 +109,17 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def read_meta(conn: Connection) -> dict[str, str]:
-    return {k: v for k, v in conn.execute(select(meta.c.key, meta.c.value))}
+    return {str(k): str(v) for k, v in conn.execute(conn.sql.READ_META).fetchall()}
 
 
 def set_meta(conn: Connection, key: str, value: str) -> None:
-    if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
-        conn.execute(insert(meta).values(key=key, value=value))
+    if conn.execute(conn.sql.UPDATE_META, (value, key)).rowcount == 0:
+        conn.execute(conn.sql.INSERT_META, (key, value))
+
+
+def has_meta(conn: Connection) -> bool:
+    row = conn.first(conn.sql.HAS_META)
+    return row is not None and bool(row[0])
 
 
 def known_version(found: dict[str, str], shown_url: str) -> int:
@@ -248,27 +133,27 @@ def known_version(found: dict[str, str], shown_url: str) -> int:
     return version
 
 
-def migrate(engine: Engine, shown_url: str) -> dict[str, str]:
-    """Bring the schema to SCHEMA_VERSION; refuse a ledger written by a newer tminus. Returns meta."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":  # two processes opening a new ledger at once
-            conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
-        if not inspect(conn).has_table(meta.name):
-            meta.create(conn)
-        found = read_meta(conn)
-        version = known_version(found, shown_url)
-        for step in MIGRATIONS[version:]:
-            step(conn)
-        if version < SCHEMA_VERSION:
-            set_meta(conn, "schema_version", str(SCHEMA_VERSION))
-            found["schema_version"] = str(SCHEMA_VERSION)
-        return found
+def migrate(conn: Connection, shown_url: str) -> dict[str, str]:
+    """Bring the schema to SCHEMA_VERSION (in the caller's transaction); refuse a ledger written by a
+    newer tminus. Returns meta."""
+    if conn.sql.SCHEMA_LOCK is not None:  # two processes opening a new ledger at once
+        conn.execute(conn.sql.SCHEMA_LOCK)
+    if not has_meta(conn):
+        conn.execute(conn.sql.CREATE_META)
+    found = read_meta(conn)
+    version = known_version(found, shown_url)
+    for step in MIGRATIONS[version:]:
+        step(conn)
+    if version < SCHEMA_VERSION:
+        set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+        found["schema_version"] = str(SCHEMA_VERSION)
+    return found
 
 
 def check_readable(conn: Connection, shown_url: str) -> dict[str, str]:
     """What a reader needs before it reads: tminus's tables, of a version this tminus knows. An older
     schema is read as it is (columns added since are reported empty); nothing is migrated. Returns meta."""
-    if not inspect(conn).has_table(meta.name):
+    if not has_meta(conn):
         raise LedgerMissing(
             f"no tminus ledger at {shown_url}: the database has no tminus tables, so nothing has been "
             "recorded there; the first `tminus run` or `tminus gate` with this ledger creates them",
@@ -289,4 +174,5 @@ def missing_columns(version: int) -> set[str]:
             for name, _ddl in columns}
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "migrate", "missing_columns"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "has_meta", "migrate", "missing_columns", "read_meta",
+           "set_meta"]

@@ -10,9 +10,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
 from tminus.errors import LedgerError
 from tminus.events import APPROVAL_GIVEN, APPROVAL_REQUESTED, NOTE, RUN_FINISHED, Event
 from tminus.ledger import engines
@@ -20,9 +17,10 @@ from tminus.ledger import leases as _leases
 from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
 from tminus.ledger.chain import Hasher, normalise
-from tminus.ledger.database import Database, first_line
+from tminus.ledger.database import Connection, Database, first_line
 from tminus.ledger.reader import SqlReader
 from tminus.ledger.records import ApprovalRecord, EventRecord, Fence, LeaseRecord, Reclaimed, RunRecord, now_iso
+from tminus.ledger.sql import RUN_COLUMNS, Backend
 from tminus.ledger.writer import SqlRunWriter, set_status
 
 T = TypeVar("T")
@@ -56,8 +54,8 @@ class SqlLedger(SqlReader):
         row["head_hash"] = self._hasher.genesis(row)
         with self._db.transaction() as conn:
             try:
-                conn.execute(insert(s.runs).values(**row))
-            except IntegrityError as exc:
+                conn.execute(conn.sql.INSERT_RUN, tuple(row[c] for c in RUN_COLUMNS))
+            except conn.backend.integrity_error as exc:
                 raise LedgerError(f"a run with id {run_id} already exists in the ledger at {self.url}") from exc
         self._chains.started(run_id, row["head_hash"])
         return RunRecord(**row)
@@ -91,23 +89,20 @@ class SqlLedger(SqlReader):
         only one the run can take): a later one, or one given when nothing was asked, answers nothing."""
         at = now_iso()
         with self._db.transaction() as conn:
-            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+            if conn.first(conn.sql.RUN_EXISTS, (run_id,)) is None:
                 raise LedgerError(f"cannot approve: no run {run_id} in the ledger at {self.url}")
             pending = _pending_request(conn, run_id, step_key)
             for_seq = pending if for_seq is None else for_seq
-        values = {"run_id": run_id, "step_key": step_key, "approved": approved, "approved_by": by, "host": host,
-                  "reason": reason, "at": at, "identity": identity, "for_seq": for_seq}
+        values = (run_id, step_key, approved, by, host, reason, at, identity, for_seq)
         lead = for_seq is not None and for_seq == pending  # a request answered meanwhile takes nothing more
         with self._db.transaction() as conn:
             try:
-                with conn.begin_nested():  # a savepoint: a lost race leaves the transaction usable
-                    new_id = conn.execute(insert(s.approvals).values({**values, "lead": 1 if lead else None})
-                                          ).inserted_primary_key
-            except IntegrityError:  # another answer to this request came first: recorded, but not the lead
+                with conn.savepoint():  # a lost race leaves the transaction usable
+                    new_id = conn.first(conn.sql.INSERT_APPROVAL, (*values, 1 if lead else None))[0]
+            except conn.backend.integrity_error:  # another answer to this request came first: recorded, not the lead
                 lead = False
-                new_id = conn.execute(insert(s.approvals).values({**values, "lead": None})).inserted_primary_key
-        assert new_id is not None
-        return ApprovalRecord(int(new_id[0]), run_id, step_key, approved, by, host, reason, at, identity=identity,
+                new_id = conn.first(conn.sql.INSERT_APPROVAL, (*values, None))[0]
+        return ApprovalRecord(int(new_id), run_id, step_key, approved, by, host, reason, at, identity=identity,
                               for_seq=for_seq, lead=lead)
 
     # --- leases (logic in leases.py) --------------------------------------------------------------
@@ -128,7 +123,7 @@ class SqlLedger(SqlReader):
             holder = _leases.remove(conn, key)  # only the unlock that deletes the row records a note
             if holder is None:
                 return None
-            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == holder.run_id)).first() is not None:
+            if conn.first(conn.sql.RUN_EXISTS, (holder.run_id,)) is not None:
                 data, text = normalise({"action": "unlock", "by": by, "reason": reason, "holder": holder.to_dict()})
                 self._chains.forget(holder.run_id)  # the holder is usually another process: reread its head
                 self._chains.append(conn, holder.run_id, NOTE, None, now_iso(), data, text)
@@ -160,7 +155,7 @@ def _claim_key(db: Database, hasher: Hasher, meta: dict[str, str]) -> dict[str, 
     """A key given for a ledger without one: record its check, unless the ledger already holds runs
     (then the reader's key check reports the mismatch)."""
     with db.transaction() as conn:
-        if conn.execute(select(func.count()).select_from(s.runs)).scalar():
+        if conn.first(conn.sql.COUNT_RUNS)[0]:
             return meta
         s.set_meta(conn, "key_check", hasher.key_check())
     return {**meta, "key_check": hasher.key_check()}
@@ -168,33 +163,41 @@ def _claim_key(db: Database, hasher: Hasher, meta: dict[str, str]) -> dict[str, 
 
 def connect(url: str, key: str | None) -> SqlLedger:
     """Open (and if needed create and migrate) the ledger at `url`."""
-    return _open(url, key, lambda engine, shown, hasher: SqlLedger(Database(engine, shown), hasher,
-                                                                s.migrate(engine, shown)))
+
+    def ledger(db: Database, hasher: Hasher) -> SqlLedger:
+        with db.transaction_raw() as conn:
+            meta = s.migrate(conn, db.url)
+        return SqlLedger(db, hasher, meta)
+
+    return _open(url, key, ledger)
 
 
 def connect_reader(url: str, key: str | None) -> SqlReader:
     """Open the ledger at `url` to read: never created, migrated or written."""
 
-    def reader(engine: Engine, shown: str, hasher: Hasher) -> SqlReader:
-        with engine.begin() as conn:
-            meta = s.check_readable(conn, shown)
-        return SqlReader(Database(engine, shown), hasher, meta)
+    def reader(db: Database, hasher: Hasher) -> SqlReader:
+        with db.transaction_raw() as conn:
+            meta = s.check_readable(conn, db.url)
+        return SqlReader(db, hasher, meta)
 
     return _open(url, key, reader, read_only=True)
 
 
-def _open(url: str, key: str | None, build: Callable[[Engine, str, Hasher], T], *, read_only: bool = False) -> T:
+def _open(url: str, key: str | None, build: Callable[[Database, Hasher], T], *, read_only: bool = False) -> T:
     """Any database failure while opening is a LedgerError naming the (masked) URL."""
-    url = engines.normalise_url(url)
-    shown = engines.mask(url)
-    engine = engines.create(url, read_only=read_only)
+    backend: Backend = engines.create(engines.normalise_url(url), read_only=read_only)
+    shown = backend.shown_url
+    db: Database | None = None
     try:
-        return build(engine, shown, Hasher(key.encode() if key else None))
+        db = Database(backend)
+        return build(db, Hasher(key.encode() if key else None))
     except LedgerError:
-        engine.dispose()
+        if db is not None:
+            db.close()
         raise
-    except SQLAlchemyError as exc:
-        engine.dispose()
+    except backend.error as exc:
+        if db is not None:
+            db.close()
         raise LedgerError(
             f"cannot open the ledger at {shown}: {first_line(exc)}\n"
             "    hint: check that the database is running and the URL (--ledger / TMINUS_LEDGER) is right"
@@ -204,16 +207,14 @@ def _open(url: str, key: str | None, build: Callable[[Engine, str, Hasher], T], 
 __all__ = ["SqlLedger", "connect", "connect_reader"]
 
 
-def _pending_request(conn: Any, run_id: str, step_key: str | None) -> int | None:
+def _pending_request(conn: Connection, run_id: str, step_key: str | None) -> int | None:
     """The seq of the step's approval.requested not answered yet, or None (the projection's rule:
     a request is pending until an approval.given of its step, or the run's end)."""
-    rows = conn.execute(select(s.events.c.seq, s.events.c.type, s.events.c.step_key).where(
-        s.events.c.run_id == run_id, s.events.c.type.in_((APPROVAL_REQUESTED, APPROVAL_GIVEN, RUN_FINISHED))
-    ).order_by(s.events.c.seq)).all()
+    rows = conn.execute(conn.sql.APPROVAL_EVENTS, (run_id, APPROVAL_REQUESTED, APPROVAL_GIVEN, RUN_FINISHED)).fetchall()
     pending: int | None = None
-    for row in rows:
-        if row.type == RUN_FINISHED:
+    for seq, type_, key in rows:
+        if type_ == RUN_FINISHED:
             pending = None
-        elif row.step_key == step_key:
-            pending = row.seq if row.type == APPROVAL_REQUESTED else None
+        elif key == step_key:
+            pending = seq if type_ == APPROVAL_REQUESTED else None
     return pending

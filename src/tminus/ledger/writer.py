@@ -3,18 +3,12 @@ is still held (when the writer is bound to one), so a holder whose lease was bro
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, and_, update
-from sqlalchemy.exc import IntegrityError
-
 from tminus.errors import ApprovalTaken, LedgerError
 from tminus.events import Event
 from tminus.ledger import crashpoint
-from tminus.ledger import schema as s
 from tminus.ledger.appending import Chains
 from tminus.ledger.chain import normalise
-from tminus.ledger.database import Database
+from tminus.ledger.database import Connection, Database
 from tminus.ledger.leases import check_fence
 from tminus.ledger.records import EventRecord, Fence, now_iso
 
@@ -32,8 +26,7 @@ class SqlRunWriter:
     def append(self, event: Event) -> EventRecord:
         """Store one event durably (its own transaction) before the engine goes on."""
         with self._db.transaction() as conn:
-            self._check(conn)
-            record = self._append(conn, event)
+            record = self._append(conn, event, fenced=True)  # the fence checked as the head moves
         return self._committed(record)
 
     def append_many(self, events: list[Event]) -> list[EventRecord]:
@@ -42,8 +35,7 @@ class SqlRunWriter:
         if not events:
             return []
         with self._db.transaction() as conn:
-            self._check(conn)
-            records = [self._append(conn, event) for event in events]
+            records = [self._append(conn, event, fenced=True) for event in events]
         return [self._committed(record) for record in records]
 
     def set_status(
@@ -69,15 +61,10 @@ class SqlRunWriter:
         consumed already, or the request already answered."""
         with self._db.transaction() as conn:
             self._check(conn)
-            take = (
-                update(s.approvals)
-                .where(and_(s.approvals.c.id == approval_id, s.approvals.c.run_id == self.run_id,
-                            s.approvals.c.request_seq.is_(None)))
-                .values(request_seq=request_seq, consumed_at=now_iso())
-            )
             try:
-                taken = conn.execute(take).rowcount
-            except IntegrityError as exc:  # the unique (run, request): this request has its answer
+                take = (request_seq, now_iso(), approval_id, self.run_id)
+                taken = conn.execute(conn.sql.TAKE_APPROVAL, take).rowcount
+            except conn.backend.integrity_error as exc:  # the unique (run, request): this request has its answer
                 raise ApprovalTaken(
                     f"run {self.run_id}: the approval request at event {request_seq} is already answered"
                 ) from exc
@@ -96,20 +83,21 @@ class SqlRunWriter:
         if self.fence is not None:
             check_fence(conn, self.fence, self.run_id)
 
-    def _append(self, conn: Connection, event: Event) -> EventRecord:
+    def _append(self, conn: Connection, event: Event, *, fenced: bool = False) -> EventRecord:
+        """`fenced`: check the fence as the head moves (the callers that did not check it first)."""
         if event.run_id != self.run_id:
             raise LedgerError(f"the writer of run {self.run_id} cannot record an event of run {event.run_id}")
         data, data_text = normalise(event.data)
-        return self._chains.append(conn, event.run_id, event.type, event.step_key, event.at, data, data_text)
+        return self._chains.append(conn, event.run_id, event.type, event.step_key, event.at, data, data_text,
+                                   self.fence if fenced else None)
 
 
 def set_status(
     conn: Connection, run_id: str, status: str, exit_code: int | None, reason: str | None, finished: bool,
     shown_url: str,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "exit_code": exit_code, "reason": reason,
-                              "finished_at": now_iso() if finished else None}
-    if conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values)).rowcount == 0:
+    values = (status, exit_code, reason, now_iso() if finished else None, run_id)
+    if conn.execute(conn.sql.SET_STATUS, values).rowcount == 0:
         raise LedgerError(f"no run {run_id} in the ledger at {shown_url}")
 
 
