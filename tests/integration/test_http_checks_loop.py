@@ -375,3 +375,40 @@ def test_an_interrupt_stops_the_group_and_leaves_it_resumable(server: Server, tm
     assert result.status == "interrupted"
     assert [e.type for e in events].count(ev.STEP_STARTED) == 4
     assert ev.STEP_FINISHED not in [e.type for e in events]
+
+
+def test_monitor_probes_share_the_loop_and_its_connections(tmp_path: Path) -> None:
+    """A monitor window's http probes go through the run's loop client: every sample recorded, the
+    answers read as the rules read them, over kept-alive connections (not one per sample)."""
+    with serving(_KeepAlive) as httpd:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        write_runbook(tmp_path, f"""
+            name: watched
+            phases:
+              - name: p
+                steps:
+                  - run: "true"
+            monitor:
+              duration: 2s
+              interval: 100ms
+              probes:
+                - name: a
+                  http: {{url: "{url}"}}
+                - name: b
+                  http: {{url: "{url}"}}
+              rules:
+                - name: errors
+                  when: "status >= 500"
+                  consecutive: 2
+                  probe: a
+                  action: rollback
+            """)
+        session, ledger = _session(tmp_path)
+        with ledger:
+            result = session.run()
+            events = ledger.events(session.run_id)
+    assert result.status == "completed", result.reason
+    samples = [e.data for e in events if e.type == ev.MONITOR_SAMPLE and e.data["stage"] == "window"]
+    assert len(samples) >= 6 and all(s["error"] is None and s["values"]["status"] == 200 for s in samples)
+    clients = {s["values"]["body"] for s in samples}
+    assert len(clients) <= 2  # two probes at once: at most two connections for the whole window

@@ -98,6 +98,7 @@ class _Group:
         for step in self.checks:
             self.state.before_step(step)  # in order; a stop asked for here raises before any runs
         self.state.steps.grouped.update(s.key for s in self.checks)
+        self.state.steps.kinds_used.update(s.kind for s in self.checks)  # the loop is closed with the run
         self._future = asyncio.run_coroutine_threadsafe(self._run(), run_loop(self.state.steps.shared).loop)
 
     def wait(self) -> list[StepOutcome]:

@@ -22,7 +22,8 @@ from tminus.engine.stop import INTERRUPT, StopChannel
 from tminus.errors import TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
-from tminus.kinds.base import Approvals, Execution, Observation, StepContext
+from tminus.kinds.aio import run_loop
+from tminus.kinds.base import Approvals, Effect, Execution, Observation, StepContext
 from tminus.kinds.spool import remove_execution, spool_name
 from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
@@ -368,10 +369,23 @@ class StepRunner:
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
         return obs
 
+    def probe_observe(self, step: Step, config: Any, timeout: float | None) -> Observation:
+        """A probe's observation (monitor, guard, watch), from the probe's thread: on the run's event
+        loop when its kind has an async executor and it acts on nothing, so every probe of the run
+        shares one client and its kept-alive connections; otherwise as `observe`."""
+        kind = registry.get(step.kind)
+        if kind.execute_async is None or registry.effect_of(step) != Effect.NONE:
+            return self.observe(step, config, timeout)
+        self.kinds_used.add(kind.name)  # the loop and the client are closed with the run
+        # not cut short by a stop: a sample must be what the service answered, as with a thread
+        return run_loop(self.shared).run(self.observe_async(step, config, timeout, stop_cancels=False))
+
     async def observe_async(
-        self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None
+        self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None,
+        stop_cancels: bool = True,
     ) -> Observation:
-        """`observe` through the kind's async executor; a stop of the run cancels the request."""
+        """`observe` through the kind's async executor; a stop of the run cancels the request (unless
+        `stop_cancels` is False)."""
         kind = registry.get(step.kind)
         assert kind.execute_async is not None
         self.kinds_used.add(kind.name)
@@ -381,7 +395,7 @@ class StepRunner:
         try:
             while not request.done():
                 await asyncio.wait((request,), timeout=STOP_POLL)
-                if self.stop.is_set() and not request.done():
+                if stop_cancels and self.stop.is_set() and not request.done():
                     request.cancel()
             obs = request.result()
         except asyncio.CancelledError:
@@ -456,7 +470,7 @@ class StepRunner:
             return Observation(error=f"template: {exc}")
         if step.timeout is not None:
             timeout = step.timeout if timeout is None else min(step.timeout, timeout)
-        return self.observe(step, config, timeout)
+        return self.probe_observe(step, config, timeout)
 
     def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
         try:
