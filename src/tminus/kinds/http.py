@@ -164,6 +164,13 @@ class _NoCookies(DefaultCookiePolicy):
 def _keep_no_cookies(cookies: httpx.Cookies) -> None:
     policy: CookiePolicy = _NoCookies()
     cookies.jar.set_policy(policy)
+    # and skip the extraction itself: it builds urllib request objects for every response, only for
+    # the policy to refuse what they carry
+    setattr(cookies, "extract_cookies", _ignore)  # noqa: B010 (an instance attribute over the method)
+
+
+def _ignore(response: httpx.Response) -> None:
+    return None
 
 
 def _evidence(config: HttpSpec) -> dict[str, Any]:
