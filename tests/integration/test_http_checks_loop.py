@@ -362,16 +362,33 @@ def test_a_verify_check_reading_another_waits_for_it(server: Server, tmp_path: P
 def test_an_interrupt_stops_the_group_and_leaves_it_resumable(server: Server, tmp_path: Path) -> None:
     """A stop while slow checks are in flight: they end at once, unfinished (no step.finished), and
     the run is interrupted, resumable."""
-    slow = f'{{http: "{server.url}/slow", timeout: 30}}'
+    arrived: list[float] = []
+
+    def hold(_h: BaseHTTPRequestHandler, _b: bytes) -> tuple[int, dict[str, str], bytes]:
+        arrived.append(time.monotonic())
+        time.sleep(3)
+        return 200, {}, b"late"
+
+    server.handler.routes[("GET", "/hold")] = hold
+    slow = f'{{http: "{server.url}/hold", timeout: 30}}'
     write_runbook(tmp_path, "name: stop\ngates:\n  - name: g\n    checks:\n" + f"      - {slow}\n" * 4)
     session, ledger = _session(tmp_path)
-    threading.Timer(0.4, lambda: session.stop.request("interrupt", "test", "test")).start()
-    start = time.monotonic()
+    asked: list[float] = []
+
+    def interrupt_once_all_wait() -> None:
+        deadline = time.monotonic() + 30
+        while len(arrived) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        asked.append(time.monotonic())
+        session.stop.request("interrupt", "test", "test")
+
+    threading.Thread(target=interrupt_once_all_wait, daemon=True).start()
     with ledger:
         result = session.run()
+        ended = time.monotonic()
         events = ledger.events(session.run_id)
         assert ledger.verify(session.run_id) == []
-    assert time.monotonic() - start < 1.4  # not the 1.5 s of the answers
+    assert len(arrived) == 4 and ended - asked[0] < 1.5  # cut short, not the 3 s of the answers
     assert result.status == "interrupted"
     assert [e.type for e in events].count(ev.STEP_STARTED) == 4
     assert ev.STEP_FINISHED not in [e.type for e in events]
