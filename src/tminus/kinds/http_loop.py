@@ -51,22 +51,14 @@ class LoopTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         body = await request.aread()
         origin = (scheme, request.url.raw_host, request.url.port or (443 if scheme == b"https" else 80))
-        while True:
-            conn, reused = self._take(origin), True
-            if conn is None:
-                conn, reused = await self._connect(request, origin, timeouts.get("connect")), False
-            try:
-                status, headers, content, reason = await self._exchange(conn, request, body, timeouts)
-            except _StaleConnection:
-                conn.close()
-                if reused:
-                    continue  # the server closed an idle connection: once more on a fresh one
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
-                                                request=request) from None
-            except BaseException:
-                conn.close()  # failed or cancelled mid-exchange: its state is unknown
-                raise
-            break
+        # An idle connection the server closed is seen (at EOF) and dropped before reuse; one dropped
+        # while the request is on it is an error, as with httpcore: the server may have acted on it.
+        conn = self._take(origin) or await self._connect(request, origin, timeouts.get("connect"))
+        try:
+            status, headers, content, reason = await self._exchange(conn, request, body, timeouts)
+        except BaseException:
+            conn.close()  # failed or cancelled mid-exchange: its state is unknown
+            raise
         self._give_back(origin, conn)
         return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
@@ -133,7 +125,7 @@ class LoopTransport(httpx.AsyncBaseTransport):
         except TimeoutError as exc:
             raise httpx.WriteTimeout("timed out while sending the request", request=request) from exc
         except OSError as exc:
-            raise _StaleConnection from exc
+            raise httpx.WriteError(_os_error_text(exc), request=request) from exc
         status, headers, reason = 0, [], b""
         chunks: list[bytes] = []
         received_any = False
@@ -145,11 +137,10 @@ class LoopTransport(httpx.AsyncBaseTransport):
                 except TimeoutError as exc:
                     raise httpx.ReadTimeout("timed out while reading the response", request=request) from exc
                 except OSError as exc:
-                    if not received_any:
-                        raise _StaleConnection from exc
                     raise httpx.ReadError(_os_error_text(exc), request=request) from exc
                 if not data and not received_any:
-                    raise _StaleConnection
+                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                                    request=request)
                 received_any = received_any or bool(data)
                 try:
                     h.receive_data(data)
@@ -169,10 +160,6 @@ class LoopTransport(httpx.AsyncBaseTransport):
                                                 request=request)
             else:  # PAUSED: a response before our request ended is not something a check sends
                 raise httpx.RemoteProtocolError(f"unexpected HTTP event {event!r}", request=request)
-
-
-class _StaleConnection(Exception):
-    """The connection was closed before any byte of the response: safe to send again on another."""
 
 
 def _os_error_text(exc: OSError) -> str:
