@@ -77,6 +77,10 @@ class Event:
     step_key: str | None = None
     at: str = field(default_factory=utcnow)
     monotonic: float = field(default_factory=time.monotonic)
+    # An event of a side-effect-free check run beside others: it need not be durable before `emit`
+    # returns (the check acts on nothing), so the ledger's subscriber may write it later, with others
+    # in one transaction, but always before the next event that is not deferrable.
+    deferrable: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         # Every payload says which version of its shape it is (readers upcast older ones). A new
@@ -105,3 +109,11 @@ class EventBus:
         with self._lock:
             for fn in self._subscribers:
                 fn(event)
+
+    def flush(self) -> None:
+        """Subscribers that hold deferrable events (the ledger's) write them now."""
+        with self._lock:
+            for fn in self._subscribers:
+                flush = getattr(fn, "flush", None)
+                if flush is not None:
+                    flush()

@@ -12,16 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine import checkgroup, preconditions
 from tminus.engine import lifecycle as lc
-from tminus.engine import preconditions
 from tminus.engine.lifecycle import Next, Section, SectionResult
 from tminus.engine.outcome import FAILED, SKIPPED, StepOutcome
 from tminus.engine.run_state import RunState
 from tminus.engine.stages import gates_for
 from tminus.runbook.models import Gate, Phase, Runbook, Step
 from tminus.runbook.references import step_outputs_read
-
-MAX_CONCURRENT_CHECKS = 16  # a gate's checks run side by side, this many at the most
 
 # --- gates ---------------------------------------------------------------------------------------
 
@@ -36,7 +34,7 @@ def gates(state: RunState, section: Section) -> SectionResult:
     if checked is not None:
         failures.extend(checked.failures)
     for gate in gates_to_run(state):
-        outcomes = _concurrently(state, gate.checks, lc.section_id(lc.GATE, gate.name))
+        outcomes = checkgroup.run_all(state, gate.checks, lc.section_id(lc.GATE, gate.name))
         failures.extend(f"gate '{gate.name}': {o.message}" for o in outcomes if not o.ok)
     data = checked.data if checked is not None else {}
     if failures:
@@ -67,15 +65,6 @@ def manifest_problems(rb: Runbook, env_name: str, environ: Mapping[str, str]) ->
             # never print the value itself: it may be a secret
             out.append(f"environment variable {name} is set to a value forbidden in '{env_name}'")
     return out
-
-
-def _concurrently(state: RunState, checks: list[Step], section: str) -> list[StepOutcome]:
-    if len(checks) == 1:
-        return [state.run_step(checks[0], section)]
-    from concurrent.futures import ThreadPoolExecutor  # here: a runbook without gates never loads it
-
-    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CHECKS, len(checks))) as pool:
-        return list(pool.map(lambda s: state.run_step(s, section), checks))
 
 
 # --- phases --------------------------------------------------------------------------------------
@@ -160,15 +149,21 @@ def verify_within(state: RunState, *, section: str, after_rollback: bool = False
 
 
 def _verify_checks(state: RunState, checks: list[Step], section: str, *, after_rollback: bool = False) -> list[str]:
+    """In order; consecutive checks that can go side by side do (engine/checkgroup.py)."""
     failures = []
-    for step in checks:
-        unjudgeable = _needs_what_never_ran(state, step) if after_rollback else None
-        if unjudgeable is not None:
-            _skip(state, step, section, unjudgeable)
-            continue
-        outcome = state.run_step(step, section)
-        if not outcome.ok:
-            failures.append(f"verify '{step.title}': {outcome.message}")
+    for batch in checkgroup.batches(state, checks):
+        to_run = []
+        for step in batch:
+            unjudgeable = _needs_what_never_ran(state, step) if after_rollback else None
+            if unjudgeable is not None:
+                _skip(state, step, section, unjudgeable)
+            else:
+                to_run.append(step)
+        if len(to_run) > 1:
+            outcomes = checkgroup.run_group(state, to_run, section)
+        else:
+            outcomes = [state.run_step(step, section) for step in to_run]
+        failures += [f"verify '{s.title}': {o.message}" for s, o in zip(to_run, outcomes, strict=True) if not o.ok]
     return failures
 
 

@@ -153,7 +153,8 @@ class Guard:
             error = f"template: {type(exc).__name__}: {exc}"
         else:
             began = time.monotonic()
-            obs = self.steps.observe(step, config, step.timeout if step.timeout is not None else self.spec.interval)
+            obs = self.steps.probe_observe(step, config,
+                                           step.timeout if step.timeout is not None else self.spec.interval)
             took = (time.monotonic() - began) * 1000
             if obs.error:
                 error = obs.error

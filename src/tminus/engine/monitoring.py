@@ -198,7 +198,7 @@ class Monitor:
             # Whatever answered is a sample, a 500 or an exit code 1 included: judging it is the
             # rules' job, never the probe's own `expect` (nor its kind's default, `status < 400`),
             # so `tminus replay` re-judges exactly what the rules judged.
-            obs = self.steps.observe(step, config, timeout)
+            obs = self.steps.probe_observe(step, config, timeout)
             took = (time.monotonic() - began) * 1000
             mask = self.steps.templater.masker.mask
             obs_values, error = (None, obs.error) if obs.error else (kept(obs.values, mask), None)

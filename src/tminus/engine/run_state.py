@@ -72,9 +72,7 @@ class RunState:
     def run_step(self, step: Step, section: str) -> StepOutcome:
         """A step of any section: a stop pending or asked for by the policy means it never starts;
         one requested while it ran ends the section after it (Stopped)."""
-        self.check_stop()
-        self.consult(BEFORE_STEP, self.policy.before_step(step, self.current), self.current, step)
-        self.check_stop()  # a policy watching on its own (a guard's first probes) stopped the run meanwhile
+        self.before_step(step)
         choice = self.prior.interrupted.get(step.key)
         if choice == "skip":
             # the operator says it completed: it acted, so its undo runs on a later rollback
@@ -87,10 +85,19 @@ class RunState:
             outcome = self.steps.adopt(step, section, self.prior.adopted.pop(step.key))
         else:
             outcome = self.steps.run(step, section)
-        self.done[step.key] = outcome
-        self.rerun.discard(step.key)
+        self.after_step(step, outcome)
         self.check_stop()
         return outcome
+
+    def before_step(self, step: Step) -> None:
+        """A stop pending, or asked for by the policy, means the step never starts (Stopped)."""
+        self.check_stop()
+        self.consult(BEFORE_STEP, self.policy.before_step(step, self.current), self.current, step)
+        self.check_stop()  # a policy watching on its own (a guard's first probes) stopped the run meanwhile
+
+    def after_step(self, step: Step, outcome: StepOutcome) -> None:
+        self.done[step.key] = outcome
+        self.rerun.discard(step.key)
 
     def touched(self, step: Step) -> bool:
         """Started, even if it failed: its undo must run because it may have half-acted.

@@ -10,9 +10,10 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tminus import events as ev
 from tminus.engine.judging import Judgement
@@ -22,12 +23,34 @@ from tminus.engine.stop import INTERRUPT, StopChannel
 from tminus.errors import TemplateError
 from tminus.events import Event, EventBus
 from tminus.kinds import registry
-from tminus.kinds.base import Approvals, Execution, Observation, StepContext
+from tminus.kinds.base import Approvals, Effect, Execution, Observation, StepContext
 from tminus.kinds.spool import SPOOL_FIELDS, remove_execution, spool_name
 from tminus.kinds.transport import LocalTransport, Transport
 from tminus.runbook.document import RunbookDocument
 from tminus.runbook.models import Step
 from tminus.templating.templater import Templater
+
+STOP_POLL = 0.05  # seconds between looks at the stop channel while a request or a pause is awaited
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A step past its intent: rendered, `step.started` emitted; its attempts come next."""
+
+    step: Step
+    base: dict[str, Any]
+    config: Any
+
+
+@dataclass(frozen=True)
+class _Observe:
+    timeout: float | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class _Pause:
+    seconds: float
 
 
 class StepRunner:
@@ -65,6 +88,9 @@ class StepRunner:
         # What every step's context shares, computed once: the runbook's folder is resolved on the disk.
         self.base_dir = doc.base_dir
         self.roots = tuple(doc.runbook.roots)
+        # Keys of the side-effect-free checks running side by side now (engine/checkgroup.py): their
+        # events are deferrable, written to the ledger in grouped transactions.
+        self.grouped: set[str] = set()
         # Output files of executions (per run, 0700; each removed once its outcome is recorded).
         self.spool_dir: Path | None = (self.base_dir / ".tminus" / "spool" / run_id).resolve() if run_id else None
         self._started: set[str] = set()  # keys whose current execution started in this process
@@ -168,13 +194,30 @@ class StepRunner:
     # --- events -------------------------------------------------------------------------
 
     def emit(self, type_: str, step_key: str | None = None, **data: Any) -> None:
-        """Every event passes the masker: secret values never reach a subscriber."""
+        """Every event passes the masker: secret values never reach a subscriber. The events of a step
+        in `grouped` (a side-effect-free check run beside others) are deferrable."""
         masked = self.templater.masker.mask_obj(data)
-        self.bus.emit(Event(type_, self.run_id, masked, step_key))
+        deferrable = step_key is not None and step_key in self.grouped
+        self.bus.emit(Event(type_, self.run_id, masked, step_key, deferrable=deferrable))
 
     # --- one step -----------------------------------------------------------------------
 
     def run(self, step: Step, section: str, *, emit_start: bool = True) -> StepOutcome:
+        begun = self.begin(step, section, emit_start=emit_start)
+        if isinstance(begun, StepOutcome):
+            return begun
+        return self.end(begun, self._attempts(step, begun.config))
+
+    async def run_async(self, step: Step, section: str) -> StepOutcome:
+        """`run` for a step whose kind has an async executor, on the run's event loop: the same
+        events, attempts and outcome; the request is awaited, not waited for in a thread."""
+        begun = self.begin(step, section)
+        if isinstance(begun, StepOutcome):
+            return begun
+        return self.end(begun, await self._attempts_async(step, begun.config))
+
+    def begin(self, step: Step, section: str, *, emit_start: bool = True) -> Begun | StepOutcome:
+        """`when`, rendering and the intent (`step.started`); a StepOutcome when it ends there."""
         base = {"name": step.title, "kind": step.kind, "section": section}
         self.refresh_facts()
         if step.when is not None:
@@ -205,7 +248,10 @@ class StepRunner:
                 check=step.is_check,
                 idempotent=self.is_rerunnable(step),
             )
-        outcome = self._attempts(step, config)
+        return Begun(step, base, config)
+
+    def end(self, begun: Begun, outcome: StepOutcome) -> StepOutcome:
+        """After the attempts: an interrupt leaves no `step.finished`; any other stop fails the step."""
         request = self.stop.pending
         if request is not None and outcome.status != OK:
             if request.mode == INTERRUPT:
@@ -216,7 +262,7 @@ class StepRunner:
             # Stopped to roll back or abort: it ends here, failed (and touched: its undo runs).
             outcome.message = f"stopped: {request.describe()}\n{outcome.message}"
             outcome.evidence["stopped"] = request.mode
-        return self._finish(step, base, outcome)
+        return self._finish(begun.step, begun.base, outcome)
 
     @staticmethod
     def is_rerunnable(step: Step) -> bool:
@@ -233,6 +279,35 @@ class StepRunner:
         return outcome
 
     def _attempts(self, step: Step, config: Any) -> StepOutcome:
+        plan = self._attempt_plan(step, config)
+        reply: Any = None
+        while True:
+            try:
+                ask = plan.send(reply)
+            except StopIteration as done:
+                return cast(StepOutcome, done.value)
+            if isinstance(ask, _Observe):
+                reply = self.observe(step, config, ask.timeout, attempt=ask.attempt)
+            else:
+                reply = self.stop.wait(ask.seconds)
+
+    async def _attempts_async(self, step: Step, config: Any) -> StepOutcome:
+        plan = self._attempt_plan(step, config)
+        reply: Any = None
+        while True:
+            try:
+                ask = plan.send(reply)
+            except StopIteration as done:
+                return cast(StepOutcome, done.value)
+            if isinstance(ask, _Observe):
+                reply = await self.observe_async(step, config, ask.timeout, attempt=ask.attempt)
+            else:
+                reply = await self._pause_async(ask.seconds)
+
+    def _attempt_plan(self, step: Step, config: Any) -> Generator[_Observe | _Pause, Any, StepOutcome]:
+        """The attempts with retry and timeout, as a plan its driver (sync or async) carries out: it
+        yields an observation to make (sent back: the Observation) or a pause between attempts (sent
+        back: whether the run was stopped meanwhile), and returns the outcome."""
         retry = step.retry
         attempts = retry.attempts if retry else 1
         interval = retry.interval if retry else 0.0
@@ -247,7 +322,7 @@ class StepRunner:
                     outcome.message += f"\nretry timeout {overall:g}s reached after {attempt - 1} attempts"
                     break
                 timeout = left if timeout is None else min(timeout, left)
-            obs = self.observe(step, config, timeout, attempt=attempt)
+            obs: Observation = yield _Observe(timeout, attempt)
             judgement = self.judge(step, obs)
             outcome = StepOutcome(
                 step.key,
@@ -273,11 +348,23 @@ class StepRunner:
                 wait = interval
                 if retry and retry.max_interval is not None:
                     wait = min(wait, retry.max_interval)
-                if self.stop.wait(wait):
+                if (yield _Pause(wait)):
                     break
                 interval *= retry.backoff if retry else 1.0
         outcome.duration = time.monotonic() - started
         return outcome
+
+    async def _pause_async(self, seconds: float) -> bool:
+        """`stop.wait(seconds)` without blocking the loop: True when the run was stopped meanwhile."""
+        import asyncio  # here and below: a run without async checks never loads asyncio
+
+        end = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(STOP_POLL, left))
+        return True
 
     # --- observing and judging ------------------------------------------------------------
 
@@ -295,6 +382,48 @@ class StepRunner:
         except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
             obs = Observation(error=f"{type(exc).__name__}: {exc}")
         # every step can be judged on `duration` (ms), whether or not its kind measures it itself
+        obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
+        return obs
+
+    def probe_observe(self, step: Step, config: Any, timeout: float | None) -> Observation:
+        """A probe's observation (monitor, guard, watch), from the probe's thread: on the run's event
+        loop when its kind has an async executor and it acts on nothing, so every probe of the run
+        shares one client and its kept-alive connections; otherwise as `observe`."""
+        kind = registry.get(step.kind)
+        if kind.execute_async is None or registry.effect_of(step) != Effect.NONE:
+            return self.observe(step, config, timeout)
+        self.kinds_used.add(kind.name)  # the loop and the client are closed with the run
+        from tminus.kinds.aio import run_loop
+
+        # not cut short by a stop: a sample must be what the service answered, as with a thread
+        return run_loop(self.shared).run(self.observe_async(step, config, timeout, stop_cancels=False))
+
+    async def observe_async(
+        self, step: Step, config: Any, timeout: float | None, *, attempt: int | None = None,
+        stop_cancels: bool = True,
+    ) -> Observation:
+        """`observe` through the kind's async executor; a stop of the run cancels the request (unless
+        `stop_cancels` is False)."""
+        import asyncio
+
+        kind = registry.get(step.kind)
+        assert kind.execute_async is not None
+        self.kinds_used.add(kind.name)
+        ctx = self._context(step, timeout, attempt)
+        started = time.monotonic()
+        request = asyncio.ensure_future(kind.execute_async(config, ctx))
+        try:
+            while not request.done():
+                await asyncio.wait((request,), timeout=STOP_POLL)
+                if stop_cancels and self.stop.is_set() and not request.done():
+                    request.cancel()
+            obs = request.result()
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise  # the loop itself is going away: not ours to swallow
+            obs = Observation(error="interrupted during the request (the run was stopped)")
+        except Exception as exc:  # a kind's bug must not take the run (and its rollback) down
+            obs = Observation(error=f"{type(exc).__name__}: {exc}")
         obs.values.setdefault("duration", round((time.monotonic() - started) * 1000, 3))
         return obs
 
@@ -364,7 +493,7 @@ class StepRunner:
             return Observation(error=f"template: {exc}")
         if step.timeout is not None:
             timeout = step.timeout if timeout is None else min(step.timeout, timeout)
-        return self.observe(step, config, timeout)
+        return self.probe_observe(step, config, timeout)
 
     def _run_nested(self, step: Step, timeout: float | None) -> tuple[bool, str, Observation]:
         try:

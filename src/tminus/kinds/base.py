@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -131,6 +131,13 @@ class Executor(Protocol):
     def __call__(self, config: Any, ctx: StepContext) -> Observation: ...
 
 
+class AsyncExecutor(Protocol):
+    """The same observation as the kind's executor, awaited on the run's event loop (kinds/aio.py):
+    the engine runs side-by-side checks of such a kind concurrently on one loop, not in threads."""
+
+    def __call__(self, config: Any, ctx: StepContext) -> Coroutine[Any, Any, Observation]: ...
+
+
 class Effect(StrEnum):
     """What a step does to the world, by kind and configuration."""
 
@@ -231,6 +238,7 @@ class Kind:
     validate: Validate | None = None  # refusals validation reports with the runbook's position
     survivor: FindSurvivor | None = None  # what an interrupted execution left running (resume)
     adopt: Adopt | None = None  # judge that execution once its survivor ended (resume --wait)
+    execute_async: AsyncExecutor | None = None  # the executor on the run's loop, when the kind has one
 
     def effect_of(self, config: Any) -> Effect:
         return self.effect if isinstance(self.effect, Effect) else self.effect(config)

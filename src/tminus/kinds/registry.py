@@ -7,12 +7,14 @@ resources it opens. The runbook model asks this registry (never a kind module) w
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tminus.kinds.base import (
     Adopt,
+    AsyncExecutor,
     DeriveUndo,
     Describe,
     Effect,
@@ -75,6 +77,17 @@ def register(
     def deco(fn: Executor) -> Executor:
         _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
                             resources, on_failure, recover, validate, survivor, adopt)
+        return fn
+
+    return deco
+
+
+def register_async(name: str) -> Callable[[AsyncExecutor], AsyncExecutor]:
+    """Decorator on a registered kind's async executor (after its `@register`): the engine runs that
+    kind's side-by-side checks concurrently on the run's event loop with it."""
+
+    def deco(fn: AsyncExecutor) -> AsyncExecutor:
+        _KINDS[name] = dataclasses.replace(_KINDS[name], execute_async=fn)
         return fn
 
     return deco
