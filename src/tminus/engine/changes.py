@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from tminus import events as ev
+from tminus.engine import checkgroup, preconditions
 from tminus.engine import lifecycle as lc
-from tminus.engine import preconditions
 from tminus.engine.lifecycle import Next, Section, SectionResult
 from tminus.engine.outcome import FAILED, SKIPPED, StepOutcome
 from tminus.engine.run_state import RunState
@@ -34,8 +34,6 @@ def gates(state: RunState, section: Section) -> SectionResult:
     if checked is not None:
         failures.extend(checked.failures)
     for gate in gates_to_run(state):
-        from tminus.engine import checkgroup  # asyncio with it: only a runbook with gates or verify
-
         outcomes = checkgroup.run_all(state, gate.checks, lc.section_id(lc.GATE, gate.name))
         failures.extend(f"gate '{gate.name}': {o.message}" for o in outcomes if not o.ok)
     data = checked.data if checked is not None else {}
@@ -152,8 +150,6 @@ def verify_within(state: RunState, *, section: str, after_rollback: bool = False
 
 def _verify_checks(state: RunState, checks: list[Step], section: str, *, after_rollback: bool = False) -> list[str]:
     """In order; consecutive checks that can go side by side do (engine/checkgroup.py)."""
-    from tminus.engine import checkgroup
-
     failures = []
     for batch in checkgroup.batches(state, checks):
         to_run = []

@@ -11,7 +11,6 @@ record. The group's events are durable before the section goes on (`bus.flush`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -20,7 +19,6 @@ from tminus.engine.outcome import StepOutcome
 from tminus.engine.run_state import RunState
 from tminus.engine.stop import Stopped
 from tminus.kinds import registry
-from tminus.kinds.aio import run_loop
 from tminus.kinds.base import Effect
 from tminus.runbook.models import Step
 from tminus.runbook.references import step_outputs_read
@@ -99,6 +97,11 @@ class _Group:
             self.state.before_step(step)  # in order; a stop asked for here raises before any runs
         self.state.steps.grouped.update(s.key for s in self.checks)
         self.state.steps.kinds_used.update(s.kind for s in self.checks)  # the loop is closed with the run
+        # asyncio and the loop here, not at import: a run whose checks all go to threads never loads them
+        import asyncio
+
+        from tminus.kinds.aio import run_loop
+
         self._future = asyncio.run_coroutine_threadsafe(self._run(), run_loop(self.state.steps.shared).loop)
 
     def wait(self) -> list[StepOutcome]:
@@ -122,6 +125,8 @@ class _Group:
         return outcomes
 
     async def _run(self) -> list[StepOutcome | BaseException | None]:
+        import asyncio
+
         limit = asyncio.Semaphore(MAX_CONCURRENT_CHECKS)
 
         async def one(step: Step) -> StepOutcome | None:
@@ -137,6 +142,8 @@ class _Group:
             flusher.cancel()
 
     async def _flush_while_running(self) -> None:
+        import asyncio
+
         with suppress(Stopped):  # the lease is gone: the checks see the stop, the caller raises it
             while True:
                 await asyncio.sleep(FLUSH_EVERY)
