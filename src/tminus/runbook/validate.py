@@ -6,7 +6,9 @@ Runs after the model validated, so every step has a kind; positions come from th
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -23,7 +25,13 @@ from tminus.runbook.validate_monitor import monitor_problems
 from tminus.runbook.validate_phases import phase_problems
 from tminus.templating import contexts
 from tminus.templating.checks import static_problems
-from tminus.templating.templater import has_template, new_environment, parse_expression, when_expression
+from tminus.templating.templater import (
+    GuardedEnvironment,
+    has_template,
+    new_environment,
+    parse_expression,
+    when_expression,
+)
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_KINDS = "file, tcp, env, wait, prometheus, redis, http with GET/HEAD/OPTIONS, or sql without write: true"
@@ -90,8 +98,7 @@ class _Validator:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.env = new_environment()
-        self.known_names = set(CONTEXT_NAMES) | set(self.env.globals)
+        self.known_names = set(CONTEXT_NAMES) | set(_environment().globals)
         self.all_vars = set(runbook.vars).union(*(e.vars for e in runbook.environments.values()))
         self.first_id: dict[str, Step] = {}
 
@@ -311,11 +318,11 @@ class _Validator:
             if marker is None or not isinstance(text, str) or not has_template(text):
                 continue
             path = self.yaml_path((*step.path, step.kind, info.alias or name))
-            try:
-                rewritten = contexts.rewrite(self.env, text, marker.language)
-            except jinja2.TemplateSyntaxError:
+            rewritten = _rewriting(text, marker.language)
+            if isinstance(rewritten, jinja2.TemplateSyntaxError):
                 continue  # reported with the template's other problems
-            except contexts.ContextRefused as exc:
+            if isinstance(rewritten, contexts.ContextRefused):
+                exc = rewritten
                 self.add(f"{exc}: {{{{ {exc.slot.expr} }}}} at line {exc.slot.line}, column {exc.slot.column} "
                          f"of the {name}", path, exc.hint)  # at the key: the text's own line and column say where
                 continue
@@ -327,40 +334,34 @@ class _Validator:
         """Check one template string; False when it cannot even be parsed."""
         if not has_template(text):
             return True
-        try:
-            ast = self.env.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
-            self.add(f"template syntax error: {exc.message} (line {exc.lineno} of the text)", path,
+        reading = _template_reading(text)
+        if isinstance(reading, jinja2.TemplateSyntaxError):
+            self.add(f"template syntax error: {reading.message} (line {reading.lineno} of the text)", path,
                      "templates look like {{ vars.name }}; check the braces and quotes")
             return False
-        self._names(ast, path, visible)
+        self._names(reading, path, visible)
         return True
 
     def _expression(self, text: str, path: PathKey, visible: frozenset[str]) -> None:
-        try:
-            expr = parse_expression(self.env, when_expression(text))
-        except jinja2.TemplateSyntaxError as exc:
+        reading = _expression_reading(text)
+        if isinstance(reading, jinja2.TemplateSyntaxError):
             hint = "'when' is a Jinja2 expression, e.g. vars.env == 'prod' or steps.check.exit_code == 0"
             if "{{" in when_expression(text):
                 hint += "; write names without {{ }} inside it"
-            self.add(f"expression syntax error in when: {exc.message}", path, hint)
+            self.add(f"expression syntax error in when: {reading.message}", path, hint)
             return
-        template = nodes.Template([nodes.Output([expr])])
-        template.set_environment(self.env)
-        self._names(template, path, visible)
+        self._names(reading, path, visible)
 
-    def _names(self, ast: nodes.Template, path: PathKey, visible: frozenset[str]) -> None:
-        for message, hint in static_problems(self.env, ast, CONTEXT_NAMES):
+    def _names(self, reading: _Reading, path: PathKey, visible: frozenset[str]) -> None:
+        for message, hint in reading.static:
             self.add(message, path, hint)
-        try:
-            undeclared = meta.find_undeclared_variables(ast)
-        except jinja2.TemplateAssertionError:  # an unknown filter or test, reported just above
+        if reading.undeclared is None:  # an unknown filter or test, reported just above
             return
-        for name in sorted(undeclared - self.known_names):
+        for name in sorted(reading.undeclared - self.known_names):
             self.add(f"undefined template name '{name}'", path,
                      closest(name, list(CONTEXT_NAMES)) or f"known names: {', '.join(CONTEXT_NAMES)}")
         seen: set[tuple[str, str]] = set()
-        for root, key in attributes(ast):
+        for root, key in reading.attributes:
             if (root, key) in seen:
                 continue
             seen.add((root, key))
@@ -392,16 +393,82 @@ class _Validator:
         self.add(f"steps.{key}: no step has the id '{key}'", path, hint)
 
     def _expectation(self, text: str, path: PathKey) -> None:
-        from tminus.expect import parse  # the spec package may use the grammar, not the engine
-
-        placeheld, origin = expect_placeholders(text)
-        try:
-            parse(placeheld)
-        except ExpectationSyntaxError as exc:
-            offset = origin[min(max(exc.column, 0), len(origin) - 1)]
-            message = str(exc).splitlines()[0]
+        refused = _expectation_refused(text)
+        if refused is not None:
+            message, offset = refused
             self.add(f"invalid expectation '{text}': {message}", path,
                      "expectations read like: status == 200, stdout contains \"done\", jsonpath \"$.ok\" == true",
                      column_offset=offset)
+
+
+# --- what a template's or an expectation's text alone says, read once per distinct text ----------
+# Runbooks repeat their templates (a URL with {{ vars.port }}), and `tminus validate` checks a runbook
+# twice (problems, then warnings): parsing and walking each text once halves the checks' cost. Each
+# result depends on the text alone (the environment is always new_environment()'s); bounded caches.
+
+
+@dataclass(frozen=True)
+class _Reading:
+    static: tuple[tuple[str, str], ...]  # (message, hint): unknown filters and tests, unsafe attributes
+    undeclared: frozenset[str] | None  # the names it reads; None: an unknown filter or test (in `static`)
+    attributes: tuple[tuple[str, str], ...]  # (root, key): vars.x, steps.id...
+
+
+@functools.cache
+def _environment() -> GuardedEnvironment:
+    return new_environment()
+
+
+def _reading(env: GuardedEnvironment, ast: nodes.Template) -> _Reading:
+    static = tuple(static_problems(env, ast, CONTEXT_NAMES))
+    try:
+        undeclared: frozenset[str] | None = frozenset(meta.find_undeclared_variables(ast))
+    except jinja2.TemplateAssertionError:
+        undeclared = None
+    return _Reading(static, undeclared, tuple(attributes(ast)) if undeclared is not None else ())
+
+
+@functools.lru_cache(maxsize=4096)
+def _template_reading(text: str) -> _Reading | jinja2.TemplateSyntaxError:
+    env = _environment()
+    try:
+        return _reading(env, env.parse(text))
+    except jinja2.TemplateSyntaxError as exc:
+        return exc.with_traceback(None)  # kept in a cache: no frames
+
+
+@functools.lru_cache(maxsize=1024)
+def _expression_reading(text: str) -> _Reading | jinja2.TemplateSyntaxError:
+    env = _environment()
+    try:
+        expr = parse_expression(env, when_expression(text))
+    except jinja2.TemplateSyntaxError as exc:
+        return exc.with_traceback(None)  # kept in a cache: no frames
+    template = nodes.Template([nodes.Output([expr])])
+    template.set_environment(env)
+    return _reading(env, template)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rewriting(
+    text: str, language: str
+) -> contexts.Rewritten | jinja2.TemplateSyntaxError | contexts.ContextRefused:
+    try:
+        return contexts.rewrite(_environment(), text, language)
+    except (jinja2.TemplateSyntaxError, contexts.ContextRefused) as exc:
+        return exc.with_traceback(None)  # kept in a cache: no frames
+
+
+@functools.lru_cache(maxsize=4096)
+def _expectation_refused(text: str) -> tuple[str, int] | None:
+    """(the first line of the message, the column offset in the text) when the grammar refuses it."""
+    from tminus.expect import parse  # the spec package may use the grammar, not the engine
+
+    placeheld, origin = expect_placeholders(text)
+    try:
+        parse(placeheld)
+    except ExpectationSyntaxError as exc:
+        return str(exc).splitlines()[0], origin[min(max(exc.column, 0), len(origin) - 1)]
+    return None
 
 
