@@ -71,7 +71,9 @@ def reference(text: str) -> tuple[str, Any]:
         data, problems = parse(text, source)
     except RunbookError as exc:
         return "refused", [p.render() for p in exc.problems]
-    except Exception as exc:  # ruamel fails on a few scalars (2026-02-30): the fast reader must decline them
+    except (NotImplementedError, AssertionError) as exc:  # ruamel's round-trip comment bookkeeping fails
+        return "ruamel bug", repr(exc)  # (`a:  #c%}\n  x\n  \n`): a traceback today; read by the fast reader
+    except Exception as exc:  # ruamel fails on a few scalars (2026-02-30): the fast reader declines them
         return "refused", repr(exc)
     if problems:
         return "refused", [p.render() for p in problems]
@@ -88,6 +90,8 @@ def agree(text: str) -> bool:
     if fast is None:
         return False
     outcome, expected = reference(text)
+    if outcome == "ruamel bug":
+        return True
     assert outcome == "ok", f"the fast reader read a text ruamel refuses: {text!r}: {expected}"
     got = (typed(fast.data), _positions(fast.positions), sorted(map(repr, fast.quoted)))
     assert got == expected, text
@@ -170,7 +174,7 @@ def test_yaml_1_2_values(written: str, value: Any) -> None:
     "a: <<\n", "a: =\n", "a: 2026-02-30\n", "a: 0b_\n", "a: !!str 1\n", "<<: {a: 1}\n", "a: 1\na: 2\n",
     "a: 1\n---\nb: 2\n", "%YAML 1.1\n---\na: yes\n", "a:\tb\n", "\ufeffa: 1\n", "a: b\x85c\n", "[a]: b\n",
     "*x : b\n", "a: *x\n", "a: &x [*x]\n", "- &x 1\n- &x 2\n", "&X: v\n", "a: |5\n     x\n", "a: |#c\n  x\n",
-    "a: |\n  \n   x\n", "a: [\n", "a: 1\n b: 2\n",
+    "a: |\n  \n   x\n", "a: [\n", "a: 1\n b: 2\n", "2026-12-05T22:00:00Z: a\n2026-12-05T23:00:00+01:00: b\n",
 ])
 def test_declined_what_ruamel_must_word(text: str) -> None:
     assert read(text) is None
@@ -194,6 +198,13 @@ DOCUMENTS = [
     "a: &x\nb: *x\n", "a: [&x 1, *x]\n", "a: \"\\e\\0\\a\\b\\v\\f\\r\\N\\_\\L\\P\"\n", "a: '#not a comment'\nb: x#y\n",
     "- ? a\n  : b\n", "a:\n  # comment\n  b: 1\n", "a: >\n\n  x\n", "a: |\n\n  x\n", "a: |\n  x\n \n  y\n",
 ]
+
+
+def test_what_ruamel_crashed_on_is_read() -> None:
+    text = "a:  #c%}*a\n  \\~\n  \nb: 1\n"
+    assert reference(text)[0] == "ruamel bug"
+    fast = read(text)
+    assert fast is not None and fast.data == {"a": "\\~", "b": 1}
 
 
 @pytest.mark.parametrize("text", DOCUMENTS)

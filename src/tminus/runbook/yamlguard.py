@@ -1,4 +1,7 @@
-"""The first look at a runbook's YAML, before anything is built from it: limits and refusals.
+"""ruamel's first look at a runbook's YAML, before anything is built from it: limits and refusals.
+
+The reference reader's guard (runbook/yamlruamel.py): it reads what the fast reader declines and vars
+files, so every refusal below is worded and positioned here.
 
 ruamel builds values recursively and expands every alias, so a hostile file can exhaust the stack
 (a 5,000-deep list), memory (the billion-laughs alias bomb) or time (a 20 MB file). This pass reads

@@ -90,6 +90,8 @@ def read(text: str) -> Read | None:
         return _Builder(text, parser.get_event).document()
     except (_Decline, Unusual, YAMLError):
         return None
+    except Exception:  # anything unforeseen: ruamel reads the text, as it did before this reader existed
+        return None
     finally:
         parser.dispose()
 
@@ -138,7 +140,7 @@ class _Builder:
         if anchor is not None:
             self.define(anchor, event)
             self.open.add(anchor)
-        if cls is MappingStartEvent and event.flow_style and self.text[self.content_at(event)] != "{":
+        if cls is MappingStartEvent and event.flow_style and not self.text.startswith("{", self.content_at(event)):
             raise _Decline  # a pair inside [ ] (`[a: b]`, `[? a]`): the readers differ on its odd forms
         start_values, start_positions, start_quoted = self.values, len(self.positions), len(self.quoted)
         value = self.mapping(path) if cls is MappingStartEvent else self.sequence(path)
@@ -161,6 +163,8 @@ class _Builder:
             key = self.scalar(event, path, False)  # a merge key (<<) raises Unusual: refused
             if key in out:
                 raise _Decline  # a duplicate key: ruamel names both positions
+            if key.__class__ is str and not event.style and key != event.value:
+                raise _Decline  # a timestamp as a key: ruamel compares instants (2026-12-05T22:00Z == ...23:00+01)
             at = (*path, key)
             mark = event.start_mark
             positions.append((at, (mark.line + 1, mark.column + 1)))
@@ -238,7 +242,7 @@ class _Builder:
         """Both readers read the same name: libyaml's ends where ruamel's does."""
         end = at + 1 + len(name)
         text = self.text
-        if text[at] != indicator or (end < len(text) and text[end] not in _NAME_ENDS):
+        if text[at:at + 1] != indicator or (end < len(text) and text[end] not in _NAME_ENDS):
             raise _Decline
 
     def content_at(self, event: Any) -> int:
@@ -246,7 +250,7 @@ class _Builder:
         text, at = self.text, event.start_mark.index
         if event.anchor is not None:
             at += 1 + len(event.anchor)
-            while text[at] == " ":
+            while text[at:at + 1] == " ":
                 at += 1
         return at
 
@@ -254,7 +258,7 @@ class _Builder:
         """A literal or folded scalar both readers read alike: a plain header, no indented blank first line
         (ruamel refuses a first blank line more indented than... see its scan_block_scalar_indentation)."""
         text, at = self.text, self.content_at(event)
-        if text[at] not in "|>" or not (header := _BLOCK_HEADER.match(text, at + 1)):
+        if text[at:at + 1] not in ("|", ">") or not (header := _BLOCK_HEADER.match(text, at + 1)):
             raise _Decline
         if _SPACES_LINE.match(text, header.end()):
             raise _Decline
