@@ -22,7 +22,7 @@ from tminus.errors import Problem, RunbookError
 from tminus.expect.regex import MAX_SUBJECT
 from tminus.expect.regex import search as regex_search
 from tminus.runbook.loader import load_runbook
-from tminus.runbook.yamlguard import MAX_BYTES, MAX_VALUES
+from tminus.runbook.yamltext import MAX_BYTES, MAX_VALUES
 
 HOSTILE = Path(__file__).parent.parent / "fixtures" / "hostile"
 STEPS = "phases:\n  - name: p\n    steps:\n      - run: echo hi\n"

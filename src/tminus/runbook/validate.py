@@ -5,6 +5,7 @@ Runs after the model validated, so every step has a kind; positions come from th
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from tminus.errors import ExpectationSyntaxError, Location, Problem
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook, Step, nested_checks
-from tminus.runbook.references import CONTEXT_NAMES, attributes, config_strings
+from tminus.runbook.references import CONTEXT_NAMES, config_strings
 from tminus.runbook.validate_cutover import kill_switch_problems
 from tminus.runbook.validate_deadlines import deadline_problems
 from tminus.runbook.validate_kinds import kind_problems
@@ -22,10 +23,8 @@ from tminus.runbook.validate_phases import phase_problems
 from tminus.templating import contexts
 from tminus.templating.templater import has_template, when_expression
 
-if TYPE_CHECKING:  # Jinja2 is imported at the first template to check: a runbook without one never loads it
-    from jinja2 import nodes
-
-    from tminus.templating.sandbox import GuardedEnvironment
+if TYPE_CHECKING:  # Jinja2 comes with it, at the first template to check: a runbook without one never loads it
+    from tminus.runbook.template_readings import Reading
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_KINDS = "file, tcp, env, wait, prometheus, redis, http with GET/HEAD/OPTIONS, or sql without write: true"
@@ -45,7 +44,7 @@ def semantic_warnings(runbook: Runbook, source: SourceMap) -> list[Problem]:
 
 def closest(word: str, choices: list[str]) -> str | None:
     """A hint naming the closest known word, if any is close."""
-    import difflib  # here: a runbook without problems never loads it
+    import difflib  # only when a hint is built
 
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
@@ -98,15 +97,10 @@ class _Validator:
         self.first_id: dict[str, Step] = {}
 
     @cached_property
-    def env(self) -> GuardedEnvironment:
-        """The environment templates are checked with, made at the first template (Jinja2 with it)."""
-        from tminus.templating.environment import new_environment
-
-        return new_environment()
-
-    @cached_property
     def known_names(self) -> set[str]:
-        return set(CONTEXT_NAMES) | set(self.env.globals)
+        from tminus.runbook.template_readings import environment
+
+        return set(CONTEXT_NAMES) | set(environment().globals)
 
     def run(self) -> list[Problem]:
         self._unique_names()
@@ -324,13 +318,13 @@ class _Validator:
             if marker is None or not isinstance(text, str) or not has_template(text):
                 continue
             path = self.yaml_path((*step.path, step.kind, info.alias or name))
-            import jinja2
+            from tminus.runbook.template_readings import SyntaxFault, rewriting
 
-            try:
-                rewritten = contexts.rewrite(self.env, text, marker.language)
-            except jinja2.TemplateSyntaxError:
+            rewritten = rewriting(text, marker.language)
+            if isinstance(rewritten, SyntaxFault):
                 continue  # reported with the template's other problems
-            except contexts.ContextRefused as exc:
+            if isinstance(rewritten, contexts.ContextRefused):
+                exc = rewritten
                 self.add(f"{exc}: {{{{ {exc.slot.expr} }}}} at line {exc.slot.line}, column {exc.slot.column} "
                          f"of the {name}", path, exc.hint)  # at the key: the text's own line and column say where
                 continue
@@ -342,52 +336,38 @@ class _Validator:
         """Check one template string; False when it cannot even be parsed."""
         if not has_template(text):
             return True
-        import jinja2
+        from tminus.runbook.template_readings import SyntaxFault, template_reading
 
-        try:
-            ast = self.env.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
-            self.add(f"template syntax error: {exc.message} (line {exc.lineno} of the text)", path,
+        reading = template_reading(text)
+        if isinstance(reading, SyntaxFault):
+            self.add(f"template syntax error: {reading.message} (line {reading.lineno} of the text)", path,
                      "templates look like {{ vars.name }}; check the braces and quotes")
             return False
-        self._names(ast, path, visible)
+        self._names(reading, path, visible)
         return True
 
     def _expression(self, text: str, path: PathKey, visible: frozenset[str]) -> None:
-        import jinja2
-        from jinja2 import nodes
+        from tminus.runbook.template_readings import SyntaxFault, expression_reading
 
-        from tminus.templating.environment import parse_expression
-
-        try:
-            expr = parse_expression(self.env, when_expression(text))
-        except jinja2.TemplateSyntaxError as exc:
+        reading = expression_reading(text)
+        if isinstance(reading, SyntaxFault):
             hint = "'when' is a Jinja2 expression, e.g. vars.env == 'prod' or steps.check.exit_code == 0"
             if "{{" in when_expression(text):
                 hint += "; write names without {{ }} inside it"
-            self.add(f"expression syntax error in when: {exc.message}", path, hint)
+            self.add(f"expression syntax error in when: {reading.message}", path, hint)
             return
-        template = nodes.Template([nodes.Output([expr])])
-        template.set_environment(self.env)
-        self._names(template, path, visible)
+        self._names(reading, path, visible)
 
-    def _names(self, ast: nodes.Template, path: PathKey, visible: frozenset[str]) -> None:
-        import jinja2
-        from jinja2 import meta
-
-        from tminus.templating.checks import static_problems
-
-        for message, hint in static_problems(self.env, ast, CONTEXT_NAMES):
+    def _names(self, reading: Reading, path: PathKey, visible: frozenset[str]) -> None:
+        for message, hint in reading.static:
             self.add(message, path, hint)
-        try:
-            undeclared = meta.find_undeclared_variables(ast)
-        except jinja2.TemplateAssertionError:  # an unknown filter or test, reported just above
+        if reading.undeclared is None:  # an unknown filter or test, reported just above
             return
-        for name in sorted(undeclared - self.known_names):
+        for name in sorted(reading.undeclared - self.known_names):
             self.add(f"undefined template name '{name}'", path,
                      closest(name, list(CONTEXT_NAMES)) or f"known names: {', '.join(CONTEXT_NAMES)}")
         seen: set[tuple[str, str]] = set()
-        for root, key in attributes(ast):
+        for root, key in reading.attributes:
             if (root, key) in seen:
                 continue
             seen.add((root, key))
@@ -419,16 +399,24 @@ class _Validator:
         self.add(f"steps.{key}: no step has the id '{key}'", path, hint)
 
     def _expectation(self, text: str, path: PathKey) -> None:
-        from tminus.expect import parse  # the spec package may use the grammar, not the engine
-
-        placeheld, origin = expect_placeholders(text)
-        try:
-            parse(placeheld)
-        except ExpectationSyntaxError as exc:
-            offset = origin[min(max(exc.column, 0), len(origin) - 1)]
-            message = str(exc).splitlines()[0]
+        refused = _expectation_refused(text)
+        if refused is not None:
+            message, offset = refused
             self.add(f"invalid expectation '{text}': {message}", path,
                      "expectations read like: status == 200, stdout contains \"done\", jsonpath \"$.ok\" == true",
                      column_offset=offset)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expectation_refused(text: str) -> tuple[str, int] | None:
+    """(the first line of the message, the column offset in the text) when the grammar refuses it."""
+    from tminus.expect import parse  # the spec package may use the grammar, not the engine
+
+    placeheld, origin = expect_placeholders(text)
+    try:
+        parse(placeheld)
+    except ExpectationSyntaxError as exc:
+        return str(exc).splitlines()[0], origin[min(max(exc.column, 0), len(origin) - 1)]
+    return None
 
 

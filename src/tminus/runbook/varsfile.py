@@ -18,16 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from tminus.errors import Location, Problem, RunbookError
 from tminus.runbook.document import PathKey, SourceMap, path_to_str
 from tminus.runbook.models import Runbook
 from tminus.runbook.roots import HINT, OutsideRoots, confine
-from tminus.runbook.yamlguard import MAX_BYTES, yaml_problem
-from tminus.runbook.yamlguard import load as guarded_load
+from tminus.runbook.yamltext import MAX_BYTES
 from tminus.templating.templater import has_template
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -101,6 +96,15 @@ def _entries(path: str, at: PathKey, runbook: Runbook, source: SourceMap, base: 
     except UnicodeDecodeError as exc:
         return refuse(f"the vars file {shown} is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
     texts.append((path, text))
+    # ruamel (runbook/yamlguard.py) reads vars files: few runbooks have one, and the values as written
+    # need its base loader; imported here so a runbook without one never pays for it.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    from tminus.runbook.yamlguard import load as guarded_load
+    from tminus.runbook.yamlguard import yaml_problem
+
     try:
         tree = guarded_load(YAML(typ="rt"), text, shown)  # limits, tags, aliases: refused with positions
         written = YAML(typ="base", pure=True).load(text)  # the scalars as written (`1.10` stays "1.10")
@@ -194,6 +198,9 @@ def type_name(default: Any) -> str:
 
 
 def parse_structure(text: str) -> Any:
+    from ruamel.yaml import YAML  # lazily: only `--var` of a list or mapping reads it
+    from ruamel.yaml.error import YAMLError
+
     try:
         return plain(YAML(typ="safe", pure=True).load(text))
     except YAMLError:

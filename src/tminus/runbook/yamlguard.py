@@ -1,4 +1,7 @@
-"""The first look at a runbook's YAML, before anything is built from it: limits and refusals.
+"""ruamel's first look at a runbook's YAML, before anything is built from it: limits and refusals.
+
+The reference reader's guard (runbook/yamlruamel.py): it reads what the fast reader declines and vars
+files, so every refusal below is worded and positioned here.
 
 ruamel builds values recursively and expands every alias, so a hostile file can exhaust the stack
 (a 5,000-deep list), memory (the billion-laughs alias bomb) or time (a 20 MB file). This pass reads
@@ -14,7 +17,6 @@ Only when nothing was found does ruamel construct values from what it composed.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -32,15 +34,15 @@ from ruamel.yaml.events import (
 )
 
 from tminus.errors import Location, Problem, RunbookError
-
-# A long real runbook is ~100 KB and 5,000 values. ruamel (pure Python) reads ~100,000 values a
-# second at best, and this pass ~300,000: these bounds keep a refusal well under a second.
-MAX_BYTES = 512 * 1024
-MAX_VALUES = 20_000  # scalars, lists and mappings, aliases expanded
-MAX_DEPTH = 64  # nested lists and mappings; a runbook's own structure is under 12 deep
-MAX_ALIAS_VALUES = 10_000  # values all aliases together may expand to
-MAX_BRACKETS = 256  # [ and { open at once anywhere in the text, strings included (see _brackets)
-MAX_NUMBER_DIGITS = 1000  # Python refuses to read integers of more than 4,300 digits
+from tminus.runbook.yamltext import (
+    INTEGER,
+    MAX_ALIAS_VALUES,
+    MAX_DEPTH,
+    MAX_NUMBER_DIGITS,
+    MAX_VALUES,
+    location_at,
+    refuse_text,
+)
 
 _YAML_HINTS = {
     "mapping values are not allowed": "quote the value: a plain value cannot contain ': '",
@@ -48,10 +50,6 @@ _YAML_HINTS = {
     "could not find expected ':'": "check the indentation and that every key ends with ':'",
     "found another document": "a runbook is one YAML document: remove the '---' line or split the file",
 }
-# What YAML allows in a stream (YAML 1.2, 5.1); ruamel raises an unpositioned error on the rest.
-_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_INTEGER = re.compile(r"[-+]?[0-9][0-9_]*")
-_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class _Stop(Exception):
@@ -71,13 +69,6 @@ def yaml_problem(exc: MarkedYAMLError, file: str) -> Problem:
     return Problem(message, location, hint)
 
 
-def too_large(size: int, file: str) -> Problem:
-    return Problem(
-        f"the runbook is {size:,} bytes; at most {MAX_BYTES:,} are read", Location(file, 1, 1),
-        "split it into smaller runbooks, or keep large data in files the steps read",
-    )
-
-
 def load(yaml: YAML, text: str, file: str) -> Any:
     """`yaml.load(text)` with every event checked on its way from the parser to the composer.
 
@@ -85,7 +76,7 @@ def load(yaml: YAML, text: str, file: str) -> Any:
     or further is read), else at the document's end, before ruamel constructs anything from what
     it composed. Other ruamel errors (syntax, duplicate keys) pass through to the caller.
     """
-    if refused := _refuse_text(text, file):
+    if refused := refuse_text(text, file):
         raise RunbookError(refused)
     guard = _Guard(file)
 
@@ -109,52 +100,8 @@ def load(yaml: YAML, text: str, file: str) -> Any:
             raise RunbookError([*guard.problems, yaml_problem(exc, file)]) from None
         raise
     except YAMLError as exc:  # a reader error, which _refuse_text should have caught: a position still
-        at = _at(text, getattr(exc, "position", 0), file)
+        at = location_at(text, getattr(exc, "position", 0), file)
         raise RunbookError([*guard.problems, Problem(f"YAML error: {exc}", at)]) from None
-
-
-def _refuse_text(text: str, file: str) -> list[Problem]:
-    """What is refused before parsing: the size, characters YAML refuses, bracket bombs."""
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_BYTES:
-        return [too_large(size, file)]
-    if bad := _NOT_PRINTABLE.search(text):
-        return [_control_character(text, bad.start(), file)]
-    if (index := _brackets(text)) is not None:
-        return [Problem(f"more than {MAX_BRACKETS} '[' and '{{' open at once", _at(text, index, file),
-                        "flatten the structure: a runbook never needs this depth")]
-    return []
-
-
-def _brackets(text: str) -> int | None:
-    """Where more than MAX_BRACKETS brackets are open, counted in the raw text.
-
-    ruamel's scanner keeps a possible key per open flow collection and re-checks them all at
-    every token, before the parser says anything: 5,000 '[' take seconds, a megabyte of them
-    hours. Counting without reading quotes errs only on text with hundreds of unclosed brackets.
-    """
-    if text.count("[") + text.count("{") <= MAX_BRACKETS:
-        return None
-    depth = 0
-    for m in _BRACKET.finditer(text):
-        depth = depth + 1 if m.group() in "[{" else max(depth - 1, 0)
-        if depth > MAX_BRACKETS:
-            return m.start()
-    return None
-
-
-def _at(text: str, index: int, file: str) -> Location:
-    line = text.count("\n", 0, index) + 1
-    return Location(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
-
-
-def _control_character(text: str, index: int, file: str) -> Problem:
-    char = text[index]
-    name = "a NUL byte" if char == "\0" else f"the character U+{ord(char):04X}, which YAML does not allow"
-    count = len(_NOT_PRINTABLE.findall(text))
-    more = f" ({count} such characters in the file)" if count > 1 else ""
-    return Problem(f"the runbook contains {name}{more}", _at(text, index, file),
-                   "remove it: a runbook is plain text (write \\0 or \\x07 inside double quotes if a value needs it)")
 
 
 @dataclass
@@ -256,7 +203,7 @@ class _Guard:
 
     def _check_number(self, event: ScalarEvent) -> None:
         value = event.value
-        if event.style is None and len(value) > MAX_NUMBER_DIGITS and _INTEGER.fullmatch(value):
+        if event.style is None and len(value) > MAX_NUMBER_DIGITS and INTEGER.fullmatch(value):
             self._add_problem(event, f"a number of {len(value):,} digits is too long to read",
                               "quote it if it is text")
 
