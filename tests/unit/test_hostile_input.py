@@ -224,3 +224,17 @@ def test_matches_refuses_catastrophic_patterns_at_validation(pattern: str) -> No
     assert info.value.column == len("stdout matches ")
     assert "possessive" in str(info.value)
     assert time.process_time() - started < CPU_SECONDS
+
+
+@pytest.mark.parametrize(("value", "column"), [("2026-02-30", 6), ("0b_", 6), ("[1, 2099-13-01]", 10)])
+def test_a_value_ruamel_cannot_build_is_a_positioned_problem_not_a_traceback(
+        tmp_path: Path, value: str, column: int) -> None:
+    path = tmp_path / "runbook.yaml"
+    path.write_text(f"name: x\nvars:\n  d: {value}\nphases: []\n", encoding="utf-8")
+    with pytest.raises(RunbookError) as caught:
+        load_runbook(path)
+    (problem,) = caught.value.problems
+    assert (problem.location.line, problem.location.column) == (3, column), problem
+    assert "cannot read the value" in problem.message and "quote it" in (problem.hint or "")
+    path.write_text('name: x\nvars:\n  d: "2026-02-30"\nphases: []\n', encoding="utf-8")
+    assert load_runbook(path).runbook.vars["d"] == "2026-02-30"  # quoted, it is text

@@ -89,6 +89,16 @@ def load(yaml: YAML, text: str, file: str) -> Any:
             return event
 
     yaml.Parser = Parser
+    constructing: list[Any] = []  # the nodes being built, innermost last: where a value failed
+
+    class Constructor(yaml.Constructor):  # type: ignore[name-defined]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            constructing.append(node)
+            value = super().construct_object(node, deep=deep)
+            constructing.pop()  # not on an error: the innermost node stays to say where
+            return value
+
+    yaml.Constructor = Constructor
     try:
         with warnings.catch_warnings():  # ruamel warns of a reused anchor as it peeks: the guard refuses it
             warnings.simplefilter("ignore", ReusedAnchorWarning)
@@ -99,6 +109,14 @@ def load(yaml: YAML, text: str, file: str) -> Any:
         if guard.problems:  # the syntax error is one more problem
             raise RunbookError([*guard.problems, yaml_problem(exc, file)]) from None
         raise
+    except (ValueError, IndexError, OverflowError) as exc:  # ruamel failing on a scalar it resolved: 2026-02-30, 0b_
+        node = constructing[-1] if constructing else None
+        mark = getattr(node, "start_mark", None)
+        at = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+        shown = f" {node.value!r}" if node is not None else ""
+        raise RunbookError([*guard.problems, Problem(
+            f"cannot read the value{shown}: {exc}", at,
+            "quote it to keep it as text (e.g. \"2026-02-30\"), or write a valid date or number")]) from None
     except YAMLError as exc:  # a reader error, which _refuse_text should have caught: a position still
         at = location_at(text, getattr(exc, "position", 0), file)
         raise RunbookError([*guard.problems, Problem(f"YAML error: {exc}", at)]) from None
