@@ -40,6 +40,7 @@ from tminus.engine.survivors import (
 )
 from tminus.errors import LeaseLost, ResumeRefused
 from tminus.events import EventBus, Subscriber
+from tminus.kinds import registry
 from tminus.kinds.base import Survivor
 from tminus.kinds.registry import close_resources
 from tminus.kinds.transport import LocalTransport
@@ -301,6 +302,7 @@ class Session:
     ) -> RunResult:
         """Run `body` with the run's writer on the bus: fenced by the lease (`fence`), or unfenced
         for a gate-only run, which holds no lease and changes nothing."""
+        registry.preload(step.kind for step in self.doc.runbook.all_steps())
         writer = self.ledger.open_writer(self.run_id, fence=fence)
         bus = EventBus()
         bus.subscribe(LedgerRecorder(writer, self._lost))

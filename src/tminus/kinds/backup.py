@@ -18,7 +18,7 @@ def describe(c: BackupSpec, step: object, nested: object) -> str:
 
 
 @register("backup", config=BackupSpec, effect=Effect.ADDITIVE, describe=describe,
-          queries=("path", "sha256", "bytes", "verified", "drill_seconds"))
+          queries=("path", "sha256", "bytes", "verified", "drill_seconds"), imports=("tminus.db.backup",))
 def execute(config: BackupSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.backup import backup

@@ -30,6 +30,11 @@ def tail(text: str, limit: int = OUTPUT_TAIL, masker: Masker | None = None) -> s
 _NO_SECRETS = Masker()
 
 
+# What a kind on SQLAlchemy imports as it runs (`Kind.imports`): the package, the SQLite and PostgreSQL
+# dialects and psycopg (its driver); another database's dialect loads when first used.
+SQLALCHEMY_IMPORTS = ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.exc", "sqlalchemy.dialects.sqlite.pysqlite",
+                      "sqlalchemy.dialects.postgresql.psycopg", "psycopg")
+
 @dataclass
 class Observation:
     """What a kind saw.
@@ -239,6 +244,10 @@ class Kind:
     survivor: FindSurvivor | None = None  # what an interrupted execution left running (resume)
     adopt: Adopt | None = None  # judge that execution once its survivor ended (resume --wait)
     execute_async: AsyncExecutor | None = None  # the executor on the run's loop, when the kind has one
+    # Libraries its executor imports lazily (sqlalchemy, httpx, ...): imported by `registry.preload` in
+    # one thread as a run starts, since two threads importing one package at once may each see it half
+    # initialised ("cannot import name ... partially initialized module").
+    imports: tuple[str, ...] = ()
 
     def effect_of(self, config: Any) -> Effect:
         return self.effect if isinstance(self.effect, Effect) else self.effect(config)

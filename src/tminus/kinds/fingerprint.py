@@ -7,7 +7,7 @@ import ast
 import json
 from typing import Any
 
-from tminus.kinds.base import Effect, Observation, StepContext
+from tminus.kinds.base import SQLALCHEMY_IMPORTS, Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import FingerprintSpec
 
@@ -21,7 +21,8 @@ def describe(c: FingerprintSpec, step: object, nested: object) -> str:
 
 
 @register("fingerprint", config=FingerprintSpec, effect=Effect.NONE, describe=describe,
-          queries=("fingerprint", "tables", "rows", "digests", "diff"))
+          queries=("fingerprint", "tables", "rows", "digests", "diff"),
+          imports=(*SQLALCHEMY_IMPORTS, "tminus.db.fingerprint"))
 def execute(config: FingerprintSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.fingerprint import differences, digests, fingerprint, tables_of

@@ -71,6 +71,7 @@ HTTP_CLIENTS = Resource("http.clients", close_shared)  # notify and prometheus s
     resources=(HTTP_CLIENTS, RUN_LOOP),  # the clients first: the async ones close on the loop
     default_expect=("status < 400",),
     queries=("status", "headers", "body", "json", "duration"),
+    imports=("httpx",),
 )
 def execute(config: HttpSpec, ctx: StepContext) -> Observation:
     import httpx

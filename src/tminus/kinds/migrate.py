@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tminus.kinds import migrate_django
-from tminus.kinds.base import AUTO_UNDO, Effect, Execution, Observation, StepContext
+from tminus.kinds.base import AUTO_UNDO, SQLALCHEMY_IMPORTS, Effect, Execution, Observation, StepContext
 from tminus.kinds.migrate_process import run_group, text
 from tminus.kinds.registry import register
 from tminus.kinds.run import recover as end_process_group  # an Alembic driver left by a killed run
@@ -66,7 +66,9 @@ def derive_undo(step: Step, execution: Execution) -> list[Step] | None:
 
 
 @register("migrate", config=MigrateSpec, effect=Effect.REVERSIBLE, describe=describe, derive_undo=derive_undo,
-          recover=end_process_group, queries=("before", "after", "applied", "reverted", "count", "duration"))
+          recover=end_process_group, queries=("before", "after", "applied", "reverted", "count", "duration"),
+          imports=(*SQLALCHEMY_IMPORTS, "tminus.db.migrations", "tminus.db.migrations.proof",
+                   "tminus.db.alembic_driver"))
 def execute(config: MigrateSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 

@@ -17,7 +17,7 @@ def describe(c: MigrationLintSpec, step: object, nested: object) -> str:
 
 
 @register("migration_lint", config=MigrationLintSpec, effect=Effect.NONE, describe=describe,
-          queries=("count", "findings"))
+          queries=("count", "findings"), imports=("tminus.db.lint",))
 def execute(config: MigrationLintSpec, ctx: StepContext) -> Observation:
     from tminus.db.lint import lint_directory, migration_files
 

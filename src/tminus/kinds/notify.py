@@ -18,7 +18,7 @@ def describe(c: NotifySpec, step: object, nested: object) -> str:
 
 
 @register("notify", config=NotifySpec, effect=Effect.ADDITIVE, describe=describe, resources=(HTTP_CLIENTS,),
-          on_failure="continue", queries=("status", "attempts", "delivered"))
+          on_failure="continue", queries=("status", "attempts", "delivered"), imports=("httpx", "tminus.notify"))
 def execute(config: NotifySpec, ctx: StepContext) -> Observation:
     from tminus import notify
     from tminus.kinds.http import client_for

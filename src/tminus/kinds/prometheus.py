@@ -24,7 +24,7 @@ def describe(c: PrometheusSpec, step: object, nested: object) -> str:
 
 
 @register("prometheus", config=PrometheusSpec, effect=Effect.NONE, describe=describe, resources=(HTTP_CLIENTS,),
-          queries=("value", "series", "result_type", "json", "status"))
+          queries=("value", "series", "result_type", "json", "status"), imports=("httpx",))
 def execute(config: PrometheusSpec, ctx: StepContext) -> Observation:
     import httpx
 

@@ -172,7 +172,8 @@ def target_of(c: ProxySpec, before: RoutingState) -> RoutingState:
 
 
 @register("proxy", config=ProxySpec, effect=effect, describe=describe, derive_undo=derive_undo,
-          validate=validate, queries=("before", "after", "count", "failed", "duration"))
+          validate=validate, queries=("before", "after", "count", "failed", "duration"),
+          imports=("httpx", "tminus.kinds.proxy_proof"))
 def execute(config: ProxySpec, ctx: StepContext) -> Observation:
     from tminus.kinds.proxy_proof import prove
 

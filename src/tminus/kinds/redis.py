@@ -89,7 +89,7 @@ def describe(c: RedisSpec, step: object, nested: object) -> str:
 
 
 @register("redis", config=RedisSpec, effect=Effect.NONE, describe=describe, validate=validate,
-          queries=("value", "json", "duration"))
+          queries=("value", "json", "duration"), imports=("redis",))
 def execute(config: RedisSpec, ctx: StepContext) -> Observation:
     shown = shown_url(config.url)
     evidence: dict[str, Any] = {"url": shown, "command": config.command}

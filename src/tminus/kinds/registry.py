@@ -71,12 +71,13 @@ def register(
     validate: Validate | None = None,
     survivor: FindSurvivor | None = None,
     adopt: Adopt | None = None,
+    imports: tuple[str, ...] = (),
 ) -> Callable[[Executor], Executor]:
     """Decorator on the kind's executor: `@register("tcp", config=TcpSpec, effect=Effect.NONE, ...)`."""
 
     def deco(fn: Executor) -> Executor:
         _KINDS[name] = Kind(name, fn, default_expect, queries, config, effect, describe, derive_undo,
-                            resources, on_failure, recover, validate, survivor, adopt)
+                            resources, on_failure, recover, validate, survivor, adopt, imports=imports)
         return fn
 
     return deco
@@ -100,6 +101,14 @@ def get(name: str) -> Kind:
             raise KeyError(f"unknown step kind '{name}'")
         importlib.import_module(module)
     return _KINDS[name]
+
+
+def preload(names: Iterable[str]) -> None:
+    """Import these kinds and the libraries they import lazily, here, before any of their steps run
+    side by side in threads (gates, verify, a guard's probes beside a phase's steps)."""
+    for name in sorted(set(names)):
+        for module in get(name).imports:
+            importlib.import_module(module)
 
 
 def all_kinds() -> list[Kind]:

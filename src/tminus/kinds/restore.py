@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tminus.kinds.base import Effect, Observation, StepContext
+from tminus.kinds.base import SQLALCHEMY_IMPORTS, Effect, Observation, StepContext
 from tminus.kinds.registry import register
 from tminus.kinds.sql import SQL_ENGINES
 from tminus.runbook.models import RestoreSpec
@@ -37,7 +37,8 @@ def describe(c: RestoreSpec, step: object, nested: object) -> str:
 
 
 @register("restore", config=RestoreSpec, effect=Effect.IRREVERSIBLE, describe=describe, resources=(SQL_ENGINES,),
-          queries=("restored", "seconds", "discarded_rows"))
+          queries=("restored", "seconds", "discarded_rows"),
+          imports=(*SQLALCHEMY_IMPORTS, "tminus.db.restore"))
 def execute(config: RestoreSpec, ctx: StepContext) -> Observation:
     from tminus.db import pgtools
     from tminus.db.restore import LossRefused, restore

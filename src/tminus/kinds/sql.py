@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tminus.db.sqltext import escape_literal_colons, split_statements
-from tminus.kinds.base import Effect, Observation, Refusal, Resource, StepContext
+from tminus.kinds.base import SQLALCHEMY_IMPORTS, Effect, Observation, Refusal, Resource, StepContext
 from tminus.kinds.registry import register
 from tminus.runbook.models import SqlSpec
 from tminus.runbook.roots import OutsideRoots, confine
@@ -55,7 +55,8 @@ def validate(c: SqlSpec) -> list[Refusal]:
 
 @register("sql", config=SqlSpec, effect=lambda c: Effect.IRREVERSIBLE if c.write else Effect.NONE,
           describe=describe, resources=(SQL_ENGINES,), validate=validate,
-          queries=("rows", "count", "scalar", "rowcount"))
+          queries=("rows", "count", "scalar", "rowcount"),
+          imports=SQLALCHEMY_IMPORTS)
 def execute(config: SqlSpec, ctx: StepContext) -> Observation:
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
